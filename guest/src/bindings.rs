@@ -1,0 +1,177 @@
+//! Exports the detector as the `newterms:rule/detector` interface. Generated types stop here: the
+//! conversions below are the only place that knows both sides.
+
+use std::cell::RefCell;
+
+use crate::definition::{AttackReference as DomainAttackReference, Profile as DomainProfile};
+use crate::detector::{
+    Config as DomainConfig, ConfigError as DomainConfigError, Detector,
+    EventError as DomainEventError, Exception as DomainException,
+};
+use crate::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
+
+wit_bindgen::generate!({
+    world: "rule",
+    path: "../wit",
+});
+
+use exports::newterms::rule::detector::{
+    AttackReference, Config, ConfigError, EventError, EventOutcome, Guest, Profile, RestoreError,
+    RuleMetadata, RuleStats,
+};
+
+thread_local! {
+    // The component is single-threaded and never re-entered: one detector per instance.
+    static DETECTOR: RefCell<Detector> = RefCell::new(Detector::default());
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn configure(config: Config) -> Result<(), ConfigError> {
+        let detector = Detector::new(config.into()).map_err(ConfigError::from)?;
+        DETECTOR.with_borrow_mut(|current| *current = detector);
+        Ok(())
+    }
+
+    fn process_event(event: String) -> EventOutcome {
+        DETECTOR.with_borrow_mut(|detector| detector.process(&event).map_err(EventError::from))
+    }
+
+    fn process_batch(events: Vec<String>) -> Vec<EventOutcome> {
+        DETECTOR.with_borrow_mut(|detector| {
+            events
+                .iter()
+                .map(|event| detector.process(event).map_err(EventError::from))
+                .collect()
+        })
+    }
+
+    fn snapshot() -> Vec<u8> {
+        DETECTOR.with_borrow(Detector::snapshot)
+    }
+
+    fn restore(snapshot: Vec<u8>) -> Result<(), RestoreError> {
+        DETECTOR.with_borrow_mut(|detector| detector.restore(&snapshot).map_err(RestoreError::from))
+    }
+
+    fn metadata() -> RuleMetadata {
+        DETECTOR.with_borrow(|detector| {
+            let rule = detector.rule();
+            RuleMetadata {
+                name: rule.name.into(),
+                rule_id: rule.rule_id.into(),
+                rule_version: rule.version,
+                severity: rule.severity.into(),
+                risk_score: rule.risk_score,
+                tactic: rule.tactic.into(),
+                techniques: rule.techniques.iter().copied().map(Into::into).collect(),
+                tags: rule.tags.iter().map(|tag| (*tag).into()).collect(),
+                query: rule.kql.into(),
+                profile: detector.config().profile.into(),
+                window_ms: detector.window_ms(),
+                term_fields: detector
+                    .profile()
+                    .terms
+                    .iter()
+                    .map(|term| term.name.into())
+                    .collect(),
+                capacity: detector.capacity(),
+                learn: detector.config().learn,
+                snapshot_format: FORMAT_VERSION,
+            }
+        })
+    }
+
+    fn stats() -> RuleStats {
+        let stats = DETECTOR.with_borrow(Detector::stats);
+        RuleStats {
+            events: stats.events,
+            matched: stats.matched,
+            excepted: stats.excepted,
+            alerts: stats.alerts,
+            errors: stats.errors,
+            terms: stats.terms,
+            evictions: stats.evictions,
+        }
+    }
+}
+
+impl From<Config> for DomainConfig {
+    fn from(config: Config) -> Self {
+        Self {
+            profile: match config.profile {
+                Profile::Default => DomainProfile::Default,
+                Profile::Elastic => DomainProfile::Elastic,
+            },
+            window_ms: config.window_ms,
+            exceptions: config
+                .exceptions
+                .into_iter()
+                .map(|exception| DomainException {
+                    field: exception.field,
+                    patterns: exception.patterns,
+                })
+                .collect(),
+            capacity: config.capacity,
+            learn: config.learn,
+            hash_key: config.hash_key,
+        }
+    }
+}
+
+impl From<DomainProfile> for Profile {
+    fn from(profile: DomainProfile) -> Self {
+        match profile {
+            DomainProfile::Default => Profile::Default,
+            DomainProfile::Elastic => Profile::Elastic,
+        }
+    }
+}
+
+impl From<DomainAttackReference> for AttackReference {
+    fn from(reference: DomainAttackReference) -> Self {
+        Self {
+            id: reference.id.into(),
+            name: reference.name.into(),
+            reference: reference.reference.into(),
+        }
+    }
+}
+
+impl From<DomainConfigError> for ConfigError {
+    fn from(error: DomainConfigError) -> Self {
+        match error {
+            DomainConfigError::ZeroCapacity => ConfigError::ZeroCapacity,
+            DomainConfigError::InvalidWindow(window) => ConfigError::InvalidWindow(window),
+            DomainConfigError::InvalidException(why) => ConfigError::InvalidException(why),
+        }
+    }
+}
+
+impl From<DomainEventError> for EventError {
+    fn from(error: DomainEventError) -> Self {
+        match error {
+            DomainEventError::MalformedJson(why) => EventError::MalformedJson(why),
+            DomainEventError::NotAnObject => EventError::NotAnObject,
+            DomainEventError::MissingTime => EventError::MissingTime,
+            DomainEventError::InvalidTime(value) => EventError::InvalidTime(value),
+            DomainEventError::TooManyTerms(count) => EventError::TooManyTerms(count),
+        }
+    }
+}
+
+impl From<DomainRestoreError> for RestoreError {
+    fn from(error: DomainRestoreError) -> Self {
+        match error {
+            DomainRestoreError::BadMagic => RestoreError::BadMagic,
+            DomainRestoreError::UnsupportedVersion(version) => RestoreError::UnsupportedVersion(version),
+            DomainRestoreError::Truncated => RestoreError::Truncated,
+            DomainRestoreError::ChecksumMismatch => RestoreError::ChecksumMismatch,
+            DomainRestoreError::Corrupt(why) => RestoreError::Corrupt(why),
+            DomainRestoreError::Incompatible(why) => RestoreError::Incompatible(why),
+        }
+    }
+}
+
+export!(Component);

@@ -1,0 +1,401 @@
+//! The streaming new-terms engine: query, exceptions, terms, first-seen history, alerts.
+
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+
+use serde_json::Value;
+
+use crate::alert::{AlertRule, AlertSource};
+use crate::cloudtrail;
+use crate::definition::{
+    Clause, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
+};
+use crate::fields;
+use crate::history::{History, TermKey};
+use crate::snapshot::{self, Identity, RestoreError};
+use crate::time::{self, EpochMillis};
+use crate::wildcard;
+
+/// History capacity when the configuration names none.
+pub const DEFAULT_CAPACITY: u32 = 1_000_000;
+/// Most term combinations one event may carry (array-valued term fields multiply).
+pub const MAX_TERMS_PER_EVENT: usize = 1_024;
+/// Event times outside years 0001 to 9999 are refused, as Elasticsearch's `date` type refuses them.
+const TIME_RANGE: std::ops::RangeInclusive<EpochMillis> = -62_135_596_800_000..=253_402_300_799_999;
+
+/// How the rule runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Which reading of the rule.
+    pub profile: Profile,
+    /// Window override in milliseconds.
+    pub window_ms: Option<u64>,
+    /// Exceptions: matching events neither alert nor count.
+    pub exceptions: Vec<Exception>,
+    /// History capacity; `None` for [`DEFAULT_CAPACITY`].
+    pub capacity: Option<u32>,
+    /// Build history without raising alerts.
+    pub learn: bool,
+    /// Key for hashing term values.
+    pub hash_key: (u64, u64),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Default,
+            window_ms: None,
+            exceptions: Vec::new(),
+            capacity: None,
+            learn: false,
+            hash_key: (0, 0),
+        }
+    }
+}
+
+/// Events with a value of `field` matching one of `patterns` are dropped after the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// ECS field name.
+    pub field: String,
+    /// KQL wildcard patterns.
+    pub patterns: Vec<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A capacity of zero.
+    ZeroCapacity,
+    /// A window of zero.
+    InvalidWindow(u64),
+    /// An exception without field or patterns.
+    InvalidException(String),
+}
+
+/// Why an event was refused; it changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// Not JSON, or nested too deep.
+    MalformedJson(String),
+    /// JSON, but not an object.
+    NotAnObject,
+    /// Matches the query but has no time.
+    MissingTime,
+    /// Matches the query but its time does not parse.
+    InvalidTime(String),
+    /// More term combinations than [`MAX_TERMS_PER_EVENT`].
+    TooManyTerms(u64),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Events matching the query.
+    pub matched: u64,
+    /// Matching events dropped by an exception.
+    pub excepted: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Events refused.
+    pub errors: u64,
+    /// Terms in history.
+    pub terms: u64,
+    /// Terms evicted for room.
+    pub evictions: u64,
+}
+
+/// One configured rule and its history.
+pub struct Detector {
+    rule: &'static RuleDefinition,
+    profile: &'static ProfileDefinition,
+    config: Config,
+    window_ms: u64,
+    history: History,
+    stats: Stats,
+    term_signature: String,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self::build(Config::default(), NonZeroUsize::MIN.saturating_add(DEFAULT_CAPACITY as usize - 1))
+    }
+}
+
+impl Detector {
+    /// A detector for the Lambda rule under `config`, with empty history.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let capacity = config.capacity.unwrap_or(DEFAULT_CAPACITY);
+        let capacity = NonZeroUsize::new(capacity as usize).ok_or(ConfigError::ZeroCapacity)?;
+        if config.window_ms == Some(0) {
+            return Err(ConfigError::InvalidWindow(0));
+        }
+        for exception in &config.exceptions {
+            if exception.field.is_empty() {
+                return Err(ConfigError::InvalidException("an exception names no field".into()));
+            }
+            if exception.patterns.is_empty() {
+                return Err(ConfigError::InvalidException(format!(
+                    "the exception on {} has no values",
+                    exception.field
+                )));
+            }
+        }
+        Ok(Self::build(config, capacity))
+    }
+
+    fn build(config: Config, capacity: NonZeroUsize) -> Self {
+        let rule = &LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL;
+        let profile = rule.profile(config.profile);
+        let term_signature = profile
+            .terms
+            .iter()
+            .map(|term| format!("{}<-{}", term.name, term.sources.join("|")))
+            .collect::<Vec<_>>()
+            .join(";");
+        Self {
+            rule,
+            profile,
+            window_ms: config.window_ms.unwrap_or(profile.window_ms),
+            history: History::new(capacity, config.hash_key),
+            stats: Stats::default(),
+            term_signature,
+            config,
+        }
+    }
+
+    /// The rule this detector runs.
+    pub fn rule(&self) -> &'static RuleDefinition {
+        self.rule
+    }
+
+    /// The profile in force.
+    pub fn profile(&self) -> &'static ProfileDefinition {
+        self.profile
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The window in force, in milliseconds.
+    pub fn window_ms(&self) -> u64 {
+        self.window_ms
+    }
+
+    /// The history capacity in force.
+    pub fn capacity(&self) -> u32 {
+        self.config.capacity.unwrap_or(DEFAULT_CAPACITY)
+    }
+
+    /// Which terms this detector keeps: the term fields and their sources. Snapshots carry it, so that
+    /// history of one profile is not read as another's.
+    pub fn term_signature(&self) -> &str {
+        &self.term_signature
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            terms: self.history.len() as u64,
+            evictions: self.history.evictions(),
+            ..self.stats
+        }
+    }
+
+    /// Processes one event (JSON text) and returns the alerts it raises (JSON text).
+    pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        self.stats.events += 1;
+        let outcome = self.evaluate(text);
+        match &outcome {
+            Ok(alerts) => self.stats.alerts += alerts.len() as u64,
+            Err(_) => self.stats.errors += 1,
+        }
+        outcome
+    }
+
+    fn evaluate(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        let document: Value = serde_json::from_str(text)
+            .map_err(|error| EventError::MalformedJson(error.to_string()))?;
+        let Value::Object(object) = &document else {
+            return Err(EventError::NotAnObject);
+        };
+        let raw = cloudtrail::is_raw_record(object);
+        let mapped;
+        let ecs = if raw {
+            mapped = cloudtrail::to_ecs(object);
+            &mapped
+        } else {
+            &document
+        };
+
+        if !self.rule.query.iter().all(|clause| holds(clause, ecs)) {
+            return Ok(Vec::new());
+        }
+        self.stats.matched += 1;
+        let time = event_time(ecs)?;
+        if self.is_excepted(ecs) {
+            self.stats.excepted += 1;
+            return Ok(Vec::new());
+        }
+        let Some(terms) = self.terms(ecs)? else {
+            return Ok(Vec::new());
+        };
+
+        let source = AlertSource {
+            ecs,
+            original: raw.then_some(text),
+            text,
+            time,
+        };
+        let raiser = AlertRule {
+            rule: self.rule,
+            profile: self.profile,
+            window_ms: self.window_ms,
+        };
+        let mut alerts = Vec::new();
+        let mut key = TermKey::default();
+        for values in terms {
+            let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
+            key.encode(values.iter().copied());
+            let new = self.history.observe(key.as_bytes(), time, self.window_ms);
+            if new && !self.config.learn {
+                alerts.push(raiser.alert(&source, &values, key.as_bytes()));
+            }
+        }
+        Ok(alerts)
+    }
+
+    fn is_excepted(&self, ecs: &Value) -> bool {
+        self.config.exceptions.iter().any(|exception| {
+            fields::values(ecs, &exception.field).iter().any(|value| {
+                exception
+                    .patterns
+                    .iter()
+                    .any(|pattern| wildcard::matches(pattern, value))
+            })
+        })
+    }
+
+    /// Every combination of the term fields' values, or `None` when a field has no value.
+    fn terms<'a>(&self, ecs: &'a Value) -> Result<Option<Vec<Vec<Cow<'a, str>>>>, EventError> {
+        let mut per_field: Vec<Vec<Cow<'a, str>>> = Vec::with_capacity(self.profile.terms.len());
+        for term in self.profile.terms {
+            let mut values = term
+                .sources
+                .iter()
+                .map(|source| fields::values(ecs, source))
+                .find(|values| !values.is_empty())
+                .unwrap_or_default();
+            dedup_in_order(&mut values);
+            if values.is_empty() {
+                return Ok(None);
+            }
+            per_field.push(values);
+        }
+        let combinations = per_field
+            .iter()
+            .try_fold(1_usize, |product, values| product.checked_mul(values.len()))
+            .filter(|&count| count <= MAX_TERMS_PER_EVENT);
+        let Some(combinations) = combinations else {
+            let count = per_field
+                .iter()
+                .fold(1_u64, |product, values| product.saturating_mul(values.len() as u64));
+            return Err(EventError::TooManyTerms(count));
+        };
+
+        // Mixed-radix counting over the fields: the last field varies fastest.
+        let mut out = Vec::with_capacity(combinations);
+        for index in 0..combinations {
+            let mut rest = index;
+            let mut values = Vec::with_capacity(per_field.len());
+            for field_values in per_field.iter().rev() {
+                values.push(field_values[rest % field_values.len()].clone());
+                rest /= field_values.len();
+            }
+            values.reverse();
+            out.push(values);
+        }
+        Ok(Some(out))
+    }
+
+    /// The history as a snapshot.
+    pub fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(
+            &self.identity(),
+            self.history.evictions(),
+            self.history.len(),
+            self.history.oldest_first(),
+        )
+    }
+
+    /// Replaces the history with a snapshot's. On error the history is unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
+        let contents = snapshot::decode(bytes, &self.identity())?;
+        let capacity = NonZeroUsize::new(self.capacity() as usize).unwrap_or(NonZeroUsize::MIN);
+        let mut history = History::new(capacity, self.config.hash_key);
+        history.add_evictions(contents.evictions);
+        for (term, last_seen) in contents.entries {
+            history.insert(term, last_seen);
+        }
+        self.history = history;
+        Ok(())
+    }
+
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            rule_id: self.rule.rule_id,
+            term_signature: &self.term_signature,
+            term_arity: self.profile.terms.len(),
+        }
+    }
+}
+
+fn holds(clause: &Clause, ecs: &Value) -> bool {
+    match *clause {
+        Clause::Is { field, value } => fields::values(ecs, field).iter().any(|found| found == value),
+        Clause::Matches { field, pattern } => fields::values(ecs, field)
+            .iter()
+            .any(|found| wildcard::matches(pattern, found)),
+        Clause::Exists { field } => fields::exists(ecs, field),
+        Clause::Absent { field } => !fields::exists(ecs, field),
+    }
+}
+
+fn dedup_in_order(values: &mut Vec<Cow<'_, str>>) {
+    let mut index = 0;
+    while index < values.len() {
+        if values[..index].contains(&values[index]) {
+            values.remove(index);
+        } else {
+            index += 1;
+        }
+    }
+}
+
+/// The event's time from `@timestamp`: ISO 8601, or epoch milliseconds as Elasticsearch also accepts.
+fn event_time(ecs: &Value) -> Result<EpochMillis, EventError> {
+    let values = fields::values(ecs, "@timestamp");
+    let [value] = values.as_slice() else {
+        return Err(if values.is_empty() {
+            EventError::MissingTime
+        } else {
+            EventError::InvalidTime(values.join(", "))
+        });
+    };
+    time::parse_iso8601(value)
+        .or_else(|| epoch_millis(value))
+        .filter(|millis| TIME_RANGE.contains(millis))
+        .ok_or_else(|| EventError::InvalidTime(value.to_string()))
+}
+
+fn epoch_millis(value: &str) -> Option<EpochMillis> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}

@@ -1,0 +1,23 @@
+//! The "AWS Lambda Function Invoked by an Unusual Principal" new-terms rule.
+//!
+//! Plain Rust that unit-tests natively; [`bindings`] (WebAssembly only) exports it as a component of
+//! the `newterms:rule` world in `wit/`. Nothing here panics on input: a panic would trap and poison the
+//! host's instance.
+
+pub mod alert;
+pub mod cloudtrail;
+pub mod definition;
+pub mod detector;
+pub mod fields;
+pub mod history;
+pub mod snapshot;
+pub mod time;
+pub mod wildcard;
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // the canonical-ABI glue that wit-bindgen generates
+mod bindings;
+
+pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};
+pub use detector::{Config, ConfigError, Detector, EventError, Exception, Stats};
+pub use snapshot::RestoreError;

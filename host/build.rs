@@ -1,0 +1,124 @@
+//! Builds the guest crate for `wasm32-unknown-unknown`, encodes it as a component with
+//! `wit-component`, and leaves it in `OUT_DIR` for the host to embed.
+//!
+//! The core module is built by a nested cargo with its own target directory, so that it never waits on
+//! the outer build's lock, and with the environment of the outer build removed (flags, wrappers such as
+//! clippy-driver), so that `cargo test`, `cargo clippy` and `cargo build --release` share one guest
+//! build.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+fn main() {
+    if let Err(message) = run() {
+        // A build script reports failure by panicking; the message is what the user sees.
+        panic!("\n\nbuilding the newterms guest component failed:\n{message}\n");
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR")?);
+    let workspace = manifest_dir
+        .parent()
+        .ok_or("the host crate has no parent directory")?;
+    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
+    ensure_wasm_target()?;
+
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| if dir.is_absolute() { dir } else { workspace.join(dir) })
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("guest-wasm");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--package", "newterms-guest", "--profile", "guest"])
+        .args(["--target", WASM_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // Keep only what a nested cargo should see: not the outer build's flags, target or wrappers.
+    for (name, _) in env::vars_os() {
+        let name = name.to_string_lossy();
+        let outer_build_setting = (name.starts_with("CARGO_")
+            && name != "CARGO_HOME"
+            && name != "CARGO_MAKEFLAGS")
+            || matches!(
+                name.as_ref(),
+                "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOCFLAGS"
+            );
+        if outer_build_setting {
+            build.env_remove(name.as_ref());
+        }
+    }
+    // Cargo reads a build script's stdout as directives: the nested build's output goes to stderr.
+    let status = build
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    if !status.success() {
+        return Err(format!("`cargo build` of the guest failed ({status})"));
+    }
+
+    let core_path = target_dir
+        .join(WASM_TARGET)
+        .join("guest")
+        .join("newterms_guest.wasm");
+    let core = std::fs::read(&core_path)
+        .map_err(|error| format!("cannot read {}: {error}", core_path.display()))?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .map_err(|error| format!("cannot encode {} as a component: {error:#}", core_path.display()))?;
+
+    let out = PathBuf::from(env_var("OUT_DIR")?).join("newterms_rule.wasm");
+    std::fs::write(&out, component)
+        .map_err(|error| format!("cannot write {}: {error}", out.display()))?;
+    Ok(())
+}
+
+/// Installs the WebAssembly target through rustup when it is missing, or says how to.
+fn ensure_wasm_target() -> Result<(), String> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    if libdir.as_deref().is_some_and(has_std) {
+        return Ok(());
+    }
+    let how = format!("rustup target add {WASM_TARGET}");
+    println!("cargo:warning=the {WASM_TARGET} target is missing: running `{how}`");
+    let installed = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    if installed && libdir.as_deref().is_some_and(has_std) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the guest is built for {WASM_TARGET}, which this toolchain does not have; run:\n    {how}"
+        ))
+    }
+}
+
+fn has_std(libdir: &Path) -> bool {
+    std::fs::read_dir(libdir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("libstd-"))
+    })
+}
+
+fn env_var(name: &str) -> Result<String, String> {
+    env::var(name).map_err(|_| format!("cargo did not set {name}"))
+}

@@ -1,0 +1,144 @@
+//! The generated bindings of the `newterms:rule` world, and the conversions to the host's types.
+//! Nothing outside this module names a generated type.
+
+use crate::types;
+
+wasmtime::component::bindgen!({
+    world: "rule",
+    path: "../wit",
+});
+
+pub use exports::newterms::rule::detector as wit;
+
+impl From<&types::RuleConfig> for wit::Config {
+    fn from(config: &types::RuleConfig) -> Self {
+        wit::Config {
+            profile: config.profile.into(),
+            window_ms: config.window_ms,
+            exceptions: config
+                .exceptions
+                .iter()
+                .map(|exception| wit::Exception {
+                    field: exception.field.clone(),
+                    patterns: exception.patterns.clone(),
+                })
+                .collect(),
+            capacity: config.capacity,
+            learn: config.learn,
+            hash_key: random_hash_key(),
+        }
+    }
+}
+
+/// Fresh random bits from the operating system (through std's hasher seeding), so that an attacker
+/// who writes user names into logs cannot aim them at one hash bucket.
+fn random_hash_key() -> (u64, u64) {
+    use std::hash::{BuildHasher, Hasher};
+    let draw = |salt: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(salt);
+        hasher.finish()
+    };
+    (draw(1), draw(2))
+}
+
+impl From<types::Profile> for wit::Profile {
+    fn from(profile: types::Profile) -> Self {
+        match profile {
+            types::Profile::Default => wit::Profile::Default,
+            types::Profile::Elastic => wit::Profile::Elastic,
+        }
+    }
+}
+
+impl From<wit::Profile> for types::Profile {
+    fn from(profile: wit::Profile) -> Self {
+        match profile {
+            wit::Profile::Default => types::Profile::Default,
+            wit::Profile::Elastic => types::Profile::Elastic,
+        }
+    }
+}
+
+impl From<wit::ConfigError> for types::ConfigError {
+    fn from(error: wit::ConfigError) -> Self {
+        match error {
+            wit::ConfigError::ZeroCapacity => types::ConfigError::ZeroCapacity,
+            wit::ConfigError::InvalidWindow(window) => types::ConfigError::InvalidWindow(window),
+            wit::ConfigError::InvalidException(why) => types::ConfigError::InvalidException(why),
+        }
+    }
+}
+
+impl From<wit::EventError> for types::EventError {
+    fn from(error: wit::EventError) -> Self {
+        match error {
+            wit::EventError::MalformedJson(why) => types::EventError::MalformedJson(why),
+            wit::EventError::NotAnObject => types::EventError::NotAnObject,
+            wit::EventError::MissingTime => types::EventError::MissingTime,
+            wit::EventError::InvalidTime(value) => types::EventError::InvalidTime(value),
+            wit::EventError::TooManyTerms(count) => types::EventError::TooManyTerms(count),
+        }
+    }
+}
+
+impl From<wit::RestoreError> for types::RestoreError {
+    fn from(error: wit::RestoreError) -> Self {
+        match error {
+            wit::RestoreError::BadMagic => types::RestoreError::BadMagic,
+            wit::RestoreError::UnsupportedVersion(version) => {
+                types::RestoreError::UnsupportedVersion(version)
+            }
+            wit::RestoreError::Truncated => types::RestoreError::Truncated,
+            wit::RestoreError::ChecksumMismatch => types::RestoreError::ChecksumMismatch,
+            wit::RestoreError::Corrupt(why) => types::RestoreError::Corrupt(why),
+            wit::RestoreError::Incompatible(why) => types::RestoreError::Incompatible(why),
+        }
+    }
+}
+
+impl From<wit::AttackReference> for types::AttackReference {
+    fn from(reference: wit::AttackReference) -> Self {
+        types::AttackReference {
+            id: reference.id,
+            name: reference.name,
+            reference: reference.reference,
+        }
+    }
+}
+
+impl From<wit::RuleMetadata> for types::Metadata {
+    fn from(metadata: wit::RuleMetadata) -> Self {
+        types::Metadata {
+            name: metadata.name,
+            rule_id: metadata.rule_id,
+            rule_version: metadata.rule_version,
+            severity: metadata.severity,
+            risk_score: metadata.risk_score,
+            tactic: metadata.tactic.into(),
+            techniques: metadata.techniques.into_iter().map(Into::into).collect(),
+            tags: metadata.tags,
+            query: metadata.query,
+            profile: metadata.profile.into(),
+            window_ms: metadata.window_ms,
+            term_fields: metadata.term_fields,
+            capacity: metadata.capacity,
+            learn: metadata.learn,
+            snapshot_format: metadata.snapshot_format,
+        }
+    }
+}
+
+impl From<wit::RuleStats> for types::Stats {
+    fn from(stats: wit::RuleStats) -> Self {
+        types::Stats {
+            events: stats.events,
+            matched: stats.matched,
+            excepted: stats.excepted,
+            alerts: stats.alerts,
+            errors: stats.errors,
+            terms: stats.terms,
+            evictions: stats.evictions,
+        }
+    }
+}

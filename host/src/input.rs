@@ -1,0 +1,431 @@
+//! Reading events: NDJSON (raw CloudTrail, ECS, or both mixed), CloudTrail delivery files
+//! (`{"Records": [...]}`), gzip-compressed or not, from files or standard input.
+//!
+//! Every event keeps its [`Location`] (source, line, record within a delivery document), so that a bad
+//! one is reported where a person can find it. A bad line is an [`InputError`] and reading goes on.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flate2::bufread::MultiGzDecoder;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Longest line read; a longer one is reported and skipped, so one runaway line cannot exhaust
+/// memory.
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
+/// Where events are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input.
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Input {
+    /// `-` is standard input; anything else a file.
+    pub fn from_arg(arg: &str) -> Self {
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::File(arg.into())
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Input::Stdin => "<stdin>".into(),
+            Input::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// Opens the input, decompressing gzip when its magic number says so.
+    pub fn open(&self) -> io::Result<Box<dyn BufRead + Send>> {
+        let raw: Box<dyn Read + Send> = match self {
+            Input::Stdin => Box::new(io::stdin()),
+            Input::File(path) => Box::new(File::open(path)?),
+        };
+        let mut reader = BufReader::with_capacity(1 << 16, raw);
+        let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        Ok(if is_gzip {
+            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(reader)))
+        } else {
+            Box::new(reader)
+        })
+    }
+}
+
+/// Where an event or an error is in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file name, or `<stdin>`.
+    pub source: Arc<str>,
+    /// 1-based line (for a delivery document, the line it starts on).
+    pub line: u64,
+    /// 1-based index in a delivery document's `Records`.
+    pub record: Option<u64>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)?;
+        if let Some(record) = self.record {
+            write!(f, " (record {record})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One event's JSON text and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where.
+    pub location: Location,
+    /// The event, as JSON text.
+    pub text: String,
+}
+
+/// Something in the input that is not an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// Where.
+    pub location: Location,
+    /// What is wrong.
+    pub message: String,
+    /// Whether the rest of the input was lost (it could not be opened or read), rather than one
+    /// line or document skipped.
+    pub unreadable: bool,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+#[derive(Deserialize)]
+struct DeliveryDocument<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+/// Reads events from one input after another.
+pub struct InputReader {
+    inputs: VecDeque<Input>,
+    current: Option<OpenInput>,
+    pending: VecDeque<Result<Record, InputError>>,
+}
+
+struct OpenInput {
+    name: Arc<str>,
+    reader: Box<dyn BufRead + Send>,
+    line: u64,
+    buffer: Vec<u8>,
+}
+
+impl InputReader {
+    /// A reader of `inputs`, in order. Files are opened as they are reached.
+    pub fn new(inputs: impl IntoIterator<Item = Input>) -> Self {
+        Self {
+            inputs: inputs.into_iter().collect(),
+            current: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn open_next(&mut self) -> Option<Result<(), InputError>> {
+        let input = self.inputs.pop_front()?;
+        let name: Arc<str> = input.name().into();
+        Some(match input.open() {
+            Ok(reader) => {
+                self.current = Some(OpenInput {
+                    name,
+                    reader,
+                    line: 0,
+                    buffer: Vec::new(),
+                });
+                Ok(())
+            }
+            Err(error) => Err(InputError {
+                location: Location {
+                    source: name,
+                    line: 0,
+                    record: None,
+                },
+                message: format!("cannot read: {error}"),
+                unreadable: true,
+            }),
+        })
+    }
+
+    fn read_from_current(&mut self) -> Option<Result<Record, InputError>> {
+        let input = self.current.as_mut()?;
+        loop {
+            let first_line = input.line + 1;
+            let location = |line| Location {
+                source: input.name.clone(),
+                line,
+                record: None,
+            };
+            if first_line == 1 && starts_delivery_document(&mut input.reader) {
+                // A delivery file may be pretty-printed over many lines: read it whole.
+                let mut whole = Vec::new();
+                let read = input.reader.read_to_end(&mut whole);
+                let location = location(1);
+                self.current = None;
+                if let Err(error) = read {
+                    return Some(Err(InputError {
+                        location,
+                        message: format!("read error: {error}"),
+                        unreadable: true,
+                    }));
+                }
+                self.pending = expand_delivery(&whole, &location);
+                return self.pending.pop_front();
+            }
+
+            input.buffer.clear();
+            let read = read_line(&mut input.reader, &mut input.buffer);
+            input.line += 1;
+            let line_location = location(input.line);
+            match read {
+                Err(error) => {
+                    self.current = None;
+                    return Some(Err(InputError {
+                        location: line_location,
+                        message: format!("read error: {error}"),
+                        unreadable: true,
+                    }));
+                }
+                Ok(LineRead::End) => {
+                    self.current = None;
+                    return None;
+                }
+                Ok(LineRead::TooLong(length)) => {
+                    return Some(Err(InputError {
+                        location: line_location,
+                        message: format!(
+                            "line of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
+                        ),
+                        unreadable: false,
+                    }));
+                }
+                Ok(LineRead::Line) => {}
+            }
+            let line = input.buffer.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            let text = match std::str::from_utf8(line) {
+                Ok(text) => text,
+                Err(error) => {
+                    return Some(Err(InputError {
+                        location: line_location,
+                        message: format!("not UTF-8 (invalid byte at {})", error.valid_up_to()),
+                        unreadable: false,
+                    }));
+                }
+            };
+            if is_delivery_document(line) {
+                self.pending = expand_delivery(line, &line_location);
+                return self.pending.pop_front();
+            }
+            return Some(Ok(Record {
+                location: line_location,
+                text: text.to_owned(),
+            }));
+        }
+    }
+}
+
+impl Iterator for InputReader {
+    type Item = Result<Record, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.current.is_some() {
+                if let Some(item) = self.read_from_current() {
+                    return Some(item);
+                }
+                continue;
+            }
+            match self.open_next()? {
+                Ok(()) => continue,
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}
+
+enum LineRead {
+    Line,
+    End,
+    TooLong(usize),
+}
+
+/// Reads up to and including the next `\n` into `buffer`, or reports a line longer than
+/// [`MAX_LINE_BYTES`] after skipping it.
+fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>) -> io::Result<LineRead> {
+    let mut length = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok(match length {
+                0 => LineRead::End,
+                _ if length > MAX_LINE_BYTES => LineRead::TooLong(length),
+                _ => LineRead::Line,
+            });
+        }
+        let (chunk, done) = match available.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => (&available[..=newline], true),
+            None => (available, false),
+        };
+        length += chunk.len();
+        if length <= MAX_LINE_BYTES {
+            buffer.extend_from_slice(chunk);
+        } else {
+            buffer.clear();
+        }
+        let consumed = chunk.len();
+        reader.consume(consumed);
+        if done {
+            return Ok(if length > MAX_LINE_BYTES {
+                LineRead::TooLong(length)
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
+
+/// Whether `bytes` opens a `{"Records": …}` document (white space allowed).
+fn is_delivery_document(bytes: &[u8]) -> bool {
+    let rest = bytes.trim_ascii_start();
+    let Some(rest) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    rest.trim_ascii_start().starts_with(b"\"Records\"")
+}
+
+fn starts_delivery_document(reader: &mut Box<dyn BufRead + Send>) -> bool {
+    reader
+        .fill_buf()
+        .is_ok_and(|available| is_delivery_document(available))
+}
+
+/// The records of a delivery document, each as its own JSON text, or the error that stops it.
+fn expand_delivery(bytes: &[u8], location: &Location) -> VecDeque<Result<Record, InputError>> {
+    match serde_json::from_slice::<DeliveryDocument<'_>>(bytes) {
+        Ok(document) => document
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(index, record)| {
+                Ok(Record {
+                    location: Location {
+                        record: Some(index as u64 + 1),
+                        ..location.clone()
+                    },
+                    text: record.get().to_owned(),
+                })
+            })
+            .collect(),
+        Err(error) => VecDeque::from([Err(InputError {
+            location: Location {
+                line: location.line + error.line().saturating_sub(1) as u64,
+                ..location.clone()
+            },
+            message: format!("malformed delivery document: {error}"),
+            unreadable: false,
+        })]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn read_all(bytes: &[u8]) -> Vec<Result<Record, InputError>> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let directory = std::env::temp_dir().join(format!("newterms-input-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("temp dir");
+        let path = directory.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+        std::fs::write(&path, bytes).expect("write input");
+        let items = InputReader::new([Input::File(path.clone())]).collect();
+        let _ = std::fs::remove_file(path);
+        items
+    }
+
+    fn texts(items: &[Result<Record, InputError>]) -> Vec<String> {
+        items
+            .iter()
+            .map(|item| match item {
+                Ok(record) => format!("{} {}", record.location, record.text),
+                Err(error) => format!("error {error}"),
+            })
+            .map(|line| line.split_once(':').map_or(line.clone(), |(_, rest)| rest.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_ndjson_with_line_numbers_and_errors() {
+        let items = read_all(b"{\"a\":1}\n\n  \r\n{\"b\":2}\r\n\xff\xfe\n{\"c\":3}");
+        assert_eq!(
+            texts(&items),
+            [
+                "1 {\"a\":1}",
+                "4 {\"b\":2}",
+                "5: not UTF-8 (invalid byte at 0)",
+                "6 {\"c\":3}"
+            ]
+        );
+    }
+
+    #[test]
+    fn expands_pretty_printed_delivery_files() {
+        let items = read_all(b"{\n  \"Records\": [\n    {\"eventID\": \"1\"},\n    {\"eventID\": \"2\"}\n  ]\n}\n");
+        assert_eq!(
+            texts(&items),
+            ["1 (record 1) {\"eventID\": \"1\"}", "1 (record 2) {\"eventID\": \"2\"}"]
+        );
+    }
+
+    #[test]
+    fn expands_delivery_documents_inside_ndjson() {
+        let items = read_all(b"{\"x\":1}\n{\"Records\":[{\"eventID\":\"1\"}]}\n{\"Records\": 5}\n");
+        let texts = texts(&items);
+        assert_eq!(texts[0], "1 {\"x\":1}");
+        assert_eq!(texts[1], "2 (record 1) {\"eventID\":\"1\"}");
+        assert!(texts[2].starts_with("3: malformed delivery document"), "{}", texts[2]);
+    }
+
+    #[test]
+    fn decompresses_gzip() {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(b"{\"a\":1}\n{\"b\":2}\n").expect("gzip");
+        let items = read_all(&encoder.finish().expect("gzip"));
+        assert_eq!(texts(&items), ["1 {\"a\":1}", "2 {\"b\":2}"]);
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error_and_reading_goes_on() {
+        let items: Vec<_> = InputReader::new([Input::File("/nonexistent/newterms".into())]).collect();
+        assert_eq!(items.len(), 1);
+        assert!(items[0].is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! One running rule: a store, its instance, and typed calls into it.
+
+use wasmtime::{Store, StoreLimits};
+
+use crate::bindings::{Rule, wit};
+use crate::error::Error;
+use crate::types::{EventError, Metadata, Stats};
+
+/// What the host keeps for an instance: only its resource limits, since the rule imports nothing.
+pub struct HostState {
+    limits: StoreLimits,
+}
+
+impl HostState {
+    pub(crate) fn new(limits: StoreLimits) -> Self {
+        Self { limits }
+    }
+
+    pub(crate) fn limits_mut(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+}
+
+/// What one event produced: its alerts (JSON documents), or why it was refused.
+pub type EventOutcome = Result<Vec<String>, EventError>;
+
+/// A configured rule instance with its own first-seen history.
+///
+/// After a [`Error::Guest`] the instance is poisoned: make a new one and restore the last snapshot.
+pub struct RuleInstance {
+    store: Store<HostState>,
+    rule: Rule,
+}
+
+impl RuleInstance {
+    pub(crate) fn new(store: Store<HostState>, rule: Rule) -> Self {
+        Self { store, rule }
+    }
+
+    pub(crate) fn configure(&mut self, config: &wit::Config) -> Result<(), Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let outcome = detector
+            .call_configure(&mut self.store, config)
+            .map_err(guest("configure"))?;
+        outcome.map_err(|error| Error::Config(error.into()))
+    }
+
+    /// Processes one event (JSON text: raw CloudTrail or ECS).
+    pub fn process_event(&mut self, event: &str) -> Result<EventOutcome, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let outcome = detector
+            .call_process_event(&mut self.store, event)
+            .map_err(guest("process-event"))?;
+        Ok(outcome.map_err(EventError::from))
+    }
+
+    /// Processes events in order in one call; one outcome per event.
+    pub fn process_batch(&mut self, events: &[String]) -> Result<Vec<EventOutcome>, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let outcomes = detector
+            .call_process_batch(&mut self.store, events)
+            .map_err(guest("process-batch"))?;
+        if outcomes.len() != events.len() {
+            return Err(Error::Guest {
+                call: "process-batch",
+                source: wasmtime::Error::msg(format!(
+                    "{} outcomes for {} events",
+                    outcomes.len(),
+                    events.len()
+                )),
+            });
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.map_err(EventError::from))
+            .collect())
+    }
+
+    /// The first-seen history as a snapshot.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        detector
+            .call_snapshot(&mut self.store)
+            .map_err(guest("snapshot"))
+    }
+
+    /// Replaces the history with a snapshot's; on [`Error::Restore`] the history is unchanged.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let outcome = detector
+            .call_restore(&mut self.store, snapshot)
+            .map_err(guest("restore"))?;
+        outcome.map_err(|error| Error::Restore(error.into()))
+    }
+
+    /// The rule's identity and configuration.
+    pub fn metadata(&mut self) -> Result<Metadata, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let metadata = detector
+            .call_metadata(&mut self.store)
+            .map_err(guest("metadata"))?;
+        Ok(metadata.into())
+    }
+
+    /// The rule's counters.
+    pub fn stats(&mut self) -> Result<Stats, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let stats = detector
+            .call_stats(&mut self.store)
+            .map_err(guest("stats"))?;
+        Ok(stats.into())
+    }
+}
+
+fn guest(call: &'static str) -> impl FnOnce(wasmtime::Error) -> Error {
+    move |source| Error::Guest { call, source }
+}

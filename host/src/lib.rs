@@ -1,0 +1,35 @@
+//! Runs the newterms detection rule, a WebAssembly component, in a wasmtime sandbox.
+//!
+//! ```no_run
+//! use newterms::{RuleComponent, RuleConfig, Sandbox, Limits};
+//!
+//! # fn main() -> Result<(), newterms::Error> {
+//! let sandbox = Sandbox::new(Limits::default()).expect("engine");
+//! let component = RuleComponent::embedded(&sandbox)?;
+//! let mut rule = component.instantiate(&RuleConfig::default())?;
+//! let alerts = rule.process_event(r#"{"eventSource": "lambda.amazonaws.com"}"#)?;
+//! # Ok(()) }
+//! ```
+//!
+//! The component keeps its first-seen history; [`RuleInstance::snapshot`] and
+//! [`RuleInstance::restore`] move it in and out, and a [`StateStore`] keeps it between runs.
+
+mod bindings;
+mod component;
+mod error;
+pub mod input;
+mod instance;
+mod sandbox;
+pub mod scan;
+mod state;
+mod types;
+
+pub use component::{EMBEDDED_COMPONENT, RuleComponent};
+pub use error::Error;
+pub use instance::{EventOutcome, HostState, RuleInstance};
+pub use sandbox::{Limits, Sandbox};
+pub use state::{FileStateStore, MemoryStateStore, StateStore};
+pub use types::{
+    AttackReference, ConfigError, EventError, Exception, Metadata, Profile, RestoreError,
+    RuleConfig, Stats,
+};

@@ -1,0 +1,391 @@
+//! `newterms`: run the Lambda new-terms detection rule over CloudTrail logs, sandboxed.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use newterms::input::{Input, InputReader};
+use newterms::scan::{self, BatchLimits, ScanError, ScanSummary};
+use newterms::{
+    EMBEDDED_COMPONENT, Exception, FileStateStore, Limits, Profile, RuleComponent, RuleConfig,
+    Sandbox, StateStore,
+};
+
+/// Runs the "AWS Lambda Function Invoked by an Unusual Principal" new-terms rule, a sandboxed
+/// WebAssembly component, over CloudTrail records or ECS documents.
+#[derive(Parser)]
+#[command(name = "newterms", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read events and print an alert (one JSON document per line) for every new term.
+    Scan(ScanArgs),
+    /// Print the rule's metadata and the component's imports and exports.
+    Info(RuleArgs),
+    /// Write the embedded rule component, for loading into another host.
+    Component {
+        /// Where to write it.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RuleArgs {
+    /// Rule profile: `default` (14-day window, root identities seen by ARN) or `elastic` (as
+    /// published: 7 days).
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// TOML configuration: profile, window, capacity, exclude_arns, [[exceptions]], learn.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// History window, e.g. `14d`, `36h`, `90m` (overrides the profile's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    window: Option<u64>,
+    /// How many terms the history keeps (least recently seen evicted first).
+    #[arg(long, value_name = "TERMS")]
+    capacity: Option<u32>,
+    /// Drop events by this principal ARN (`*` and `?` wildcards); repeatable.
+    #[arg(long = "exclude-arn", value_name = "ARN")]
+    exclude_arns: Vec<String>,
+    /// Run another component of the newterms:rule world instead of the embedded one.
+    #[arg(long, value_name = "FILE.wasm")]
+    rule: Option<PathBuf>,
+    /// Most linear memory the component may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_bytes >> 20)]
+    max_memory: usize,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    rule: RuleArgs,
+    /// Restore first-seen history from this file if it exists, and save it back at the end.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+    /// Build history and raise no alerts: the warm-up before a first-seen rule goes live.
+    #[arg(long)]
+    learn: bool,
+    /// Most events per call into the component.
+    #[arg(long, value_name = "EVENTS", default_value_t = BatchLimits::default().events)]
+    batch_size: usize,
+    /// NDJSON or CloudTrail delivery files, gzip or not; `-` or nothing for standard input.
+    #[arg(value_name = "INPUT")]
+    inputs: Vec<String>,
+}
+
+/// `--config FILE`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// `default` or `elastic`.
+    profile: Option<String>,
+    /// History window, e.g. `"14d"`.
+    window: Option<String>,
+    /// History capacity in terms.
+    capacity: Option<u32>,
+    /// Principal ARNs whose events are dropped.
+    #[serde(default)]
+    exclude_arns: Vec<String>,
+    /// Exceptions on any field.
+    #[serde(default)]
+    exceptions: Vec<ConfigException>,
+    /// Learn mode.
+    learn: Option<bool>,
+}
+
+/// One `[[exceptions]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigException {
+    /// ECS field name.
+    field: String,
+    /// Values (`*` and `?` wildcards).
+    values: Vec<String>,
+}
+
+const ARN_FIELD: &str = "aws.cloudtrail.user_identity.arn";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Info(args) => run_info(args).map(|()| ExitCode::SUCCESS),
+        Command::Component { output } => write_component(&output).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("newterms: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rule_config(args: &RuleArgs, learn: bool) -> Result<RuleConfig> {
+    let file = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => ConfigFile::default(),
+    };
+    let profile = match (args.profile, &file.profile) {
+        (Some(profile), _) => profile,
+        (None, Some(name)) => name
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| config_context(args))?,
+        (None, None) => Profile::Default,
+    };
+    let window_ms = match (args.window, &file.window) {
+        (Some(window), _) => Some(window),
+        (None, Some(text)) => Some(
+            parse_duration_ms(text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| config_context(args))?,
+        ),
+        (None, None) => None,
+    };
+    let mut exceptions: Vec<Exception> = file
+        .exceptions
+        .into_iter()
+        .map(|exception| Exception {
+            field: exception.field,
+            patterns: exception.values,
+        })
+        .collect();
+    let arns: Vec<String> = file
+        .exclude_arns
+        .into_iter()
+        .chain(args.exclude_arns.iter().cloned())
+        .collect();
+    if !arns.is_empty() {
+        exceptions.push(Exception {
+            field: ARN_FIELD.into(),
+            patterns: arns,
+        });
+    }
+    Ok(RuleConfig {
+        profile,
+        window_ms,
+        exceptions,
+        capacity: args.capacity.or(file.capacity),
+        learn: learn || file.learn.unwrap_or(false),
+    })
+}
+
+fn config_context(args: &RuleArgs) -> String {
+    let path = args.config.as_deref().unwrap_or(Path::new("?"));
+    format!("in configuration file {}", path.display())
+}
+
+fn read_config_file(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in configuration file {}", path.display()))
+}
+
+/// `14d`, `36h`, `90m`, `30s`, `500ms` to milliseconds.
+fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 14d, 36h, 90m, 30s or 500ms"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use d, h, m, s or ms")),
+    };
+    match number.checked_mul(unit_ms) {
+        Some(0) => Err(format!("a window of {text} is empty")),
+        Some(ms) => Ok(ms),
+        None => Err(format!("{text} is too long")),
+    }
+}
+
+fn load_component(args: &RuleArgs) -> Result<RuleComponent> {
+    let limits = Limits {
+        max_memory_bytes: args.max_memory.saturating_mul(1 << 20),
+    };
+    let sandbox = Sandbox::new(limits)?;
+    Ok(match &args.rule {
+        Some(path) => RuleComponent::from_file(&sandbox, path)?,
+        None => RuleComponent::embedded(&sandbox)?,
+    })
+}
+
+fn run_scan(args: ScanArgs) -> Result<ExitCode> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let config = rule_config(&args.rule, args.learn)?;
+    let inputs: Vec<Input> = if args.inputs.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.inputs.iter().map(|arg| Input::from_arg(arg)).collect()
+    };
+    // Refuse unreadable files before anything is processed, so that nothing is half done.
+    for input in &inputs {
+        if let Input::File(path) = input {
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        }
+    }
+
+    let component = load_component(&args.rule)?;
+    let mut rule = component.instantiate(&config)?;
+    let store = args.state.as_ref().map(FileStateStore::new);
+    if let Some(store) = &store
+        && let Some(snapshot) = store.load()?
+    {
+        rule.restore(&snapshot).with_context(|| {
+            format!(
+                "cannot use the state file {} (left as it is)",
+                store.path().display()
+            )
+        })?;
+    }
+
+    let started = Instant::now();
+    let stdout = io::stdout();
+    let mut alerts = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let stderr = io::stderr();
+    let mut report = |diagnostic: scan::Diagnostic| {
+        let _ = writeln!(stderr.lock(), "newterms: {diagnostic}");
+    };
+    let limits = BatchLimits {
+        events: args.batch_size,
+        ..BatchLimits::default()
+    };
+    let outcome = scan::scan(
+        &mut rule,
+        InputReader::new(inputs),
+        limits,
+        &mut alerts,
+        &mut report,
+    );
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(ScanError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
+            // The reader went away: its alerts were not delivered, so history must not record them.
+            eprintln!("newterms: output closed; state not saved");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    drop(alerts);
+
+    if let Some(store) = &store {
+        let snapshot = rule.snapshot()?;
+        store.save(&snapshot).context("cannot save the state")?;
+    }
+    let stats = rule.stats()?;
+    print_summary(&summary, &stats, started.elapsed().as_secs_f64());
+    Ok(if summary.unreadable_inputs > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(summary: &ScanSummary, stats: &newterms::Stats, seconds: f64) {
+    let rate = if seconds > 0.0 {
+        summary.events as f64 / seconds
+    } else {
+        0.0
+    };
+    eprintln!(
+        "newterms: {} events read, {} matched, {} excepted, {} alerts, {} errors ({} input, {} event) \
+         in {seconds:.3} s ({rate:.0} events/s); {} terms in history, {} evicted",
+        summary.events,
+        stats.matched,
+        stats.excepted,
+        summary.alerts,
+        summary.input_errors + summary.event_errors,
+        summary.input_errors,
+        summary.event_errors,
+        stats.terms,
+        stats.evictions,
+    );
+}
+
+fn run_info(args: RuleArgs) -> Result<()> {
+    let config = rule_config(&args, false)?;
+    let component = load_component(&args)?;
+    let mut rule = component.instantiate(&config)?;
+    let metadata = rule.metadata()?;
+    let mut out = io::stdout().lock();
+    let techniques: Vec<String> = metadata
+        .techniques
+        .iter()
+        .map(|technique| format!("{} {} ({})", technique.id, technique.name, technique.reference))
+        .collect();
+    let imports = component.imports();
+    writeln!(out, "rule:            {}", metadata.name)?;
+    writeln!(out, "rule id:         {} (version {})", metadata.rule_id, metadata.rule_version)?;
+    writeln!(out, "severity:        {} (risk score {})", metadata.severity, metadata.risk_score)?;
+    writeln!(
+        out,
+        "MITRE ATT&CK:    {} {} ({})",
+        metadata.tactic.id, metadata.tactic.name, metadata.tactic.reference
+    )?;
+    writeln!(out, "technique:       {}", techniques.join("; "))?;
+    writeln!(out, "tags:            {}", metadata.tags.join(", "))?;
+    writeln!(out, "query:           {}", metadata.query)?;
+    writeln!(out, "profile:         {}", metadata.profile.name())?;
+    writeln!(out, "window:          {} ms", metadata.window_ms)?;
+    writeln!(out, "new terms:       {}", metadata.term_fields.join(" + "))?;
+    writeln!(out, "capacity:        {} terms", metadata.capacity)?;
+    writeln!(out, "snapshot format: {}", metadata.snapshot_format)?;
+    writeln!(out, "component:       {}", component.origin())?;
+    if imports.is_empty() {
+        writeln!(out, "imports:         none")?;
+    } else {
+        writeln!(out, "imports:         {}", imports.join("; "))?;
+    }
+    for export in component.exports() {
+        writeln!(out, "exports:         {export}")?;
+    }
+    Ok(())
+}
+
+fn write_component(output: &Path) -> Result<()> {
+    std::fs::write(output, EMBEDDED_COMPONENT)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    eprintln!(
+        "newterms: wrote {} ({} bytes)",
+        output.display(),
+        EMBEDDED_COMPONENT.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("14d"), Ok(14 * 86_400_000));
+        assert_eq!(parse_duration_ms("36h"), Ok(36 * 3_600_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert!(parse_duration_ms("14").is_err());
+        assert!(parse_duration_ms("0d").is_err());
+        assert!(parse_duration_ms("d").is_err());
+        assert!(parse_duration_ms("3w").is_err());
+        assert!(parse_duration_ms("99999999999999999d").is_err());
+    }
+}

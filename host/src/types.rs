@@ -1,0 +1,214 @@
+//! The host's own view of what crosses the component boundary. Generated binding types stay in
+//! [`crate::bindings`]; everything public speaks these.
+
+use std::fmt;
+
+/// Which reading of the rule to run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// The seed's wording: 14-day window; `user.name` falls back to the identity's ARN.
+    #[default]
+    Default,
+    /// Parity with Elastic's published rule: 7-day window, no fallback.
+    Elastic,
+}
+
+impl Profile {
+    /// The profile's name, as the CLI and configuration files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Elastic => "elastic",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "default" => Ok(Profile::Default),
+            "elastic" => Ok(Profile::Elastic),
+            other => Err(format!("unknown profile {other:?}: expected default or elastic")),
+        }
+    }
+}
+
+/// Events whose `field` has a value matching one of `patterns` (`*`, `?` wildcards) neither alert nor
+/// count as history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// ECS field name, e.g. `aws.cloudtrail.user_identity.arn`.
+    pub field: String,
+    /// Case-sensitive patterns.
+    pub patterns: Vec<String>,
+}
+
+/// How the rule runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleConfig {
+    /// Which reading of the rule.
+    pub profile: Profile,
+    /// History window in milliseconds; `None` keeps the profile's.
+    pub window_ms: Option<u64>,
+    /// Exceptions.
+    pub exceptions: Vec<Exception>,
+    /// History capacity in terms; `None` keeps the rule's default.
+    pub capacity: Option<u32>,
+    /// Build history without raising alerts.
+    pub learn: bool,
+}
+
+/// Why the component refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A capacity of zero.
+    ZeroCapacity,
+    /// A window the rule does not take.
+    InvalidWindow(u64),
+    /// An exception without field or values.
+    InvalidException(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroCapacity => f.write_str("the history capacity must be at least 1"),
+            ConfigError::InvalidWindow(window) => write!(f, "a window of {window} ms is refused"),
+            ConfigError::InvalidException(why) => write!(f, "invalid exception: {why}"),
+        }
+    }
+}
+
+/// Why the component refused one event. The event raised nothing and changed no state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// Not JSON (or nested too deep): the parser's message.
+    MalformedJson(String),
+    /// JSON but not an object.
+    NotAnObject,
+    /// Matches the query but has no time.
+    MissingTime,
+    /// Matches the query but its time does not parse.
+    InvalidTime(String),
+    /// Array-valued term fields with more combinations than the rule takes.
+    TooManyTerms(u64),
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventError::MalformedJson(why) => write!(f, "malformed JSON: {why}"),
+            EventError::NotAnObject => f.write_str("not a JSON object"),
+            EventError::MissingTime => {
+                f.write_str("matching event without a time (@timestamp or eventTime)")
+            }
+            EventError::InvalidTime(value) => {
+                write!(f, "matching event with an unreadable time {value:?}")
+            }
+            EventError::TooManyTerms(count) => {
+                write!(f, "{count} term combinations in one event is more than the rule takes")
+            }
+        }
+    }
+}
+
+/// Why the component refused a snapshot. Its state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreError {
+    /// Not a newterms snapshot.
+    BadMagic,
+    /// A snapshot format this component does not read.
+    UnsupportedVersion(u32),
+    /// Shorter than its header says.
+    Truncated,
+    /// Damaged bytes.
+    ChecksumMismatch,
+    /// Undecodable content.
+    Corrupt(String),
+    /// Another rule's or another profile's terms.
+    Incompatible(String),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::BadMagic => f.write_str("not a newterms snapshot (wrong magic number)"),
+            RestoreError::UnsupportedVersion(version) => {
+                write!(f, "snapshot format version {version} is not one this rule reads")
+            }
+            RestoreError::Truncated => f.write_str("the snapshot is truncated"),
+            RestoreError::ChecksumMismatch => {
+                f.write_str("the snapshot is damaged (checksum mismatch)")
+            }
+            RestoreError::Corrupt(why) => write!(f, "the snapshot is corrupt: {why}"),
+            RestoreError::Incompatible(why) => write!(f, "the snapshot does not fit this rule: {why}"),
+        }
+    }
+}
+
+/// A MITRE ATT&CK tactic or technique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttackReference {
+    /// Identifier.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Reference URL.
+    pub reference: String,
+}
+
+/// The rule's identity and the configuration in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Rule name.
+    pub name: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Rule version.
+    pub rule_version: u32,
+    /// Severity.
+    pub severity: String,
+    /// Risk score.
+    pub risk_score: u32,
+    /// MITRE tactic.
+    pub tactic: AttackReference,
+    /// MITRE techniques.
+    pub techniques: Vec<AttackReference>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// KQL query.
+    pub query: String,
+    /// Profile in force.
+    pub profile: Profile,
+    /// Window in force, milliseconds.
+    pub window_ms: u64,
+    /// Term fields in order.
+    pub term_fields: Vec<String>,
+    /// History capacity.
+    pub capacity: u32,
+    /// Learn mode.
+    pub learn: bool,
+    /// Snapshot format the component writes.
+    pub snapshot_format: u32,
+}
+
+/// The component's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Events matching the query.
+    pub matched: u64,
+    /// Matching events dropped by an exception.
+    pub excepted: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Events refused.
+    pub errors: u64,
+    /// Terms in history.
+    pub terms: u64,
+    /// Terms evicted for room.
+    pub evictions: u64,
+}
