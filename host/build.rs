@@ -24,8 +24,17 @@ fn run() -> Result<(), String> {
     let workspace = manifest_dir
         .parent()
         .ok_or("the host crate has no parent directory")?;
-    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    for watched in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
@@ -33,7 +42,13 @@ fn run() -> Result<(), String> {
 
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|dir| if dir.is_absolute() { dir } else { workspace.join(dir) })
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace.join(dir)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest-wasm");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -47,13 +62,12 @@ fn run() -> Result<(), String> {
     // Keep only what a nested cargo should see: not the outer build's flags, target or wrappers.
     for (name, _) in env::vars_os() {
         let name = name.to_string_lossy();
-        let outer_build_setting = (name.starts_with("CARGO_")
-            && name != "CARGO_HOME"
-            && name != "CARGO_MAKEFLAGS")
-            || matches!(
-                name.as_ref(),
-                "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOCFLAGS"
-            );
+        let outer_build_setting =
+            (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_MAKEFLAGS")
+                || matches!(
+                    name.as_ref(),
+                    "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOCFLAGS"
+                );
         if outer_build_setting {
             build.env_remove(name.as_ref());
         }
@@ -76,7 +90,12 @@ fn run() -> Result<(), String> {
     let component = wit_component::ComponentEncoder::default()
         .module(&core)
         .and_then(|encoder| encoder.validate(true).encode())
-        .map_err(|error| format!("cannot encode {} as a component: {error:#}", core_path.display()))?;
+        .map_err(|error| {
+            format!(
+                "cannot encode {} as a component: {error:#}",
+                core_path.display()
+            )
+        })?;
 
     let out = PathBuf::from(env_var("OUT_DIR")?).join("newterms_rule.wasm");
     std::fs::write(&out, component)

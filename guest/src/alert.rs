@@ -103,18 +103,20 @@ fn reason(rule: &RuleDefinition, ecs: &Value) -> String {
         reason.push_str(" by ");
         reason.push_str(&user);
     }
-    reason.push_str(&format!(
-        " created {} alert {}.",
-        rule.severity, rule.name
-    ));
+    reason.push_str(&format!(" created {} alert {}.", rule.severity, rule.name));
     reason
 }
 
 /// Kibana's spelling of a window: `now-7d`, or the largest unit that divides it.
 fn history_window_start(window_ms: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ];
     for (unit_ms, unit) in UNITS {
-        if window_ms % unit_ms == 0 {
+        if window_ms.is_multiple_of(unit_ms) {
             return format!("now-{}{unit}", window_ms / unit_ms);
         }
     }

@@ -165,7 +165,9 @@ impl From<DomainRestoreError> for RestoreError {
     fn from(error: DomainRestoreError) -> Self {
         match error {
             DomainRestoreError::BadMagic => RestoreError::BadMagic,
-            DomainRestoreError::UnsupportedVersion(version) => RestoreError::UnsupportedVersion(version),
+            DomainRestoreError::UnsupportedVersion(version) => {
+                RestoreError::UnsupportedVersion(version)
+            }
             DomainRestoreError::Truncated => RestoreError::Truncated,
             DomainRestoreError::ChecksumMismatch => RestoreError::ChecksumMismatch,
             DomainRestoreError::Corrupt(why) => RestoreError::Corrupt(why),

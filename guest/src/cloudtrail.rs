@@ -12,9 +12,15 @@ use crate::time;
 ///
 /// CloudTrail's own keys are camelCase and ECS has none of them, so one of them decides.
 pub fn is_raw_record(document: &Map<String, Value>) -> bool {
-    ["eventVersion", "eventSource", "eventName", "eventTime", "userIdentity"]
-        .iter()
-        .any(|key| document.contains_key(*key))
+    [
+        "eventVersion",
+        "eventSource",
+        "eventName",
+        "eventTime",
+        "userIdentity",
+    ]
+    .iter()
+    .any(|key| document.contains_key(*key))
 }
 
 /// The ECS document the ingest pipeline would index for `record` (the fields of the mapping table).
@@ -31,7 +37,10 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
     copy("event.id", &["eventID"]);
     copy("cloud.region", &["awsRegion"]);
     copy("aws.cloudtrail.user_identity.arn", &["userIdentity", "arn"]);
-    copy("aws.cloudtrail.user_identity.type", &["userIdentity", "type"]);
+    copy(
+        "aws.cloudtrail.user_identity.type",
+        &["userIdentity", "type"],
+    );
     copy(
         "aws.cloudtrail.user_identity.access_key_id",
         &["userIdentity", "accessKeyId"],
@@ -50,7 +59,12 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
     let user_name = raw(record, &["userIdentity", "userName"]).or_else(|| {
         raw(
             record,
-            &["userIdentity", "sessionContext", "sessionIssuer", "userName"],
+            &[
+                "userIdentity",
+                "sessionContext",
+                "sessionIssuer",
+                "userName",
+            ],
         )
     });
     if let Some(name) = user_name {
@@ -83,8 +97,10 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
     // that the rule reports it instead of guessing.
     if let Some(event_time) = raw(record, &["eventTime"]) {
         let normalized = match event_time {
-            Value::String(text) => time::parse_iso8601(text)
-                .map_or_else(|| event_time.clone(), |millis| time::format_iso8601(millis).into()),
+            Value::String(text) => time::parse_iso8601(text).map_or_else(
+                || event_time.clone(),
+                |millis| time::format_iso8601(millis).into(),
+            ),
             other => other.clone(),
         };
         fields::set(&mut ecs, "@timestamp", normalized);
@@ -97,7 +113,11 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
         Value::from(if failed { "failure" } else { "success" }),
     );
     fields::set(&mut ecs, "event.kind", Value::from("event"));
-    fields::set(&mut ecs, "data_stream.dataset", Value::from("aws.cloudtrail"));
+    fields::set(
+        &mut ecs,
+        "data_stream.dataset",
+        Value::from("aws.cloudtrail"),
+    );
     Value::Object(ecs)
 }
 
@@ -213,7 +233,10 @@ mod tests {
 
     #[test]
     fn any_error_field_is_a_failure() {
-        for error in [json!({"errorCode": "AccessDenied"}), json!({"errorMessage": "no"})] {
+        for error in [
+            json!({"errorCode": "AccessDenied"}),
+            json!({"errorMessage": "no"}),
+        ] {
             let mut record = map(error);
             record.insert("eventName".into(), "Invoke".into());
             assert_eq!(to_ecs(&record)["event"]["outcome"], "failure");

@@ -120,7 +120,10 @@ pub struct Detector {
 
 impl Default for Detector {
     fn default() -> Self {
-        Self::build(Config::default(), NonZeroUsize::MIN.saturating_add(DEFAULT_CAPACITY as usize - 1))
+        Self::build(
+            Config::default(),
+            NonZeroUsize::MIN.saturating_add(DEFAULT_CAPACITY as usize - 1),
+        )
     }
 }
 
@@ -134,7 +137,9 @@ impl Detector {
         }
         for exception in &config.exceptions {
             if exception.field.is_empty() {
-                return Err(ConfigError::InvalidException("an exception names no field".into()));
+                return Err(ConfigError::InvalidException(
+                    "an exception names no field".into(),
+                ));
             }
             if exception.patterns.is_empty() {
                 return Err(ConfigError::InvalidException(format!(
@@ -301,9 +306,9 @@ impl Detector {
             .try_fold(1_usize, |product, values| product.checked_mul(values.len()))
             .filter(|&count| count <= MAX_TERMS_PER_EVENT);
         let Some(combinations) = combinations else {
-            let count = per_field
-                .iter()
-                .fold(1_u64, |product, values| product.saturating_mul(values.len() as u64));
+            let count = per_field.iter().fold(1_u64, |product, values| {
+                product.saturating_mul(values.len() as u64)
+            });
             return Err(EventError::TooManyTerms(count));
         };
 
@@ -356,7 +361,9 @@ impl Detector {
 
 fn holds(clause: &Clause, ecs: &Value) -> bool {
     match *clause {
-        Clause::Is { field, value } => fields::values(ecs, field).iter().any(|found| found == value),
+        Clause::Is { field, value } => fields::values(ecs, field)
+            .iter()
+            .any(|found| found == value),
         Clause::Matches { field, pattern } => fields::values(ecs, field)
             .iter()
             .any(|found| wildcard::matches(pattern, found)),

@@ -130,7 +130,10 @@ mod tests {
     use serde_json::json;
 
     fn strings(document: &Value, field: &str) -> Vec<String> {
-        values(document, field).into_iter().map(Cow::into_owned).collect()
+        values(document, field)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect()
     }
 
     #[test]

@@ -172,7 +172,12 @@ mod tests {
     #[test]
     fn term_keys_round_trip_and_stay_apart() {
         let long = "x".repeat(300);
-        for values in [vec!["ab", "c"], vec!["a", "bc"], vec!["", "\u{0}é"], vec![&long, "y"]] {
+        for values in [
+            vec!["ab", "c"],
+            vec!["a", "bc"],
+            vec!["", "\u{0}é"],
+            vec![&long, "y"],
+        ] {
             assert_eq!(decode_term(&key(&values), 2), Some(values.clone()));
         }
         assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
@@ -210,7 +215,10 @@ mod tests {
         history.observe(&a, 3, 100);
         history.observe(&c, 4, 100);
         assert_eq!(history.evictions(), 1);
-        let kept: Vec<_> = history.oldest_first().map(|(term, _)| term.to_vec()).collect();
+        let kept: Vec<_> = history
+            .oldest_first()
+            .map(|(term, _)| term.to_vec())
+            .collect();
         assert_eq!(kept, [a.clone(), c]);
         assert!(history.observe(&b, 5, 100), "an evicted term is new again");
     }

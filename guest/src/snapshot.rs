@@ -255,7 +255,13 @@ mod tests {
             entries.len(),
             entries.iter().map(|(term, time)| (&**term, *time)),
         );
-        (bytes, Contents { evictions: 3, entries })
+        (
+            bytes,
+            Contents {
+                evictions: 3,
+                entries,
+            },
+        )
     }
 
     #[test]
@@ -283,7 +289,10 @@ mod tests {
             for bit in 0..8 {
                 let mut damaged = bytes.clone();
                 damaged[index] ^= 1 << bit;
-                assert!(decode(&damaged, &IDENTITY).is_err(), "byte {index} bit {bit}");
+                assert!(
+                    decode(&damaged, &IDENTITY).is_err(),
+                    "byte {index} bit {bit}"
+                );
             }
         }
     }
@@ -291,17 +300,29 @@ mod tests {
     #[test]
     fn tells_what_is_wrong() {
         let (bytes, _) = sample();
-        assert_eq!(decode(b"{\"Records\":[]}", &IDENTITY), Err(RestoreError::BadMagic));
+        assert_eq!(
+            decode(b"{\"Records\":[]}", &IDENTITY),
+            Err(RestoreError::BadMagic)
+        );
         let mut newer = bytes.clone();
         newer[8..12].copy_from_slice(&2_u32.to_le_bytes());
-        assert_eq!(decode(&newer, &IDENTITY), Err(RestoreError::UnsupportedVersion(2)));
+        assert_eq!(
+            decode(&newer, &IDENTITY),
+            Err(RestoreError::UnsupportedVersion(2))
+        );
         let other = Identity {
             term_signature: "a;c",
             ..IDENTITY
         };
-        assert!(matches!(decode(&bytes, &other), Err(RestoreError::Incompatible(_))));
+        assert!(matches!(
+            decode(&bytes, &other),
+            Err(RestoreError::Incompatible(_))
+        ));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(decode(&longer, &IDENTITY), Err(RestoreError::Corrupt(_))));
+        assert!(matches!(
+            decode(&longer, &IDENTITY),
+            Err(RestoreError::Corrupt(_))
+        ));
     }
 }

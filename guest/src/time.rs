@@ -161,7 +161,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -216,9 +220,18 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for millis in [0, 1_543_446_200_123, -1, 951_825_600_000, 253_402_300_799_999] {
+        for millis in [
+            0,
+            1_543_446_200_123,
+            -1,
+            951_825_600_000,
+            253_402_300_799_999,
+        ] {
             assert_eq!(parse_iso8601(&format_iso8601(millis)), Some(millis));
         }
-        assert_eq!(format_iso8601(1_543_446_200_000), "2018-11-28T23:03:20.000Z");
+        assert_eq!(
+            format_iso8601(1_543_446_200_000),
+            "2018-11-28T23:03:20.000Z"
+        );
     }
 }

@@ -21,7 +21,10 @@ pub fn matches(pattern: &str, value: &str) -> bool {
             }
             _ => match last_star {
                 Some((star, swallowed_to)) => {
-                    let swallowed = value[swallowed_to..].chars().next().map_or(1, char::len_utf8);
+                    let swallowed = value[swallowed_to..]
+                        .chars()
+                        .next()
+                        .map_or(1, char::len_utf8);
                     at_pattern = star + 1;
                     at_value = swallowed_to + swallowed;
                     last_star = Some((star, at_value));
@@ -39,7 +42,12 @@ mod tests {
 
     #[test]
     fn invoke_prefix_as_kql_reads_it() {
-        for action in ["Invoke", "InvokeAsync", "InvokeWithResponseStream", "InvokeExecution"] {
+        for action in [
+            "Invoke",
+            "InvokeAsync",
+            "InvokeWithResponseStream",
+            "InvokeExecution",
+        ] {
             assert!(matches("Invoke*", action), "{action}");
         }
         for action in ["invoke", "XInvoke", "Invok", "", "GetFunction20150331v2"] {
@@ -57,8 +65,14 @@ mod tests {
 
     #[test]
     fn stars_backtrack() {
-        assert!(matches("arn:*:role/*-deploy", "arn:aws:iam::1:role/ci-x-deploy"));
-        assert!(!matches("arn:*:role/*-deploy", "arn:aws:iam::1:role/ci-x-deploy2"));
+        assert!(matches(
+            "arn:*:role/*-deploy",
+            "arn:aws:iam::1:role/ci-x-deploy"
+        ));
+        assert!(!matches(
+            "arn:*:role/*-deploy",
+            "arn:aws:iam::1:role/ci-x-deploy2"
+        ));
         assert!(matches("*", ""));
         assert!(matches("**a**", "bab"));
         assert!(matches("*é", "ééé"));

@@ -1,6 +1,9 @@
 //! The raw-to-ECS mapping against Elastic's own pipeline test cases: for every field of the mapping
 //! table, what `to_ecs` makes of the raw record equals what Elastic's pipeline indexed.
 
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use newterms_guest::cloudtrail::to_ecs;
@@ -33,8 +36,16 @@ fn fixtures() -> Vec<(String, Value)> {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("fixture");
         let document: Value = serde_json::from_str(&text).expect("fixture is JSON");
-        for (index, expected) in document["expected"].as_array().expect("expected").iter().enumerate() {
-            let name = format!("{} #{index}", path.file_name().unwrap_or_default().to_string_lossy());
+        for (index, expected) in document["expected"]
+            .as_array()
+            .expect("expected")
+            .iter()
+            .enumerate()
+        {
+            let name = format!(
+                "{} #{index}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
             cases.push((name, expected.clone()));
         }
     }
@@ -43,14 +54,19 @@ fn fixtures() -> Vec<(String, Value)> {
 }
 
 fn strings(document: &Value, field: &str) -> Vec<String> {
-    fields::values(document, field).into_iter().map(|value| value.into_owned()).collect()
+    fields::values(document, field)
+        .into_iter()
+        .map(|value| value.into_owned())
+        .collect()
 }
 
 #[test]
 fn every_mapped_field_matches_elastic_pipeline_output() {
     let mut compared = 0;
     for (name, expected) in fixtures() {
-        let original = expected["event"]["original"].as_str().expect("event.original");
+        let original = expected["event"]["original"]
+            .as_str()
+            .expect("event.original");
         let raw: Value = serde_json::from_str(original).expect("raw record");
         let ours = to_ecs(raw.as_object().expect("object"));
         for field in MAPPED_FIELDS {

@@ -1,6 +1,9 @@
 //! The rule's streaming semantics, natively: every clause of the query, both input shapes, both
 //! profiles, the window to the millisecond, history, snapshots and bad input.
 
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use newterms_guest::{Config, Detector, EventError, Exception, Profile, RestoreError};
 use serde_json::{Value, json};
 
@@ -86,39 +89,113 @@ fn remove(event: &mut Value, pointer: &str) {
 #[test]
 fn first_direct_invocation_alerts_once() {
     let mut rule = detector(Config::default());
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z")), 1);
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-02T10:00:00Z")), 0);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z")),
+        1
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-02T10:00:00Z")),
+        0
+    );
     assert_eq!(count(&mut rule, &invoke("bob", "2024-05-02T10:00:00Z")), 1);
     let stats = rule.stats();
-    assert_eq!((stats.events, stats.matched, stats.alerts, stats.terms), (3, 3, 2, 2));
+    assert_eq!(
+        (stats.events, stats.matched, stats.alerts, stats.terms),
+        (3, 3, 2, 2)
+    );
 }
 
 #[test]
 fn each_clause_of_the_query_decides() {
     let base = invoke("alice", "2024-05-01T10:00:00Z");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, bool)> = vec![
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Change, bool)> = vec![
         ("as is", Box::new(|_| {}), true),
-        ("other provider", Box::new(|e| set(e, "/eventSource", json!("s3.amazonaws.com"))), false),
-        ("InvokeAsync", Box::new(|e| set(e, "/eventName", json!("InvokeAsync"))), true),
-        ("InvokeWithResponseStream", Box::new(|e| set(e, "/eventName", json!("InvokeWithResponseStream"))), true),
-        ("lowercase invoke", Box::new(|e| set(e, "/eventName", json!("invoke"))), false),
-        ("XInvoke", Box::new(|e| set(e, "/eventName", json!("XInvoke"))), false),
-        ("management event", Box::new(|e| set(e, "/eventName", json!("GetFunction20150331v2"))), false),
-        ("error code", Box::new(|e| set(e, "/errorCode", json!("AccessDeniedException"))), false),
-        ("error message", Box::new(|e| set(e, "/errorMessage", json!("denied"))), false),
-        ("empty error code", Box::new(|e| set(e, "/errorCode", json!(""))), true),
-        ("null error code", Box::new(|e| set(e, "/errorCode", Value::Null)), true),
-        ("invoked by a service", Box::new(|e| set(e, "/userIdentity/invokedBy", json!("s3.amazonaws.com"))), false),
-        ("invokedBy empty", Box::new(|e| set(e, "/userIdentity/invokedBy", json!(""))), true),
-        ("invokedBy null", Box::new(|e| set(e, "/userIdentity/invokedBy", Value::Null)), true),
-        ("no ARN", Box::new(|e| remove(e, "/userIdentity/arn")), false),
-        ("empty ARN", Box::new(|e| set(e, "/userIdentity/arn", json!(""))), false),
+        (
+            "other provider",
+            Box::new(|e| set(e, "/eventSource", json!("s3.amazonaws.com"))),
+            false,
+        ),
+        (
+            "InvokeAsync",
+            Box::new(|e| set(e, "/eventName", json!("InvokeAsync"))),
+            true,
+        ),
+        (
+            "InvokeWithResponseStream",
+            Box::new(|e| set(e, "/eventName", json!("InvokeWithResponseStream"))),
+            true,
+        ),
+        (
+            "lowercase invoke",
+            Box::new(|e| set(e, "/eventName", json!("invoke"))),
+            false,
+        ),
+        (
+            "XInvoke",
+            Box::new(|e| set(e, "/eventName", json!("XInvoke"))),
+            false,
+        ),
+        (
+            "management event",
+            Box::new(|e| set(e, "/eventName", json!("GetFunction20150331v2"))),
+            false,
+        ),
+        (
+            "error code",
+            Box::new(|e| set(e, "/errorCode", json!("AccessDeniedException"))),
+            false,
+        ),
+        (
+            "error message",
+            Box::new(|e| set(e, "/errorMessage", json!("denied"))),
+            false,
+        ),
+        (
+            "empty error code",
+            Box::new(|e| set(e, "/errorCode", json!(""))),
+            true,
+        ),
+        (
+            "null error code",
+            Box::new(|e| set(e, "/errorCode", Value::Null)),
+            true,
+        ),
+        (
+            "invoked by a service",
+            Box::new(|e| set(e, "/userIdentity/invokedBy", json!("s3.amazonaws.com"))),
+            false,
+        ),
+        (
+            "invokedBy empty",
+            Box::new(|e| set(e, "/userIdentity/invokedBy", json!(""))),
+            true,
+        ),
+        (
+            "invokedBy null",
+            Box::new(|e| set(e, "/userIdentity/invokedBy", Value::Null)),
+            true,
+        ),
+        (
+            "no ARN",
+            Box::new(|e| remove(e, "/userIdentity/arn")),
+            false,
+        ),
+        (
+            "empty ARN",
+            Box::new(|e| set(e, "/userIdentity/arn", json!(""))),
+            false,
+        ),
     ];
     for (name, change, alerts_expected) in cases {
         let mut event = base.clone();
         change(&mut event);
         let mut rule = detector(Config::default());
-        assert_eq!(count(&mut rule, &event), usize::from(alerts_expected), "{name}");
+        assert_eq!(
+            count(&mut rule, &event),
+            usize::from(alerts_expected),
+            "{name}"
+        );
     }
 }
 
@@ -148,30 +225,51 @@ fn ecs_documents_in_every_spelling_alert_like_raw() {
         let mut rule = detector(Config::default());
         let raised = alerts(&mut rule, document);
         assert_eq!(raised.len(), 1, "{document}");
-        assert_eq!(raised[0]["kibana"]["alert"]["new_terms"], json!(["111122223333", "alice"]));
+        assert_eq!(
+            raised[0]["kibana"]["alert"]["new_terms"],
+            json!(["111122223333", "alice"])
+        );
         // Raw and ECS of the same principal are the same term.
-        assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T11:00:00Z")), 0);
+        assert_eq!(
+            count(&mut rule, &invoke("alice", "2024-05-01T11:00:00Z")),
+            0
+        );
     }
 
     let mut without_dataset = nested.clone();
     remove(&mut without_dataset, "/data_stream");
     assert_eq!(count(&mut detector(Config::default()), &without_dataset), 0);
     let mut invoked_by = nested.clone();
-    set(&mut invoked_by, "/aws/cloudtrail/user_identity/invoked_by", json!("events.amazonaws.com"));
+    set(
+        &mut invoked_by,
+        "/aws/cloudtrail/user_identity/invoked_by",
+        json!("events.amazonaws.com"),
+    );
     assert_eq!(count(&mut detector(Config::default()), &invoked_by), 0);
 }
 
 #[test]
 fn window_is_inclusive_to_the_millisecond() {
     for profile in [Profile::Default, Profile::Elastic] {
-        let window = if profile == Profile::Default { 14 * DAY } else { 7 * DAY };
-        let mut rule = detector(Config { profile, ..Config::default() });
+        let window = if profile == Profile::Default {
+            14 * DAY
+        } else {
+            7 * DAY
+        };
+        let mut rule = detector(Config {
+            profile,
+            ..Config::default()
+        });
         let start = 1_714_557_600_000; // 2024-05-01T10:00:00Z
         assert_eq!(count(&mut rule, &invoke("alice", &at(start))), 1);
         // Exactly the window after the last sighting: still known.
         assert_eq!(count(&mut rule, &invoke("alice", &at(start + window))), 0);
         // One millisecond more than the window after that sighting: new again.
-        assert_eq!(count(&mut rule, &invoke("alice", &at(start + 2 * window + 1))), 1, "{profile:?}");
+        assert_eq!(
+            count(&mut rule, &invoke("alice", &at(start + 2 * window + 1))),
+            1,
+            "{profile:?}"
+        );
     }
 }
 
@@ -181,9 +279,18 @@ fn window_override_applies() {
         window_ms: Some(1_000),
         ..Config::default()
     });
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:00.000Z")), 1);
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:01.000Z")), 0);
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:02.001Z")), 1);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:00.000Z")),
+        1
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:01.000Z")),
+        0
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:02.001Z")),
+        1
+    );
 }
 
 #[test]
@@ -192,33 +299,56 @@ fn out_of_order_and_redelivered_events_raise_nothing_new() {
     let later = invoke("alice", "2024-05-10T00:00:00Z");
     assert_eq!(count(&mut rule, &later), 1);
     assert_eq!(count(&mut rule, &later), 0, "redelivered");
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T00:00:00Z")), 0, "earlier");
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T00:00:00Z")),
+        0,
+        "earlier"
+    );
     // Known until 14 days after the latest sighting, not the earliest.
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-24T00:00:00Z")), 0);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-24T00:00:00Z")),
+        0
+    );
 }
 
 #[test]
 fn an_earlier_arriving_later_event_makes_the_term_known() {
     let mut rule = detector(Config::default());
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-06-01T00:00:00Z")), 1);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-06-01T00:00:00Z")),
+        1
+    );
     // 20 days before the first one: more than the window before it, but t - last_seen < 0.
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-12T00:00:00Z")), 0);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-12T00:00:00Z")),
+        0
+    );
 }
 
 #[test]
 fn a_principal_quiet_longer_than_the_window_alerts_again() {
     let mut rule = detector(Config::default());
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-01-01T00:00:00Z")), 1);
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-03-01T00:00:00Z")), 1);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-01-01T00:00:00Z")),
+        1
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-03-01T00:00:00Z")),
+        1
+    );
 }
 
 #[test]
 fn root_identity_alerts_only_in_the_default_profile() {
     let mut root = invoke("ignored", "2024-05-01T10:00:00Z");
-    set(&mut root, "/userIdentity", json!({
-        "type": "Root", "arn": "arn:aws:iam::111122223333:root",
-        "accountId": "111122223333", "accessKeyId": "AKIAROOT"
-    }));
+    set(
+        &mut root,
+        "/userIdentity",
+        json!({
+            "type": "Root", "arn": "arn:aws:iam::111122223333:root",
+            "accountId": "111122223333", "accessKeyId": "AKIAROOT"
+        }),
+    );
     let mut default = detector(Config::default());
     let raised = alerts(&mut default, &root);
     assert_eq!(raised.len(), 1);
@@ -226,7 +356,10 @@ fn root_identity_alerts_only_in_the_default_profile() {
         raised[0]["kibana"]["alert"]["new_terms"],
         json!(["111122223333", "arn:aws:iam::111122223333:root"])
     );
-    let mut elastic = detector(Config { profile: Profile::Elastic, ..Config::default() });
+    let mut elastic = detector(Config {
+        profile: Profile::Elastic,
+        ..Config::default()
+    });
     assert_eq!(count(&mut elastic, &root), 0);
     assert_eq!(elastic.stats().terms, 0, "no term, no history");
 }
@@ -235,21 +368,31 @@ fn root_identity_alerts_only_in_the_default_profile() {
 fn assumed_role_sessions_are_one_principal() {
     let session = |name: &str, time: &str| {
         let mut event = invoke("ignored", time);
-        set(&mut event, "/userIdentity", json!({
-            "type": "AssumedRole",
-            "arn": format!("arn:aws:sts::111122223333:assumed-role/deployer/{name}"),
-            "accountId": "111122223333",
-            "sessionContext": {"sessionIssuer": {
-                "type": "Role", "userName": "deployer",
-                "arn": "arn:aws:iam::111122223333:role/deployer"}}
-        }));
+        set(
+            &mut event,
+            "/userIdentity",
+            json!({
+                "type": "AssumedRole",
+                "arn": format!("arn:aws:sts::111122223333:assumed-role/deployer/{name}"),
+                "accountId": "111122223333",
+                "sessionContext": {"sessionIssuer": {
+                    "type": "Role", "userName": "deployer",
+                    "arn": "arn:aws:iam::111122223333:role/deployer"}}
+            }),
+        );
         event
     };
     for profile in [Profile::Default, Profile::Elastic] {
-        let mut rule = detector(Config { profile, ..Config::default() });
+        let mut rule = detector(Config {
+            profile,
+            ..Config::default()
+        });
         let raised = alerts(&mut rule, &session("session-1", "2024-05-01T10:00:00Z"));
         assert_eq!(raised[0]["kibana"]["alert"]["new_terms"][1], "deployer");
-        assert_eq!(count(&mut rule, &session("session-2", "2024-05-01T11:00:00Z")), 0);
+        assert_eq!(
+            count(&mut rule, &session("session-2", "2024-05-01T11:00:00Z")),
+            0
+        );
     }
 }
 
@@ -262,13 +405,21 @@ fn account_falls_back_to_the_recipient_account() {
     assert_eq!(raised[0]["kibana"]["alert"]["new_terms"][0], "444455556666");
 
     remove(&mut event, "/recipientAccountId");
-    assert_eq!(count(&mut detector(Config::default()), &event), 0, "no account, no term");
+    assert_eq!(
+        count(&mut detector(Config::default()), &event),
+        0,
+        "no account, no term"
+    );
 }
 
 #[test]
 fn array_values_give_one_alert_per_new_combination() {
     let mut document = ecs_invoke("alice", "2024-05-01T10:00:00Z");
-    set(&mut document, "/user/name", json!(["alice", "bob", "alice", null]));
+    set(
+        &mut document,
+        "/user/name",
+        json!(["alice", "bob", "alice", null]),
+    );
     set(&mut document, "/cloud/account/id", json!(["1", "2"]));
     let mut rule = detector(Config::default());
     let raised = alerts(&mut rule, &document);
@@ -277,23 +428,42 @@ fn array_values_give_one_alert_per_new_combination() {
         .map(|alert| alert["kibana"]["alert"]["new_terms"].clone())
         .collect();
     terms.sort_by_key(Value::to_string);
-    assert_eq!(terms, [json!(["1", "alice"]), json!(["1", "bob"]), json!(["2", "alice"]), json!(["2", "bob"])]);
+    assert_eq!(
+        terms,
+        [
+            json!(["1", "alice"]),
+            json!(["1", "bob"]),
+            json!(["2", "alice"]),
+            json!(["2", "bob"])
+        ]
+    );
 
     set(&mut document, "/user/name", json!(["alice", "carol"]));
     let raised = alerts(&mut rule, &document);
     assert_eq!(raised.len(), 2, "only the combinations with carol are new");
 
-    let uuids: std::collections::HashSet<_> =
-        raised.iter().map(|alert| alert["kibana"]["alert"]["uuid"].clone()).collect();
+    let uuids: std::collections::HashSet<_> = raised
+        .iter()
+        .map(|alert| alert["kibana"]["alert"]["uuid"].clone())
+        .collect();
     assert_eq!(uuids.len(), 2, "one id per term");
 }
 
 #[test]
 fn values_compare_exactly() {
     let mut rule = detector(Config::default());
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z")), 1);
-    assert_eq!(count(&mut rule, &invoke("Alice", "2024-05-01T10:00:00Z")), 1);
-    assert_eq!(count(&mut rule, &invoke("alice ", "2024-05-01T10:00:00Z")), 1);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z")),
+        1
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("Alice", "2024-05-01T10:00:00Z")),
+        1
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("alice ", "2024-05-01T10:00:00Z")),
+        1
+    );
 }
 
 #[test]
@@ -306,13 +476,22 @@ fn exceptions_neither_alert_nor_count() {
         ..Config::default()
     };
     let mut rule = detector(config);
-    assert_eq!(count(&mut rule, &invoke("ci-runner", "2024-05-01T10:00:00Z")), 0);
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z")), 1);
+    assert_eq!(
+        count(&mut rule, &invoke("ci-runner", "2024-05-01T10:00:00Z")),
+        0
+    );
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z")),
+        1
+    );
     let stats = rule.stats();
     assert_eq!((stats.matched, stats.excepted, stats.terms), (2, 1, 1));
 
     let invalid = Config {
-        exceptions: vec![Exception { field: "user.name".into(), patterns: vec![] }],
+        exceptions: vec![Exception {
+            field: "user.name".into(),
+            patterns: vec![],
+        }],
         ..Config::default()
     };
     assert!(Detector::new(invalid).is_err());
@@ -320,17 +499,28 @@ fn exceptions_neither_alert_nor_count() {
 
 #[test]
 fn learn_mode_builds_history_without_alerts() {
-    let mut learner = detector(Config { learn: true, ..Config::default() });
-    assert_eq!(count(&mut learner, &invoke("alice", "2024-05-01T10:00:00Z")), 0);
+    let mut learner = detector(Config {
+        learn: true,
+        ..Config::default()
+    });
+    assert_eq!(
+        count(&mut learner, &invoke("alice", "2024-05-01T10:00:00Z")),
+        0
+    );
     let mut live = detector(Config::default());
     live.restore(&learner.snapshot()).expect("restore");
-    assert_eq!(count(&mut live, &invoke("alice", "2024-05-02T10:00:00Z")), 0);
+    assert_eq!(
+        count(&mut live, &invoke("alice", "2024-05-02T10:00:00Z")),
+        0
+    );
     assert_eq!(count(&mut live, &invoke("bob", "2024-05-02T10:00:00Z")), 1);
 }
 
 #[test]
 fn split_runs_raise_the_alerts_of_one_run() {
-    let users = ["alice", "bob", "carol", "alice", "dave", "bob", "erin", "alice"];
+    let users = [
+        "alice", "bob", "carol", "alice", "dave", "bob", "erin", "alice",
+    ];
     let events: Vec<Value> = users
         .iter()
         .enumerate()
@@ -358,17 +548,29 @@ fn snapshots_refuse_another_profile_and_damage() {
     let mut rule = detector(Config::default());
     count(&mut rule, &invoke("alice", "2024-05-01T10:00:00Z"));
     let snapshot = rule.snapshot();
-    let mut elastic = detector(Config { profile: Profile::Elastic, ..Config::default() });
-    assert!(matches!(elastic.restore(&snapshot), Err(RestoreError::Incompatible(_))));
+    let mut elastic = detector(Config {
+        profile: Profile::Elastic,
+        ..Config::default()
+    });
+    assert!(matches!(
+        elastic.restore(&snapshot),
+        Err(RestoreError::Incompatible(_))
+    ));
     let mut fresh = detector(Config::default());
-    assert_eq!(fresh.restore(&snapshot[..snapshot.len() - 1]), Err(RestoreError::Truncated));
+    assert_eq!(
+        fresh.restore(&snapshot[..snapshot.len() - 1]),
+        Err(RestoreError::Truncated)
+    );
     assert_eq!(fresh.restore(b""), Err(RestoreError::BadMagic));
     assert_eq!(fresh.stats().terms, 0, "a refused snapshot changes nothing");
 }
 
 #[test]
 fn history_is_bounded_and_evictions_counted() {
-    let mut rule = detector(Config { capacity: Some(2), ..Config::default() });
+    let mut rule = detector(Config {
+        capacity: Some(2),
+        ..Config::default()
+    });
     for user in ["a", "b", "c"] {
         assert_eq!(count(&mut rule, &invoke(user, "2024-05-01T10:00:00Z")), 1);
     }
@@ -376,10 +578,19 @@ fn history_is_bounded_and_evictions_counted() {
     assert_eq!((stats.terms, stats.evictions), (2, 1));
     // "a" was evicted: it alerts again, and the restored history keeps the count.
     assert_eq!(count(&mut rule, &invoke("a", "2024-05-01T10:00:01Z")), 1);
-    let mut restored = detector(Config { capacity: Some(2), ..Config::default() });
+    let mut restored = detector(Config {
+        capacity: Some(2),
+        ..Config::default()
+    });
     restored.restore(&rule.snapshot()).expect("restore");
     assert_eq!(restored.stats().evictions, 2);
-    assert!(Detector::new(Config { capacity: Some(0), ..Config::default() }).is_err());
+    assert!(
+        Detector::new(Config {
+            capacity: Some(0),
+            ..Config::default()
+        })
+        .is_err()
+    );
 }
 
 #[test]
@@ -387,16 +598,26 @@ fn time_is_required_only_of_matching_events() {
     let mut rule = detector(Config::default());
     let mut no_time = invoke("alice", "x");
     remove(&mut no_time, "/eventTime");
-    assert_eq!(rule.process(&no_time.to_string()), Err(EventError::MissingTime));
+    assert_eq!(
+        rule.process(&no_time.to_string()),
+        Err(EventError::MissingTime)
+    );
     let mut bad_time = invoke("alice", "yesterday");
     assert_eq!(
         rule.process(&bad_time.to_string()),
         Err(EventError::InvalidTime("yesterday".into()))
     );
     set(&mut bad_time, "/eventSource", json!("s3.amazonaws.com"));
-    assert_eq!(rule.process(&bad_time.to_string()), Ok(vec![]), "not matching: time irrelevant");
+    assert_eq!(
+        rule.process(&bad_time.to_string()),
+        Ok(vec![]),
+        "not matching: time irrelevant"
+    );
     assert_eq!(rule.stats().terms, 0, "refused events change nothing");
-    assert_eq!(count(&mut rule, &invoke("alice", "2024-05-01T10:00:00+02:00")), 1);
+    assert_eq!(
+        count(&mut rule, &invoke("alice", "2024-05-01T10:00:00+02:00")),
+        1
+    );
 
     let mut epoch = ecs_invoke("bob", "x");
     set(&mut epoch, "/@timestamp", json!(1_714_557_600_000_i64));
@@ -423,7 +644,10 @@ fn bad_input_is_an_error_not_a_panic() {
     for text in cases {
         let outcome = rule.process(text);
         assert!(
-            matches!(outcome, Err(EventError::MalformedJson(_) | EventError::NotAnObject)),
+            matches!(
+                outcome,
+                Err(EventError::MalformedJson(_) | EventError::NotAnObject)
+            ),
             "{:.40}: {outcome:?}",
             text
         );
@@ -475,11 +699,20 @@ fn alerts_have_the_elastic_security_shape() {
         alert["aws"]["cloudtrail"]["request_parameters"],
         "{functionName=billing, invocationType=RequestResponse}"
     );
-    assert_eq!(alert["aws"]["cloudtrail"]["user_identity"]["access_key_id"], "AKIAEXAMPLE");
+    assert_eq!(
+        alert["aws"]["cloudtrail"]["user_identity"]["access_key_id"],
+        "AKIAEXAMPLE"
+    );
     assert_eq!(kibana["original_time"], "2024-05-01T10:00:00.123Z");
     assert_eq!(kibana["new_terms"], json!(["111122223333", "alice"]));
-    assert_eq!(kibana["rule"]["name"], "AWS Lambda Function Invoked by an Unusual Principal");
-    assert_eq!(kibana["rule"]["rule_id"], "07cd35a6-c267-4394-a782-6a9428aea9d3");
+    assert_eq!(
+        kibana["rule"]["name"],
+        "AWS Lambda Function Invoked by an Unusual Principal"
+    );
+    assert_eq!(
+        kibana["rule"]["rule_id"],
+        "07cd35a6-c267-4394-a782-6a9428aea9d3"
+    );
     assert_eq!(kibana["rule"]["type"], "new_terms");
     assert_eq!(kibana["rule"]["severity"], "medium");
     assert_eq!(kibana["rule"]["risk_score"], 47);
@@ -497,6 +730,7 @@ fn alerts_have_the_elastic_security_shape() {
     );
     // Deterministic: the same event through a fresh rule gets the same id.
     let again: Value =
-        serde_json::from_str(&detector(Config::default()).process(&text).expect("ok")[0]).expect("JSON");
+        serde_json::from_str(&detector(Config::default()).process(&text).expect("ok")[0])
+            .expect("JSON");
     assert_eq!(again["kibana"]["alert"]["uuid"], kibana["uuid"]);
 }

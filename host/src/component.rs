@@ -13,7 +13,8 @@ use crate::sandbox::Sandbox;
 use crate::types::RuleConfig;
 
 /// The rule component that this crate's build produced from `guest/`.
-pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/newterms_rule.wasm"));
+pub const EMBEDDED_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/newterms_rule.wasm"));
 
 /// A compiled rule component, ready to instantiate any number of times.
 #[derive(Clone)]
@@ -113,7 +114,9 @@ fn describe(name: &str, item: &ComponentItem, engine: &wasmtime::Engine) -> Stri
             let functions: Vec<&str> = instance.exports(engine).map(|(name, _)| name).collect();
             format!("{name} (interface: {})", functions.join(", "))
         }
-        ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) => format!("{name} (function)"),
+        ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) => {
+            format!("{name} (function)")
+        }
         ComponentItem::Module(_) | ComponentItem::Component(_) => format!("{name} (component)"),
         ComponentItem::Type(_) | ComponentItem::Resource(_) => format!("{name} (type)"),
     }

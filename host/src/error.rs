@@ -53,7 +53,10 @@ impl fmt::Display for Error {
             Error::Engine(_) => f.write_str("cannot create the WebAssembly engine"),
             Error::Compile { origin, .. } => write!(f, "cannot compile the component {origin}"),
             Error::Incompatible { origin, .. } => {
-                write!(f, "{origin} is not a newterms:rule component this host can run")
+                write!(
+                    f,
+                    "{origin} is not a newterms:rule component this host can run"
+                )
             }
             Error::Guest { call, .. } => write!(f, "the rule component failed in {call}"),
             Error::Config(error) => write!(f, "the rule refused its configuration: {error}"),

@@ -54,7 +54,10 @@ impl Input {
         let mut reader = BufReader::with_capacity(1 << 16, raw);
         let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(if is_gzip {
-            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(reader)))
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                MultiGzDecoder::new(reader),
+            ))
         } else {
             Box::new(reader)
         })
@@ -321,9 +324,7 @@ fn is_delivery_document(bytes: &[u8]) -> bool {
 }
 
 fn starts_delivery_document(reader: &mut Box<dyn BufRead + Send>) -> bool {
-    reader
-        .fill_buf()
-        .is_ok_and(|available| is_delivery_document(available))
+    reader.fill_buf().is_ok_and(is_delivery_document)
 }
 
 /// The records of a delivery document, each as its own JSON text, or the error that stops it.
@@ -378,7 +379,10 @@ mod tests {
                 Ok(record) => format!("{} {}", record.location, record.text),
                 Err(error) => format!("error {error}"),
             })
-            .map(|line| line.split_once(':').map_or(line.clone(), |(_, rest)| rest.to_owned()))
+            .map(|line| {
+                line.split_once(':')
+                    .map_or(line.clone(), |(_, rest)| rest.to_owned())
+            })
             .collect()
     }
 
@@ -398,10 +402,15 @@ mod tests {
 
     #[test]
     fn expands_pretty_printed_delivery_files() {
-        let items = read_all(b"{\n  \"Records\": [\n    {\"eventID\": \"1\"},\n    {\"eventID\": \"2\"}\n  ]\n}\n");
+        let items = read_all(
+            b"{\n  \"Records\": [\n    {\"eventID\": \"1\"},\n    {\"eventID\": \"2\"}\n  ]\n}\n",
+        );
         assert_eq!(
             texts(&items),
-            ["1 (record 1) {\"eventID\": \"1\"}", "1 (record 2) {\"eventID\": \"2\"}"]
+            [
+                "1 (record 1) {\"eventID\": \"1\"}",
+                "1 (record 2) {\"eventID\": \"2\"}"
+            ]
         );
     }
 
@@ -411,7 +420,11 @@ mod tests {
         let texts = texts(&items);
         assert_eq!(texts[0], "1 {\"x\":1}");
         assert_eq!(texts[1], "2 (record 1) {\"eventID\":\"1\"}");
-        assert!(texts[2].starts_with("3: malformed delivery document"), "{}", texts[2]);
+        assert!(
+            texts[2].starts_with("3: malformed delivery document"),
+            "{}",
+            texts[2]
+        );
     }
 
     #[test]
@@ -424,7 +437,8 @@ mod tests {
 
     #[test]
     fn unreadable_file_is_an_error_and_reading_goes_on() {
-        let items: Vec<_> = InputReader::new([Input::File("/nonexistent/newterms".into())]).collect();
+        let items: Vec<_> =
+            InputReader::new([Input::File("/nonexistent/newterms".into())]).collect();
         assert_eq!(items.len(), 1);
         assert!(items[0].is_err());
     }

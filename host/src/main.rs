@@ -208,7 +208,11 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        other => return Err(format!("unknown unit {other:?} in {text:?}: use d, h, m, s or ms")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use d, h, m, s or ms"
+            ));
+        }
     };
     match number.checked_mul(unit_ms) {
         Some(0) => Err(format!("a window of {text} is empty")),
@@ -331,12 +335,25 @@ fn run_info(args: RuleArgs) -> Result<()> {
     let techniques: Vec<String> = metadata
         .techniques
         .iter()
-        .map(|technique| format!("{} {} ({})", technique.id, technique.name, technique.reference))
+        .map(|technique| {
+            format!(
+                "{} {} ({})",
+                technique.id, technique.name, technique.reference
+            )
+        })
         .collect();
     let imports = component.imports();
     writeln!(out, "rule:            {}", metadata.name)?;
-    writeln!(out, "rule id:         {} (version {})", metadata.rule_id, metadata.rule_version)?;
-    writeln!(out, "severity:        {} (risk score {})", metadata.severity, metadata.risk_score)?;
+    writeln!(
+        out,
+        "rule id:         {} (version {})",
+        metadata.rule_id, metadata.rule_version
+    )?;
+    writeln!(
+        out,
+        "severity:        {} (risk score {})",
+        metadata.severity, metadata.risk_score
+    )?;
     writeln!(
         out,
         "MITRE ATT&CK:    {} {} ({})",

@@ -30,7 +30,9 @@ impl std::str::FromStr for Profile {
         match name {
             "default" => Ok(Profile::Default),
             "elastic" => Ok(Profile::Elastic),
-            other => Err(format!("unknown profile {other:?}: expected default or elastic")),
+            other => Err(format!(
+                "unknown profile {other:?}: expected default or elastic"
+            )),
         }
     }
 }
@@ -108,7 +110,10 @@ impl fmt::Display for EventError {
                 write!(f, "matching event with an unreadable time {value:?}")
             }
             EventError::TooManyTerms(count) => {
-                write!(f, "{count} term combinations in one event is more than the rule takes")
+                write!(
+                    f,
+                    "{count} term combinations in one event is more than the rule takes"
+                )
             }
         }
     }
@@ -136,14 +141,19 @@ impl fmt::Display for RestoreError {
         match self {
             RestoreError::BadMagic => f.write_str("not a newterms snapshot (wrong magic number)"),
             RestoreError::UnsupportedVersion(version) => {
-                write!(f, "snapshot format version {version} is not one this rule reads")
+                write!(
+                    f,
+                    "snapshot format version {version} is not one this rule reads"
+                )
             }
             RestoreError::Truncated => f.write_str("the snapshot is truncated"),
             RestoreError::ChecksumMismatch => {
                 f.write_str("the snapshot is damaged (checksum mismatch)")
             }
             RestoreError::Corrupt(why) => write!(f, "the snapshot is corrupt: {why}"),
-            RestoreError::Incompatible(why) => write!(f, "the snapshot does not fit this rule: {why}"),
+            RestoreError::Incompatible(why) => {
+                write!(f, "the snapshot does not fit this rule: {why}")
+            }
         }
     }
 }

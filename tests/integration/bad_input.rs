@@ -25,11 +25,21 @@ fn broken_events_are_typed_errors_and_the_instance_survives() {
     for (name, text) in cases {
         let outcome = instance.process_event(text).expect("no trap");
         assert!(
-            matches!(outcome, Err(EventError::MalformedJson(_) | EventError::NotAnObject)),
+            matches!(
+                outcome,
+                Err(EventError::MalformedJson(_) | EventError::NotAnObject)
+            ),
             "{name}: {outcome:?}"
         );
     }
-    assert_eq!(alerts(&mut instance, &direct_invoke("alice", "2024-01-01T00:00:00Z")).len(), 1);
+    assert_eq!(
+        alerts(
+            &mut instance,
+            &direct_invoke("alice", "2024-01-01T00:00:00Z")
+        )
+        .len(),
+        1
+    );
 }
 
 #[test]
@@ -48,7 +58,10 @@ fn wrong_types_in_every_field_the_rule_reads() {
         .iter()
         .map(|event| instance.process_event(&event.to_string()).expect("no trap"))
         .collect();
-    assert_eq!(outcomes[..4], [Ok(vec![]), Ok(vec![]), Ok(vec![]), Ok(vec![])]);
+    assert_eq!(
+        outcomes[..4],
+        [Ok(vec![]), Ok(vec![]), Ok(vec![]), Ok(vec![])]
+    );
     // The last one matches the query: its boolean time is refused, not guessed.
     assert_eq!(outcomes[4], Err(EventError::InvalidTime("true".into())));
 }
@@ -81,5 +94,9 @@ fn the_cli_goes_on_past_huge_and_hostile_lines() {
     let run = newterms(&["scan", input.to_str().expect("path")], b"");
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(run.alerts.len(), 2);
-    assert!(run.stderr.contains("hostile.ndjson:1: malformed JSON"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hostile.ndjson:1: malformed JSON"),
+        "{}",
+        run.stderr
+    );
 }

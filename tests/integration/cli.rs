@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use crate::support::{direct_invoke, event_ids, newterms, scratch, write_ndjson};
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/lambda-invocations.ndjson");
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/lambda-invocations.ndjson"
+);
 
 /// The example's alerts under the default profile, by event id: the real direct call from the
 /// SumoLogic documentation, deploy-bot's first call and its return after 18 quiet days, the root
@@ -30,7 +33,8 @@ fn scans_the_bundled_example() {
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(event_ids(&run.alerts), EXAMPLE_ALERTS);
     assert!(
-        run.stderr.contains("12 events read, 9 matched, 0 excepted, 6 alerts, 0 errors"),
+        run.stderr
+            .contains("12 events read, 9 matched, 0 excepted, 6 alerts, 0 errors"),
         "{}",
         run.stderr
     );
@@ -69,7 +73,12 @@ fn state_split_across_runs_equals_one_run() {
         std::fs::write(&second, lines[split..].join("\n")).expect("write");
         let one = newterms(&["scan", "--state", path(&state), path(&first)], b"");
         let two = newterms(&["scan", "--state", path(&state), path(&second)], b"");
-        assert!(one.status.success() && two.status.success(), "{}{}", one.stderr, two.stderr);
+        assert!(
+            one.status.success() && two.status.success(),
+            "{}{}",
+            one.stderr,
+            two.stderr
+        );
         let mut alerts = one.alerts;
         alerts.extend(two.alerts);
         assert_eq!(event_ids(&alerts), EXAMPLE_ALERTS, "split at line {split}");
@@ -82,14 +91,20 @@ fn learn_mode_warms_up_without_alerts() {
     let state = directory.join("state.bin");
     let history = directory.join("history.ndjson");
     write_ndjson(&history, &[direct_invoke("alice", "2024-04-20T00:00:00Z")]);
-    let learned = newterms(&["scan", "--learn", "--state", path(&state), path(&history)], b"");
+    let learned = newterms(
+        &["scan", "--learn", "--state", path(&state), path(&history)],
+        b"",
+    );
     assert!(learned.status.success(), "{}", learned.stderr);
     assert!(learned.alerts.is_empty());
 
     let live_input = directory.join("live.ndjson");
     write_ndjson(
         &live_input,
-        &[direct_invoke("alice", "2024-04-25T00:00:00Z"), direct_invoke("bob", "2024-04-25T00:00:00Z")],
+        &[
+            direct_invoke("alice", "2024-04-25T00:00:00Z"),
+            direct_invoke("bob", "2024-04-25T00:00:00Z"),
+        ],
     );
     let live = newterms(&["scan", "--state", path(&state), path(&live_input)], b"");
     assert_eq!(event_ids(&live.alerts), ["bob@2024-04-25T00:00:00Z"]);
@@ -99,7 +114,12 @@ fn learn_mode_warms_up_without_alerts() {
 fn exclusions_from_flags_and_configuration() {
     let directory = scratch("exclusions");
     let flagged = newterms(
-        &["scan", "--exclude-arn", "arn:aws:iam::111122223333:user/deploy-*", EXAMPLE],
+        &[
+            "scan",
+            "--exclude-arn",
+            "arn:aws:iam::111122223333:user/deploy-*",
+            EXAMPLE,
+        ],
         b"",
     );
     assert!(flagged.status.success(), "{}", flagged.stderr);
@@ -132,7 +152,10 @@ values = ["ops-*"]
         ]
     );
     // The command line wins over the file.
-    let overridden = newterms(&["scan", "--config", path(&config), "--window", "1d", EXAMPLE], b"");
+    let overridden = newterms(
+        &["scan", "--config", path(&config), "--window", "1d", EXAMPLE],
+        b"",
+    );
     // 1-day window: deploy-bot's second call, 24 h 7 s after its first, is new again.
     assert_eq!(overridden.alerts.len(), 5);
 }
@@ -161,7 +184,8 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
     let mut file = std::fs::File::create(&input).expect("create");
     writeln!(file, "{}", direct_invoke("alice", "2024-04-01T00:00:00Z")).expect("write");
     writeln!(file, "{{\"eventName\": \"Invoke\", ").expect("write");
-    file.write_all(b"{\"eventName\": \"\xff\"}\n").expect("write");
+    file.write_all(b"{\"eventName\": \"\xff\"}\n")
+        .expect("write");
     writeln!(file, "[1, 2]").expect("write");
     let no_time = crate::support::without(direct_invoke("carol", "x"), "/eventTime");
     writeln!(file, "{no_time}").expect("write");
@@ -169,7 +193,11 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
     drop(file);
 
     let run = newterms(&["scan", path(&input)], b"");
-    assert!(run.status.success(), "bad lines are not a failed run: {}", run.stderr);
+    assert!(
+        run.status.success(),
+        "bad lines are not a failed run: {}",
+        run.stderr
+    );
     assert_eq!(
         event_ids(&run.alerts),
         ["alice@2024-04-01T00:00:00Z", "bob@2024-04-01T00:00:00Z"]
@@ -181,9 +209,17 @@ fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
         format!("{name}:4: not a JSON object"),
         format!("{name}:5: matching event without a time"),
     ] {
-        assert!(run.stderr.contains(&expected), "missing {expected:?} in {}", run.stderr);
+        assert!(
+            run.stderr.contains(&expected),
+            "missing {expected:?} in {}",
+            run.stderr
+        );
     }
-    assert!(run.stderr.contains("4 errors (1 input, 3 event)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("4 errors (1 input, 3 event)"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -198,16 +234,33 @@ fn unreadable_inputs_and_bad_state_fail_without_touching_anything() {
     std::fs::write(&state, b"not a snapshot").expect("write");
     let run = newterms(&["scan", "--state", path(&state), EXAMPLE], b"");
     assert!(!run.status.success());
-    assert!(run.alerts.is_empty(), "nothing is processed with a state it cannot accept");
+    assert!(
+        run.alerts.is_empty(),
+        "nothing is processed with a state it cannot accept"
+    );
     assert!(run.stderr.contains("state.bin"), "{}", run.stderr);
     assert!(run.stderr.contains("magic"), "{}", run.stderr);
     assert_eq!(std::fs::read(&state).expect("read"), b"not a snapshot");
 
     // A state of another profile is refused, not silently reused.
     let good = directory.join("default.bin");
-    assert!(newterms(&["scan", "--state", path(&good), EXAMPLE], b"").status.success());
+    assert!(
+        newterms(&["scan", "--state", path(&good), EXAMPLE], b"")
+            .status
+            .success()
+    );
     let before = std::fs::read(&good).expect("read");
-    let run = newterms(&["scan", "--profile", "elastic", "--state", path(&good), EXAMPLE], b"");
+    let run = newterms(
+        &[
+            "scan",
+            "--profile",
+            "elastic",
+            "--state",
+            path(&good),
+            EXAMPLE,
+        ],
+        b"",
+    );
     assert!(!run.status.success());
     assert!(run.stderr.contains("does not fit"), "{}", run.stderr);
     assert_eq!(std::fs::read(&good).expect("read"), before);
@@ -225,11 +278,19 @@ fn reads_delivery_files_compressed_or_not() {
     ];
     let document = json!({"Records": records});
     let pretty = directory.join("pretty.json");
-    std::fs::write(&pretty, serde_json::to_string_pretty(&document).expect("json")).expect("write");
+    std::fs::write(
+        &pretty,
+        serde_json::to_string_pretty(&document).expect("json"),
+    )
+    .expect("write");
     let gzipped = directory.join("compact.json.gz");
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder
-        .write_all(json!({"Records": [direct_invoke("carol", "2024-04-01T00:00:00Z")]}).to_string().as_bytes())
+        .write_all(
+            json!({"Records": [direct_invoke("carol", "2024-04-01T00:00:00Z")]})
+                .to_string()
+                .as_bytes(),
+        )
         .expect("gzip");
     std::fs::write(&gzipped, encoder.finish().expect("gzip")).expect("write");
 
@@ -237,7 +298,11 @@ fn reads_delivery_files_compressed_or_not() {
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(
         event_ids(&run.alerts),
-        ["alice@2024-04-01T00:00:00Z", "bob@2024-04-01T00:00:00Z", "carol@2024-04-01T00:00:00Z"]
+        [
+            "alice@2024-04-01T00:00:00Z",
+            "bob@2024-04-01T00:00:00Z",
+            "carol@2024-04-01T00:00:00Z"
+        ]
     );
 }
 
@@ -256,6 +321,10 @@ fn info_lists_metadata_imports_and_exports() {
         "imports:         none",
         "newterms:rule/detector@0.1.0",
     ] {
-        assert!(run.stdout.contains(expected), "missing {expected:?} in\n{}", run.stdout);
+        assert!(
+            run.stdout.contains(expected),
+            "missing {expected:?} in\n{}",
+            run.stdout
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The component as a sandboxed artefact: what it imports, exports and says about itself.
 
-use newterms::{ConfigError, Error, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox};
+use newterms::{
+    ConfigError, Error, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
+};
 
 use crate::support::{component, rule};
 
@@ -13,7 +15,10 @@ fn imports_nothing_at_all() {
 fn exports_the_detector_interface() {
     let exports = component().exports();
     assert_eq!(exports.len(), 1, "{exports:?}");
-    assert!(exports[0].starts_with("newterms:rule/detector@0.1.0 "), "{exports:?}");
+    assert!(
+        exports[0].starts_with("newterms:rule/detector@0.1.0 "),
+        "{exports:?}"
+    );
     for function in [
         "configure",
         "process-event",
@@ -23,7 +28,10 @@ fn exports_the_detector_interface() {
         "metadata",
         "stats",
     ] {
-        assert!(exports[0].contains(function), "{function} missing from {exports:?}");
+        assert!(
+            exports[0].contains(function),
+            "{function} missing from {exports:?}"
+        );
     }
 }
 
@@ -31,15 +39,25 @@ fn exports_the_detector_interface() {
 fn metadata_describes_the_rule_and_the_configuration() {
     let mut default = rule(&RuleConfig::default());
     let metadata = default.metadata().expect("metadata");
-    assert_eq!(metadata.name, "AWS Lambda Function Invoked by an Unusual Principal");
+    assert_eq!(
+        metadata.name,
+        "AWS Lambda Function Invoked by an Unusual Principal"
+    );
     assert_eq!(metadata.rule_id, "07cd35a6-c267-4394-a782-6a9428aea9d3");
-    assert_eq!((metadata.severity.as_str(), metadata.risk_score), ("medium", 47));
+    assert_eq!(
+        (metadata.severity.as_str(), metadata.risk_score),
+        ("medium", 47)
+    );
     assert_eq!(metadata.tactic.id, "TA0002");
     assert_eq!(metadata.techniques[0].id, "T1648");
     assert_eq!(metadata.profile, Profile::Default);
     assert_eq!(metadata.window_ms, 14 * 86_400_000);
     assert_eq!(metadata.term_fields, ["cloud.account.id", "user.name"]);
-    assert!(metadata.query.starts_with("data_stream.dataset: \"aws.cloudtrail\""));
+    assert!(
+        metadata
+            .query
+            .starts_with("data_stream.dataset: \"aws.cloudtrail\"")
+    );
 
     let mut elastic = rule(&RuleConfig {
         profile: Profile::Elastic,
@@ -48,7 +66,10 @@ fn metadata_describes_the_rule_and_the_configuration() {
         ..RuleConfig::default()
     });
     let metadata = elastic.metadata().expect("metadata");
-    assert_eq!((metadata.profile, metadata.window_ms), (Profile::Elastic, 7 * 86_400_000));
+    assert_eq!(
+        (metadata.profile, metadata.window_ms),
+        (Profile::Elastic, 7 * 86_400_000)
+    );
     assert_eq!((metadata.capacity, metadata.learn), (10, true));
 
     let mut custom = rule(&RuleConfig {
@@ -66,16 +87,28 @@ fn refuses_bad_configuration_with_typed_errors() {
         Ok(_) => panic!("configuration accepted"),
     };
     assert_eq!(
-        refused(RuleConfig { capacity: Some(0), ..RuleConfig::default() }),
+        refused(RuleConfig {
+            capacity: Some(0),
+            ..RuleConfig::default()
+        }),
         ConfigError::ZeroCapacity
     );
     assert_eq!(
-        refused(RuleConfig { window_ms: Some(0), ..RuleConfig::default() }),
+        refused(RuleConfig {
+            window_ms: Some(0),
+            ..RuleConfig::default()
+        }),
         ConfigError::InvalidWindow(0)
     );
-    let exception = Exception { field: String::new(), patterns: vec!["x".into()] };
+    let exception = Exception {
+        field: String::new(),
+        patterns: vec!["x".into()],
+    };
     assert!(matches!(
-        refused(RuleConfig { exceptions: vec![exception], ..RuleConfig::default() }),
+        refused(RuleConfig {
+            exceptions: vec![exception],
+            ..RuleConfig::default()
+        }),
         ConfigError::InvalidException(_)
     ));
 }
@@ -84,9 +117,15 @@ fn refuses_bad_configuration_with_typed_errors() {
 fn a_component_written_out_loads_again() {
     let directory = crate::support::scratch("component-roundtrip");
     let path = directory.join("rule.wasm");
-    let run = crate::support::newterms(&["component", "--output", path.to_str().expect("path")], b"");
+    let run = crate::support::newterms(
+        &["component", "--output", path.to_str().expect("path")],
+        b"",
+    );
     assert!(run.status.success(), "{}", run.stderr);
-    assert_eq!(std::fs::read(&path).expect("written"), newterms::EMBEDDED_COMPONENT);
+    assert_eq!(
+        std::fs::read(&path).expect("written"),
+        newterms::EMBEDDED_COMPONENT
+    );
     let sandbox = Sandbox::new(Limits::default()).expect("engine");
     let loaded = RuleComponent::from_file(&sandbox, &path).expect("loads");
     assert!(loaded.imports().is_empty());

@@ -1,6 +1,9 @@
 //! Integration tests: the real component in wasmtime, and the `newterms` binary. One test binary,
 //! because wasmtime links slowly.
 
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod bad_input;

@@ -20,8 +20,15 @@ fn only_the_direct_invocation_among_real_lambda_events_alerts() {
         assert_eq!(event_ids(&run.alerts), [DIRECT_CALL], "{profile}");
         let alert = &run.alerts[0];
         assert_eq!(alert["user"]["name"], "duc");
-        assert_eq!(alert["kibana"]["alert"]["new_terms"], serde_json::json!(["111111111111", "duc"]));
-        assert!(run.stderr.contains("8 events read, 1 matched"), "{}", run.stderr);
+        assert_eq!(
+            alert["kibana"]["alert"]["new_terms"],
+            serde_json::json!(["111111111111", "duc"])
+        );
+        assert!(
+            run.stderr.contains("8 events read, 1 matched"),
+            "{}",
+            run.stderr
+        );
     }
 }
 
@@ -31,7 +38,11 @@ fn the_mixed_corpus_yields_the_one_direct_call_and_no_errors() {
     let run = newterms(&["scan", arg(&corpus)], b"");
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(event_ids(&run.alerts), [DIRECT_CALL]);
-    assert!(run.stderr.contains("3896 events read, 1 matched"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("3896 events read, 1 matched"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains(" 0 errors"), "{}", run.stderr);
 }
 
@@ -51,5 +62,9 @@ fn s3_delivery_files_as_aws_writes_them() {
     assert!(run.status.success(), "{}", run.stderr);
     // flaws2's two Invokes came through API Gateway: normal, no alert.
     assert!(run.alerts.is_empty());
-    assert!(run.stderr.contains("66 events read, 0 matched"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("66 events read, 0 matched"),
+        "{}",
+        run.stderr
+    );
 }

@@ -32,8 +32,19 @@ fn snapshot_round_trips_across_instances() {
     let mut restored = rule(&RuleConfig::default());
     restored.restore(&snapshot).expect("restore");
     assert_eq!(restored.stats().expect("stats").terms, 2);
-    assert_eq!(restored.snapshot().expect("snapshot"), snapshot, "restoring changes nothing");
-    assert_eq!(alerts(&mut restored, &direct_invoke("alice", "2024-03-02T00:00:00Z")).len(), 0);
+    assert_eq!(
+        restored.snapshot().expect("snapshot"),
+        snapshot,
+        "restoring changes nothing"
+    );
+    assert_eq!(
+        alerts(
+            &mut restored,
+            &direct_invoke("alice", "2024-03-02T00:00:00Z")
+        )
+        .len(),
+        0
+    );
 }
 
 #[test]
@@ -41,17 +52,32 @@ fn damaged_snapshots_are_typed_errors() {
     let snapshot = snapshot_with(&["alice", "bob"]);
     let default = RuleConfig::default();
     assert_eq!(refused(b"", &default), RestoreError::BadMagic);
-    assert_eq!(refused(b"{\"Records\": []}", &default), RestoreError::BadMagic);
-    assert_eq!(refused(&snapshot[..snapshot.len() / 2], &default), RestoreError::Truncated);
+    assert_eq!(
+        refused(b"{\"Records\": []}", &default),
+        RestoreError::BadMagic
+    );
+    assert_eq!(
+        refused(&snapshot[..snapshot.len() / 2], &default),
+        RestoreError::Truncated
+    );
     let mut flipped = snapshot.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x20;
     assert_eq!(refused(&flipped, &default), RestoreError::ChecksumMismatch);
     let mut newer = snapshot.clone();
     newer[8..12].copy_from_slice(&2_u32.to_le_bytes());
-    assert_eq!(refused(&newer, &default), RestoreError::UnsupportedVersion(2));
-    let elastic = RuleConfig { profile: Profile::Elastic, ..RuleConfig::default() };
-    assert!(matches!(refused(&snapshot, &elastic), RestoreError::Incompatible(_)));
+    assert_eq!(
+        refused(&newer, &default),
+        RestoreError::UnsupportedVersion(2)
+    );
+    let elastic = RuleConfig {
+        profile: Profile::Elastic,
+        ..RuleConfig::default()
+    };
+    assert!(matches!(
+        refused(&snapshot, &elastic),
+        RestoreError::Incompatible(_)
+    ));
 }
 
 #[test]

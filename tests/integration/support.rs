@@ -143,7 +143,11 @@ pub fn newterms(args: &[&str], stdin: &[u8]) -> Run {
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
-    let Output { status, stdout, stderr } = child.wait_with_output().expect("newterms runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("newterms runs");
     writer.join().expect("stdin writer");
     let stdout = String::from_utf8(stdout).expect("stdout is UTF-8");
     let alerts = if args.first() == Some(&"scan") {
