@@ -111,8 +111,21 @@ impl RuleComponent {
 fn describe(name: &str, item: &ComponentItem, engine: &wasmtime::Engine) -> String {
     match item {
         ComponentItem::ComponentInstance(instance) => {
-            let functions: Vec<&str> = instance.exports(engine).map(|(name, _)| name).collect();
-            format!("{name} (interface: {})", functions.join(", "))
+            let (functions, types): (Vec<_>, Vec<_>) = instance
+                .exports(engine)
+                .partition(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)));
+            let names = |items: Vec<(&str, _)>| {
+                items
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "{name} (functions: {}; types: {})",
+                names(functions),
+                names(types)
+            )
         }
         ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) => {
             format!("{name} (function)")

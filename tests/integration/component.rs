@@ -129,6 +129,18 @@ fn a_component_written_out_loads_again() {
     let sandbox = Sandbox::new(Limits::default()).expect("engine");
     let loaded = RuleComponent::from_file(&sandbox, &path).expect("loads");
     assert!(loaded.imports().is_empty());
+
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/lambda-invocations.ndjson"
+    );
+    let embedded = crate::support::newterms(&["scan", example], b"");
+    let from_file = crate::support::newterms(
+        &["scan", "--rule", path.to_str().expect("path"), example],
+        b"",
+    );
+    assert!(from_file.status.success(), "{}", from_file.stderr);
+    assert_eq!(from_file.alerts, embedded.alerts);
 }
 
 #[test]
