@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use wasmtime::Store;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
@@ -92,17 +91,11 @@ impl RuleComponent {
 
     /// A new instance, configured with `config`, with empty history.
     pub fn instantiate(&self, config: &RuleConfig) -> Result<RuleInstance, Error> {
-        let limits = self.sandbox.limits();
-        let mut store = Store::new(self.sandbox.engine(), HostState::new(limits.store_limits()));
-        store.limiter(|state| state.limits_mut());
-        let rule = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|source| Error::Incompatible {
+        let mut instance =
+            RuleInstance::new(&self.sandbox, &self.pre).map_err(|source| Error::Incompatible {
                 origin: self.origin.clone(),
                 source,
             })?;
-        let mut instance = RuleInstance::new(store, rule);
         instance.configure(&wit::Config::from(config))?;
         Ok(instance)
     }

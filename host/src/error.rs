@@ -6,6 +6,38 @@ use std::path::PathBuf;
 
 use crate::types::{ConfigError, RestoreError};
 
+/// How a call into the guest failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// It trapped: a bug or a hostile component (a Rust guest's panic is a trap).
+    Trap,
+    /// It ran past its CPU deadline.
+    CpuDeadline(std::time::Duration),
+    /// It asked for more memory than its limit.
+    MemoryLimit(usize),
+    /// It answered something the contract does not allow.
+    Malformed(String),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Trap => f.write_str("it trapped"),
+            Fault::CpuDeadline(deadline) => {
+                write!(
+                    f,
+                    "it ran past its CPU deadline of {} ms",
+                    deadline.as_millis()
+                )
+            }
+            Fault::MemoryLimit(bytes) => {
+                write!(f, "it exceeded its memory limit of {} MiB", bytes >> 20)
+            }
+            Fault::Malformed(what) => write!(f, "it broke the contract: {what}"),
+        }
+    }
+}
+
 /// Everything that can go wrong in the host library.
 #[derive(Debug)]
 pub enum Error {
@@ -15,6 +47,11 @@ pub enum Error {
         path: PathBuf,
         /// What the operating system said.
         source: io::Error,
+    },
+    /// Another process holds the lock on this state.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
     },
     /// The WebAssembly engine could not be created with these settings.
     Engine(wasmtime::Error),
@@ -33,11 +70,13 @@ pub enum Error {
         /// wasmtime's reason.
         source: wasmtime::Error,
     },
-    /// The guest trapped or failed during a call; its instance must not be used again.
+    /// The guest failed during a call; its instance must not be used again.
     Guest {
         /// Which call.
         call: &'static str,
-        /// wasmtime's reason (a trap, or a resource limit).
+        /// What went wrong.
+        fault: Fault,
+        /// wasmtime's reason.
         source: wasmtime::Error,
     },
     /// The component refused the configuration.
@@ -51,6 +90,11 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, .. } => write!(f, "{}", path.display()),
             Error::Engine(_) => f.write_str("cannot create the WebAssembly engine"),
+            Error::Locked { path } => write!(
+                f,
+                "another newterms process is using this state (it holds {})",
+                path.display()
+            ),
             Error::Compile { origin, .. } => write!(f, "cannot compile the component {origin}"),
             Error::Incompatible { origin, .. } => {
                 write!(
@@ -58,7 +102,9 @@ impl fmt::Display for Error {
                     "{origin} is not a newterms:rule component this host can run"
                 )
             }
-            Error::Guest { call, .. } => write!(f, "the rule component failed in {call}"),
+            Error::Guest { call, fault, .. } => {
+                write!(f, "the rule component failed in {call}: {fault}")
+            }
             Error::Config(error) => write!(f, "the rule refused its configuration: {error}"),
             Error::Restore(error) => write!(f, "the rule refused the saved state: {error}"),
         }
@@ -73,7 +119,7 @@ impl std::error::Error for Error {
             Error::Compile { source, .. }
             | Error::Incompatible { source, .. }
             | Error::Guest { source, .. } => Some(source.as_ref()),
-            Error::Config(_) | Error::Restore(_) => None,
+            Error::Config(_) | Error::Restore(_) | Error::Locked { .. } => None,
         }
     }
 }

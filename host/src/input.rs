@@ -46,7 +46,7 @@ impl Input {
     }
 
     /// Opens the input, decompressing gzip when its magic number says so.
-    pub fn open(&self) -> io::Result<Box<dyn BufRead + Send>> {
+    pub fn open(&self) -> io::Result<BufReader<Box<dyn Read + Send>>> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => Box::new(File::open(path)?),
@@ -54,14 +54,21 @@ impl Input {
         let mut reader = BufReader::with_capacity(1 << 16, raw);
         let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(if is_gzip {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                MultiGzDecoder::new(reader),
-            ))
+            let decoder: Box<dyn Read + Send> = Box::new(MultiGzDecoder::new(reader));
+            BufReader::with_capacity(1 << 16, decoder)
         } else {
-            Box::new(reader)
+            reader
         })
     }
+}
+
+/// How far a scan got: everything before it was read and processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// Index of the input in the list the reader was given.
+    pub input: usize,
+    /// Items (events and errors) of that input already consumed.
+    pub items: u64,
 }
 
 /// Where an event or an error is in the input.
@@ -73,6 +80,20 @@ pub struct Location {
     pub line: u64,
     /// 1-based index in a delivery document's `Records`.
     pub record: Option<u64>,
+    /// Index of the input in the reader's list.
+    pub input: usize,
+    /// 0-based index of this item among the input's items.
+    pub item: u64,
+}
+
+impl Location {
+    /// The position just after this item.
+    pub fn next_position(&self) -> Position {
+        Position {
+            input: self.input,
+            items: self.item + 1,
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -121,13 +142,26 @@ struct DeliveryDocument<'a> {
 /// Reads events from one input after another.
 pub struct InputReader {
     inputs: VecDeque<Input>,
+    /// Index of the next input to open.
+    next_input: usize,
     current: Option<OpenInput>,
-    pending: VecDeque<Result<Record, InputError>>,
+    pending: VecDeque<Item>,
+    /// Items of the current input still to pass over silently (resuming a scan).
+    to_skip: u64,
+    resume_at: Option<Position>,
+    /// Items numbered so far in the input opened last.
+    numbered: u64,
 }
+
+/// One thing read: an event, or why something could not be read as one.
+pub type Item = Result<Record, InputError>;
 
 struct OpenInput {
     name: Arc<str>,
-    reader: Box<dyn BufRead + Send>,
+    index: usize,
+    /// Standard input: reading it may wait on a producer.
+    interactive: bool,
+    reader: BufReader<Box<dyn Read + Send>>,
     line: u64,
     buffer: Vec<u8>,
 }
@@ -137,18 +171,54 @@ impl InputReader {
     pub fn new(inputs: impl IntoIterator<Item = Input>) -> Self {
         Self {
             inputs: inputs.into_iter().collect(),
+            next_input: 0,
             current: None,
             pending: VecDeque::new(),
+            to_skip: 0,
+            resume_at: None,
+            numbered: 0,
         }
+    }
+
+    /// A reader that starts at `position`: earlier inputs are not opened, and the first
+    /// `position.items` items of that input are read but not returned. Standard input is a new
+    /// stream each time, so nothing of it is passed over.
+    pub fn resume(inputs: impl IntoIterator<Item = Input>, position: Position) -> Self {
+        let mut reader = Self::new(inputs);
+        let skipped = position.input.min(reader.inputs.len());
+        reader.inputs.drain(..skipped);
+        reader.next_input = skipped;
+        reader.resume_at = Some(position);
+        reader
+    }
+
+    /// Whether the next item may have to wait on a producer: standard input with nothing buffered.
+    /// A reader that batches items hands over what it has at such a point, so that a slow stream is
+    /// not held back.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|input| input.interactive && input.reader.buffer().is_empty())
     }
 
     fn open_next(&mut self) -> Option<Result<(), InputError>> {
         let input = self.inputs.pop_front()?;
+        let index = self.next_input;
+        self.next_input += 1;
+        self.numbered = 0;
+        self.to_skip = match self.resume_at {
+            Some(position) if position.input == index && input != Input::Stdin => position.items,
+            _ => 0,
+        };
         let name: Arc<str> = input.name().into();
         Some(match input.open() {
             Ok(reader) => {
                 self.current = Some(OpenInput {
                     name,
+                    index,
+                    interactive: input == Input::Stdin,
                     reader,
                     line: 0,
                     buffer: Vec::new(),
@@ -160,6 +230,8 @@ impl InputReader {
                     source: name,
                     line: 0,
                     record: None,
+                    input: index,
+                    item: 0,
                 },
                 message: format!("cannot read: {error}"),
                 unreadable: true,
@@ -167,14 +239,17 @@ impl InputReader {
         })
     }
 
-    fn read_from_current(&mut self) -> Option<Result<Record, InputError>> {
+    fn read_from_current(&mut self) -> Option<Item> {
         let input = self.current.as_mut()?;
         loop {
             let first_line = input.line + 1;
+            let (name, index) = (input.name.clone(), input.index);
             let location = |line| Location {
-                source: input.name.clone(),
+                source: name.clone(),
                 line,
                 record: None,
+                input: index,
+                item: 0,
             };
             if first_line == 1 && starts_delivery_document(&mut input.reader) {
                 // A delivery file may be pretty-printed over many lines: read it whole.
@@ -245,26 +320,45 @@ impl InputReader {
             }));
         }
     }
-}
 
-impl Iterator for InputReader {
-    type Item = Result<Record, InputError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
+    /// The next item of any input, numbered within its input; `None` at the end of the last one.
+    fn next_numbered(&mut self) -> Option<Item> {
+        let mut item = loop {
             if let Some(item) = self.pending.pop_front() {
-                return Some(item);
+                break item;
             }
             if self.current.is_some() {
-                if let Some(item) = self.read_from_current() {
-                    return Some(item);
+                match self.read_from_current() {
+                    Some(item) => break item,
+                    None => continue,
                 }
-                continue;
             }
             match self.open_next()? {
                 Ok(()) => continue,
-                Err(error) => return Some(Err(error)),
+                Err(error) => break Err(error),
             }
+        };
+        let location = match &mut item {
+            Ok(record) => &mut record.location,
+            Err(error) => &mut error.location,
+        };
+        location.item = self.numbered;
+        self.numbered += 1;
+        Some(item)
+    }
+}
+
+impl Iterator for InputReader {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            let item = self.next_numbered()?;
+            if self.to_skip > 0 {
+                self.to_skip -= 1;
+                continue;
+            }
+            return Some(item);
         }
     }
 }
@@ -323,12 +417,12 @@ fn is_delivery_document(bytes: &[u8]) -> bool {
     rest.trim_ascii_start().starts_with(b"\"Records\"")
 }
 
-fn starts_delivery_document(reader: &mut Box<dyn BufRead + Send>) -> bool {
+fn starts_delivery_document(reader: &mut impl BufRead) -> bool {
     reader.fill_buf().is_ok_and(is_delivery_document)
 }
 
 /// The records of a delivery document, each as its own JSON text, or the error that stops it.
-fn expand_delivery(bytes: &[u8], location: &Location) -> VecDeque<Result<Record, InputError>> {
+fn expand_delivery(bytes: &[u8], location: &Location) -> VecDeque<Item> {
     match serde_json::from_slice::<DeliveryDocument<'_>>(bytes) {
         Ok(document) => document
             .records

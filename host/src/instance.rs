@@ -1,23 +1,20 @@
-//! One running rule: a store, its instance, and typed calls into it.
+//! One running rule: a store, its instance, and typed calls into it under the sandbox's limits.
 
-use wasmtime::{Store, StoreLimits};
+use wasmtime::{Store, Trap};
 
 use crate::bindings::{Rule, wit};
-use crate::error::Error;
+use crate::error::{Error, Fault};
+use crate::sandbox::{MemoryLimiter, Sandbox};
 use crate::types::{EventError, Metadata, Stats};
 
-/// What the host keeps for an instance: only its resource limits, since the rule imports nothing.
+/// What the host keeps for an instance: only its memory limiter, since the rule imports nothing.
 pub struct HostState {
-    limits: StoreLimits,
+    limiter: MemoryLimiter,
 }
 
 impl HostState {
-    pub(crate) fn new(limits: StoreLimits) -> Self {
-        Self { limits }
-    }
-
-    pub(crate) fn limits_mut(&mut self) -> &mut StoreLimits {
-        &mut self.limits
+    pub(crate) fn new(limiter: MemoryLimiter) -> Self {
+        Self { limiter }
     }
 }
 
@@ -26,92 +23,139 @@ pub type EventOutcome = Result<Vec<String>, EventError>;
 
 /// A configured rule instance with its own first-seen history.
 ///
-/// After a [`Error::Guest`] the instance is poisoned: make a new one and restore the last snapshot.
+/// After an [`Error::Guest`] the instance is poisoned: make a new one and restore the last snapshot.
 pub struct RuleInstance {
+    sandbox: Sandbox,
     store: Store<HostState>,
     rule: Rule,
 }
 
 impl RuleInstance {
-    pub(crate) fn new(store: Store<HostState>, rule: Rule) -> Self {
-        Self { store, rule }
+    pub(crate) fn new(
+        sandbox: &Sandbox,
+        rule_pre: &crate::bindings::RulePre<HostState>,
+    ) -> wasmtime::Result<Self> {
+        let limiter = MemoryLimiter::new(sandbox.limits().max_memory_bytes);
+        let mut store = Store::new(sandbox.engine(), HostState::new(limiter));
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(sandbox.deadline_ticks());
+        let rule = rule_pre.instantiate(&mut store)?;
+        Ok(Self {
+            sandbox: sandbox.clone(),
+            store,
+            rule,
+        })
+    }
+
+    /// Runs one call with a fresh CPU deadline, and names the fault if it fails.
+    fn call<T>(
+        &mut self,
+        name: &'static str,
+        call: impl FnOnce(&wit::Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Error> {
+        self.store.set_epoch_deadline(self.sandbox.deadline_ticks());
+        let outcome = call(self.rule.newterms_rule_detector(), &mut self.store);
+        let memory_exceeded = self.store.data_mut().limiter.take_exceeded();
+        outcome.map_err(|source| {
+            let fault = if memory_exceeded {
+                Fault::MemoryLimit(self.sandbox.limits().max_memory_bytes)
+            } else if source.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                Fault::CpuDeadline(self.sandbox.limits().call_deadline)
+            } else {
+                Fault::Trap
+            };
+            Error::Guest {
+                call: name,
+                fault,
+                source,
+            }
+        })
     }
 
     pub(crate) fn configure(&mut self, config: &wit::Config) -> Result<(), Error> {
-        let detector = self.rule.newterms_rule_detector();
-        let outcome = detector
-            .call_configure(&mut self.store, config)
-            .map_err(guest("configure"))?;
+        let outcome = self.call("configure", |detector, store| {
+            detector.call_configure(store, config)
+        })?;
         outcome.map_err(|error| Error::Config(error.into()))
     }
 
     /// Processes one event (JSON text: raw CloudTrail or ECS).
     pub fn process_event(&mut self, event: &str) -> Result<EventOutcome, Error> {
-        let detector = self.rule.newterms_rule_detector();
-        let outcome = detector
-            .call_process_event(&mut self.store, event)
-            .map_err(guest("process-event"))?;
-        Ok(outcome.map_err(EventError::from))
+        let outcome = self.call("process-event", |detector, store| {
+            detector.call_process_event(store, event)
+        })?;
+        checked(outcome).map_err(|what| malformed("process-event", what))
     }
 
     /// Processes events in order in one call; one outcome per event.
     pub fn process_batch(&mut self, events: &[String]) -> Result<Vec<EventOutcome>, Error> {
-        let detector = self.rule.newterms_rule_detector();
-        let outcomes = detector
-            .call_process_batch(&mut self.store, events)
-            .map_err(guest("process-batch"))?;
+        let outcomes = self.call("process-batch", |detector, store| {
+            detector.call_process_batch(store, events)
+        })?;
         if outcomes.len() != events.len() {
-            return Err(Error::Guest {
-                call: "process-batch",
-                source: wasmtime::Error::msg(format!(
-                    "{} outcomes for {} events",
-                    outcomes.len(),
-                    events.len()
-                )),
-            });
+            let what = format!("{} outcomes for {} events", outcomes.len(), events.len());
+            return Err(malformed("process-batch", what));
         }
-        Ok(outcomes
+        outcomes
             .into_iter()
-            .map(|outcome| outcome.map_err(EventError::from))
-            .collect())
+            .enumerate()
+            .map(|(index, outcome)| {
+                checked(outcome)
+                    .map_err(|what| malformed("process-batch", format!("event {index}: {what}")))
+            })
+            .collect()
     }
 
     /// The first-seen history as a snapshot.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, Error> {
-        let detector = self.rule.newterms_rule_detector();
-        detector
-            .call_snapshot(&mut self.store)
-            .map_err(guest("snapshot"))
+        self.call("snapshot", |detector, store| detector.call_snapshot(store))
     }
 
     /// Replaces the history with a snapshot's; on [`Error::Restore`] the history is unchanged.
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
-        let detector = self.rule.newterms_rule_detector();
-        let outcome = detector
-            .call_restore(&mut self.store, snapshot)
-            .map_err(guest("restore"))?;
+        let outcome = self.call("restore", |detector, store| {
+            detector.call_restore(store, snapshot)
+        })?;
         outcome.map_err(|error| Error::Restore(error.into()))
     }
 
     /// The rule's identity and configuration.
     pub fn metadata(&mut self) -> Result<Metadata, Error> {
-        let detector = self.rule.newterms_rule_detector();
-        let metadata = detector
-            .call_metadata(&mut self.store)
-            .map_err(guest("metadata"))?;
+        let metadata = self.call("metadata", |detector, store| detector.call_metadata(store))?;
         Ok(metadata.into())
     }
 
     /// The rule's counters.
     pub fn stats(&mut self) -> Result<Stats, Error> {
-        let detector = self.rule.newterms_rule_detector();
-        let stats = detector
-            .call_stats(&mut self.store)
-            .map_err(guest("stats"))?;
+        let stats = self.call("stats", |detector, store| detector.call_stats(store))?;
         Ok(stats.into())
     }
 }
 
-fn guest(call: &'static str) -> impl FnOnce(wasmtime::Error) -> Error {
-    move |source| Error::Guest { call, source }
+/// The outcome in host types, once every alert is checked to be a JSON object: a component that
+/// answers anything else is faulty, and its answer must not reach the alert stream.
+fn checked(outcome: Result<Vec<String>, wit::EventError>) -> Result<EventOutcome, String> {
+    match outcome {
+        Ok(alerts) => {
+            for alert in &alerts {
+                let is_object = alert.trim_start().starts_with('{')
+                    && serde_json::from_str::<serde::de::IgnoredAny>(alert).is_ok();
+                if !is_object {
+                    let shown: String = alert.chars().take(80).collect();
+                    return Err(format!("an alert that is not a JSON object: {shown:?}"));
+                }
+            }
+            Ok(Ok(alerts))
+        }
+        Err(error) => Ok(Err(error.into())),
+    }
+}
+
+fn malformed(call: &'static str, what: String) -> Error {
+    Error::Guest {
+        call,
+        fault: Fault::Malformed(what.clone()),
+        source: wasmtime::Error::msg(what),
+    }
 }

@@ -15,20 +15,21 @@
 //! [`RuleInstance::restore`] move it in and out, and a [`StateStore`] keeps it between runs.
 
 mod bindings;
+pub mod checkpoint;
 mod component;
 mod error;
 pub mod input;
 mod instance;
 mod sandbox;
 pub mod scan;
-mod state;
+pub mod state;
 mod types;
 
 pub use component::{EMBEDDED_COMPONENT, RuleComponent};
-pub use error::Error;
+pub use error::{Error, Fault};
 pub use instance::{EventOutcome, HostState, RuleInstance};
 pub use sandbox::{Limits, Sandbox};
-pub use state::{FileStateStore, MemoryStateStore, StateStore};
+pub use state::{FileStateStore, MemoryStateStore, StateLock, StateStore};
 pub use types::{
     AttackReference, ConfigError, EventError, Exception, Metadata, Profile, RestoreError,
     RuleConfig, Stats,

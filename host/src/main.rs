@@ -1,19 +1,19 @@
 //! `newterms`: run the Lambda new-terms detection rule over CloudTrail logs, sandboxed.
 
+mod scan_command;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use newterms::input::{Input, InputReader};
-use newterms::scan::{self, BatchLimits, ScanError, ScanSummary};
+use newterms::scan::BatchLimits;
 use newterms::{
-    EMBEDDED_COMPONENT, Exception, FileStateStore, Limits, Profile, RuleComponent, RuleConfig,
-    Sandbox, StateStore,
+    EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
 };
 
 /// Runs the "AWS Lambda Function Invoked by an Unusual Principal" new-terms rule, a sandboxed
@@ -63,15 +63,36 @@ struct RuleArgs {
     /// Most linear memory the component may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_bytes >> 20)]
     max_memory: usize,
+    /// Longest one call into the component may run, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().call_deadline.as_millis() as u64)]
+    cpu_deadline_ms: u64,
 }
 
 #[derive(Args)]
 struct ScanArgs {
     #[command(flatten)]
     rule: RuleArgs,
-    /// Restore first-seen history from this file if it exists, and save it back at the end.
+    /// Restore first-seen history from this file if it exists, and save it back at the end; with it,
+    /// the scan checkpoints to PATH.checkpoint and a killed scan resumes when run again.
     #[arg(long, value_name = "PATH")]
     state: Option<PathBuf>,
+    /// Write alerts to this file instead of stdout (created afresh; exactly once across crashes
+    /// with --state).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Where events the component fails on are set aside (default: beside --state or --output).
+    #[arg(long, value_name = "FILE")]
+    dead_letter: Option<PathBuf>,
+    /// Start with an empty history when the state or its checkpoint cannot be used (they are
+    /// overwritten at the end).
+    #[arg(long)]
+    reset_state: bool,
+    /// Checkpoint after this many events.
+    #[arg(long, value_name = "EVENTS", default_value_t = 100_000)]
+    checkpoint_events: u64,
+    /// Checkpoint after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    checkpoint_interval: f64,
     /// Build history and raise no alerts: the warm-up before a first-seen rule goes live.
     #[arg(long)]
     learn: bool,
@@ -224,6 +245,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
 fn load_component(args: &RuleArgs) -> Result<RuleComponent> {
     let limits = Limits {
         max_memory_bytes: args.max_memory.saturating_mul(1 << 20),
+        call_deadline: Duration::from_millis(args.cpu_deadline_ms),
     };
     let sandbox = Sandbox::new(limits)?;
     Ok(match &args.rule {
@@ -237,93 +259,18 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         bail!("--batch-size must be at least 1");
     }
     let config = rule_config(&args.rule, args.learn)?;
-    let inputs: Vec<Input> = if args.inputs.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        args.inputs.iter().map(|arg| Input::from_arg(arg)).collect()
-    };
-    // Refuse unreadable files before anything is processed, so that nothing is half done.
-    for input in &inputs {
-        if let Input::File(path) = input {
-            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        }
-    }
-
     let component = load_component(&args.rule)?;
-    let mut rule = component.instantiate(&config)?;
-    let store = args.state.as_ref().map(FileStateStore::new);
-    if let Some(store) = &store
-        && let Some(snapshot) = store.load()?
-    {
-        rule.restore(&snapshot).with_context(|| {
-            format!(
-                "cannot use the state file {} (left as it is)",
-                store.path().display()
-            )
-        })?;
-    }
-
-    let started = Instant::now();
-    let stdout = io::stdout();
-    let mut alerts = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let stderr = io::stderr();
-    let mut report = |diagnostic: scan::Diagnostic| {
-        let _ = writeln!(stderr.lock(), "newterms: {diagnostic}");
+    let request = scan_command::ScanRequest {
+        inputs: args.inputs,
+        state: args.state,
+        output: args.output,
+        dead_letter: args.dead_letter,
+        reset_state: args.reset_state,
+        batch_size: args.batch_size,
+        checkpoint_events: args.checkpoint_events,
+        checkpoint_interval: Duration::from_secs_f64(args.checkpoint_interval),
     };
-    let limits = BatchLimits {
-        events: args.batch_size,
-        ..BatchLimits::default()
-    };
-    let outcome = scan::scan(
-        &mut rule,
-        InputReader::new(inputs),
-        limits,
-        &mut alerts,
-        &mut report,
-    );
-    let summary = match outcome {
-        Ok(summary) => summary,
-        Err(ScanError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
-            // The reader went away: its alerts were not delivered, so history must not record them.
-            eprintln!("newterms: output closed; state not saved");
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(error) => return Err(error.into()),
-    };
-    drop(alerts);
-
-    if let Some(store) = &store {
-        let snapshot = rule.snapshot()?;
-        store.save(&snapshot).context("cannot save the state")?;
-    }
-    let stats = rule.stats()?;
-    print_summary(&summary, &stats, started.elapsed().as_secs_f64());
-    Ok(if summary.unreadable_inputs > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn print_summary(summary: &ScanSummary, stats: &newterms::Stats, seconds: f64) {
-    let rate = if seconds > 0.0 {
-        summary.events as f64 / seconds
-    } else {
-        0.0
-    };
-    eprintln!(
-        "newterms: {} events read, {} matched, {} excepted, {} alerts, {} errors ({} input, {} event) \
-         in {seconds:.3} s ({rate:.0} events/s); {} terms in history, {} evicted",
-        summary.events,
-        stats.matched,
-        stats.excepted,
-        summary.alerts,
-        summary.input_errors + summary.event_errors,
-        summary.input_errors,
-        summary.event_errors,
-        stats.terms,
-        stats.evictions,
-    );
+    scan_command::run(request, &component, &config)
 }
 
 fn run_info(args: RuleArgs) -> Result<()> {

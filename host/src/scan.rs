@@ -1,12 +1,29 @@
-//! Feeding a rule instance from inputs, in batches, and writing its alerts.
+//! Feeding a rule from inputs in batches: alerts out, checkpoints along the way, and recovery when
+//! the component fails.
+//!
+//! Reading runs on its own thread, so that a stop request is seen while input is slow, and a slow
+//! stream's events are processed as they come rather than when a batch fills. If a call into the
+//! component fails (a trap, the CPU deadline, the memory cap, a malformed answer), the scanner makes a
+//! new instance, restores the last recovery point, replays the events processed since, and goes
+//! through the failed batch one event at a time: the event that fails alone is set aside as a dead
+//! letter, and every other event is processed exactly once.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::component::RuleComponent;
 use crate::error::Error;
-use crate::input::{InputError, Location, Record};
-use crate::instance::RuleInstance;
-use crate::types::EventError;
+use crate::input::{InputError, InputReader, Item, Location, Position};
+use crate::instance::{EventOutcome, RuleInstance};
+use crate::types::{EventError, RuleConfig};
+
+/// How often a waiting scan looks at its stop flag and its checkpoint clock.
+const POLL: Duration = Duration::from_millis(50);
 
 /// How events are grouped into calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +41,34 @@ impl Default for BatchLimits {
         Self {
             events: 1_024,
             bytes: 8 << 20,
+        }
+    }
+}
+
+/// How a scan runs.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Batching.
+    pub batch: BatchLimits,
+    /// Checkpoint once this many events were processed since the last checkpoint (0: not by count).
+    pub checkpoint_events: u64,
+    /// Checkpoint once this long has passed since the last checkpoint, if events were processed.
+    pub checkpoint_interval: Option<Duration>,
+    /// Events kept in memory for replay after a component failure, in bytes: past it the scan takes
+    /// a new recovery point (a snapshot) and forgets them.
+    pub journal_bytes: usize,
+    /// When set (from a signal handler, say), the scan finishes its batch, checkpoints and stops.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            batch: BatchLimits::default(),
+            checkpoint_events: 100_000,
+            checkpoint_interval: Some(Duration::from_secs(10)),
+            journal_bytes: 64 << 20,
+            stop: None,
         }
     }
 }
@@ -51,6 +96,33 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// An event the component failed on, set aside.
+#[derive(Debug)]
+pub struct DeadLetter<'a> {
+    /// Where the event was.
+    pub location: &'a Location,
+    /// The event's text.
+    pub event: &'a str,
+    /// How the component failed on it.
+    pub error: &'a Error,
+}
+
+/// Where a scan's results go.
+pub trait Sink {
+    /// One alert (a JSON document).
+    fn alert(&mut self, alert: &str) -> io::Result<()>;
+    /// Called after every batch: the alerts so far should reach their reader now.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Something about the input that is not an alert.
+    fn diagnostic(&mut self, diagnostic: Diagnostic);
+    /// An event the component cannot process.
+    fn dead_letter(&mut self, letter: &DeadLetter<'_>) -> io::Result<()>;
+    /// Everything before `position` is processed and `snapshot` is the history after it: make the
+    /// alerts so far durable, then record both, so that a scan resumed from here loses nothing and
+    /// doubles nothing.
+    fn checkpoint(&mut self, position: Position, snapshot: &[u8]) -> io::Result<()>;
+}
+
 /// What a scan did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanSummary {
@@ -64,14 +136,30 @@ pub struct ScanSummary {
     pub unreadable_inputs: u64,
     /// Events the rule refused.
     pub event_errors: u64,
+    /// Events the component failed on, set aside.
+    pub dead_letters: u64,
+    /// Times a failed component was replaced by a new instance.
+    pub recoveries: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+}
+
+/// How a scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// Every input was read to its end.
+    Finished,
+    /// Stopped on request, after a checkpoint at this position (none if nothing was read).
+    Stopped(Option<Position>),
 }
 
 /// Why a scan stopped early.
 #[derive(Debug)]
 pub enum ScanError {
-    /// The rule component failed.
+    /// The rule component failed in a way the scan cannot recover from (for instance, it failed
+    /// again while replaying events it had processed before).
     Rule(Error),
-    /// Alerts could not be written.
+    /// Alerts, dead letters or a checkpoint could not be written.
     Output(io::Error),
 }
 
@@ -79,7 +167,7 @@ impl fmt::Display for ScanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScanError::Rule(_) => f.write_str("the rule failed"),
-            ScanError::Output(_) => f.write_str("cannot write alerts"),
+            ScanError::Output(_) => f.write_str("cannot write the results"),
         }
     }
 }
@@ -93,63 +181,278 @@ impl std::error::Error for ScanError {
     }
 }
 
-/// Runs every item of `records` through `rule` in batches, writes each alert as one line to `alerts`
-/// (flushed after every batch), and hands everything else to `report`.
-pub fn scan(
-    rule: &mut RuleInstance,
-    records: impl Iterator<Item = Result<Record, InputError>>,
-    limits: BatchLimits,
-    alerts: &mut dyn Write,
-    report: &mut dyn FnMut(Diagnostic),
-) -> Result<ScanSummary, ScanError> {
-    let mut summary = ScanSummary::default();
-    let mut texts: Vec<String> = Vec::with_capacity(limits.events);
-    let mut locations: Vec<Location> = Vec::with_capacity(limits.events);
-    let mut batch_bytes = 0;
-    let mut records = records;
-    loop {
-        let next = records.next();
-        let end = next.is_none();
-        match next {
-            Some(Ok(record)) => {
-                batch_bytes += record.text.len();
-                texts.push(record.text);
-                locations.push(record.location);
-            }
-            Some(Err(error)) => {
-                summary.input_errors += 1;
-                summary.unreadable_inputs += u64::from(error.unreadable);
-                report(Diagnostic::Input(error));
-            }
-            None => {}
+impl From<Error> for ScanError {
+    fn from(error: Error) -> Self {
+        ScanError::Rule(error)
+    }
+}
+
+impl From<io::Error> for ScanError {
+    fn from(error: io::Error) -> Self {
+        ScanError::Output(error)
+    }
+}
+
+/// A rule instance with what it needs to survive its own failures.
+pub struct Scanner<'c> {
+    component: &'c RuleComponent,
+    config: RuleConfig,
+    rule: RuleInstance,
+    /// The history at the last recovery point (none: empty history).
+    recovery: Option<Vec<u8>>,
+    /// Batches processed since the recovery point, to replay on a new instance.
+    journal: Vec<Vec<String>>,
+    journal_bytes: usize,
+    summary: ScanSummary,
+}
+
+impl<'c> Scanner<'c> {
+    /// A scanner over a new instance of `component`, with the history of `snapshot` if given.
+    pub fn new(
+        component: &'c RuleComponent,
+        config: &RuleConfig,
+        snapshot: Option<Vec<u8>>,
+    ) -> Result<Self, Error> {
+        let mut rule = component.instantiate(config)?;
+        if let Some(snapshot) = &snapshot {
+            rule.restore(snapshot)?;
         }
-        let full = texts.len() >= limits.events || batch_bytes >= limits.bytes;
-        if !texts.is_empty() && (full || end) {
-            let outcomes = rule.process_batch(&texts).map_err(ScanError::Rule)?;
-            summary.events += texts.len() as u64;
-            for (outcome, location) in outcomes.into_iter().zip(locations.drain(..)) {
-                match outcome {
-                    Ok(raised) => {
-                        for alert in raised {
-                            alerts
-                                .write_all(alert.as_bytes())
-                                .and_then(|()| alerts.write_all(b"\n"))
-                                .map_err(ScanError::Output)?;
-                            summary.alerts += 1;
-                        }
-                    }
-                    Err(error) => {
-                        summary.event_errors += 1;
-                        report(Diagnostic::Event { location, error });
-                    }
+        Ok(Self {
+            component,
+            config: config.clone(),
+            rule,
+            recovery: snapshot,
+            journal: Vec::new(),
+            journal_bytes: 0,
+            summary: ScanSummary::default(),
+        })
+    }
+
+    /// The instance, for snapshots, statistics and metadata.
+    pub fn rule(&mut self) -> &mut RuleInstance {
+        &mut self.rule
+    }
+
+    /// What the scan did so far.
+    pub fn summary(&self) -> ScanSummary {
+        self.summary
+    }
+
+    /// Reads `reader` to its end (or until stopped), processing its events in batches.
+    pub fn run(
+        &mut self,
+        reader: InputReader,
+        options: &ScanOptions,
+        sink: &mut dyn Sink,
+    ) -> Result<ScanEnd, ScanError> {
+        let (sender, chunks) = mpsc::sync_channel(2);
+        let limits = options.batch;
+        thread::Builder::new()
+            .name("newterms-reader".into())
+            .spawn(move || read_chunks(reader, limits, &sender))?;
+
+        let mut position = None;
+        let mut events_since_checkpoint = 0_u64;
+        let mut last_checkpoint = Instant::now();
+        let stop_requested = || {
+            options
+                .stop
+                .as_ref()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+        };
+        loop {
+            if stop_requested() {
+                if let Some(position) = position {
+                    self.checkpoint(position, sink)?;
+                }
+                return Ok(ScanEnd::Stopped(position));
+            }
+            match chunks.recv_timeout(POLL) {
+                Ok(chunk) => {
+                    events_since_checkpoint += self.process_chunk(chunk, &mut position, sink)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(ScanEnd::Finished),
+            }
+            let by_count = options.checkpoint_events > 0
+                && events_since_checkpoint >= options.checkpoint_events;
+            let by_time = events_since_checkpoint > 0
+                && options
+                    .checkpoint_interval
+                    .is_some_and(|interval| last_checkpoint.elapsed() >= interval);
+            if let Some(at) = position
+                && (by_count || by_time)
+            {
+                self.checkpoint(at, sink)?;
+                events_since_checkpoint = 0;
+                last_checkpoint = Instant::now();
+            } else if self.journal_bytes > options.journal_bytes {
+                self.recovery = Some(self.rule.snapshot()?);
+                self.forget_journal();
+            }
+        }
+    }
+
+    /// Processes one chunk of items; returns how many were events.
+    fn process_chunk(
+        &mut self,
+        chunk: Vec<Item>,
+        position: &mut Option<Position>,
+        sink: &mut dyn Sink,
+    ) -> Result<u64, ScanError> {
+        let mut texts = Vec::with_capacity(chunk.len());
+        let mut locations = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            match item {
+                Ok(record) => {
+                    *position = Some(record.location.next_position());
+                    texts.push(record.text);
+                    locations.push(record.location);
+                }
+                Err(error) => {
+                    *position = Some(error.location.next_position());
+                    self.summary.input_errors += 1;
+                    self.summary.unreadable_inputs += u64::from(error.unreadable);
+                    sink.diagnostic(Diagnostic::Input(error));
                 }
             }
-            alerts.flush().map_err(ScanError::Output)?;
-            texts.clear();
-            batch_bytes = 0;
         }
-        if end {
-            return Ok(summary);
+        let events = texts.len() as u64;
+        if !texts.is_empty() {
+            self.process_batch(texts, &locations, sink)?;
         }
+        sink.flush()?;
+        Ok(events)
+    }
+
+    fn process_batch(
+        &mut self,
+        texts: Vec<String>,
+        locations: &[Location],
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanError> {
+        match self.rule.process_batch(&texts) {
+            Ok(outcomes) => {
+                for (outcome, location) in outcomes.into_iter().zip(locations) {
+                    self.deliver(outcome, location, sink)?;
+                }
+                self.remember(texts);
+                Ok(())
+            }
+            Err(Error::Guest { .. }) => self.recover(texts, locations, sink),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// After a failed batch: a new instance at the state before it, then the batch one event at a
+    /// time, setting aside each event that fails alone.
+    fn recover(
+        &mut self,
+        texts: Vec<String>,
+        locations: &[Location],
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanError> {
+        self.rebuild()?;
+        for (text, location) in texts.into_iter().zip(locations) {
+            match self.rule.process_event(&text) {
+                Ok(outcome) => {
+                    self.deliver(outcome, location, sink)?;
+                    self.remember(vec![text]);
+                }
+                Err(error @ Error::Guest { .. }) => {
+                    self.summary.dead_letters += 1;
+                    sink.dead_letter(&DeadLetter {
+                        location,
+                        event: &text,
+                        error: &error,
+                    })?;
+                    self.rebuild()?;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the instance with a new one at the recovery point plus the journal.
+    fn rebuild(&mut self) -> Result<(), Error> {
+        self.summary.recoveries += 1;
+        let mut rule = self.component.instantiate(&self.config)?;
+        if let Some(snapshot) = &self.recovery {
+            rule.restore(snapshot)?;
+        }
+        for batch in &self.journal {
+            // Alerts of replayed events were delivered the first time.
+            rule.process_batch(batch)?;
+        }
+        self.rule = rule;
+        Ok(())
+    }
+
+    fn deliver(
+        &mut self,
+        outcome: EventOutcome,
+        location: &Location,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
+        self.summary.events += 1;
+        match outcome {
+            Ok(alerts) => {
+                for alert in alerts {
+                    sink.alert(&alert)?;
+                    self.summary.alerts += 1;
+                }
+            }
+            Err(error) => {
+                self.summary.event_errors += 1;
+                sink.diagnostic(Diagnostic::Event {
+                    location: location.clone(),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, texts: Vec<String>) {
+        self.journal_bytes += texts.iter().map(String::len).sum::<usize>();
+        self.journal.push(texts);
+    }
+
+    fn forget_journal(&mut self) {
+        self.journal.clear();
+        self.journal_bytes = 0;
+    }
+
+    fn checkpoint(&mut self, position: Position, sink: &mut dyn Sink) -> Result<(), ScanError> {
+        let snapshot = self.rule.snapshot()?;
+        sink.checkpoint(position, &snapshot)?;
+        self.summary.checkpoints += 1;
+        self.recovery = Some(snapshot);
+        self.forget_journal();
+        Ok(())
+    }
+}
+
+/// The reader thread: items in chunks of at most one batch, handed over early when an interactive
+/// input has nothing more buffered.
+fn read_chunks(mut reader: InputReader, limits: BatchLimits, chunks: &mpsc::SyncSender<Vec<Item>>) {
+    let mut chunk = Vec::with_capacity(limits.events);
+    let mut bytes = 0;
+    while let Some(item) = reader.next() {
+        if let Ok(record) = &item {
+            bytes += record.text.len();
+        }
+        chunk.push(item);
+        if chunk.len() >= limits.events || bytes >= limits.bytes || reader.is_idle() {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(limits.events));
+            bytes = 0;
+            if chunks.send(full).is_err() {
+                return; // the scan stopped
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = chunks.send(chunk);
     }
 }

@@ -83,6 +83,51 @@ impl StateStore for FileStateStore {
     }
 }
 
+/// An exclusive claim on a state file, held until dropped: a second process on the same state would
+/// overwrite the first one's history, so it is refused instead.
+///
+/// The lock is taken on `<state>.lock`, not on the state file, because saving replaces the state
+/// file. The lock file is left in place: removing it would let two processes lock two different
+/// files of the same name.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Takes the lock for `state`, or fails at once if another process holds it.
+    pub fn acquire(state: &Path) -> Result<Self, Error> {
+        let path = lock_path(state);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+            Err(fs::TryLockError::Error(source)) => Err(Error::Io { path, source }),
+        }
+    }
+}
+
+/// `<state>.lock`.
+pub fn lock_path(state: &Path) -> PathBuf {
+    sibling(state, "lock")
+}
+
+/// `<state>.<suffix>`, beside the state file.
+pub fn sibling(state: &Path, suffix: &str) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// A snapshot in memory: for tests, and for hosts that persist state their own way.
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
