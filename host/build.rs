@@ -27,6 +27,7 @@ fn run() -> Result<(), String> {
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
+        "tests/hostile-guest",
         "wit",
         "Cargo.toml",
         "Cargo.lock",
@@ -51,14 +52,40 @@ fn run() -> Result<(), String> {
         })
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest-wasm");
+    // The rule, and a deliberately faulty rule that the tests run the host against.
+    cargo_build(workspace, &target_dir, "newterms-guest", "guest")?;
+    cargo_build(workspace, &target_dir, "newterms-hostile-guest", "hostile")?;
+
+    let built = target_dir.join(WASM_TARGET);
+    let out_dir = PathBuf::from(env_var("OUT_DIR")?);
+    encode(
+        &built.join("guest/newterms_guest.wasm"),
+        &out_dir.join("newterms_rule.wasm"),
+    )?;
+    let hostile = out_dir.join("newterms_hostile.wasm");
+    encode(&built.join("hostile/newterms_hostile_guest.wasm"), &hostile)?;
+    println!(
+        "cargo:rustc-env=NEWTERMS_HOSTILE_COMPONENT={}",
+        hostile.display()
+    );
+    Ok(())
+}
+
+/// Builds one WebAssembly package with a nested cargo.
+fn cargo_build(
+    workspace: &Path,
+    target_dir: &Path,
+    package: &str,
+    profile: &str,
+) -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .current_dir(workspace)
-        .args(["build", "--package", "newterms-guest", "--profile", "guest"])
+        .args(["build", "--package", package, "--profile", profile])
         .args(["--target", WASM_TARGET])
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(target_dir);
     // Keep only what a nested cargo should see: not the outer build's flags, target or wrappers.
     for (name, _) in env::vars_os() {
         let name = name.to_string_lossy();
@@ -77,15 +104,16 @@ fn run() -> Result<(), String> {
         .stdout(std::io::stderr())
         .status()
         .map_err(|error| format!("cannot run cargo: {error}"))?;
-    if !status.success() {
-        return Err(format!("`cargo build` of the guest failed ({status})"));
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo build` of {package} failed ({status})"))
     }
+}
 
-    let core_path = target_dir
-        .join(WASM_TARGET)
-        .join("guest")
-        .join("newterms_guest.wasm");
-    let core = std::fs::read(&core_path)
+/// Encodes a core module built by wit-bindgen as a component.
+fn encode(core_path: &Path, out: &Path) -> Result<(), String> {
+    let core = std::fs::read(core_path)
         .map_err(|error| format!("cannot read {}: {error}", core_path.display()))?;
     let component = wit_component::ComponentEncoder::default()
         .module(&core)
@@ -96,11 +124,8 @@ fn run() -> Result<(), String> {
                 core_path.display()
             )
         })?;
-
-    let out = PathBuf::from(env_var("OUT_DIR")?).join("newterms_rule.wasm");
-    std::fs::write(&out, component)
-        .map_err(|error| format!("cannot write {}: {error}", out.display()))?;
-    Ok(())
+    std::fs::write(out, component)
+        .map_err(|error| format!("cannot write {}: {error}", out.display()))
 }
 
 /// Installs the WebAssembly target through rustup when it is missing, or says how to.

@@ -14,7 +14,7 @@ pub mod snapshot;
 pub mod time;
 pub mod wildcard;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 #[allow(unsafe_code)] // the canonical-ABI glue that wit-bindgen generates
 mod bindings;
 

@@ -255,6 +255,7 @@ fn load_component(args: &RuleArgs) -> Result<RuleComponent> {
 }
 
 fn run_scan(args: ScanArgs) -> Result<ExitCode> {
+    let stop = scan_command::stop_on_signals()?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
@@ -269,6 +270,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         batch_size: args.batch_size,
         checkpoint_events: args.checkpoint_events,
         checkpoint_interval: Duration::from_secs_f64(args.checkpoint_interval),
+        stop,
     };
     scan_command::run(request, &component, &config)
 }

@@ -38,6 +38,17 @@ pub struct ScanRequest {
     pub batch_size: usize,
     pub checkpoint_events: u64,
     pub checkpoint_interval: Duration,
+    /// Raised by SIGINT or SIGTERM (registered before anything slow happens).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Stops the scan at its next batch on SIGINT or SIGTERM, instead of dying mid-write.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
+    }
+    Ok(stop)
 }
 
 pub fn run(
@@ -129,10 +140,6 @@ pub fn run(
             .map(|store| (store, identity.clone())),
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
-    }
     let options = ScanOptions {
         batch: BatchLimits {
             events: request.batch_size,
@@ -140,7 +147,7 @@ pub fn run(
         },
         checkpoint_events: request.checkpoint_events,
         checkpoint_interval: Some(request.checkpoint_interval),
-        stop: Some(stop),
+        stop: Some(Arc::clone(&request.stop)),
         ..ScanOptions::default()
     };
     let reader = match &resumed {

@@ -9,6 +9,8 @@ mod support;
 mod bad_input;
 mod cli;
 mod component;
+mod crash;
 mod detection;
+mod faults;
 mod real_data;
 mod state;

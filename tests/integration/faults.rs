@@ -1,0 +1,152 @@
+//! A host that survives its plugin: a hostile component (tests/hostile-guest) that traps, loops,
+//! hoards memory or answers garbage on marker events. The host stops each misbehaviour at its limit,
+//! sets the event aside with the reason, and loses nothing that the good events produced.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use newterms::{Error, Fault, Limits, RuleComponent, RuleConfig, Sandbox};
+use serde_json::{Value, json};
+
+use crate::support::{direct_invoke, event_ids, newterms, scratch, with, write_ndjson};
+
+const HOSTILE: &str = env!("NEWTERMS_HOSTILE_COMPONENT");
+
+fn hostile(limits: Limits) -> RuleComponent {
+    let sandbox = Sandbox::new(limits).expect("engine");
+    RuleComponent::from_file(&sandbox, &PathBuf::from(HOSTILE)).expect("hostile component loads")
+}
+
+fn tight_limits() -> Limits {
+    Limits {
+        max_memory_bytes: 64 << 20,
+        call_deadline: Duration::from_millis(200),
+    }
+}
+
+fn marked(user: &str, marker: &str) -> Value {
+    with(
+        direct_invoke(user, "2024-02-01T00:00:00Z"),
+        "/userAgent",
+        json!(marker),
+    )
+}
+
+#[test]
+fn each_misbehaviour_is_stopped_and_named() {
+    let component = hostile(tight_limits());
+    let cases = [
+        ("NEWTERMS_TRAP", Fault::Trap),
+        (
+            "NEWTERMS_LOOP",
+            Fault::CpuDeadline(Duration::from_millis(200)),
+        ),
+        ("NEWTERMS_ALLOC", Fault::MemoryLimit(64 << 20)),
+    ];
+    for (marker, expected) in cases {
+        let mut rule = component
+            .instantiate(&RuleConfig::default())
+            .expect("instance");
+        match rule.process_event(&marked("mallory", marker).to_string()) {
+            Err(Error::Guest { fault, .. }) => assert_eq!(fault, expected, "{marker}"),
+            other => panic!("{marker}: expected a fault, got {other:?}"),
+        }
+    }
+    let mut rule = component
+        .instantiate(&RuleConfig::default())
+        .expect("instance");
+    match rule.process_event(&marked("mallory", "NEWTERMS_MALFORMED").to_string()) {
+        Err(Error::Guest {
+            fault: Fault::Malformed(what),
+            ..
+        }) => {
+            assert!(what.contains("not a JSON object"), "{what}");
+        }
+        other => panic!("expected a malformed answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_scan_goes_on_and_loses_nothing() {
+    let directory = scratch("hostile-scan");
+    let markers = [
+        "NEWTERMS_TRAP",
+        "NEWTERMS_LOOP",
+        "NEWTERMS_ALLOC",
+        "NEWTERMS_MALFORMED",
+    ];
+    let mut stream = Vec::new();
+    let mut good = Vec::new();
+    for index in 0..400 {
+        let event = direct_invoke(&format!("user-{index}"), "2024-02-01T00:00:00Z");
+        good.push(event.clone());
+        stream.push(event);
+        if index % 100 == 50 {
+            // The poison event's principal alerts later: the failed event must not count as history.
+            stream.push(marked("poisoned", markers[index / 100]));
+        }
+    }
+    let late = direct_invoke("poisoned", "2024-02-02T00:00:00Z");
+    good.push(late.clone());
+    stream.push(late);
+    let input = directory.join("stream.ndjson");
+    let good_only = directory.join("good.ndjson");
+    write_ndjson(&input, &stream);
+    write_ndjson(&good_only, &good);
+
+    let dead_letters = directory.join("dead.ndjson");
+    let run = newterms(
+        &[
+            "scan",
+            "--rule",
+            HOSTILE,
+            "--cpu-deadline-ms",
+            "200",
+            "--max-memory",
+            "64",
+            "--batch-size",
+            "64",
+            "--dead-letter",
+            dead_letters.to_str().expect("path"),
+            input.to_str().expect("path"),
+        ],
+        b"",
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let reference = newterms(&["scan", good_only.to_str().expect("path")], b"");
+    assert_eq!(event_ids(&run.alerts), event_ids(&reference.alerts));
+    assert_eq!(run.alerts.len(), 401);
+    assert!(run.stderr.contains("4 events set aside"), "{}", run.stderr);
+
+    let letters: Vec<Value> = std::fs::read_to_string(&dead_letters)
+        .expect("dead letters written")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(letters.len(), 4);
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert!(reasons[0].contains("trapped"), "{}", reasons[0]);
+    assert!(
+        reasons[1].contains("CPU deadline of 200 ms"),
+        "{}",
+        reasons[1]
+    );
+    assert!(
+        reasons[2].contains("memory limit of 64 MiB"),
+        "{}",
+        reasons[2]
+    );
+    assert!(reasons[3].contains("not a JSON object"), "{}", reasons[3]);
+    for (letter, marker) in letters.iter().zip(markers) {
+        assert!(letter["event"].as_str().unwrap_or("").contains(marker));
+        assert!(
+            letter["location"]
+                .as_str()
+                .unwrap_or("")
+                .contains("stream.ndjson:")
+        );
+    }
+}
