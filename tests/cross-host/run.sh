@@ -46,7 +46,7 @@ same() { # same NAME EXPECTED ACTUAL
         pass "$1"
     else
         fail "$1"
-        show_difference "$2" "$3"
+        show_difference "$2" "$3" || true
     fi
 }
 
@@ -93,7 +93,7 @@ run() {
 
 # Diagnostics without the host's name, and the summary's counters (what follows " in " is timing).
 diagnostics() { sed -E 's/^newterms(-node|-python)?: //' "$1" | grep -v ' events read, ' || true; }
-counters() { sed -E 's/^newterms(-node|-python)?: //' "$1" | grep ' events read, ' | sed -E 's/ in [0-9.]+ s.*//'; }
+counters() { sed -E 's/^newterms(-node|-python)?: //' "$1" | { grep ' events read, ' || true; } | sed -E 's/ in [0-9.]+ s.*//'; }
 
 # ---------------------------------------------------------------------------------------------
 # Inputs: the real records bundled as fixtures, the README's example, a generated stream
@@ -159,7 +159,8 @@ for profile in default elastic; do
     whole=$work/generated.$profile.rust.out
     # The state after the first half is the same bytes whichever host wrote it.
     for host in rust node python; do
-        run "$host" "$profile" "$work/first.$profile.$host.out" /dev/null --state "$work/state.$profile.$host" first-half.ndjson
+        run "$host" "$profile" "$work/first.$profile.$host.out" /dev/null --state "$work/state.$profile.$host" first-half.ndjson ||
+            fail "$host exits with an error on the first half ($profile)"
     done
     same "$profile: node state file = rust state file ($(wc -c <"$work/state.$profile.rust") bytes)" \
         "$work/state.$profile.rust" "$work/state.$profile.node"
@@ -168,8 +169,9 @@ for profile in default elastic; do
         for b in rust node python; do
             [[ $a == "$b" ]] && continue
             state=$work/pair.$profile.$a.$b.state
-            cp "$work/state.$profile.$a" "$state"
-            run "$b" "$profile" "$work/second.$profile.$a.$b.out" "$work/second.$profile.$a.$b.err" --state "$state" second-half.ndjson
+            cp "$work/state.$profile.$a" "$state" 2>/dev/null || rm -f "$state"
+            run "$b" "$profile" "$work/second.$profile.$a.$b.out" "$work/second.$profile.$a.$b.err" --state "$state" second-half.ndjson ||
+                fail "$b exits with an error on the second half after $a ($profile): $(tail -n 1 "$work/second.$profile.$a.$b.err")"
             cat "$work/first.$profile.$a.out" "$work/second.$profile.$a.$b.out" >"$work/split.$profile.$a.$b.out"
             same "$profile: first half in $a, second half in $b = one rust run" "$whole" "$work/split.$profile.$a.$b.out"
         done
@@ -187,7 +189,8 @@ cp first-half.ndjson "$spool/20240301T0000.ndjson"
 cp second-half.ndjson "$spool/20240301T0001.ndjson"
 echo '{"eventSource": "lambda.amazonaws.com"}' >"$spool/current.ndjson"
 touch -d '1 minute ago' "$spool"/2024*.ndjson
-NEWTERMS=$newterms SPOOL_CURRENT=current.ndjson "$root/examples/pipelines/newterms-spool.sh" "$spool" "$work/spool.state" >"$work/spool.out" 2>"$work/spool.err"
+NEWTERMS=$newterms SPOOL_CURRENT=current.ndjson "$root/examples/pipelines/newterms-spool.sh" "$spool" "$work/spool.state" \
+    >"$work/spool.out" 2>"$work/spool.err" || fail "newterms-spool.sh exits with an error: $(tail -n 1 "$work/spool.err")"
 same "spool: two settled batches = one rust run" "$work/generated.default.rust.out" "$work/spool.out"
 leftover=$(cd "$spool" && ls)
 if [[ $leftover == batch-*.ndjson ]]; then
@@ -202,7 +205,7 @@ fi
 echo
 echo "throughput on generated.ndjson ($total lines, default profile)"
 for host in rust node python; do
-    summary=$(sed -E 's/^newterms(-node|-python)?: //' "$work/generated.default.$host.err" | grep ' events read, ')
+    summary=$(sed -E 's/^newterms(-node|-python)?: //' "$work/generated.default.$host.err" | grep ' events read, ' || true)
     printf '        %-7s %s\n' "$host" "$(sed -E 's/.* in ([0-9.]+ s)/\1/; s/; [0-9]+ terms in history.*//' <<<"$summary")"
 done
 
