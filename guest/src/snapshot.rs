@@ -90,8 +90,59 @@ pub fn encode<'e>(
     bytes
 }
 
+/// A snapshot's content, checked for structure and checksum but not against any rule.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// The rule that wrote it.
+    pub rule_id: &'a str,
+    /// Its term fields and sources.
+    pub term_signature: &'a str,
+    /// Evictions counted by the history that wrote it.
+    pub evictions: u64,
+    /// Encoded terms and their latest times, least recently updated first.
+    pub entries: Vec<(&'a [u8], EpochMillis)>,
+}
+
+impl Parsed<'_> {
+    /// How many values make one of its terms.
+    pub fn term_arity(&self) -> usize {
+        self.term_signature.split(';').count()
+    }
+}
+
 /// Reads a snapshot written for `identity`.
 pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, RestoreError> {
+    let parsed = parse(bytes)?;
+    if parsed.rule_id != identity.rule_id {
+        return Err(RestoreError::Incompatible(format!(
+            "snapshot of rule {}, this is rule {}",
+            parsed.rule_id, identity.rule_id
+        )));
+    }
+    if parsed.term_signature != identity.term_signature {
+        return Err(RestoreError::Incompatible(format!(
+            "snapshot of terms {}, this profile uses {}",
+            parsed.term_signature, identity.term_signature
+        )));
+    }
+    let mut entries = Vec::with_capacity(parsed.entries.len());
+    for (index, (term, last_seen)) in parsed.entries.into_iter().enumerate() {
+        if decode_term(term, identity.term_arity).is_none() {
+            return Err(RestoreError::Corrupt(format!(
+                "entry {index} is not a term of {} values",
+                identity.term_arity
+            )));
+        }
+        entries.push((Box::from(term), last_seen));
+    }
+    Ok(Contents {
+        evictions: parsed.evictions,
+        entries,
+    })
+}
+
+/// Reads a snapshot's structure: magic, version, lengths, checksum, entries.
+pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RestoreError> {
     if bytes.len() < MAGIC.len() {
         return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
             RestoreError::Truncated
@@ -129,19 +180,7 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
     let mut body = Reader::new(&covered[HEADER_LEN..]);
     let corrupt = |what: &str| RestoreError::Corrupt(format!("cannot read {what}"));
     let rule_id = body.str().ok_or_else(|| corrupt("the rule id"))?;
-    if rule_id != identity.rule_id {
-        return Err(RestoreError::Incompatible(format!(
-            "snapshot of rule {rule_id}, this is rule {}",
-            identity.rule_id
-        )));
-    }
-    let signature = body.str().ok_or_else(|| corrupt("the term signature"))?;
-    if signature != identity.term_signature {
-        return Err(RestoreError::Incompatible(format!(
-            "snapshot of terms {signature}, this profile uses {}",
-            identity.term_signature
-        )));
-    }
+    let term_signature = body.str().ok_or_else(|| corrupt("the term signature"))?;
     let evictions = body.u64().ok_or_else(|| corrupt("the eviction count"))?;
     let count = body.u64().ok_or_else(|| corrupt("the entry count"))?;
     // Bound the allocation by what the bytes can hold, whatever the count claims.
@@ -157,16 +196,10 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
         let term = body
             .bytes()
             .ok_or_else(|| corrupt(&format!("entry {index}")))?;
-        if decode_term(term, identity.term_arity).is_none() {
-            return Err(RestoreError::Corrupt(format!(
-                "entry {index} is not a term of {} values",
-                identity.term_arity
-            )));
-        }
         let last_seen = body
             .i64()
             .ok_or_else(|| corrupt(&format!("the time of entry {index}")))?;
-        entries.push((Box::from(term), last_seen));
+        entries.push((term, last_seen));
     }
     if body.remaining() != 0 {
         return Err(RestoreError::Corrupt(format!(
@@ -174,7 +207,12 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
             body.remaining()
         )));
     }
-    Ok(Contents { evictions, entries })
+    Ok(Parsed {
+        rule_id,
+        term_signature,
+        evictions,
+        entries,
+    })
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -22,6 +22,7 @@ pub mod input;
 mod instance;
 mod sandbox;
 pub mod scan;
+pub mod snapshots;
 pub mod state;
 mod types;
 

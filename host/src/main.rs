@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use newterms::scan::BatchLimits;
+use newterms::snapshots;
 use newterms::{
     EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
 };
@@ -34,6 +35,30 @@ enum Command {
     /// Write the embedded rule component, for loading into another host.
     Component {
         /// Where to write it.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Look into saved first-seen histories, or merge them.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// What a state file holds: terms, oldest and newest, terms per account, evictions.
+    Inspect {
+        /// A state file written by `scan --state`.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge the states of workers that each saw a share of a stream (latest time wins per term).
+    Merge {
+        /// State files of the same rule and profile.
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the merged state (atomically).
         #[arg(long, short)]
         output: PathBuf,
     },
@@ -142,6 +167,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => run_scan(args),
         Command::Info(args) => run_info(args).map(|()| ExitCode::SUCCESS),
         Command::Component { output } => write_component(&output).map(|()| ExitCode::SUCCESS),
+        Command::State(command) => run_state(command).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
@@ -326,6 +352,71 @@ fn run_info(args: RuleArgs) -> Result<()> {
         writeln!(out, "exports:         {export}")?;
     }
     Ok(())
+}
+
+fn run_state(command: StateCommand) -> Result<()> {
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    match command {
+        StateCommand::Inspect { file, json } => {
+            let summary = snapshots::inspect(&read(&file)?)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("{} is not a usable state", file.display()))?;
+            let mut out = io::stdout().lock();
+            if json {
+                let document = serde_json::json!({
+                    "format": summary.format,
+                    "rule_id": summary.rule_id,
+                    "term_signature": summary.term_signature,
+                    "terms": summary.terms,
+                    "evictions": summary.evictions,
+                    "oldest": summary.oldest,
+                    "newest": summary.newest,
+                    "terms_per_account": summary.per_first_field,
+                });
+                writeln!(out, "{document}")?;
+                return Ok(());
+            }
+            writeln!(out, "format:     {}", summary.format)?;
+            writeln!(out, "rule id:    {}", summary.rule_id)?;
+            writeln!(out, "terms of:   {}", summary.term_signature)?;
+            writeln!(out, "terms:      {}", summary.terms)?;
+            writeln!(out, "evictions:  {}", summary.evictions)?;
+            writeln!(
+                out,
+                "oldest:     {}",
+                summary.oldest.as_deref().unwrap_or("-")
+            )?;
+            writeln!(
+                out,
+                "newest:     {}",
+                summary.newest.as_deref().unwrap_or("-")
+            )?;
+            for (account, terms) in &summary.per_first_field {
+                writeln!(out, "account {account}: {terms} terms")?;
+            }
+            Ok(())
+        }
+        StateCommand::Merge { inputs, output } => {
+            let parts = inputs
+                .iter()
+                .map(|path| read(path))
+                .collect::<Result<Vec<_>>>()?;
+            let merged = snapshots::merge(&parts)
+                .map_err(anyhow::Error::msg)
+                .context("cannot merge these states")?;
+            newterms::StateStore::save(&newterms::FileStateStore::new(&output), &merged)?;
+            let summary = snapshots::inspect(&merged).map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "newterms: merged {} states into {}: {} terms",
+                inputs.len(),
+                output.display(),
+                summary.terms
+            );
+            Ok(())
+        }
+    }
 }
 
 fn write_component(output: &Path) -> Result<()> {

@@ -106,3 +106,163 @@ fn memory_store_keeps_the_last_snapshot() {
     store.save(b"b").expect("save");
     assert_eq!(store.load().expect("load").as_deref(), Some(&b"b"[..]));
 }
+
+/// Invocations by 3 accounts x `principals` principals over `days` days from `start_day` of March
+/// 2024.
+fn invocations(
+    seed: u64,
+    principals: u64,
+    start_day: i64,
+    days: i64,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let mut random = seed;
+    let mut next = move || {
+        random = random
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        random >> 33
+    };
+    (0..count)
+        .map(|index| {
+            let minute = start_day * 1_440 + (index as i64 * days * 1_440) / count as i64;
+            let time = newterms_guest::time::format_iso8601(1_709_251_200_000 + minute * 60_000);
+            let account = format!("{:012}", 100 + next() % 3);
+            let user = format!("principal-{}", next() % principals);
+            let event = crate::support::direct_invoke(&user, &time);
+            let event =
+                crate::support::with(event, "/userIdentity/accountId", serde_json::json!(account));
+            crate::support::with(
+                event,
+                "/eventID",
+                serde_json::json!(format!("{seed}-{index}")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn states_of_workers_split_by_term_merge_into_one_history() {
+    use crate::support::{newterms, write_ndjson};
+    let directory = scratch("merge");
+    let path = |name: &str| directory.join(name);
+    let arg = |path: &std::path::Path| path.to_str().expect("path").to_owned();
+    let first = invocations(11, 40, 0, 30, 3_000);
+    // Later: 20 new principals per account, and the 40 known ones.
+    let later = invocations(12, 60, 35, 20, 2_000);
+    write_ndjson(&path("all.ndjson"), &first);
+    write_ndjson(&path("later.ndjson"), &later);
+
+    // Partition by term, as a pipeline keyed by account and principal would.
+    let worker_of = |event: &serde_json::Value| {
+        let key = format!(
+            "{}/{}",
+            event["userIdentity"]["accountId"], event["userIdentity"]["userName"]
+        );
+        key.bytes().fold(0_u32, |hash, byte| {
+            hash.wrapping_mul(31).wrapping_add(u32::from(byte))
+        }) % 3
+    };
+    let mut worker_alerts = Vec::new();
+    let mut states = Vec::new();
+    for worker in 0..3 {
+        let share: Vec<_> = first
+            .iter()
+            .filter(|event| worker_of(event) == worker)
+            .cloned()
+            .collect();
+        let input = path(&format!("worker-{worker}.ndjson"));
+        write_ndjson(&input, &share);
+        let state = path(&format!("worker-{worker}.state"));
+        let run = newterms(&["scan", "--state", &arg(&state), &arg(&input)], b"");
+        assert!(run.status.success(), "{}", run.stderr);
+        worker_alerts.extend(
+            run.alerts
+                .iter()
+                .map(|alert| alert["kibana"]["alert"]["uuid"].to_string()),
+        );
+        states.push(arg(&state));
+    }
+    let single = newterms(
+        &[
+            "scan",
+            "--state",
+            &arg(&path("single.state")),
+            &arg(&path("all.ndjson")),
+        ],
+        b"",
+    );
+    let mut single_alerts: Vec<String> = single
+        .alerts
+        .iter()
+        .map(|alert| alert["kibana"]["alert"]["uuid"].to_string())
+        .collect();
+    worker_alerts.sort();
+    single_alerts.sort();
+    assert_eq!(
+        worker_alerts, single_alerts,
+        "the workers together raise what one worker raises"
+    );
+
+    let mut merge = vec!["state", "merge", "--output"];
+    let merged = arg(&path("merged.state"));
+    merge.push(&merged);
+    merge.extend(states.iter().map(String::as_str));
+    let run = newterms(&merge, b"");
+    assert!(run.status.success(), "{}", run.stderr);
+
+    // The merged history continues exactly as the single worker's.
+    let after_merge = newterms(
+        &["scan", "--state", &merged, &arg(&path("later.ndjson"))],
+        b"",
+    );
+    let after_single = newterms(
+        &[
+            "scan",
+            "--state",
+            &arg(&path("single.state")),
+            &arg(&path("later.ndjson")),
+        ],
+        b"",
+    );
+    assert!(
+        after_single.alerts.len() >= 60,
+        "at least the 20 new principals of each account"
+    );
+    assert_eq!(after_merge.alerts, after_single.alerts);
+
+    let inspect = newterms(&["state", "inspect", "--json", &merged], b"");
+    let summary: serde_json::Value =
+        serde_json::from_str(inspect.stdout.trim()).expect("JSON summary");
+    // The continuation saved into the merged state: 3 accounts x 60 principals by now.
+    assert_eq!(summary["terms"], 180);
+    assert_eq!(summary["terms_per_account"]["000000000100"], 60);
+    assert_eq!(summary["rule_id"], "07cd35a6-c267-4394-a782-6a9428aea9d3");
+
+    let elastic_state = path("elastic.state");
+    let elastic = newterms(
+        &[
+            "scan",
+            "--profile",
+            "elastic",
+            "--state",
+            &arg(&elastic_state),
+            &arg(&path("later.ndjson")),
+        ],
+        b"",
+    );
+    assert!(elastic.status.success());
+    let mixed = newterms(
+        &[
+            "state",
+            "merge",
+            "--output",
+            &arg(&path("bad.state")),
+            &merged,
+            &arg(&elastic_state),
+        ],
+        b"",
+    );
+    assert!(!mixed.status.success());
+    assert!(mixed.stderr.contains("cannot merge"), "{}", mixed.stderr);
+}
