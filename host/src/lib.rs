@@ -20,6 +20,7 @@ mod component;
 mod error;
 pub mod input;
 mod instance;
+pub mod ocsf;
 mod sandbox;
 pub mod scan;
 pub mod snapshots;

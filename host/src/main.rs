@@ -115,6 +115,9 @@ struct ScanArgs {
     /// Checkpoint after this many events.
     #[arg(long, value_name = "EVENTS", default_value_t = 100_000)]
     checkpoint_events: u64,
+    /// Alert format: `ecs` (Elastic Security) or `ocsf` (OCSF Detection Finding).
+    #[arg(long, value_enum, default_value = "ecs")]
+    format: scan_command::AlertFormat,
     /// Checkpoint after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     checkpoint_interval: f64,
@@ -297,6 +300,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         checkpoint_events: args.checkpoint_events,
         checkpoint_interval: Duration::from_secs_f64(args.checkpoint_interval),
         stop,
+        format: args.format,
     };
     scan_command::run(request, &component, &config)
 }

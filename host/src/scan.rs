@@ -111,8 +111,9 @@ pub struct DeadLetter<'a> {
 pub trait Sink {
     /// One alert (a JSON document).
     fn alert(&mut self, alert: &str) -> io::Result<()>;
-    /// Called after every batch: the alerts so far should reach their reader now.
-    fn flush(&mut self) -> io::Result<()>;
+    /// Called after every batch, with the scan's progress: the alerts so far should reach their
+    /// reader now.
+    fn flush(&mut self, progress: &ScanSummary) -> io::Result<()>;
     /// Something about the input that is not an alert.
     fn diagnostic(&mut self, diagnostic: Diagnostic);
     /// An event the component cannot process.
@@ -321,7 +322,7 @@ impl<'c> Scanner<'c> {
         if !texts.is_empty() {
             self.process_batch(texts, &locations, sink)?;
         }
-        sink.flush()?;
+        sink.flush(&self.summary)?;
         Ok(events)
     }
 

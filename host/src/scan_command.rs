@@ -40,6 +40,17 @@ pub struct ScanRequest {
     pub checkpoint_interval: Duration,
     /// Raised by SIGINT or SIGTERM (registered before anything slow happens).
     pub stop: Arc<AtomicBool>,
+    /// How alerts are written.
+    pub format: AlertFormat,
+}
+
+/// How alerts are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertFormat {
+    /// Elastic Security alerts (ECS), as the rule raises them.
+    Ecs,
+    /// OCSF 1.1 Detection Findings (class 2004), for AWS Security Lake.
+    Ocsf,
 }
 
 /// Stops the scan at its next batch on SIGINT or SIGTERM, instead of dying mid-write.
@@ -132,6 +143,8 @@ pub fn run(
         cut_back(path, len)?;
     }
     let mut sink = CliSink {
+        format: request.format,
+        progress: std::io::IsTerminal::is_terminal(&io::stderr()).then(Progress::new),
         alerts,
         dead_letters: None,
         dead_letter_path,
@@ -336,6 +349,9 @@ impl Write for TrackedFile {
 }
 
 struct CliSink {
+    format: AlertFormat,
+    /// A status line on stderr, when stderr is a terminal.
+    progress: Option<Progress>,
     alerts: Output,
     /// Opened at the first dead letter, appending: earlier scans' dead letters are kept.
     dead_letters: Option<TrackedFile>,
@@ -346,6 +362,9 @@ struct CliSink {
 impl CliSink {
     /// Everything written is on disk (or handed to stdout).
     fn finish(&mut self) -> io::Result<()> {
+        if self.progress.take().is_some() {
+            eprint!("\r\x1b[K");
+        }
         match &mut self.alerts {
             Output::Stdout(writer) => writer.flush()?,
             Output::File(file) => file.sync()?,
@@ -359,12 +378,23 @@ impl CliSink {
 
 impl scan::Sink for CliSink {
     fn alert(&mut self, alert: &str) -> io::Result<()> {
+        let converted;
+        let alert = match self.format {
+            AlertFormat::Ecs => alert,
+            AlertFormat::Ocsf => {
+                converted = newterms::ocsf::detection_finding(alert).map_err(io::Error::other)?;
+                &converted
+            }
+        };
         let writer = self.alerts.writer();
         writer.write_all(alert.as_bytes())?;
         writer.write_all(b"\n")
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, progress: &ScanSummary) -> io::Result<()> {
+        if let Some(line) = &mut self.progress {
+            line.show(progress);
+        }
         self.alerts.writer().flush()
     }
 
@@ -421,6 +451,36 @@ impl scan::Sink for CliSink {
             snapshot: snapshot.to_vec(),
         };
         store.save(&checkpoint.encode()).map_err(io::Error::other)
+    }
+}
+
+/// A status line for long scans on a terminal: events, alerts and rate, redrawn a few times a second.
+struct Progress {
+    started: Instant,
+    drawn: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            drawn: now,
+        }
+    }
+
+    fn show(&mut self, progress: &ScanSummary) {
+        if self.drawn.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.drawn = Instant::now();
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
+        eprint!(
+            "\r\x1b[Knewterms: {} events, {} alerts, {:.0} events/s",
+            progress.events,
+            progress.alerts,
+            progress.events as f64 / seconds
+        );
     }
 }
 

@@ -41,6 +41,56 @@ fn scans_the_bundled_example() {
 }
 
 #[test]
+fn ocsf_findings_carry_the_same_alerts() {
+    let ecs = newterms(&["scan", EXAMPLE], b"");
+    let ocsf = newterms(&["scan", "--format", "ocsf", EXAMPLE], b"");
+    assert!(ocsf.status.success(), "{}", ocsf.stderr);
+    assert_eq!(ocsf.alerts.len(), ecs.alerts.len());
+    for (finding, alert) in ocsf.alerts.iter().zip(&ecs.alerts) {
+        assert_eq!(finding["class_uid"], 2004);
+        assert_eq!(
+            finding["finding_info"]["uid"],
+            alert["kibana"]["alert"]["uuid"]
+        );
+        assert_eq!(finding["metadata"]["original_uid"], alert["event"]["id"]);
+        assert_eq!(
+            finding["evidences"][0]["actor"]["user"]["uid"],
+            alert["aws"]["cloudtrail"]["user_identity"]["arn"]
+        );
+        assert_eq!(finding["unmapped"]["ecs"], *alert);
+    }
+}
+
+#[test]
+fn no_progress_line_when_stderr_is_not_a_terminal() {
+    let run = newterms(&["scan", EXAMPLE], b"");
+    assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
+}
+
+#[test]
+fn a_progress_line_with_rate_on_a_terminal() {
+    let directory = scratch("progress");
+    let input = directory.join("long.ndjson");
+    let example = std::fs::read_to_string(EXAMPLE).expect("example");
+    std::fs::write(&input, example.repeat(8_000)).expect("write");
+    let command = format!(
+        "{} scan {} > /dev/null",
+        env!("CARGO_BIN_EXE_newterms"),
+        input.display()
+    );
+    // `script` gives the command a terminal and records what it drew on it.
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("\r\x1b[Knewterms: "), "{screen:?}");
+    assert!(screen.contains("events/s"), "{screen:?}");
+    assert!(screen.contains("96000 events read"), "{screen:?}");
+}
+
+#[test]
 fn elastic_profile_misses_root_and_uses_seven_days() {
     let run = newterms(&["scan", "--profile", "elastic", EXAMPLE], b"");
     assert!(run.status.success(), "{}", run.stderr);
