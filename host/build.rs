@@ -53,17 +53,32 @@ fn run() -> Result<(), String> {
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest-wasm");
     // The rule, and a deliberately faulty rule that the tests run the host against.
-    cargo_build(workspace, &target_dir, "newterms-guest", "guest")?;
-    cargo_build(workspace, &target_dir, "newterms-hostile-guest", "hostile")?;
+    cargo_build(workspace, &target_dir, "newterms-guest", "guest", true)?;
+    cargo_build(
+        workspace,
+        &target_dir,
+        "newterms-hostile-guest",
+        "hostile",
+        false,
+    )?;
+
+    let wit_package = wit_package(&workspace.join("wit/rule.wit"))?;
+    println!("cargo:rustc-env=NEWTERMS_WIT_PACKAGE={wit_package}");
+    let provenance = provenance_section(&wit_package);
 
     let built = target_dir.join(WASM_TARGET);
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
     encode(
         &built.join("guest/newterms_guest.wasm"),
         &out_dir.join("newterms_rule.wasm"),
+        &provenance,
     )?;
     let hostile = out_dir.join("newterms_hostile.wasm");
-    encode(&built.join("hostile/newterms_hostile_guest.wasm"), &hostile)?;
+    encode(
+        &built.join("hostile/newterms_hostile_guest.wasm"),
+        &hostile,
+        &provenance,
+    )?;
     println!(
         "cargo:rustc-env=NEWTERMS_HOSTILE_COMPONENT={}",
         hostile.display()
@@ -71,18 +86,25 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds one WebAssembly package with a nested cargo.
+/// Builds one WebAssembly package with a nested cargo; `as_cdylib` for a library whose manifest does
+/// not make one.
 fn cargo_build(
     workspace: &Path,
     target_dir: &Path,
     package: &str,
     profile: &str,
+    as_cdylib: bool,
 ) -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
+    build.current_dir(workspace);
+    if as_cdylib {
+        build.args(["rustc", "--lib", "--crate-type", "cdylib"]);
+    } else {
+        build.arg("build");
+    }
     build
-        .current_dir(workspace)
-        .args(["build", "--package", package, "--profile", profile])
+        .args(["--package", package, "--profile", profile])
         .args(["--target", WASM_TARGET])
         .arg("--target-dir")
         .arg(target_dir);
@@ -111,8 +133,53 @@ fn cargo_build(
     }
 }
 
-/// Encodes a core module built by wit-bindgen as a component.
-fn encode(core_path: &Path, out: &Path) -> Result<(), String> {
+/// The `package` line of the WIT file: `newterms:rule@0.1.0`.
+fn wit_package(wit: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(wit)
+        .map_err(|error| format!("cannot read {}: {error}", wit.display()))?;
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("package "))
+        .map(|rest| rest.trim_end_matches(';').trim().to_owned())
+        .ok_or_else(|| format!("{} has no package line", wit.display()))
+}
+
+/// The `newterms:rule` custom section: what the component implements and which rule it is, for hosts
+/// to check before they run it (see `host/src/provenance.rs`).
+fn provenance_section(wit_package: &str) -> Vec<u8> {
+    let rule = &newterms_guest::LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL;
+    let data = format!(
+        r#"{{"wit":"{wit_package}","rule_id":"{}","rule_name":"{}","rule_version":{},"snapshot_format":{}}}"#,
+        rule.rule_id,
+        rule.name,
+        rule.version,
+        newterms_guest::snapshot::FORMAT_VERSION
+    );
+    let name = b"newterms:rule";
+    let mut content = leb128(name.len());
+    content.extend_from_slice(name);
+    content.extend_from_slice(data.as_bytes());
+    let mut section = vec![0];
+    section.extend(leb128(content.len()));
+    section.extend(content);
+    section
+}
+
+fn leb128(mut value: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            bytes.push(low);
+            return bytes;
+        }
+        bytes.push(low | 0x80);
+    }
+}
+
+/// Encodes a core module built by wit-bindgen as a component, with `section` appended (a custom
+/// section may stand anywhere between a component's sections).
+fn encode(core_path: &Path, out: &Path, section: &[u8]) -> Result<(), String> {
     let core = std::fs::read(core_path)
         .map_err(|error| format!("cannot read {}: {error}", core_path.display()))?;
     let component = wit_component::ComponentEncoder::default()
@@ -124,6 +191,8 @@ fn encode(core_path: &Path, out: &Path) -> Result<(), String> {
                 core_path.display()
             )
         })?;
+    let mut component = component;
+    component.extend_from_slice(section);
     std::fs::write(out, component)
         .map_err(|error| format!("cannot write {}: {error}", out.display()))
 }

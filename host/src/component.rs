@@ -8,6 +8,7 @@ use wasmtime::component::{Component, Linker};
 use crate::bindings::{RulePre, wit};
 use crate::error::Error;
 use crate::instance::{HostState, RuleInstance};
+use crate::provenance::{self, Provenance};
 use crate::sandbox::Sandbox;
 use crate::types::RuleConfig;
 
@@ -22,6 +23,7 @@ pub struct RuleComponent {
     component: Component,
     pre: RulePre<HostState>,
     origin: String,
+    provenance: Provenance,
 }
 
 impl RuleComponent {
@@ -41,6 +43,11 @@ impl RuleComponent {
 
     /// A component from its bytes; `origin` names it in errors.
     pub fn from_bytes(sandbox: &Sandbox, bytes: &[u8], origin: &str) -> Result<Self, Error> {
+        // Check what the component says it is before compiling any of it.
+        let provenance = provenance::read_and_check(bytes).map_err(|why| Error::Incompatible {
+            origin: origin.to_owned(),
+            source: wasmtime::Error::msg(why),
+        })?;
         let component =
             Component::new(sandbox.engine(), bytes).map_err(|source| Error::Compile {
                 origin: origin.to_owned(),
@@ -61,7 +68,13 @@ impl RuleComponent {
             component,
             pre,
             origin: origin.to_owned(),
+            provenance,
         })
+    }
+
+    /// What the component says it is (its `newterms:rule` custom section).
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
     }
 
     /// Where the component came from.

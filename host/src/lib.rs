@@ -21,6 +21,7 @@ mod error;
 pub mod input;
 mod instance;
 pub mod ocsf;
+pub mod provenance;
 mod sandbox;
 pub mod scan;
 pub mod snapshots;

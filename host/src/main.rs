@@ -85,6 +85,9 @@ struct RuleArgs {
     /// Run another component of the newterms:rule world instead of the embedded one.
     #[arg(long, value_name = "FILE.wasm")]
     rule: Option<PathBuf>,
+    /// Refuse the --rule component unless its SHA-256 is this (hex), as its publisher printed it.
+    #[arg(long, value_name = "HEX", requires = "rule")]
+    rule_sha256: Option<String>,
     /// Most linear memory the component may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_memory_bytes >> 20)]
     max_memory: usize,
@@ -278,7 +281,21 @@ fn load_component(args: &RuleArgs) -> Result<RuleComponent> {
     };
     let sandbox = Sandbox::new(limits)?;
     Ok(match &args.rule {
-        Some(path) => RuleComponent::from_file(&sandbox, path)?,
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if let Some(expected) = &args.rule_sha256 {
+                let actual = sha256_hex(&bytes);
+                if !actual.eq_ignore_ascii_case(expected.trim()) {
+                    bail!(
+                        "{} has SHA-256 {actual}, not the {} given with --rule-sha256: refusing to run it",
+                        path.display(),
+                        expected.trim()
+                    );
+                }
+            }
+            RuleComponent::from_bytes(&sandbox, &bytes, &path.display().to_string())?
+        }
         None => RuleComponent::embedded(&sandbox)?,
     })
 }
@@ -346,7 +363,13 @@ fn run_info(args: RuleArgs) -> Result<()> {
     writeln!(out, "new terms:       {}", metadata.term_fields.join(" + "))?;
     writeln!(out, "capacity:        {} terms", metadata.capacity)?;
     writeln!(out, "snapshot format: {}", metadata.snapshot_format)?;
+    let provenance = component.provenance();
     writeln!(out, "component:       {}", component.origin())?;
+    writeln!(
+        out,
+        "implements:      {} ({} v{}, snapshot format {})",
+        provenance.wit, provenance.rule_id, provenance.rule_version, provenance.snapshot_format
+    )?;
     if imports.is_empty() {
         writeln!(out, "imports:         none")?;
     } else {
@@ -426,12 +449,23 @@ fn run_state(command: StateCommand) -> Result<()> {
 fn write_component(output: &Path) -> Result<()> {
     std::fs::write(output, EMBEDDED_COMPONENT)
         .with_context(|| format!("cannot write {}", output.display()))?;
+    // The digest on stdout, so that a publisher can hand it to whoever runs the component.
+    println!("{}  {}", sha256_hex(EMBEDDED_COMPONENT), output.display());
     eprintln!(
-        "newterms: wrote {} ({} bytes)",
+        "newterms: wrote {} ({} bytes); run it elsewhere with --rule {} --rule-sha256 <the digest>",
         output.display(),
-        EMBEDDED_COMPONENT.len()
+        EMBEDDED_COMPONENT.len(),
+        output.display()
     );
     Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

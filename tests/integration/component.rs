@@ -148,16 +148,102 @@ fn refuses_what_is_not_a_rule_component() {
     let sandbox = Sandbox::new(Limits::default()).expect("engine");
     assert!(matches!(
         RuleComponent::from_bytes(&sandbox, b"not wasm", "junk"),
+        Err(Error::Incompatible { .. })
+    ));
+    // What it says it is holds, but its code is damaged: wasmtime refuses to compile it.
+    let mut damaged = newterms::EMBEDDED_COMPONENT.to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle..middle + 64].fill(0xff);
+    assert!(matches!(
+        RuleComponent::from_bytes(&sandbox, &damaged, "damaged"),
         Err(Error::Compile { .. })
     ));
     // A valid component that exports nothing: compiles, but is not a rule.
-    let empty_component = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
-    assert!(matches!(
-        RuleComponent::from_bytes(&sandbox, &empty_component, "empty"),
-        Err(Error::Incompatible { .. })
-    ));
+    let mut empty_component = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    let name = b"newterms:rule";
+    let data = br#"{"wit":"newterms:rule@0.1.0","rule_id":"x","rule_name":"x","rule_version":1,"snapshot_format":1}"#;
+    empty_component.extend([0, (1 + name.len() + data.len()) as u8, name.len() as u8]);
+    empty_component.extend(name);
+    empty_component.extend(data);
+    match RuleComponent::from_bytes(&sandbox, &empty_component, "empty") {
+        Err(Error::Incompatible { source, .. }) => {
+            assert!(source.to_string().contains("detector"), "{source}");
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a component that exports nothing was accepted"),
+    }
     assert!(matches!(
         RuleComponent::from_file(&sandbox, std::path::Path::new("/nonexistent.wasm")),
         Err(Error::Io { .. })
     ));
+}
+
+/// The embedded component with `from` replaced by `to` (same length) in its bytes.
+fn patched(from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let bytes = newterms::EMBEDDED_COMPONENT;
+    let at = bytes
+        .windows(from.len())
+        .rposition(|window| window == from.as_bytes())
+        .expect("pattern in the component");
+    let mut patched = bytes.to_vec();
+    patched[at..at + to.len()].copy_from_slice(to.as_bytes());
+    patched
+}
+
+#[test]
+fn refuses_a_component_of_another_contract_before_compiling_it() {
+    let sandbox = Sandbox::new(Limits::default()).expect("engine");
+    let refusal = |bytes: &[u8]| match RuleComponent::from_bytes(&sandbox, bytes, "patched") {
+        Err(Error::Incompatible { source, .. }) => source.to_string(),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("accepted"),
+    };
+    let newer = refusal(&patched(
+        "\"wit\":\"newterms:rule@0.1.0\"",
+        "\"wit\":\"newterms:rule@0.2.0\"",
+    ));
+    assert!(newer.contains("implements newterms:rule@0.2.0"), "{newer}");
+    let unmarked = refusal(&patched("\x0dnewterms:rule{", "\x0dnewterms:xxxx{"));
+    assert!(unmarked.contains("no newterms:rule section"), "{unmarked}");
+    let embedded = component().provenance();
+    assert_eq!(embedded.wit, "newterms:rule@0.1.0");
+}
+
+#[test]
+fn the_published_digest_guards_a_third_party_rule() {
+    let directory = crate::support::scratch("digest");
+    let path = directory.join("rule.wasm");
+    let path = path.to_str().expect("path");
+    let written = crate::support::newterms(&["component", "--output", path], b"");
+    let digest = written
+        .stdout
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_owned();
+    assert_eq!(digest.len(), 64, "{}", written.stdout);
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/lambda-invocations.ndjson"
+    );
+    let trusted = crate::support::newterms(
+        &["scan", "--rule", path, "--rule-sha256", &digest, example],
+        b"",
+    );
+    assert!(trusted.status.success(), "{}", trusted.stderr);
+    assert_eq!(trusted.alerts.len(), 6);
+    let mut wrong = digest.clone();
+    wrong.replace_range(0..1, if digest.starts_with('0') { "1" } else { "0" });
+    let refused = crate::support::newterms(
+        &["scan", "--rule", path, "--rule-sha256", &wrong, example],
+        b"",
+    );
+    assert!(!refused.status.success());
+    assert!(refused.alerts.is_empty());
+    assert!(
+        refused.stderr.contains("refusing to run it"),
+        "{}",
+        refused.stderr
+    );
 }
