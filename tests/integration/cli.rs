@@ -378,3 +378,53 @@ fn info_lists_metadata_imports_and_exports() {
         );
     }
 }
+
+#[test]
+fn streams_alerts_as_events_arrive_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let directory = scratch("streaming");
+    let state = directory.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_newterms"))
+        .args(["scan", "--state", path(&state)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut alerts = BufReader::new(child.stdout.take().expect("stdout"));
+    // One event at a time on a stream that stays open: each alert comes out before the next event.
+    for user in ["alice", "bob"] {
+        writeln!(stdin, "{}", direct_invoke(user, "2024-04-01T00:00:00Z")).expect("write");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        alerts
+            .read_line(&mut line)
+            .expect("an alert while the stream is open");
+        let alert: Value = serde_json::from_str(&line).expect("alert");
+        assert_eq!(alert["user"]["name"], user);
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    drop(stdin);
+    assert!(status.success());
+    // The stream ended by SIGTERM is a finished run: its history is saved, nothing is pending.
+    assert!(state.exists());
+    assert!(!directory.join("state.checkpoint").exists());
+    let again = newterms(
+        &["scan", "--state", path(&state)],
+        direct_invoke("alice", "2024-04-02T00:00:00Z")
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(again.alerts.is_empty());
+}
