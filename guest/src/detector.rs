@@ -12,6 +12,7 @@ use crate::definition::{
 };
 use crate::fields;
 use crate::history::{History, TermKey};
+use crate::prefilter::Needle;
 use crate::snapshot::{self, Identity, RestoreError};
 use crate::time::{self, EpochMillis};
 use crate::wildcard;
@@ -88,6 +89,25 @@ pub enum EventError {
     TooManyTerms(u64),
 }
 
+/// Why one line of a newline-delimited buffer raised no alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// The line is not UTF-8; carries the offset of the first invalid byte within the (trimmed)
+    /// line. Such a line is not an event: it changes no counter.
+    NotUtf8(u32),
+    /// The event was refused.
+    Event(EventError),
+}
+
+/// What one line of [`Detector::process_ndjson`] produced, when it produced anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOutcome {
+    /// 0-based index of the line within the buffer (every `\n` ends a line, blank lines included).
+    pub line: u32,
+    /// The alerts it raised (never empty), or why it was refused.
+    pub outcome: Result<Vec<String>, LineError>,
+}
+
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -116,6 +136,7 @@ pub struct Detector {
     history: History,
     stats: Stats,
     term_signature: String,
+    needle: Needle,
 }
 
 impl Default for Detector {
@@ -167,6 +188,7 @@ impl Detector {
             history: History::new(capacity, config.hash_key),
             stats: Stats::default(),
             term_signature,
+            needle: Needle::for_query(rule.query),
             config,
         }
     }
@@ -212,7 +234,20 @@ impl Detector {
     }
 
     /// Processes one event (JSON text) and returns the alerts it raises (JSON text).
+    ///
+    /// Records that cannot match the query are skipped without a parse (see [`crate::prefilter`]
+    /// for why that is sound, and for the one documented trade-off on malformed input).
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        if self.needle.skips(text.as_bytes()) {
+            self.stats.events += 1;
+            return Ok(Vec::new());
+        }
+        self.process_exact(text)
+    }
+
+    /// [`Detector::process`] without the prefilter: every record is parsed. The reference the
+    /// prefilter is tested against.
+    pub fn process_exact(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
         let outcome = self.evaluate(text);
         match &outcome {
@@ -220,6 +255,40 @@ impl Detector {
             Err(_) => self.stats.errors += 1,
         }
         outcome
+    }
+
+    /// Processes a buffer of newline-delimited events in order, as [`Detector::process`] would one
+    /// by one, and returns only the lines that raised alerts or errors, with their line index.
+    ///
+    /// Each line is trimmed of ASCII whitespace (so `\r\n` endings work); blank lines are not events
+    /// and are skipped. A line that is not UTF-8 is reported as [`LineError::NotUtf8`] and is not an
+    /// event either.
+    pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut line: u32 = 0;
+        while start < buffer.len() {
+            let end = memchr::memchr(b'\n', &buffer[start..]).map_or(buffer.len(), |at| start + at);
+            let text = buffer[start..end].trim_ascii();
+            if !text.is_empty() {
+                let outcome = match std::str::from_utf8(text) {
+                    Ok(text) => match self.process(text) {
+                        Ok(alerts) if alerts.is_empty() => None,
+                        Ok(alerts) => Some(Ok(alerts)),
+                        Err(error) => Some(Err(LineError::Event(error))),
+                    },
+                    Err(error) => Some(Err(LineError::NotUtf8(
+                        u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
+                    ))),
+                };
+                if let Some(outcome) = outcome {
+                    out.push(LineOutcome { line, outcome });
+                }
+            }
+            start = end + 1;
+            line = line.wrapping_add(1);
+        }
+        out
     }
 
     fn evaluate(&mut self, text: &str) -> Result<Vec<String>, EventError> {
@@ -343,8 +412,8 @@ impl Detector {
         let capacity = NonZeroUsize::new(self.capacity() as usize).unwrap_or(NonZeroUsize::MIN);
         let mut history = History::new(capacity, self.config.hash_key);
         history.add_evictions(contents.evictions);
-        for (term, last_seen) in contents.entries {
-            history.insert(term, last_seen);
+        for (term, last_seen) in &contents.entries {
+            history.insert(term, *last_seen);
         }
         self.history = history;
         Ok(())

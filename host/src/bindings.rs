@@ -82,6 +82,18 @@ impl From<wit::EventError> for types::EventError {
     }
 }
 
+impl From<wit::LineOutcome> for types::LineOutcome {
+    fn from(outcome: wit::LineOutcome) -> Self {
+        types::LineOutcome {
+            line: outcome.line,
+            outcome: outcome.outcome.map_err(|error| match error {
+                wit::LineError::NotUtf8(offset) => types::LineError::NotUtf8(offset),
+                wit::LineError::Event(error) => types::LineError::Event(error.into()),
+            }),
+        }
+    }
+}
+
 impl From<wit::RestoreError> for types::RestoreError {
     fn from(error: wit::RestoreError) -> Self {
         match error {

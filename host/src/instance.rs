@@ -4,7 +4,7 @@ use wasmtime::{Store, StoreLimits};
 
 use crate::bindings::{Rule, wit};
 use crate::error::Error;
-use crate::types::{EventError, Metadata, Stats};
+use crate::types::{EventError, LineOutcome, Metadata, Stats};
 
 /// What the host keeps for an instance: only its resource limits, since the rule imports nothing.
 pub struct HostState {
@@ -74,6 +74,34 @@ impl RuleInstance {
             .into_iter()
             .map(|outcome| outcome.map_err(EventError::from))
             .collect())
+    }
+
+    /// Processes a buffer of newline-delimited events (NDJSON) in order in one call, as
+    /// [`RuleInstance::process_event`] would one by one, and returns only the lines that raised
+    /// alerts or errors, each with its 0-based line index in `records`, in increasing order.
+    ///
+    /// Every `\n` ends a line; each line is trimmed of ASCII whitespace (so `\r\n` works) and blank
+    /// lines are skipped. A line that is not UTF-8 comes back as [`crate::LineError::NotUtf8`] and is
+    /// not counted as an event. One copy of the whole buffer crosses the boundary, and a batch that
+    /// raises nothing returns an empty list: this is the fast way to feed the rule.
+    pub fn process_ndjson(&mut self, records: &[u8]) -> Result<Vec<LineOutcome>, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let outcomes = detector
+            .call_process_ndjson(&mut self.store, records)
+            .map_err(guest("process-ndjson"))?;
+        // Cheap plausibility: increasing lines, none past what the buffer can hold.
+        let in_order = outcomes.windows(2).all(|pair| pair[0].line < pair[1].line);
+        if !in_order
+            || outcomes
+                .last()
+                .is_some_and(|last| last.line as usize >= records.len())
+        {
+            return Err(Error::Guest {
+                call: "process-ndjson",
+                source: wasmtime::Error::msg("line outcomes out of order or past the buffer"),
+            });
+        }
+        Ok(outcomes.into_iter().map(LineOutcome::from).collect())
     }
 
     /// The first-seen history as a snapshot.

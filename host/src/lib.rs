@@ -15,6 +15,7 @@
 //! [`RuleInstance::restore`] move it in and out, and a [`StateStore`] keeps it between runs.
 
 mod bindings;
+mod cache;
 mod component;
 mod error;
 pub mod input;
@@ -30,6 +31,6 @@ pub use instance::{EventOutcome, HostState, RuleInstance};
 pub use sandbox::{Limits, Sandbox};
 pub use state::{FileStateStore, MemoryStateStore, StateStore};
 pub use types::{
-    AttackReference, ConfigError, EventError, Exception, Metadata, Profile, RestoreError,
-    RuleConfig, Stats,
+    AttackReference, ConfigError, EventError, Exception, LineError, LineOutcome, Metadata, Profile,
+    RestoreError, RuleConfig, Stats,
 };
