@@ -10,6 +10,7 @@ use crate::cloudtrail;
 use crate::definition::{
     Clause, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
 };
+use crate::fastpath::{self, Scan, Slot};
 use crate::fields;
 use crate::history::{History, TermKey};
 use crate::prefilter::Needle;
@@ -137,6 +138,7 @@ pub struct Detector {
     stats: Stats,
     term_signature: String,
     needle: Needle,
+    scratch_key: TermKey,
 }
 
 impl Default for Detector {
@@ -189,6 +191,7 @@ impl Detector {
             stats: Stats::default(),
             term_signature,
             needle: Needle::for_query(rule.query),
+            scratch_key: TermKey::default(),
             config,
         }
     }
@@ -238,11 +241,95 @@ impl Detector {
     /// Records that cannot match the query are skipped without a parse (see [`crate::prefilter`]
     /// for why that is sound, and for the one documented trade-off on malformed input).
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
-        if self.needle.skips(text.as_bytes()) {
+        if self.needle.skips(text.as_bytes()) || self.decided_quietly(text) {
             self.stats.events += 1;
             return Ok(Vec::new());
         }
         self.process_exact(text)
+    }
+
+    /// The fast path for records the prefilter lets through: reads a plain raw CloudTrail record
+    /// without building a JSON tree (see [`crate::fastpath`]) and, when it is certain that full
+    /// evaluation would raise nothing and report no error, applies its effect on counters and
+    /// history and says so. Anything else (ECS documents, escapes, unusual types, exceptions, a bad
+    /// time, and any event that raises an alert, whose document only the full path builds) is left
+    /// to [`Detector::process_exact`], with nothing changed.
+    fn decided_quietly(&mut self, text: &str) -> bool {
+        let Scan::Fields(fields) = fastpath::scan(text) else {
+            return false;
+        };
+        if !fields.raw {
+            return false;
+        }
+        for clause in self.rule.query {
+            let holds = match *clause {
+                Clause::Is { field, value } => match fields.ecs(field) {
+                    None => return false,
+                    Some(slot) => slot == Slot::Text(value),
+                },
+                Clause::Matches { field, pattern } => match fields.ecs(field) {
+                    None => return false,
+                    Some(Slot::Text(found)) => wildcard::matches(pattern, found),
+                    Some(_) => false,
+                },
+                Clause::Exists { field } => match fields.ecs(field) {
+                    None => return false,
+                    Some(slot) => matches!(slot, Slot::Text(_)),
+                },
+                Clause::Absent { field } => match fields.ecs(field) {
+                    None => return false,
+                    Some(slot) => slot == Slot::Absent,
+                },
+            };
+            if !holds {
+                return true;
+            }
+        }
+        // The event matches: the full path would read its time, then exceptions, then terms.
+        if !self.config.exceptions.is_empty() {
+            return false;
+        }
+        let Some(time) = fields
+            .event_time()
+            .and_then(time::parse_iso8601)
+            .filter(|millis| TIME_RANGE.contains(millis))
+        else {
+            return false;
+        };
+        let mut values = [""; 8];
+        if self.profile.terms.len() > values.len() {
+            return false;
+        }
+        for (value, term) in values.iter_mut().zip(self.profile.terms) {
+            let mut found = None;
+            for source in term.sources {
+                match fields.ecs(source) {
+                    None => return false,
+                    Some(Slot::Text(text)) => {
+                        found = Some(text);
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+            match found {
+                Some(text) => *value = text,
+                None => {
+                    // A matching event without a term: counted, nothing else.
+                    self.stats.matched += 1;
+                    return true;
+                }
+            }
+        }
+        self.scratch_key
+            .encode(values[..self.profile.terms.len()].iter().copied());
+        let key = self.scratch_key.as_bytes();
+        if !self.config.learn && self.history.would_be_new(key, time, self.window_ms) {
+            return false;
+        }
+        self.history.observe(key, time, self.window_ms);
+        self.stats.matched += 1;
+        true
     }
 
     /// [`Detector::process`] without the prefilter: every record is parsed. The reference the

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod cloudtrail;
 pub mod definition;
 pub mod detector;
+pub mod fastpath;
 pub mod fields;
 pub mod history;
 pub mod prefilter;
