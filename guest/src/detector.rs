@@ -10,7 +10,7 @@ use crate::cloudtrail;
 use crate::definition::{
     Clause, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
 };
-use crate::fastpath::{self, Scan, Slot};
+use crate::fastpath::{self, Slot};
 use crate::fields;
 use crate::history::{History, TermKey};
 use crate::prefilter::Needle;
@@ -255,7 +255,7 @@ impl Detector {
     /// time, and any event that raises an alert, whose document only the full path builds) is left
     /// to [`Detector::process_exact`], with nothing changed.
     fn decided_quietly(&mut self, text: &str) -> bool {
-        let Scan::Fields(fields) = fastpath::scan(text) else {
+        let Some(fields) = fastpath::scan(text) else {
             return false;
         };
         if !fields.raw {

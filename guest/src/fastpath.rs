@@ -6,7 +6,7 @@
 //! 100 levels, and the fields the rule reads must be strings, `null` or absent; the record must be
 //! raw CloudTrail (one of its top-level keys), not an ECS document. Whenever any of that does not
 //! hold, or the scan finds anything it does not fully understand, the answer is
-//! [`Scan::Unsure`] and the caller runs the full parser: this module may decline any record, but
+//! `None` and the caller runs the full parser: this module may decline any record, but
 //! what it does answer must be exactly what full evaluation would find. Duplicate keys behave as in
 //! `serde_json` (the last one wins).
 
@@ -86,16 +86,10 @@ impl<'a> RawFields<'a> {
     }
 }
 
-/// What the scan found.
-pub enum Scan<'a> {
-    /// A valid JSON object, with the fields the rule reads.
-    Fields(RawFields<'a>),
-    /// Not a case this module decides: use the full parser.
-    Unsure,
-}
-
-/// Scans `text` (see the module documentation for what it accepts).
-pub fn scan(text: &str) -> Scan<'_> {
+/// Scans `text` (see the module documentation for what it accepts): the fields the rule reads when
+/// `text` is a valid JSON object this module fully understands, `None` when it is not a case this
+/// module decides (use the full parser).
+pub fn scan(text: &str) -> Option<RawFields<'_>> {
     let bytes = text.as_bytes();
     // One branch-free pass the compiler vectorises: no escapes and no control bytes anywhere.
     let awkward = bytes.iter().fold(false, |found, &byte| {
@@ -104,7 +98,7 @@ pub fn scan(text: &str) -> Scan<'_> {
     if awkward {
         // Whitespace between tokens is fine, but a tab or newline inside a string is not: with one
         // anywhere, leave the record to the parser.
-        return Scan::Unsure;
+        return None;
     }
     let mut scanner = Scanner {
         text,
@@ -119,10 +113,7 @@ pub fn scan(text: &str) -> Scan<'_> {
         scanner.ws();
         (scanner.at == bytes.len()).then_some(())
     })();
-    match parsed {
-        Some(()) => Scan::Fields(fields),
-        None => Scan::Unsure,
-    }
+    parsed.map(|()| fields)
 }
 
 const MAX_DEPTH: usize = 100;
@@ -130,9 +121,12 @@ const MAX_DEPTH: usize = 100;
 /// The object a key belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Context {
-    Identity,
-    SessionContext,
-    SessionIssuer,
+    /// `userIdentity`
+    UserIdentity,
+    /// `userIdentity.sessionContext`
+    Session,
+    /// `userIdentity.sessionContext.sessionIssuer`
+    Issuer,
 }
 
 struct Scanner<'a> {
@@ -176,7 +170,7 @@ impl<'a> Scanner<'a> {
                 "userIdentity" => {
                     fields.raw = true;
                     fields.identity = Identity::default();
-                    return scanner.container(Context::Identity, &mut fields.identity);
+                    return scanner.container(Context::UserIdentity, &mut fields.identity);
                 }
                 "eventSource" => {
                     fields.raw = true;
@@ -219,7 +213,7 @@ impl<'a> Scanner<'a> {
                     account_id: Slot::Other,
                     issuer_user_name: Slot::Other,
                 };
-            } else if context == Context::Identity {
+            } else if context == Context::UserIdentity {
                 *identity = Identity::default();
             } else {
                 identity.issuer_user_name = Slot::Absent;
@@ -230,19 +224,19 @@ impl<'a> Scanner<'a> {
         self.enter()?;
         let result = self.members(|scanner, key| {
             let slot = match (context, key) {
-                (Context::Identity, "invokedBy") => &mut identity.invoked_by,
-                (Context::Identity, "arn") => &mut identity.arn,
-                (Context::Identity, "userName") => &mut identity.user_name,
-                (Context::Identity, "accountId") => &mut identity.account_id,
-                (Context::Identity, "sessionContext") => {
+                (Context::UserIdentity, "invokedBy") => &mut identity.invoked_by,
+                (Context::UserIdentity, "arn") => &mut identity.arn,
+                (Context::UserIdentity, "userName") => &mut identity.user_name,
+                (Context::UserIdentity, "accountId") => &mut identity.account_id,
+                (Context::UserIdentity, "sessionContext") => {
                     identity.issuer_user_name = Slot::Absent;
-                    return scanner.container(Context::SessionContext, identity);
+                    return scanner.container(Context::Session, identity);
                 }
-                (Context::SessionContext, "sessionIssuer") => {
+                (Context::Session, "sessionIssuer") => {
                     identity.issuer_user_name = Slot::Absent;
-                    return scanner.container(Context::SessionIssuer, identity);
+                    return scanner.container(Context::Issuer, identity);
                 }
-                (Context::SessionIssuer, "userName") => &mut identity.issuer_user_name,
+                (Context::Issuer, "userName") => &mut identity.issuer_user_name,
                 _ => return scanner.value().map(drop),
             };
             *slot = scanner.value()?;
@@ -370,10 +364,7 @@ mod tests {
     use super::*;
 
     fn fields(text: &str) -> Option<RawFields<'_>> {
-        match scan(text) {
-            Scan::Fields(fields) => Some(fields),
-            Scan::Unsure => None,
-        }
+        scan(text)
     }
 
     #[test]

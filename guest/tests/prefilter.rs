@@ -263,10 +263,8 @@ fn the_prefilter_never_changes_an_outcome() {
         let (mut alerts, mut skipped_broken, mut escaped_alerts) = (0, 0, 0);
         for _ in 0..20_000 {
             let generated = generate(&mut rng);
-            if matches!(
-                newterms_guest::fastpath::scan(&generated.text),
-                newterms_guest::fastpath::Scan::Fields(_)
-            ) && generated.text.contains(NEEDLE)
+            if newterms_guest::fastpath::scan(&generated.text).is_some()
+                && generated.text.contains(NEEDLE)
             {
                 fast += 1;
             }
