@@ -17,8 +17,8 @@ wit_bindgen::generate!({
 });
 
 use exports::newterms::rule::detector::{
-    AttackReference, Config, ConfigError, EventError, EventOutcome, Guest, LineError, LineOutcome,
-    Profile, RestoreError, RuleMetadata, RuleStats,
+    AttackReference, Config, ConfigError, EventError, EventOutcome, Footprint, Guest, LineError,
+    LineOutcome, Profile, RestoreError, RuleMetadata, RuleStats,
 };
 
 thread_local! {
@@ -60,6 +60,16 @@ impl Guest for Component {
 
     fn snapshot() -> Vec<u8> {
         DETECTOR.with_borrow(Detector::snapshot)
+    }
+
+    fn memory_footprint() -> Footprint {
+        let footprint = DETECTOR.with_borrow(Detector::footprint);
+        Footprint {
+            linear_memory_bytes: footprint.linear_memory_bytes,
+            history_bytes: footprint.history_bytes,
+            term_bytes: footprint.term_bytes,
+            terms: footprint.terms,
+        }
     }
 
     fn restore(snapshot: Vec<u8>) -> Result<(), RestoreError> {

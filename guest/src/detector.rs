@@ -109,6 +109,19 @@ pub struct LineOutcome {
     pub outcome: Result<Vec<String>, LineError>,
 }
 
+/// Memory the rule holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The whole linear memory when running as WebAssembly, else 0.
+    pub linear_memory_bytes: u64,
+    /// Bytes allocated by the history.
+    pub history_bytes: u64,
+    /// Bytes of the encoded terms themselves.
+    pub term_bytes: u64,
+    /// Terms in history.
+    pub terms: u64,
+}
+
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -481,6 +494,20 @@ impl Detector {
             out.push(values);
         }
         Ok(Some(out))
+    }
+
+    /// Memory the history holds.
+    pub fn footprint(&self) -> Footprint {
+        #[cfg(target_arch = "wasm32")]
+        let linear_memory_bytes = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+        #[cfg(not(target_arch = "wasm32"))]
+        let linear_memory_bytes = 0;
+        Footprint {
+            linear_memory_bytes,
+            history_bytes: self.history.heap_bytes() as u64,
+            term_bytes: self.history.term_bytes() as u64,
+            terms: self.history.len() as u64,
+        }
     }
 
     /// The history as a snapshot.

@@ -221,6 +221,11 @@ impl History {
             + self.arena.capacity()
     }
 
+    /// Bytes of the live terms themselves.
+    pub fn term_bytes(&self) -> usize {
+        self.arena.len() - self.garbage
+    }
+
     fn hash(&self, term: &[u8]) -> u64 {
         self.hasher.hash_one(term)
     }

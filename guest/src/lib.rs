@@ -22,6 +22,6 @@ mod bindings;
 
 pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};
 pub use detector::{
-    Config, ConfigError, Detector, EventError, Exception, LineError, LineOutcome, Stats,
+    Config, ConfigError, Detector, EventError, Exception, Footprint, LineError, LineOutcome, Stats,
 };
 pub use snapshot::RestoreError;

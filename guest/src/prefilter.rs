@@ -69,8 +69,11 @@ fn is_json_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// Starts with `{`, ends with `}` (JSON whitespace aside), balances its braces, and no `}` is
-/// followed by `{`.
+/// `serde_json` refuses documents nested deeper than this.
+const PARSER_DEPTH_LIMIT: u32 = 128;
+
+/// Starts with `{`, ends with `}` (JSON whitespace aside), balances its braces, cannot nest deeper
+/// than the parser takes, and no `}` is followed by `{`.
 fn has_object_shape(text: &[u8]) -> bool {
     let start = text.iter().position(|&byte| !is_json_whitespace(byte));
     let end = text.iter().rposition(|&byte| !is_json_whitespace(byte));
@@ -81,12 +84,13 @@ fn has_object_shape(text: &[u8]) -> bool {
         return false;
     }
     // One branch-free pass that the compiler vectorises (16 bytes at a time with simd128).
-    let (mut opens, mut closes) = (0_u32, 0_u32);
+    let (mut opens, mut closes, mut brackets) = (0_u32, 0_u32, 0_u32);
     for &byte in text {
         opens += u32::from(byte == b'{');
         closes += u32::from(byte == b'}');
+        brackets += u32::from(byte == b'[');
     }
-    if opens != closes {
+    if opens != closes || opens + brackets >= PARSER_DEPTH_LIMIT {
         return false;
     }
     let body = &text[start..end];
@@ -133,6 +137,11 @@ mod tests {
             b"{\"a\":{\"b\":1}",
             b"\x0c{}",
         ] {
+            assert!(!has_object_shape(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = "{\"a\":".repeat(200) + "1" + &"}".repeat(200);
+        let deep_arrays = "{\"a\":".to_owned() + &"[".repeat(200) + &"]".repeat(200) + "}";
+        for bad in [deep.as_bytes(), deep_arrays.as_bytes()] {
             assert!(!has_object_shape(bad), "{}", String::from_utf8_lossy(bad));
         }
     }

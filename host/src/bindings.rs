@@ -82,6 +82,17 @@ impl From<wit::EventError> for types::EventError {
     }
 }
 
+impl From<wit::Footprint> for types::Footprint {
+    fn from(footprint: wit::Footprint) -> Self {
+        types::Footprint {
+            linear_memory_bytes: footprint.linear_memory_bytes,
+            history_bytes: footprint.history_bytes,
+            term_bytes: footprint.term_bytes,
+            terms: footprint.terms,
+        }
+    }
+}
+
 impl From<wit::LineOutcome> for types::LineOutcome {
     fn from(outcome: wit::LineOutcome) -> Self {
         types::LineOutcome {

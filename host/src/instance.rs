@@ -4,7 +4,7 @@ use wasmtime::{Store, StoreLimits};
 
 use crate::bindings::{Rule, wit};
 use crate::error::Error;
-use crate::types::{EventError, LineOutcome, Metadata, Stats};
+use crate::types::{EventError, Footprint, LineOutcome, Metadata, Stats};
 
 /// What the host keeps for an instance: only its resource limits, since the rule imports nothing.
 pub struct HostState {
@@ -128,6 +128,15 @@ impl RuleInstance {
             .call_metadata(&mut self.store)
             .map_err(guest("metadata"))?;
         Ok(metadata.into())
+    }
+
+    /// Memory the instance holds: its whole linear memory and the history's share of it.
+    pub fn footprint(&mut self) -> Result<Footprint, Error> {
+        let detector = self.rule.newterms_rule_detector();
+        let footprint = detector
+            .call_memory_footprint(&mut self.store)
+            .map_err(guest("memory-footprint"))?;
+        Ok(footprint.into())
     }
 
     /// The rule's counters.

@@ -31,6 +31,6 @@ pub use instance::{EventOutcome, HostState, RuleInstance};
 pub use sandbox::{Limits, Sandbox};
 pub use state::{FileStateStore, MemoryStateStore, StateStore};
 pub use types::{
-    AttackReference, ConfigError, EventError, Exception, LineError, LineOutcome, Metadata, Profile,
-    RestoreError, RuleConfig, Stats,
+    AttackReference, ConfigError, EventError, Exception, Footprint, LineError, LineOutcome,
+    Metadata, Profile, RestoreError, RuleConfig, Stats,
 };

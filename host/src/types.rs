@@ -119,6 +119,19 @@ impl fmt::Display for EventError {
     }
 }
 
+/// Memory a rule instance holds (see [`crate::RuleInstance::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The component's whole linear memory, in bytes.
+    pub linear_memory_bytes: u64,
+    /// Bytes the first-seen history has allocated.
+    pub history_bytes: u64,
+    /// Bytes of the terms themselves.
+    pub term_bytes: u64,
+    /// Terms in history.
+    pub terms: u64,
+}
+
 /// Why one line of an NDJSON buffer (see [`crate::RuleInstance::process_ndjson`]) raised no alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
