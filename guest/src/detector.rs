@@ -14,7 +14,7 @@ use crate::fastpath::{self, Slot};
 use crate::fields;
 use crate::history::{History, TermKey};
 use crate::prefilter::Needle;
-use crate::snapshot::{self, Identity, RestoreError};
+use crate::snapshot::{self, Identity, RestoreError, Visit};
 use crate::time::{self, EpochMillis};
 use crate::wildcard;
 
@@ -522,13 +522,14 @@ impl Detector {
 
     /// Replaces the history with a snapshot's. On error the history is unchanged.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
-        let contents = snapshot::decode(bytes, &self.identity())?;
         let capacity = NonZeroUsize::new(self.capacity() as usize).unwrap_or(NonZeroUsize::MIN);
         let mut history = History::new(capacity, self.config.hash_key);
-        history.add_evictions(contents.evictions);
-        for (term, last_seen) in &contents.entries {
-            history.insert(term, *last_seen);
-        }
+        // Straight from the bytes into a new history, swapped in only if the whole snapshot reads.
+        let evictions = snapshot::decode_with(bytes, &self.identity(), |visit| match visit {
+            Visit::Count(count) => history.reserve(count),
+            Visit::Entry(term, last_seen) => history.insert(term, last_seen),
+        })?;
+        history.add_evictions(evictions);
         self.history = history;
         Ok(())
     }

@@ -68,6 +68,42 @@ pub fn decode_term(mut bytes: &[u8], count: usize) -> Option<Vec<&str>> {
     (values.len() == count).then_some(values)
 }
 
+/// Whether `bytes` encode `count` UTF-8 values, like [`decode_term`] but without allocating.
+pub fn is_term(mut bytes: &[u8], count: usize) -> bool {
+    let mut values = 0;
+    while !bytes.is_empty() {
+        let mut length: usize = 0;
+        let mut shift = 0;
+        loop {
+            let Some((&byte, rest)) = bytes.split_first() else {
+                return false;
+            };
+            bytes = rest;
+            if shift >= usize::BITS {
+                return false;
+            }
+            let Some(part) = usize::from(byte & 0x7f).checked_shl(shift) else {
+                return false;
+            };
+            length |= part;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if length > bytes.len() {
+            return false;
+        }
+        let (value, rest) = bytes.split_at(length);
+        if std::str::from_utf8(value).is_err() {
+            return false;
+        }
+        bytes = rest;
+        values += 1;
+    }
+    values == count
+}
+
 /// SipHash-1-3 keyed by the host: term values come from logs an attacker may write into, and
 /// wasm32-unknown-unknown has no randomness of its own to seed a hasher with.
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +183,12 @@ impl History {
             capacity,
             evictions: 0,
         }
+    }
+
+    /// Makes room for `terms` more terms (at most up to the capacity), as a restore knows it will need.
+    pub fn reserve(&mut self, terms: usize) {
+        let terms = terms.min(self.capacity.get() - self.entries.len().min(self.capacity.get()));
+        self.entries.reserve_exact(terms);
     }
 
     /// Records that `term` was seen at `time` and says whether it was new within `window_ms`.
@@ -425,12 +467,17 @@ mod tests {
             vec![&long, "y"],
         ] {
             assert_eq!(decode_term(&key(&values), 2), Some(values.clone()));
+            assert!(is_term(&key(&values), 2));
         }
         assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
         assert_eq!(decode_term(&key(&["a"]), 2), None);
         assert_eq!(decode_term(&[5, b'a'], 1), None);
         assert_eq!(decode_term(&[0xff; 12], 1), None);
         assert_eq!(decode_term(&[1, 0xff], 1), None);
+        assert!(!is_term(&key(&["a"]), 2));
+        assert!(!is_term(&[5, b'a'], 1));
+        assert!(!is_term(&[0xff; 12], 1));
+        assert!(!is_term(&[1, 0xff], 1));
     }
 
     #[test]
@@ -467,5 +514,50 @@ mod tests {
             .collect();
         assert_eq!(kept, [a.clone(), c]);
         assert!(history.observe(&b, 5, 100), "an evicted term is new again");
+    }
+
+    /// The table, links, evictions and compaction against a plain model, over many random steps.
+    #[test]
+    fn matches_a_plain_lru_model() {
+        let capacity = 300;
+        let mut history = History::new(NonZeroUsize::new(capacity).unwrap(), (7, 9));
+        // Model: (term, last seen), least recently updated first.
+        let mut model: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut evictions = 0;
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for step in 0..60_000_i64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let id = state % 900;
+            let term = key(&[&"x".repeat((id % 40) as usize), &id.to_string()]);
+            let time = step / 3 + (state >> 40) as i64 % 50;
+            let new = history.observe(&term, time, 100);
+            let expected = match model.iter().position(|(known, _)| *known == term) {
+                Some(at) => {
+                    let (term, last) = model.remove(at);
+                    let new = time - last > 100;
+                    model.push((term, last.max(time)));
+                    new
+                }
+                None => {
+                    model.push((term, time));
+                    if model.len() > capacity {
+                        model.remove(0);
+                        evictions += 1;
+                    }
+                    true
+                }
+            };
+            assert_eq!(new, expected, "step {step}");
+        }
+        assert_eq!(history.len(), model.len());
+        assert_eq!(history.evictions(), evictions);
+        let kept: Vec<(Vec<u8>, i64)> = history
+            .oldest_first()
+            .map(|(term, time)| (term.to_vec(), time))
+            .collect();
+        assert_eq!(kept, model);
+        assert!(history.term_bytes() <= history.arena.len());
     }
 }

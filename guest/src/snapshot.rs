@@ -16,7 +16,7 @@
 //! ```
 //! Every read is bounds-checked: damaged bytes give a [`RestoreError`], never a panic.
 
-use crate::history::decode_term;
+use crate::history::is_term;
 use crate::time::EpochMillis;
 
 /// Identifies a snapshot of this project's rules.
@@ -92,6 +92,29 @@ pub fn encode<'e>(
 
 /// Reads a snapshot written for `identity`.
 pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, RestoreError> {
+    let mut entries = Vec::new();
+    let evictions = decode_with(bytes, identity, |visit| match visit {
+        Visit::Count(count) => entries.reserve_exact(count),
+        Visit::Entry(term, time) => entries.push((Box::from(term), time)),
+    })?;
+    Ok(Contents { evictions, entries })
+}
+
+/// What [`decode_with`] hands over, in order.
+pub enum Visit<'a> {
+    /// The entry count, once it is known to be plausible (first).
+    Count(usize),
+    /// An entry: its term and latest time (least recently updated first).
+    Entry(&'a [u8], EpochMillis),
+}
+
+/// Reads a snapshot written for `identity` without collecting it; returns the eviction count. On
+/// error, what was visited must be discarded.
+pub fn decode_with<'a>(
+    bytes: &'a [u8],
+    identity: &Identity<'_>,
+    mut visit: impl FnMut(Visit<'a>),
+) -> Result<u64, RestoreError> {
     if bytes.len() < MAGIC.len() {
         return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
             RestoreError::Truncated
@@ -152,12 +175,12 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
             body.remaining()
         )));
     }
-    let mut entries = Vec::with_capacity(count as usize);
+    visit(Visit::Count(count as usize));
     for index in 0..count {
         let term = body
             .bytes()
             .ok_or_else(|| corrupt(&format!("entry {index}")))?;
-        if decode_term(term, identity.term_arity).is_none() {
+        if !is_term(term, identity.term_arity) {
             return Err(RestoreError::Corrupt(format!(
                 "entry {index} is not a term of {} values",
                 identity.term_arity
@@ -166,7 +189,7 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
         let last_seen = body
             .i64()
             .ok_or_else(|| corrupt(&format!("the time of entry {index}")))?;
-        entries.push((Box::from(term), last_seen));
+        visit(Visit::Entry(term, last_seen));
     }
     if body.remaining() != 0 {
         return Err(RestoreError::Corrupt(format!(
@@ -174,7 +197,7 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
             body.remaining()
         )));
     }
-    Ok(Contents { evictions, entries })
+    Ok(evictions)
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
