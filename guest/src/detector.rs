@@ -337,10 +337,11 @@ impl Detector {
         self.scratch_key
             .encode(values[..self.profile.terms.len()].iter().copied());
         let key = self.scratch_key.as_bytes();
-        if !self.config.learn && self.history.would_be_new(key, time, self.window_ms) {
+        if self.config.learn {
+            self.history.observe(key, time, self.window_ms);
+        } else if !self.history.observe_known(key, time, self.window_ms) {
             return false;
         }
-        self.history.observe(key, time, self.window_ms);
         self.stats.matched += 1;
         true
     }

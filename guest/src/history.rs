@@ -205,12 +205,19 @@ impl History {
         true
     }
 
-    /// Whether `term` would be new at `time`, without recording anything.
-    pub fn would_be_new(&self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
-        let last_seen = self
-            .find(term, self.hash(term))
-            .map(|index| self.entries[index as usize].last_seen);
-        is_new(last_seen, time, window_ms)
+    /// Records that `term` was seen at `time` if it is known within `window_ms`, and says so; when
+    /// it would be new, changes nothing and returns false.
+    pub fn observe_known(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
+        let Some(index) = self.find(term, self.hash(term)) else {
+            return false;
+        };
+        let entry = &mut self.entries[index as usize];
+        if is_new(Some(entry.last_seen), time, window_ms) {
+            return false;
+        }
+        entry.last_seen = entry.last_seen.max(time);
+        self.promote(index);
+        true
     }
 
     /// Sets the time of `term` and makes it the most recently updated, evicting the least recently

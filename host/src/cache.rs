@@ -160,3 +160,76 @@ impl Hasher for DigestHasher {
         self.0.update(bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::{EMBEDDED_COMPONENT, Limits, RuleComponent, RuleConfig, Sandbox};
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("newterms-cache-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn works(component: &RuleComponent) {
+        let mut rule = component.instantiate(&RuleConfig::default()).unwrap();
+        assert_eq!(rule.process_event("{}").unwrap(), Ok(vec![]));
+    }
+
+    #[test]
+    fn writes_then_loads_only_what_it_wrote() {
+        let dir = scratch("round-trip");
+        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        let engine = sandbox.engine();
+        let cache = PrecompiledCache::new(&dir, engine, EMBEDDED_COMPONENT).unwrap();
+        assert!(cache.load(engine).is_none(), "empty cache");
+
+        works(&RuleComponent::embedded_cached(&sandbox, &dir).unwrap());
+        assert!(cache.load(engine).is_some(), "written by the first load");
+        works(&RuleComponent::embedded_cached(&sandbox, &dir).unwrap());
+
+        // Another component's key never matches.
+        let other = PrecompiledCache::new(&dir, engine, b"other bytes").unwrap();
+        assert!(other.load(engine).is_none());
+
+        // A damaged file is refused, then rewritten by the next load.
+        let mut bytes = fs::read(&cache.code).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&cache.code, &bytes).unwrap();
+        assert!(cache.load(engine).is_none(), "digest mismatch");
+        works(&RuleComponent::embedded_cached(&sandbox, &dir).unwrap());
+        assert!(cache.load(engine).is_some(), "rewritten");
+
+        // A file that matches its sidecar but lacks this host's header and key is refused.
+        let foreign = b"\0asm not ours".to_vec();
+        fs::write(&cache.code, &foreign).unwrap();
+        fs::write(&cache.sidecar, hex(&Sha256::digest(&foreign))).unwrap();
+        assert!(cache.load(engine).is_none(), "foreign file");
+
+        // No sidecar, no load.
+        works(&RuleComponent::embedded_cached(&sandbox, &dir).unwrap());
+        fs::remove_file(&cache.sidecar).unwrap();
+        assert!(cache.load(engine).is_none(), "no sidecar");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_directory_others_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("shared");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        assert!(PrecompiledCache::new(&dir, sandbox.engine(), EMBEDDED_COMPONENT).is_none());
+        // Loading still works: it compiles, and writes nothing there.
+        works(&RuleComponent::embedded_cached(&sandbox, &dir).unwrap());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -152,3 +152,38 @@ impl RuleInstance {
 fn guest(call: &'static str) -> impl FnOnce(wasmtime::Error) -> Error {
     move |source| Error::Guest { call, source }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use crate::{EventError, Limits, LineError, RuleComponent, RuleConfig, Sandbox};
+
+    #[test]
+    fn ndjson_reports_sparse_outcomes_by_line() {
+        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        let component = RuleComponent::embedded(&sandbox).unwrap();
+        let mut rule = component.instantiate(&RuleConfig::default()).unwrap();
+        let invoke = r#"{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"lambda.amazonaws.com","eventName":"Invoke","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a","accountId":"1","userName":"a"}}"#;
+        let mut buffer = Vec::new();
+        buffer.extend_from_slice(b"{\"eventSource\":\"s3.amazonaws.com\"}\n"); // 0: nothing
+        buffer.extend_from_slice(b"\r\n"); // 1: blank
+        buffer.extend_from_slice(invoke.as_bytes()); // 2: alert
+        buffer.extend_from_slice(b"\r\n");
+        buffer.extend_from_slice(b"{\"eventName\": \"\xff\"}\n"); // 3: not UTF-8
+        buffer.extend_from_slice(b"[1, 2]\n"); // 4: not an object
+        buffer.extend_from_slice(invoke.as_bytes()); // 5: known term, no trailing newline
+        let outcomes = rule.process_ndjson(&buffer).unwrap();
+        let lines: Vec<u32> = outcomes.iter().map(|outcome| outcome.line).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert_eq!(outcomes[0].outcome.as_ref().map(Vec::len), Ok(1));
+        assert_eq!(outcomes[1].outcome, Err(LineError::NotUtf8(15)));
+        assert_eq!(
+            outcomes[2].outcome,
+            Err(LineError::Event(EventError::NotAnObject))
+        );
+        let stats = rule.stats().unwrap();
+        assert_eq!((stats.events, stats.alerts, stats.errors), (4, 1, 1));
+        assert!(rule.process_ndjson(b"").unwrap().is_empty());
+    }
+}
