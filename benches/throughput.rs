@@ -1,84 +1,24 @@
 //! Events per second through the rule: the native logic, the component called per event, and the
-//! component called in batches, on a realistic mixed stream and on the real public corpus.
+//! component called in batches (`list<string>` and one NDJSON buffer), on a realistic mixed stream,
+//! an all-`Invoke` stream and the real public corpus.
 //!
 //! `cargo bench --bench throughput`; criterion prints time per stream and the element and byte rates.
 
 #![allow(clippy::expect_used, missing_docs)] // a benchmark harness: criterion's macros define the items
 
-use std::io::Read;
-use std::path::PathBuf;
-
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use newterms::{Limits, RuleComponent, RuleConfig, Sandbox};
-use serde_json::json;
 
-/// The real public CloudTrail records bundled as a test fixture (3,896 records, 53 services).
-fn real_corpus() -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/cloudtrail/mixed_all.ndjson.gz");
-    let file = std::fs::File::open(&path).expect("corpus fixture");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .expect("corpus decompresses");
-    text.lines().map(str::to_owned).collect()
-}
+#[path = "streams.rs"]
+mod streams;
 
-/// A Lambda `Invoke`: every 5th by a user directly, the rest triggered by S3.
-fn lambda_invoke(index: usize, time: &str) -> String {
-    let identity = if index.is_multiple_of(5) {
-        json!({"type": "IAMUser", "arn": format!("arn:aws:iam::123456789012:user/user-{}", index % 50),
-               "accountId": "123456789012", "accessKeyId": "AKIAEXAMPLE", "userName": format!("user-{}", index % 50)})
-    } else {
-        json!({"type": "AWSService", "invokedBy": "s3.amazonaws.com"})
-    };
-    json!({
-        "eventVersion": "1.09", "userIdentity": identity, "eventTime": time,
-        "eventSource": "lambda.amazonaws.com", "eventName": "Invoke", "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.51.100.1", "userAgent": "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21",
-        "requestParameters": {"functionName": "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer",
-                              "invocationType": "Event"},
-        "responseElements": null,
-        "additionalEventData": {"functionVersion": "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer:$LATEST"},
-        "requestID": format!("5d1a2c3e-0000-4000-8000-{index:012}"), "eventID": format!("e0e0e0e0-0000-4000-8000-{index:012}"),
-        "readOnly": false, "eventType": "AwsApiCall", "managementEvent": false,
-        "recipientAccountId": "123456789012", "eventCategory": "Data",
-        "resources": [{"accountId": "123456789012", "type": "AWS::Lambda::Function",
-                       "ARN": "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"}],
-        "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                       "clientProvidedHostHeader": "lambda.us-east-1.amazonaws.com"}
-    })
-    .to_string()
-}
-
-/// ~3 % Lambda `Invoke` (one in five of those direct), the rest real records of 53 services.
-fn mixed_stream(corpus: &[String], events: usize) -> Vec<String> {
-    (0..events)
-        .map(|index| {
-            if index.is_multiple_of(33) {
-                let minute = index / 33;
-                let time = format!(
-                    "2024-05-{:02}T{:02}:{:02}:00Z",
-                    1 + minute / 1440 % 28,
-                    minute / 60 % 24,
-                    minute % 60
-                );
-                lambda_invoke(index, &time)
-            } else {
-                corpus[index % corpus.len()].clone()
-            }
-        })
-        .collect()
-}
-
-fn bytes(events: &[String]) -> u64 {
-    events.iter().map(|event| event.len() as u64 + 1).sum()
-}
+use streams::bytes;
 
 fn throughput(c: &mut Criterion) {
-    let corpus = real_corpus();
+    let corpus = streams::real_corpus();
     let streams = [
-        ("mixed", mixed_stream(&corpus, 20_000)),
+        ("mixed", streams::mixed_stream(&corpus, 20_000)),
+        ("all-invoke", streams::all_invoke_stream(20_000)),
         ("real-corpus", corpus.clone()),
     ];
     let sandbox = Sandbox::new(Limits::default()).expect("engine");
@@ -147,6 +87,19 @@ fn throughput(c: &mut Criterion) {
                 },
             );
         }
+        group.bench_function("component/ndjson/1024", |b| {
+            let buffers = streams::ndjson_buffers(events, 1024);
+            b.iter_batched(
+                || component.instantiate(&config).expect("instance"),
+                |mut rule| {
+                    for buffer in &buffers {
+                        rule.process_ndjson(buffer).expect("no trap");
+                    }
+                    rule
+                },
+                BatchSize::PerIteration,
+            )
+        });
         group.finish();
 
         let mut bytes_group = c.benchmark_group(format!("bytes/{name}"));

@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use crate::definition::{AttackReference as DomainAttackReference, Profile as DomainProfile};
 use crate::detector::{
     Config as DomainConfig, ConfigError as DomainConfigError, Detector,
-    EventError as DomainEventError, Exception as DomainException,
+    EventError as DomainEventError, Exception as DomainException, LineError as DomainLineError,
+    LineOutcome as DomainLineOutcome,
 };
 use crate::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
 
@@ -16,8 +17,8 @@ wit_bindgen::generate!({
 });
 
 use exports::newterms::rule::detector::{
-    AttackReference, Config, ConfigError, EventError, EventOutcome, Guest, Profile, RestoreError,
-    RuleMetadata, RuleStats,
+    AttackReference, Config, ConfigError, EventError, EventOutcome, Footprint, Guest, LineError,
+    LineOutcome, Profile, RestoreError, RuleMetadata, RuleStats,
 };
 
 thread_local! {
@@ -47,8 +48,28 @@ impl Guest for Component {
         })
     }
 
+    fn process_ndjson(records: Vec<u8>) -> Vec<LineOutcome> {
+        DETECTOR.with_borrow_mut(|detector| {
+            detector
+                .process_ndjson(&records)
+                .into_iter()
+                .map(LineOutcome::from)
+                .collect()
+        })
+    }
+
     fn snapshot() -> Vec<u8> {
         DETECTOR.with_borrow(Detector::snapshot)
+    }
+
+    fn memory_footprint() -> Footprint {
+        let footprint = DETECTOR.with_borrow(Detector::footprint);
+        Footprint {
+            linear_memory_bytes: footprint.linear_memory_bytes,
+            history_bytes: footprint.history_bytes,
+            term_bytes: footprint.term_bytes,
+            terms: footprint.terms,
+        }
     }
 
     fn restore(snapshot: Vec<u8>) -> Result<(), RestoreError> {
@@ -157,6 +178,18 @@ impl From<DomainEventError> for EventError {
             DomainEventError::MissingTime => EventError::MissingTime,
             DomainEventError::InvalidTime(value) => EventError::InvalidTime(value),
             DomainEventError::TooManyTerms(count) => EventError::TooManyTerms(count),
+        }
+    }
+}
+
+impl From<DomainLineOutcome> for LineOutcome {
+    fn from(outcome: DomainLineOutcome) -> Self {
+        Self {
+            line: outcome.line,
+            outcome: outcome.outcome.map_err(|error| match error {
+                DomainLineError::NotUtf8(offset) => LineError::NotUtf8(offset),
+                DomainLineError::Event(error) => LineError::Event(error.into()),
+            }),
         }
     }
 }

@@ -23,6 +23,31 @@ pub fn is_raw_record(document: &Map<String, Value>) -> bool {
     .any(|key| document.contains_key(*key))
 }
 
+/// ECS fields whose values [`to_ecs`] copies from the raw record as they are (blank values aside), so
+/// that a value of one of them is spelled in the raw record's text. Constants the mapping adds
+/// (`data_stream.dataset`, `event.kind`), computed fields (`event.outcome`) and rewritten ones
+/// (`@timestamp`, `aws.cloudtrail.request_parameters`, `source.ip`) are not here.
+const VERBATIM_FIELDS: &[&str] = &[
+    "event.provider",
+    "event.action",
+    "event.id",
+    "cloud.region",
+    "aws.cloudtrail.user_identity.arn",
+    "aws.cloudtrail.user_identity.type",
+    "aws.cloudtrail.user_identity.access_key_id",
+    "aws.cloudtrail.user_identity.invoked_by",
+    "aws.cloudtrail.recipient_account_id",
+    "source.address",
+    "user_agent.original",
+    "user.name",
+    "cloud.account.id",
+];
+
+/// Whether [`to_ecs`] copies the values of the ECS field `field` verbatim from the raw record.
+pub fn copies_verbatim(field: &str) -> bool {
+    VERBATIM_FIELDS.contains(&field)
+}
+
 /// The ECS document the ingest pipeline would index for `record` (the fields of the mapping table).
 pub fn to_ecs(record: &Map<String, Value>) -> Value {
     let mut ecs = Map::new();

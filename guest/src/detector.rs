@@ -10,9 +10,11 @@ use crate::cloudtrail;
 use crate::definition::{
     Clause, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
 };
+use crate::fastpath::{self, Slot};
 use crate::fields;
 use crate::history::{History, TermKey};
-use crate::snapshot::{self, Identity, RestoreError};
+use crate::prefilter::Needle;
+use crate::snapshot::{self, Identity, RestoreError, Visit};
 use crate::time::{self, EpochMillis};
 use crate::wildcard;
 
@@ -88,6 +90,38 @@ pub enum EventError {
     TooManyTerms(u64),
 }
 
+/// Why one line of a newline-delimited buffer raised no alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// The line is not UTF-8; carries the offset of the first invalid byte within the (trimmed)
+    /// line. Such a line is not an event: it changes no counter.
+    NotUtf8(u32),
+    /// The event was refused.
+    Event(EventError),
+}
+
+/// What one line of [`Detector::process_ndjson`] produced, when it produced anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOutcome {
+    /// 0-based index of the line within the buffer (every `\n` ends a line, blank lines included).
+    pub line: u32,
+    /// The alerts it raised (never empty), or why it was refused.
+    pub outcome: Result<Vec<String>, LineError>,
+}
+
+/// Memory the rule holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The whole linear memory when running as WebAssembly, else 0.
+    pub linear_memory_bytes: u64,
+    /// Bytes allocated by the history.
+    pub history_bytes: u64,
+    /// Bytes of the encoded terms themselves.
+    pub term_bytes: u64,
+    /// Terms in history.
+    pub terms: u64,
+}
+
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -116,6 +150,8 @@ pub struct Detector {
     history: History,
     stats: Stats,
     term_signature: String,
+    needle: Needle,
+    scratch_key: TermKey,
 }
 
 impl Default for Detector {
@@ -167,6 +203,8 @@ impl Detector {
             history: History::new(capacity, config.hash_key),
             stats: Stats::default(),
             term_signature,
+            needle: Needle::for_query(rule.query),
+            scratch_key: TermKey::default(),
             config,
         }
     }
@@ -212,7 +250,105 @@ impl Detector {
     }
 
     /// Processes one event (JSON text) and returns the alerts it raises (JSON text).
+    ///
+    /// Records that cannot match the query are skipped without a parse (see [`crate::prefilter`]
+    /// for why that is sound, and for the one documented trade-off on malformed input).
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        if self.needle.skips(text.as_bytes()) || self.decided_quietly(text) {
+            self.stats.events += 1;
+            return Ok(Vec::new());
+        }
+        self.process_exact(text)
+    }
+
+    /// The fast path for records the prefilter lets through: reads a plain raw CloudTrail record
+    /// without building a JSON tree (see [`crate::fastpath`]) and, when it is certain that full
+    /// evaluation would raise nothing and report no error, applies its effect on counters and
+    /// history and says so. Anything else (ECS documents, escapes, unusual types, exceptions, a bad
+    /// time, and any event that raises an alert, whose document only the full path builds) is left
+    /// to [`Detector::process_exact`], with nothing changed.
+    fn decided_quietly(&mut self, text: &str) -> bool {
+        let Some(fields) = fastpath::scan(text) else {
+            return false;
+        };
+        if !fields.raw {
+            return false;
+        }
+        for clause in self.rule.query {
+            let holds = match *clause {
+                Clause::Is { field, value } => match fields.ecs(field) {
+                    None => return false,
+                    Some(slot) => slot == Slot::Text(value),
+                },
+                Clause::Matches { field, pattern } => match fields.ecs(field) {
+                    None => return false,
+                    Some(Slot::Text(found)) => wildcard::matches(pattern, found),
+                    Some(_) => false,
+                },
+                Clause::Exists { field } => match fields.ecs(field) {
+                    None => return false,
+                    Some(slot) => matches!(slot, Slot::Text(_)),
+                },
+                Clause::Absent { field } => match fields.ecs(field) {
+                    None => return false,
+                    Some(slot) => slot == Slot::Absent,
+                },
+            };
+            if !holds {
+                return true;
+            }
+        }
+        // The event matches: the full path would read its time, then exceptions, then terms.
+        if !self.config.exceptions.is_empty() {
+            return false;
+        }
+        let Some(time) = fields
+            .event_time()
+            .and_then(time::parse_iso8601)
+            .filter(|millis| TIME_RANGE.contains(millis))
+        else {
+            return false;
+        };
+        let mut values = [""; 8];
+        if self.profile.terms.len() > values.len() {
+            return false;
+        }
+        for (value, term) in values.iter_mut().zip(self.profile.terms) {
+            let mut found = None;
+            for source in term.sources {
+                match fields.ecs(source) {
+                    None => return false,
+                    Some(Slot::Text(text)) => {
+                        found = Some(text);
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+            match found {
+                Some(text) => *value = text,
+                None => {
+                    // A matching event without a term: counted, nothing else.
+                    self.stats.matched += 1;
+                    return true;
+                }
+            }
+        }
+        self.scratch_key
+            .encode(values[..self.profile.terms.len()].iter().copied());
+        let key = self.scratch_key.as_bytes();
+        if self.config.learn {
+            self.history.observe(key, time, self.window_ms);
+        } else if !self.history.observe_known(key, time, self.window_ms) {
+            return false;
+        }
+        self.stats.matched += 1;
+        true
+    }
+
+    /// [`Detector::process`] without the prefilter: every record is parsed. The reference the
+    /// prefilter is tested against.
+    pub fn process_exact(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
         let outcome = self.evaluate(text);
         match &outcome {
@@ -220,6 +356,40 @@ impl Detector {
             Err(_) => self.stats.errors += 1,
         }
         outcome
+    }
+
+    /// Processes a buffer of newline-delimited events in order, as [`Detector::process`] would one
+    /// by one, and returns only the lines that raised alerts or errors, with their line index.
+    ///
+    /// Each line is trimmed of ASCII whitespace (so `\r\n` endings work); blank lines are not events
+    /// and are skipped. A line that is not UTF-8 is reported as [`LineError::NotUtf8`] and is not an
+    /// event either.
+    pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut line: u32 = 0;
+        while start < buffer.len() {
+            let end = memchr::memchr(b'\n', &buffer[start..]).map_or(buffer.len(), |at| start + at);
+            let text = buffer[start..end].trim_ascii();
+            if !text.is_empty() {
+                let outcome = match std::str::from_utf8(text) {
+                    Ok(text) => match self.process(text) {
+                        Ok(alerts) if alerts.is_empty() => None,
+                        Ok(alerts) => Some(Ok(alerts)),
+                        Err(error) => Some(Err(LineError::Event(error))),
+                    },
+                    Err(error) => Some(Err(LineError::NotUtf8(
+                        u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
+                    ))),
+                };
+                if let Some(outcome) = outcome {
+                    out.push(LineOutcome { line, outcome });
+                }
+            }
+            start = end + 1;
+            line = line.wrapping_add(1);
+        }
+        out
     }
 
     fn evaluate(&mut self, text: &str) -> Result<Vec<String>, EventError> {
@@ -327,6 +497,20 @@ impl Detector {
         Ok(Some(out))
     }
 
+    /// Memory the history holds.
+    pub fn footprint(&self) -> Footprint {
+        #[cfg(target_arch = "wasm32")]
+        let linear_memory_bytes = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+        #[cfg(not(target_arch = "wasm32"))]
+        let linear_memory_bytes = 0;
+        Footprint {
+            linear_memory_bytes,
+            history_bytes: self.history.heap_bytes() as u64,
+            term_bytes: self.history.term_bytes() as u64,
+            terms: self.history.len() as u64,
+        }
+    }
+
     /// The history as a snapshot.
     pub fn snapshot(&self) -> Vec<u8> {
         snapshot::encode(
@@ -339,13 +523,14 @@ impl Detector {
 
     /// Replaces the history with a snapshot's. On error the history is unchanged.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
-        let contents = snapshot::decode(bytes, &self.identity())?;
         let capacity = NonZeroUsize::new(self.capacity() as usize).unwrap_or(NonZeroUsize::MIN);
         let mut history = History::new(capacity, self.config.hash_key);
-        history.add_evictions(contents.evictions);
-        for (term, last_seen) in contents.entries {
-            history.insert(term, last_seen);
-        }
+        // Straight from the bytes into a new history, swapped in only if the whole snapshot reads.
+        let evictions = snapshot::decode_with(bytes, &self.identity(), |visit| match visit {
+            Visit::Count(count) => history.reserve(count),
+            Visit::Entry(term, last_seen) => history.insert(term, last_seen),
+        })?;
+        history.add_evictions(evictions);
         self.history = history;
         Ok(())
     }

@@ -4,7 +4,6 @@
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 
-use lru::LruCache;
 use siphasher::sip::SipHasher13;
 
 use crate::time::EpochMillis;
@@ -69,6 +68,42 @@ pub fn decode_term(mut bytes: &[u8], count: usize) -> Option<Vec<&str>> {
     (values.len() == count).then_some(values)
 }
 
+/// Whether `bytes` encode `count` UTF-8 values, like [`decode_term`] but without allocating.
+pub fn is_term(mut bytes: &[u8], count: usize) -> bool {
+    let mut values = 0;
+    while !bytes.is_empty() {
+        let mut length: usize = 0;
+        let mut shift = 0;
+        loop {
+            let Some((&byte, rest)) = bytes.split_first() else {
+                return false;
+            };
+            bytes = rest;
+            if shift >= usize::BITS {
+                return false;
+            }
+            let Some(part) = usize::from(byte & 0x7f).checked_shl(shift) else {
+                return false;
+            };
+            length |= part;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if length > bytes.len() {
+            return false;
+        }
+        let (value, rest) = bytes.split_at(length);
+        if std::str::from_utf8(value).is_err() {
+            return false;
+        }
+        bytes = rest;
+        values += 1;
+    }
+    values == count
+}
+
 /// SipHash-1-3 keyed by the host: term values come from logs an attacker may write into, and
 /// wasm32-unknown-unknown has no randomness of its own to seed a hasher with.
 #[derive(Debug, Clone, Copy)]
@@ -93,9 +128,42 @@ pub fn is_new(last_seen: Option<EpochMillis>, time: EpochMillis, window_ms: u64)
     }
 }
 
-/// The latest time each term was seen.
+/// No entry: the end of the recency list.
+const NIL: u32 = u32::MAX;
+
+/// One term: where its bytes are in the arena, its neighbours in recency order, its latest time.
+/// 24 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: u32,
+    len: u32,
+    /// The next entry seen less recently, or [`NIL`].
+    older: u32,
+    /// The next entry seen more recently, or [`NIL`].
+    newer: u32,
+    last_seen: EpochMillis,
+}
+
+/// The latest time each term was seen, bounded, least recently updated evicted first.
+///
+/// Built for a million terms in little memory: the terms' bytes live back to back in one arena; an
+/// entry array holds, per term, its place in the arena, its latest time and intrusive recency links
+/// (u32 indices); an open-addressing table of `u64` slots (entry index + the low 32 bits of the term's
+/// keyed SipHash, which also give the home slot, so that nothing is hashed again on growth or removal;
+/// linear probing, backward-shift deletion, at most 4/5 full) finds them. About 24 + 10 to 20 bytes per
+/// term beyond its own bytes, where an `LruCache<Box<[u8]>, i64>` takes ~100.
 pub struct History {
-    terms: LruCache<Box<[u8]>, EpochMillis, KeyedHasher>,
+    hasher: KeyedHasher,
+    /// 0 for an empty slot, else `(hash as u32) << 32 | (index + 1)`.
+    table: Vec<u64>,
+    entries: Vec<Entry>,
+    arena: Vec<u8>,
+    /// Arena bytes of evicted terms, reclaimed by compaction.
+    garbage: usize,
+    /// Most recently updated.
+    newest: u32,
+    /// Least recently updated.
+    oldest: u32,
     capacity: NonZeroUsize,
     evictions: u64,
 }
@@ -103,48 +171,85 @@ pub struct History {
 impl History {
     /// An empty history of at most `capacity` terms.
     pub fn new(capacity: NonZeroUsize, hash_key: (u64, u64)) -> Self {
+        // Nothing is allocated up front: a million terms is memory the guest may never need.
         Self {
-            // Unbounded underneath, bounded by hand: a bounded LruCache allocates its full capacity
-            // up front, which for a million terms is memory the guest may never need.
-            terms: LruCache::unbounded_with_hasher(KeyedHasher { key: hash_key }),
+            hasher: KeyedHasher { key: hash_key },
+            table: Vec::new(),
+            entries: Vec::new(),
+            arena: Vec::new(),
+            garbage: 0,
+            newest: NIL,
+            oldest: NIL,
             capacity,
             evictions: 0,
         }
     }
 
+    /// Makes room for `terms` more terms (at most up to the capacity), as a restore knows it will need.
+    pub fn reserve(&mut self, terms: usize) {
+        let terms = terms.min(self.capacity.get() - self.entries.len().min(self.capacity.get()));
+        self.entries.reserve_exact(terms);
+    }
+
     /// Records that `term` was seen at `time` and says whether it was new within `window_ms`.
     pub fn observe(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
-        if let Some(last_seen) = self.terms.get_mut(term) {
-            let new = is_new(Some(*last_seen), time, window_ms);
-            *last_seen = (*last_seen).max(time);
+        let hash = self.hash(term);
+        if let Some(index) = self.find(term, hash) {
+            let entry = &mut self.entries[index as usize];
+            let new = is_new(Some(entry.last_seen), time, window_ms);
+            entry.last_seen = entry.last_seen.max(time);
+            self.promote(index);
             return new;
         }
-        self.insert(term.into(), time);
+        self.add(term, hash, time);
         true
     }
 
-    /// Adds a term known to be absent, evicting the least recently updated one when full.
-    pub fn insert(&mut self, term: Box<[u8]>, time: EpochMillis) {
-        self.terms.put(term, time);
-        while self.terms.len() > self.capacity.get() {
-            self.terms.pop_lru();
-            self.evictions += 1;
+    /// Records that `term` was seen at `time` if it is known within `window_ms`, and says so; when
+    /// it would be new, changes nothing and returns false.
+    pub fn observe_known(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
+        let Some(index) = self.find(term, self.hash(term)) else {
+            return false;
+        };
+        let entry = &mut self.entries[index as usize];
+        if is_new(Some(entry.last_seen), time, window_ms) {
+            return false;
+        }
+        entry.last_seen = entry.last_seen.max(time);
+        self.promote(index);
+        true
+    }
+
+    /// Sets the time of `term` and makes it the most recently updated, evicting the least recently
+    /// updated term when full (a snapshot's entries, oldest first).
+    pub fn insert(&mut self, term: &[u8], time: EpochMillis) {
+        let hash = self.hash(term);
+        if let Some(index) = self.find(term, hash) {
+            self.entries[index as usize].last_seen = time;
+            self.promote(index);
+        } else {
+            self.add(term, hash, time);
         }
     }
 
     /// Terms with their latest time, least recently updated first.
     pub fn oldest_first(&self) -> impl Iterator<Item = (&[u8], EpochMillis)> {
-        self.terms.iter().rev().map(|(term, time)| (&**term, *time))
+        let mut cursor = self.oldest;
+        std::iter::from_fn(move || {
+            let entry = self.entries.get(cursor as usize)?;
+            cursor = entry.newer;
+            Some((self.term(entry), entry.last_seen))
+        })
     }
 
     /// How many terms are kept.
     pub fn len(&self) -> usize {
-        self.terms.len()
+        self.entries.len()
     }
 
     /// Whether no term is kept.
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
+        self.entries.is_empty()
     }
 
     /// How many terms were evicted for room, over the life of this history and the snapshots it was
@@ -156,6 +261,196 @@ impl History {
     /// Adds to the eviction count carried over from a snapshot.
     pub fn add_evictions(&mut self, count: u64) {
         self.evictions = self.evictions.saturating_add(count);
+    }
+
+    /// Bytes held by this history's own allocations (for measurements).
+    pub fn heap_bytes(&self) -> usize {
+        self.table.capacity() * size_of::<u64>()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.arena.capacity()
+    }
+
+    /// Bytes of the live terms themselves.
+    pub fn term_bytes(&self) -> usize {
+        self.arena.len() - self.garbage
+    }
+
+    fn hash(&self, term: &[u8]) -> u64 {
+        self.hasher.hash_one(term)
+    }
+
+    fn term(&self, entry: &Entry) -> &[u8] {
+        &self.arena[entry.offset as usize..][..entry.len as usize]
+    }
+
+    fn find(&self, term: &[u8], hash: u64) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let tag = hash & 0xffff_ffff;
+        let mut slot = hash as usize & mask;
+        loop {
+            let value = self.table[slot];
+            if value == 0 {
+                return None;
+            }
+            if value >> 32 == tag {
+                let index = (value as u32).wrapping_sub(1);
+                if self.term(&self.entries[index as usize]) == term {
+                    return Some(index);
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Adds an absent term as the most recently updated, evicting the oldest when full.
+    fn add(&mut self, term: &[u8], hash: u64, time: EpochMillis) {
+        let index = if self.entries.len() >= self.capacity.get() {
+            // Full: the oldest entry's index is reused for the new term.
+            let victim = self.oldest;
+            self.unlink(victim);
+            let entry = self.entries[victim as usize];
+            self.remove_slot(victim);
+            self.garbage += entry.len as usize;
+            self.evictions += 1;
+            victim
+        } else {
+            // Grow by a quarter, not double: slack here is memory per term.
+            if self.entries.len() == self.entries.capacity() {
+                let room = self.capacity.get() - self.entries.len();
+                // Never past the capacity: a full history has no slack.
+                self.entries
+                    .reserve_exact((self.entries.len() / 4).max(64).min(room).max(1));
+            }
+            self.entries.push(Entry {
+                offset: 0,
+                len: 0,
+                older: NIL,
+                newer: NIL,
+                last_seen: time,
+            });
+            (self.entries.len() - 1) as u32
+        };
+        if self.garbage > 4096 && self.garbage * 2 > self.arena.len() {
+            self.compact(index);
+        }
+        if self.arena.capacity() - self.arena.len() < term.len() {
+            self.arena
+                .reserve_exact((self.arena.len() / 4).max(term.len()).max(4096));
+        }
+        let offset = self.arena.len() as u32;
+        self.arena.extend_from_slice(term);
+        self.entries[index as usize] = Entry {
+            offset,
+            len: term.len() as u32,
+            older: NIL,
+            newer: NIL,
+            last_seen: time,
+        };
+        self.link_newest(index);
+        self.reserve_slot();
+        self.place(index, hash);
+    }
+
+    /// Rewrites the arena with the live terms only (`skip` is an entry being replaced).
+    fn compact(&mut self, skip: u32) {
+        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage + self.arena.len() / 8);
+        for (index, entry) in self.entries.iter_mut().enumerate() {
+            if index as u32 == skip {
+                entry.len = 0;
+                entry.offset = 0;
+                continue;
+            }
+            let start = entry.offset as usize;
+            entry.offset = arena.len() as u32;
+            arena.extend_from_slice(&self.arena[start..start + entry.len as usize]);
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    /// Keeps the table at most 4/5 full once every entry is placed.
+    fn reserve_slot(&mut self) {
+        let needed = self.entries.len();
+        if needed * 5 <= self.table.len() * 4 {
+            return;
+        }
+        let size = (needed * 5 / 4 + 1).next_power_of_two().max(16);
+        let old = std::mem::replace(&mut self.table, vec![0; size]);
+        for value in old.into_iter().filter(|&value| value != 0) {
+            self.place_slot(value);
+        }
+    }
+
+    fn place(&mut self, index: u32, hash: u64) {
+        self.place_slot((hash & 0xffff_ffff) << 32 | u64::from(index + 1));
+    }
+
+    fn place_slot(&mut self, value: u64) {
+        let mask = self.table.len() - 1;
+        let mut slot = (value >> 32) as usize & mask;
+        while self.table[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.table[slot] = value;
+    }
+
+    /// Removes `index` from the table, shifting later entries of its probe run back.
+    fn remove_slot(&mut self, index: u32) {
+        let mask = self.table.len() - 1;
+        // One hash of the victim's bytes finds its slot; the probe run after it needs none.
+        let hash = self.hash(self.term(&self.entries[index as usize]));
+        let mut slot = hash as usize & mask;
+        while self.table[slot] as u32 != index + 1 {
+            slot = (slot + 1) & mask;
+        }
+        let mut hole = slot;
+        let mut next = (hole + 1) & mask;
+        while self.table[next] != 0 {
+            let value = self.table[next];
+            let home = (value >> 32) as usize & mask;
+            // Move `next` into the hole unless its home lies cyclically in (hole, next].
+            let distance_home = next.wrapping_sub(home) & mask;
+            let distance_hole = next.wrapping_sub(hole) & mask;
+            if distance_home >= distance_hole {
+                self.table[hole] = value;
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.table[hole] = 0;
+    }
+
+    fn unlink(&mut self, index: u32) {
+        let Entry { older, newer, .. } = self.entries[index as usize];
+        match older {
+            NIL => self.oldest = newer,
+            older => self.entries[older as usize].newer = newer,
+        }
+        match newer {
+            NIL => self.newest = older,
+            newer => self.entries[newer as usize].older = older,
+        }
+    }
+
+    fn link_newest(&mut self, index: u32) {
+        let entry = &mut self.entries[index as usize];
+        entry.older = self.newest;
+        entry.newer = NIL;
+        match self.newest {
+            NIL => self.oldest = index,
+            newest => self.entries[newest as usize].newer = index,
+        }
+        self.newest = index;
+    }
+
+    fn promote(&mut self, index: u32) {
+        if self.newest != index {
+            self.unlink(index);
+            self.link_newest(index);
+        }
     }
 }
 
@@ -179,12 +474,17 @@ mod tests {
             vec![&long, "y"],
         ] {
             assert_eq!(decode_term(&key(&values), 2), Some(values.clone()));
+            assert!(is_term(&key(&values), 2));
         }
         assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
         assert_eq!(decode_term(&key(&["a"]), 2), None);
         assert_eq!(decode_term(&[5, b'a'], 1), None);
         assert_eq!(decode_term(&[0xff; 12], 1), None);
         assert_eq!(decode_term(&[1, 0xff], 1), None);
+        assert!(!is_term(&key(&["a"]), 2));
+        assert!(!is_term(&[5, b'a'], 1));
+        assert!(!is_term(&[0xff; 12], 1));
+        assert!(!is_term(&[1, 0xff], 1));
     }
 
     #[test]
@@ -221,5 +521,50 @@ mod tests {
             .collect();
         assert_eq!(kept, [a.clone(), c]);
         assert!(history.observe(&b, 5, 100), "an evicted term is new again");
+    }
+
+    /// The table, links, evictions and compaction against a plain model, over many random steps.
+    #[test]
+    fn matches_a_plain_lru_model() {
+        let capacity = 300;
+        let mut history = History::new(NonZeroUsize::new(capacity).unwrap(), (7, 9));
+        // Model: (term, last seen), least recently updated first.
+        let mut model: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut evictions = 0;
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for step in 0..60_000_i64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let id = state % 900;
+            let term = key(&[&"x".repeat((id % 40) as usize), &id.to_string()]);
+            let time = step / 3 + (state >> 40) as i64 % 50;
+            let new = history.observe(&term, time, 100);
+            let expected = match model.iter().position(|(known, _)| *known == term) {
+                Some(at) => {
+                    let (term, last) = model.remove(at);
+                    let new = time - last > 100;
+                    model.push((term, last.max(time)));
+                    new
+                }
+                None => {
+                    model.push((term, time));
+                    if model.len() > capacity {
+                        model.remove(0);
+                        evictions += 1;
+                    }
+                    true
+                }
+            };
+            assert_eq!(new, expected, "step {step}");
+        }
+        assert_eq!(history.len(), model.len());
+        assert_eq!(history.evictions(), evictions);
+        let kept: Vec<(Vec<u8>, i64)> = history
+            .oldest_first()
+            .map(|(term, time)| (term.to_vec(), time))
+            .collect();
+        assert_eq!(kept, model);
+        assert!(history.term_bytes() <= history.arena.len());
     }
 }

@@ -8,8 +8,10 @@ pub mod alert;
 pub mod cloudtrail;
 pub mod definition;
 pub mod detector;
+pub mod fastpath;
 pub mod fields;
 pub mod history;
+pub mod prefilter;
 pub mod snapshot;
 pub mod time;
 pub mod wildcard;
@@ -19,5 +21,7 @@ pub mod wildcard;
 mod bindings;
 
 pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};
-pub use detector::{Config, ConfigError, Detector, EventError, Exception, Stats};
+pub use detector::{
+    Config, ConfigError, Detector, EventError, Exception, Footprint, LineError, LineOutcome, Stats,
+};
 pub use snapshot::RestoreError;

@@ -16,7 +16,7 @@
 //! ```
 //! Every read is bounds-checked: damaged bytes give a [`RestoreError`], never a panic.
 
-use crate::history::decode_term;
+use crate::history::is_term;
 use crate::time::EpochMillis;
 
 /// Identifies a snapshot of this project's rules.
@@ -90,7 +90,61 @@ pub fn encode<'e>(
     bytes
 }
 
-/// A snapshot's content, checked for structure and checksum but not against any rule.
+/// Reads a snapshot written for `identity`.
+pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, RestoreError> {
+    let mut entries = Vec::new();
+    let evictions = decode_with(bytes, identity, |visit| match visit {
+        Visit::Count(count) => entries.reserve_exact(count),
+        Visit::Entry(term, time) => entries.push((Box::from(term), time)),
+    })?;
+    Ok(Contents { evictions, entries })
+}
+
+/// What [`decode_with`] hands over, in order.
+pub enum Visit<'a> {
+    /// The entry count, once it is known to be plausible (first).
+    Count(usize),
+    /// An entry: its term and latest time (least recently updated first).
+    Entry(&'a [u8], EpochMillis),
+}
+
+/// Reads a snapshot written for `identity` without collecting it; returns the eviction count. On
+/// error, what was visited must be discarded.
+pub fn decode_with<'a>(
+    bytes: &'a [u8],
+    identity: &Identity<'_>,
+    mut visit: impl FnMut(Visit<'a>),
+) -> Result<u64, RestoreError> {
+    let mut body = open(bytes)?;
+    if body.rule_id != identity.rule_id {
+        return Err(RestoreError::Incompatible(format!(
+            "snapshot of rule {}, this is rule {}",
+            body.rule_id, identity.rule_id
+        )));
+    }
+    if body.term_signature != identity.term_signature {
+        return Err(RestoreError::Incompatible(format!(
+            "snapshot of terms {}, this profile uses {}",
+            body.term_signature, identity.term_signature
+        )));
+    }
+    visit(Visit::Count(body.count));
+    for index in 0..body.count {
+        let (term, last_seen) = body.entry(index)?;
+        if !is_term(term, identity.term_arity) {
+            return Err(RestoreError::Corrupt(format!(
+                "entry {index} is not a term of {} values",
+                identity.term_arity
+            )));
+        }
+        visit(Visit::Entry(term, last_seen));
+    }
+    body.finish()?;
+    Ok(body.evictions)
+}
+
+/// A snapshot's content, checked for structure and checksum but not against any rule: for tools
+/// that look into saved histories.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Parsed<'a> {
     /// The rule that wrote it.
@@ -110,39 +164,33 @@ impl Parsed<'_> {
     }
 }
 
-/// Reads a snapshot written for `identity`.
-pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, RestoreError> {
-    let parsed = parse(bytes)?;
-    if parsed.rule_id != identity.rule_id {
-        return Err(RestoreError::Incompatible(format!(
-            "snapshot of rule {}, this is rule {}",
-            parsed.rule_id, identity.rule_id
-        )));
+/// Reads a snapshot of any rule.
+pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RestoreError> {
+    let mut body = open(bytes)?;
+    let mut entries = Vec::with_capacity(body.count);
+    for index in 0..body.count {
+        entries.push(body.entry(index)?);
     }
-    if parsed.term_signature != identity.term_signature {
-        return Err(RestoreError::Incompatible(format!(
-            "snapshot of terms {}, this profile uses {}",
-            parsed.term_signature, identity.term_signature
-        )));
-    }
-    let mut entries = Vec::with_capacity(parsed.entries.len());
-    for (index, (term, last_seen)) in parsed.entries.into_iter().enumerate() {
-        if decode_term(term, identity.term_arity).is_none() {
-            return Err(RestoreError::Corrupt(format!(
-                "entry {index} is not a term of {} values",
-                identity.term_arity
-            )));
-        }
-        entries.push((Box::from(term), last_seen));
-    }
-    Ok(Contents {
-        evictions: parsed.evictions,
+    body.finish()?;
+    Ok(Parsed {
+        rule_id: body.rule_id,
+        term_signature: body.term_signature,
+        evictions: body.evictions,
         entries,
     })
 }
 
-/// Reads a snapshot's structure: magic, version, lengths, checksum, entries.
-pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RestoreError> {
+/// A snapshot whose header, lengths and checksum were checked, positioned at its first entry.
+struct Body<'a> {
+    rule_id: &'a str,
+    term_signature: &'a str,
+    evictions: u64,
+    /// Entries, already known to fit in the bytes left.
+    count: usize,
+    entries: Reader<'a>,
+}
+
+fn open(bytes: &[u8]) -> Result<Body<'_>, RestoreError> {
     if bytes.len() < MAGIC.len() {
         return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
             RestoreError::Truncated
@@ -178,7 +226,6 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RestoreError> {
     }
 
     let mut body = Reader::new(&covered[HEADER_LEN..]);
-    let corrupt = |what: &str| RestoreError::Corrupt(format!("cannot read {what}"));
     let rule_id = body.str().ok_or_else(|| corrupt("the rule id"))?;
     let term_signature = body.str().ok_or_else(|| corrupt("the term signature"))?;
     let evictions = body.u64().ok_or_else(|| corrupt("the eviction count"))?;
@@ -191,28 +238,40 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RestoreError> {
             body.remaining()
         )));
     }
-    let mut entries = Vec::with_capacity(count as usize);
-    for index in 0..count {
-        let term = body
-            .bytes()
-            .ok_or_else(|| corrupt(&format!("entry {index}")))?;
-        let last_seen = body
-            .i64()
-            .ok_or_else(|| corrupt(&format!("the time of entry {index}")))?;
-        entries.push((term, last_seen));
-    }
-    if body.remaining() != 0 {
-        return Err(RestoreError::Corrupt(format!(
-            "{} bytes after the last entry",
-            body.remaining()
-        )));
-    }
-    Ok(Parsed {
+    Ok(Body {
         rule_id,
         term_signature,
         evictions,
-        entries,
+        count: count as usize,
+        entries: body,
     })
+}
+
+impl<'a> Body<'a> {
+    fn entry(&mut self, index: usize) -> Result<(&'a [u8], EpochMillis), RestoreError> {
+        let term = self
+            .entries
+            .bytes()
+            .ok_or_else(|| corrupt(&format!("entry {index}")))?;
+        let last_seen = self
+            .entries
+            .i64()
+            .ok_or_else(|| corrupt(&format!("the time of entry {index}")))?;
+        Ok((term, last_seen))
+    }
+
+    fn finish(&self) -> Result<(), RestoreError> {
+        match self.entries.remaining() {
+            0 => Ok(()),
+            left => Err(RestoreError::Corrupt(format!(
+                "{left} bytes after the last entry"
+            ))),
+        }
+    }
+}
+
+fn corrupt(what: &str) -> RestoreError {
+    RestoreError::Corrupt(format!("cannot read {what}"))
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {

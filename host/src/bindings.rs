@@ -82,6 +82,29 @@ impl From<wit::EventError> for types::EventError {
     }
 }
 
+impl From<wit::Footprint> for types::Footprint {
+    fn from(footprint: wit::Footprint) -> Self {
+        types::Footprint {
+            linear_memory_bytes: footprint.linear_memory_bytes,
+            history_bytes: footprint.history_bytes,
+            term_bytes: footprint.term_bytes,
+            terms: footprint.terms,
+        }
+    }
+}
+
+impl From<wit::LineOutcome> for types::LineOutcome {
+    fn from(outcome: wit::LineOutcome) -> Self {
+        types::LineOutcome {
+            line: outcome.line,
+            outcome: outcome.outcome.map_err(|error| match error {
+                wit::LineError::NotUtf8(offset) => types::LineError::NotUtf8(offset),
+                wit::LineError::Event(error) => types::LineError::Event(error.into()),
+            }),
+        }
+    }
+}
+
 impl From<wit::RestoreError> for types::RestoreError {
     fn from(error: wit::RestoreError) -> Self {
         match error {

@@ -5,7 +5,7 @@ use wasmtime::{Store, Trap};
 use crate::bindings::{Rule, wit};
 use crate::error::{Error, Fault};
 use crate::sandbox::{MemoryLimiter, Sandbox};
-use crate::types::{EventError, Metadata, Stats};
+use crate::types::{EventError, Footprint, LineOutcome, Metadata, Stats};
 
 /// What the host keeps for an instance: only its memory limiter, since the rule imports nothing.
 pub struct HostState {
@@ -105,6 +105,47 @@ impl RuleInstance {
                     .map_err(|what| malformed("process-batch", format!("event {index}: {what}")))
             })
             .collect()
+    }
+
+    /// Processes a buffer of newline-delimited events (NDJSON) in order in one call, as
+    /// [`RuleInstance::process_event`] would one by one, and returns only the lines that raised
+    /// alerts or errors, each with its 0-based line index in `records`, in increasing order.
+    ///
+    /// Every `\n` ends a line; each line is trimmed of ASCII whitespace (so `\r\n` works) and blank
+    /// lines are skipped. A line that is not UTF-8 comes back as [`crate::LineError::NotUtf8`] and is
+    /// not counted as an event. One copy of the whole buffer crosses the boundary, and a batch that
+    /// raises nothing returns an empty list: this is the fast way to feed the rule.
+    pub fn process_ndjson(&mut self, records: &[u8]) -> Result<Vec<LineOutcome>, Error> {
+        let outcomes = self.call("process-ndjson", |detector, store| {
+            detector.call_process_ndjson(store, records)
+        })?;
+        // Cheap plausibility: increasing lines, none past what the buffer can hold.
+        let in_order = outcomes.windows(2).all(|pair| pair[0].line < pair[1].line);
+        let in_buffer = outcomes
+            .last()
+            .is_none_or(|last| (last.line as usize) < records.len().max(1));
+        if !in_order || !in_buffer {
+            let what = "line outcomes out of order or past the buffer".to_owned();
+            return Err(malformed("process-ndjson", what));
+        }
+        let outcomes: Vec<LineOutcome> = outcomes.into_iter().map(LineOutcome::from).collect();
+        for outcome in &outcomes {
+            if let Ok(alerts) = &outcome.outcome
+                && let Err(what) = checked(Ok(alerts.clone()))
+            {
+                let what = format!("line {}: {what}", outcome.line);
+                return Err(malformed("process-ndjson", what));
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Memory the instance holds: its whole linear memory and the history's share of it.
+    pub fn footprint(&mut self) -> Result<Footprint, Error> {
+        let footprint = self.call("memory-footprint", |detector, store| {
+            detector.call_memory_footprint(store)
+        })?;
+        Ok(footprint.into())
     }
 
     /// The first-seen history as a snapshot.

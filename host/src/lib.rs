@@ -15,6 +15,7 @@
 //! [`RuleInstance::restore`] move it in and out, and a [`StateStore`] keeps it between runs.
 
 mod bindings;
+mod cache;
 pub mod checkpoint;
 mod component;
 mod error;
@@ -34,6 +35,6 @@ pub use instance::{EventOutcome, HostState, RuleInstance};
 pub use sandbox::{Limits, Sandbox};
 pub use state::{FileStateStore, MemoryStateStore, StateLock, StateStore};
 pub use types::{
-    AttackReference, ConfigError, EventError, Exception, Metadata, Profile, RestoreError,
-    RuleConfig, Stats,
+    AttackReference, ConfigError, EventError, Exception, Footprint, LineError, LineOutcome,
+    Metadata, Profile, RestoreError, RuleConfig, Stats,
 };

@@ -119,6 +119,48 @@ impl fmt::Display for EventError {
     }
 }
 
+/// Memory a rule instance holds (see [`crate::RuleInstance::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The component's whole linear memory, in bytes.
+    pub linear_memory_bytes: u64,
+    /// Bytes the first-seen history has allocated.
+    pub history_bytes: u64,
+    /// Bytes of the terms themselves.
+    pub term_bytes: u64,
+    /// Terms in history.
+    pub terms: u64,
+}
+
+/// Why one line of an NDJSON buffer (see [`crate::RuleInstance::process_ndjson`]) raised no alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// The line is not UTF-8: offset of the first invalid byte in the line (after trimming). Not an
+    /// event: it changes no counter of the rule.
+    NotUtf8(u32),
+    /// The rule refused the event.
+    Event(EventError),
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
+            LineError::Event(error) => error.fmt(f),
+        }
+    }
+}
+
+/// A line of an NDJSON buffer that raised alerts or was refused; lines that raised nothing are not
+/// reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOutcome {
+    /// 0-based index of the line within the buffer (every `\n` ends a line, blank lines included).
+    pub line: u32,
+    /// The alerts it raised (JSON documents, never empty), or why it raised none.
+    pub outcome: Result<Vec<String>, LineError>,
+}
+
 /// Why the component refused a snapshot. Its state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestoreError {

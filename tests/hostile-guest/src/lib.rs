@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 
+use newterms_guest::detector::LineError;
 use newterms_guest::{Config, Detector, Profile};
 
 wit_bindgen::generate!({
@@ -100,6 +101,41 @@ impl Guest for Component {
                 .map(|event| process(detector, event))
                 .collect()
         })
+    }
+
+    fn process_ndjson(records: Vec<u8>) -> Vec<wit::LineOutcome> {
+        let text = String::from_utf8_lossy(&records);
+        for line in text.lines() {
+            if let Some(malformed) = misbehave(line) {
+                return vec![wit::LineOutcome {
+                    line: 0,
+                    outcome: Ok(malformed),
+                }];
+            }
+        }
+        DETECTOR.with_borrow_mut(|detector| {
+            detector
+                .process_ndjson(&records)
+                .into_iter()
+                .map(|outcome| wit::LineOutcome {
+                    line: outcome.line,
+                    outcome: outcome.outcome.map_err(|error| match error {
+                        LineError::NotUtf8(offset) => wit::LineError::NotUtf8(offset),
+                        LineError::Event(_) => wit::LineError::Event(wit::EventError::NotAnObject),
+                    }),
+                })
+                .collect()
+        })
+    }
+
+    fn memory_footprint() -> wit::Footprint {
+        let footprint = DETECTOR.with_borrow(Detector::footprint);
+        wit::Footprint {
+            linear_memory_bytes: footprint.linear_memory_bytes,
+            history_bytes: footprint.history_bytes,
+            term_bytes: footprint.term_bytes,
+            terms: footprint.terms,
+        }
     }
 
     fn snapshot() -> Vec<u8> {

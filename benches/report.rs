@@ -1,0 +1,429 @@
+//! One command, one table: `cargo bench --bench report`.
+//!
+//! Single-threaded events/s and MB/s for the rule's logic compiled natively, the component called
+//! per event, in `list<string>` batches and in NDJSON buffers, and `newterms scan` end to end on a
+//! file; on a mixed stream, an all-`Invoke` stream and the real corpus; then memory per term, snapshot
+//! size and speed at one million terms, cold start and component size. Sandbox limits on
+//! (`Limits::default()`). Every figure is the median of several runs; see `benches/README.md`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)] // a measurement harness
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use newterms::{Limits, RuleComponent, RuleConfig, Sandbox};
+use newterms_guest::{Config, Detector};
+
+#[path = "streams.rs"]
+mod streams;
+
+/// Counts live heap bytes, to measure the native history honestly.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const RUNS: usize = 5;
+const EVENTS: usize = 60_000;
+const SCAN_EVENTS: usize = 300_000;
+const BATCH: usize = 1024;
+const TERMS: usize = 1_000_000;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Median time of `RUNS` runs of `run`, each on a fresh `setup()`.
+fn time<S>(mut setup: impl FnMut() -> S, mut run: impl FnMut(&mut S)) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let mut state = setup();
+        let start = Instant::now();
+        run(&mut state);
+        samples.push(start.elapsed());
+    }
+    median(samples)
+}
+
+fn rate(events: usize, bytes: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    format!(
+        "{:.2} M/s ({:.0} MB/s)",
+        events as f64 / seconds / 1e6,
+        bytes as f64 / seconds / 1e6
+    )
+}
+
+/// Whether the section `name` runs: all of them, unless `NEWTERMS_REPORT` lists some
+/// (`throughput,breakdown,memory,cold`).
+fn section(name: &str) -> bool {
+    std::env::var("NEWTERMS_REPORT").map_or(true, |list| list.split(',').any(|item| item == name))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is read from the command line.
+    let corpus = streams::real_corpus();
+    let stream_list = [
+        (
+            "mixed (~3 % Invoke)",
+            streams::mixed_stream(&corpus, EVENTS),
+        ),
+        ("all Invoke", streams::all_invoke_stream(EVENTS)),
+        (
+            "real corpus repeated",
+            streams::real_stream(&corpus, EVENTS),
+        ),
+    ];
+    let sandbox = Sandbox::new(Limits::default()).expect("engine");
+    let component = RuleComponent::embedded(&sandbox).expect("component");
+    let config = RuleConfig::default();
+    let scratch = std::env::temp_dir().join(format!("newterms-report-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch directory");
+
+    if section("throughput") {
+        throughput(&stream_list, &component, &config, &scratch);
+    }
+    if section("breakdown") {
+        where_the_time_goes(&stream_list[0].1, "mixed");
+        where_the_time_goes(&stream_list[1].1, "all Invoke");
+    }
+    if section("memory") {
+        memory_and_snapshots(&component, &config);
+    }
+    if section("cold") {
+        cold_start(&scratch);
+    }
+    println!("\n## Component\n");
+    println!(
+        "size: {} bytes ({:.1} KB)",
+        newterms::EMBEDDED_COMPONENT.len(),
+        newterms::EMBEDDED_COMPONENT.len() as f64 / 1024.0
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+fn throughput(
+    stream_list: &[(&str, Vec<String>)],
+    component: &RuleComponent,
+    config: &RuleConfig,
+    scratch: &Path,
+) {
+    println!("## Throughput (single thread, sandbox limits on, median of {RUNS} runs)\n");
+    println!(
+        "| stream | bytes/event | native | component per event | component `list<string>` x{BATCH} | component NDJSON x{BATCH} | `newterms scan` file ({SCAN_EVENTS} events, incl. start) | `newterms scan` minus start |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let start_cost = scan_time(scratch, "empty.ndjson", &[]);
+    for (name, events) in stream_list {
+        let bytes = streams::bytes(events);
+        let n = events.len();
+        let native = time(
+            || Detector::new(Config::default()).expect("config"),
+            |detector| {
+                for event in events {
+                    let _ = detector.process(event);
+                }
+            },
+        );
+        let per_event = time(
+            || component.instantiate(config).expect("instance"),
+            |rule| {
+                for event in events {
+                    rule.process_event(event).expect("no trap").ok();
+                }
+            },
+        );
+        let batched = time(
+            || component.instantiate(config).expect("instance"),
+            |rule| {
+                for chunk in events.chunks(BATCH) {
+                    rule.process_batch(chunk).expect("no trap");
+                }
+            },
+        );
+        let buffers = streams::ndjson_buffers(events, BATCH);
+        let ndjson = time(
+            || component.instantiate(config).expect("instance"),
+            |rule| {
+                for buffer in &buffers {
+                    rule.process_ndjson(buffer).expect("no trap");
+                }
+            },
+        );
+        let scan_events: Vec<String> = events.iter().cycle().take(SCAN_EVENTS).cloned().collect();
+        let scan_bytes = streams::bytes(&scan_events);
+        let file_name = format!("{}.ndjson", name.split(' ').next().unwrap_or("stream"));
+        let scan = scan_time(scratch, &file_name, &scan_events);
+        println!(
+            "| {name} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            bytes as f64 / n as f64,
+            rate(n, bytes, native),
+            rate(n, bytes, per_event),
+            rate(n, bytes, batched),
+            rate(n, bytes, ndjson),
+            rate(SCAN_EVENTS, scan_bytes, scan),
+            rate(SCAN_EVENTS, scan_bytes, scan.saturating_sub(start_cost)),
+        );
+    }
+    println!(
+        "\n`newterms scan` start (process start, compile, instantiate) on an empty file: {:.1} ms\n",
+        start_cost.as_secs_f64() * 1e3
+    );
+}
+
+/// Median wall time of `newterms scan` over a file of `events` (alerts to /dev/null).
+fn scan_time(dir: &Path, name: &str, events: &[String]) -> Duration {
+    let path = dir.join(name);
+    let mut text = String::with_capacity(streams::bytes(events) as usize);
+    for event in events {
+        text.push_str(event);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).expect("write stream file");
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_newterms"))
+            .arg("scan")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run newterms");
+        samples.push(start.elapsed());
+        assert!(status.success());
+    }
+    let _ = std::fs::remove_file(&path);
+    median(samples)
+}
+
+/// Native breakdown of a stream: what each stage costs on its own.
+fn where_the_time_goes(events: &[String], name: &str) {
+    let bytes = streams::bytes(events);
+    let n = events.len();
+    println!("## Where the time goes (native, {name} stream)\n");
+    println!("| stage | rate |\n|---|---|");
+    let needle = newterms_guest::prefilter::Needle::for_query(
+        newterms_guest::LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL.query,
+    );
+    let finder = memchr::memmem::Finder::new("lambda.amazonaws.com");
+    let floor = time(
+        || (),
+        |()| {
+            for event in events {
+                std::hint::black_box(finder.find(event.as_bytes()));
+            }
+        },
+    );
+    println!(
+        "| memmem for the needle only (floor) | {} |",
+        rate(n, bytes, floor)
+    );
+    let prefilter = time(
+        || (),
+        |()| {
+            for event in events {
+                std::hint::black_box(needle.skips(event.as_bytes()));
+            }
+        },
+    );
+    println!(
+        "| prefilter only (memmem + shape) | {} |",
+        rate(n, bytes, prefilter)
+    );
+    let scan = time(
+        || (),
+        |()| {
+            for event in events {
+                std::hint::black_box(newterms_guest::fastpath::scan(event));
+            }
+        },
+    );
+    println!(
+        "| fast-path scan only (validating, field extraction) | {} |",
+        rate(n, bytes, scan)
+    );
+    let exact = time(
+        || Detector::new(Config::default()).expect("config"),
+        |detector| {
+            for event in events {
+                let _ = detector.process_exact(event);
+            }
+        },
+    );
+    println!(
+        "| full path (`serde_json::Value`, ECS mapping) | {} |",
+        rate(n, bytes, exact)
+    );
+    let full = time(
+        || Detector::new(Config::default()).expect("config"),
+        |detector| {
+            for event in events {
+                let _ = detector.process(event);
+            }
+        },
+    );
+    println!(
+        "| `process` (prefilter + fast path + full path when needed) | {} |\n",
+        rate(n, bytes, full)
+    );
+}
+
+/// A snapshot of `TERMS` distinct terms, built natively in learn mode through the real engine.
+fn million_term_snapshot() -> Vec<u8> {
+    let mut detector = Detector::new(Config {
+        learn: true,
+        ..Config::default()
+    })
+    .expect("config");
+    for index in 0..TERMS {
+        let event = format!(
+            r#"{{"eventVersion":"1.09","eventTime":"2024-05-01T00:{:02}:{:02}Z","eventSource":"lambda.amazonaws.com","eventName":"Invoke","recipientAccountId":"{:012}","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::{:012}:user/service-user-{index:07}","accountId":"{:012}","userName":"service-user-{index:07}"}}}}"#,
+            index / 60 % 60,
+            index % 60,
+            100_000_000_000 + index % 1000,
+            100_000_000_000 + index % 1000,
+            100_000_000_000 + index % 1000,
+        );
+        detector.process(&event).expect("valid");
+    }
+    assert_eq!(detector.stats().terms, TERMS as u64);
+    detector.snapshot()
+}
+
+fn memory_and_snapshots(component: &RuleComponent, config: &RuleConfig) {
+    println!("## History at {TERMS} terms\n");
+    let snapshot = million_term_snapshot();
+
+    // Native: live heap bytes of a detector restored from the snapshot.
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut native = Detector::new(Config::default()).expect("config");
+    let restore_native = Instant::now();
+    native.restore(&snapshot).expect("restore");
+    let restore_native = restore_native.elapsed();
+    let native_live = LIVE.load(Ordering::Relaxed) - before;
+    let footprint = native.footprint();
+    let save_native = Instant::now();
+    let saved = native.snapshot();
+    let save_native = save_native.elapsed();
+    assert_eq!(saved, snapshot, "snapshot format is stable through restore");
+    drop(saved);
+
+    // Component: linear memory growth and the history's own allocations.
+    let mut rule = component.instantiate(config).expect("instance");
+    let empty = rule.footprint().expect("footprint");
+    let mut restore_times = Vec::new();
+    let mut save_times = Vec::new();
+    for _ in 0..3 {
+        let mut fresh = component.instantiate(config).expect("instance");
+        let start = Instant::now();
+        fresh.restore(&snapshot).expect("restore");
+        restore_times.push(start.elapsed());
+        let start = Instant::now();
+        let bytes = fresh.snapshot().expect("snapshot");
+        save_times.push(start.elapsed());
+        assert_eq!(bytes.len(), snapshot.len());
+    }
+    rule.restore(&snapshot).expect("restore");
+    let full = rule.footprint().expect("footprint");
+    let per_term = |bytes: u64| (bytes as f64 - full.term_bytes as f64) / TERMS as f64;
+
+    println!("| measure | native | component |\n|---|---|---|");
+    println!(
+        "| term bytes (encoded values), per term | {:.1} B | {:.1} B |",
+        footprint.term_bytes as f64 / TERMS as f64,
+        full.term_bytes as f64 / TERMS as f64
+    );
+    println!(
+        "| history allocations beyond the term bytes, per term | {:.1} B | {:.1} B |",
+        per_term(footprint.history_bytes),
+        per_term(full.history_bytes)
+    );
+    println!(
+        "| all live heap (native) / linear memory growth (component) beyond the term bytes, per term | {:.1} B | {:.1} B |",
+        per_term(native_live as u64),
+        per_term(full.linear_memory_bytes - empty.linear_memory_bytes)
+    );
+    println!(
+        "| snapshot size | {:.1} MB ({:.1} B/term) | same bytes |",
+        snapshot.len() as f64 / 1e6,
+        snapshot.len() as f64 / TERMS as f64
+    );
+    let restore_component = median(restore_times);
+    let save_component = median(save_times);
+    println!(
+        "| snapshot save | {:.0} ms | {:.0} ms |",
+        save_native.as_secs_f64() * 1e3,
+        save_component.as_secs_f64() * 1e3
+    );
+    println!(
+        "| snapshot restore | {:.0} ms | {:.0} ms |",
+        restore_native.as_secs_f64() * 1e3,
+        restore_component.as_secs_f64() * 1e3
+    );
+    println!(
+        "| save + restore | {:.0} ms | {:.0} ms |\n",
+        (save_native + restore_native).as_secs_f64() * 1e3,
+        (save_component + restore_component).as_secs_f64() * 1e3
+    );
+}
+
+fn cold_start(scratch: &Path) {
+    println!("## Cold start: new engine, load, instantiate, first event (median of {RUNS})\n");
+    let event = streams::lambda_invoke(0, "2024-05-01T00:00:00Z");
+    let cache = scratch.join("cache");
+    let run = |cached: bool| {
+        let start = Instant::now();
+        let sandbox = Sandbox::new(Limits::default()).expect("engine");
+        let component = if cached {
+            RuleComponent::embedded_cached(&sandbox, &cache).expect("component")
+        } else {
+            RuleComponent::embedded(&sandbox).expect("component")
+        };
+        let mut rule = component
+            .instantiate(&RuleConfig::default())
+            .expect("instance");
+        rule.process_event(&event).expect("no trap").expect("event");
+        start.elapsed()
+    };
+    // Fill the cache once.
+    run(true);
+    let compiled = median((0..RUNS).map(|_| run(false)).collect());
+    let precompiled = median((0..RUNS).map(|_| run(true)).collect());
+    println!("| load | time |\n|---|---|");
+    println!(
+        "| compile the component | {:.2} ms |",
+        compiled.as_secs_f64() * 1e3
+    );
+    println!(
+        "| precompiled, from the host's cache | {:.2} ms |",
+        precompiled.as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,445 @@
+//! Reading a raw CloudTrail record without building a JSON tree: one validating pass over the text
+//! that keeps only the fields the rule reads, as borrowed string slices.
+//!
+//! It handles the plain case and nothing else. The text must have no backslash and no control
+//! byte (so every string is its own bytes, keys included), numbers without exponents, nesting below
+//! 100 levels, and the fields the rule reads must be strings, `null` or absent; the record must be
+//! raw CloudTrail (one of its top-level keys), not an ECS document. Whenever any of that does not
+//! hold, or the scan finds anything it does not fully understand, the answer is
+//! `None` and the caller runs the full parser: this module may decline any record, but
+//! what it does answer must be exactly what full evaluation would find. Duplicate keys behave as in
+//! `serde_json` (the last one wins).
+
+/// A field of the record as the rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Slot<'a> {
+    /// Not in the record (or `null` / `""`, which the ingest pipeline drops).
+    #[default]
+    Absent,
+    /// A non-empty string.
+    Text(&'a str),
+    /// Anything else: only full evaluation knows what the rule makes of it.
+    Other,
+}
+
+impl<'a> Slot<'a> {
+    fn or(self, fallback: Slot<'a>) -> Slot<'a> {
+        match self {
+            Slot::Absent => fallback,
+            other => other,
+        }
+    }
+}
+
+/// The fields of a raw CloudTrail record that the rule reads.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawFields<'a> {
+    /// Whether a top-level key marks the record as raw CloudTrail.
+    pub raw: bool,
+    event_source: Slot<'a>,
+    event_name: Slot<'a>,
+    event_time: Slot<'a>,
+    error_code: Slot<'a>,
+    error_message: Slot<'a>,
+    recipient_account_id: Slot<'a>,
+    identity: Identity<'a>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Identity<'a> {
+    invoked_by: Slot<'a>,
+    arn: Slot<'a>,
+    user_name: Slot<'a>,
+    account_id: Slot<'a>,
+    issuer_user_name: Slot<'a>,
+}
+
+impl<'a> RawFields<'a> {
+    /// The value of the ECS field `field` as the raw mapping would fill it: `None` when this module
+    /// does not map that field (or cannot tell), `Some(Absent)` for no value.
+    pub fn ecs(&self, field: &str) -> Option<Slot<'a>> {
+        let slot = match field {
+            "data_stream.dataset" => Slot::Text("aws.cloudtrail"),
+            "event.provider" => self.event_source,
+            "event.action" => self.event_name,
+            "event.outcome" => match (self.error_code, self.error_message) {
+                (Slot::Other, _) | (_, Slot::Other) => Slot::Other,
+                (Slot::Absent, Slot::Absent) => Slot::Text("success"),
+                _ => Slot::Text("failure"),
+            },
+            "aws.cloudtrail.user_identity.invoked_by" => self.identity.invoked_by,
+            "aws.cloudtrail.user_identity.arn" => self.identity.arn,
+            "aws.cloudtrail.recipient_account_id" => self.recipient_account_id,
+            "cloud.account.id" => self.identity.account_id.or(self.recipient_account_id),
+            "user.name" => self.identity.user_name.or(self.identity.issuer_user_name),
+            _ => return None,
+        };
+        (slot != Slot::Other).then_some(slot)
+    }
+
+    /// `eventTime`, when it is a string.
+    pub fn event_time(&self) -> Option<&'a str> {
+        match self.event_time {
+            Slot::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// Scans `text` (see the module documentation for what it accepts): the fields the rule reads when
+/// `text` is a valid JSON object this module fully understands, `None` when it is not a case this
+/// module decides (use the full parser).
+pub fn scan(text: &str) -> Option<RawFields<'_>> {
+    let bytes = text.as_bytes();
+    if has_escape_or_control(bytes) {
+        // Whitespace between tokens is fine, but a tab or newline inside a string is not: with one
+        // anywhere, leave the record to the parser.
+        return None;
+    }
+    let mut scanner = Scanner {
+        text,
+        bytes,
+        at: 0,
+        depth: 0,
+    };
+    let mut fields = RawFields::default();
+    let parsed = (|| {
+        scanner.ws();
+        scanner.top(&mut fields)?;
+        scanner.ws();
+        (scanner.at == bytes.len()).then_some(())
+    })();
+    parsed.map(|()| fields)
+}
+
+const MAX_DEPTH: usize = 100;
+
+/// Whether `bytes` hold a backslash or a control byte: fixed-size chunks with a byte accumulator,
+/// which the compiler turns into 16-byte vector operations (SSE2 natively, simd128 in WebAssembly).
+fn has_escape_or_control(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(32);
+    for chunk in &mut chunks {
+        let mut found = 0_u8;
+        for &byte in chunk {
+            found |= u8::from(byte < 0x20) | u8::from(byte == b'\\');
+        }
+        if found != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'\\')
+}
+
+/// The object a key belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// `userIdentity`
+    UserIdentity,
+    /// `userIdentity.sessionContext`
+    Session,
+    /// `userIdentity.sessionContext.sessionIssuer`
+    Issuer,
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(&byte) = self.bytes.get(self.at) {
+            if byte == b' ' {
+                self.at += 1;
+            } else {
+                // Tabs and newlines were ruled out by the caller.
+                return;
+            }
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let length = memchr::memchr(b'"', &self.bytes[start..])?;
+        self.at = start + length + 1;
+        // Both ends are ASCII quotes: the slice is on character boundaries.
+        self.text.get(start..start + length)
+    }
+
+    /// The top-level object.
+    fn top(&mut self, fields: &mut RawFields<'a>) -> Option<()> {
+        self.eat(b'{')?;
+        self.depth = 1;
+        self.members(|scanner, key| {
+            let slot = match key {
+                "userIdentity" => {
+                    fields.raw = true;
+                    fields.identity = Identity::default();
+                    return scanner.container(Context::UserIdentity, &mut fields.identity);
+                }
+                "eventSource" => {
+                    fields.raw = true;
+                    &mut fields.event_source
+                }
+                "eventName" => {
+                    fields.raw = true;
+                    &mut fields.event_name
+                }
+                "eventTime" => {
+                    fields.raw = true;
+                    &mut fields.event_time
+                }
+                "eventVersion" => {
+                    fields.raw = true;
+                    return scanner.value().map(drop);
+                }
+                "errorCode" => &mut fields.error_code,
+                "errorMessage" => &mut fields.error_message,
+                "recipientAccountId" => &mut fields.recipient_account_id,
+                _ => return scanner.value().map(drop),
+            };
+            *slot = scanner.value()?;
+            Some(())
+        })
+    }
+
+    /// The value of a key whose object the rule reads into: an object is read member by member,
+    /// anything else makes every field inside it unknown.
+    fn container(&mut self, context: Context, identity: &mut Identity<'a>) -> Option<()> {
+        if self.bytes.get(self.at) != Some(&b'{') {
+            let slot = self.value()?;
+            if slot != Slot::Absent {
+                // A string or number where an object belongs: the raw mapping finds nothing in
+                // it; leave such records to the parser rather than mirror that here.
+                *identity = Identity {
+                    invoked_by: Slot::Other,
+                    arn: Slot::Other,
+                    user_name: Slot::Other,
+                    account_id: Slot::Other,
+                    issuer_user_name: Slot::Other,
+                };
+            } else if context == Context::UserIdentity {
+                *identity = Identity::default();
+            } else {
+                identity.issuer_user_name = Slot::Absent;
+            }
+            return Some(());
+        }
+        self.at += 1;
+        self.enter()?;
+        let result = self.members(|scanner, key| {
+            let slot = match (context, key) {
+                (Context::UserIdentity, "invokedBy") => &mut identity.invoked_by,
+                (Context::UserIdentity, "arn") => &mut identity.arn,
+                (Context::UserIdentity, "userName") => &mut identity.user_name,
+                (Context::UserIdentity, "accountId") => &mut identity.account_id,
+                (Context::UserIdentity, "sessionContext") => {
+                    identity.issuer_user_name = Slot::Absent;
+                    return scanner.container(Context::Session, identity);
+                }
+                (Context::Session, "sessionIssuer") => {
+                    identity.issuer_user_name = Slot::Absent;
+                    return scanner.container(Context::Issuer, identity);
+                }
+                (Context::Issuer, "userName") => &mut identity.issuer_user_name,
+                _ => return scanner.value().map(drop),
+            };
+            *slot = scanner.value()?;
+            Some(())
+        });
+        self.depth -= 1;
+        result
+    }
+
+    /// Members of an object whose `{` was read, up to and including its `}`.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            match self.bytes.get(self.at)? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth < MAX_DEPTH).then_some(())
+    }
+
+    /// Any JSON value, validated; a string or `null` is classified, anything else is [`Slot::Other`].
+    fn value(&mut self) -> Option<Slot<'a>> {
+        match *self.bytes.get(self.at)? {
+            b'"' => {
+                let text = self.string()?;
+                Some(if text.is_empty() {
+                    Slot::Absent
+                } else {
+                    Slot::Text(text)
+                })
+            }
+            b'{' => {
+                self.at += 1;
+                self.enter()?;
+                self.members(|scanner, _| scanner.value().map(drop))?;
+                self.depth -= 1;
+                Some(Slot::Other)
+            }
+            b'[' => {
+                self.at += 1;
+                self.enter()?;
+                self.ws();
+                if self.eat(b']').is_none() {
+                    loop {
+                        self.ws();
+                        self.value()?;
+                        self.ws();
+                        match self.bytes.get(self.at)? {
+                            b',' => self.at += 1,
+                            b']' => {
+                                self.at += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Some(Slot::Other)
+            }
+            b'n' => self.literal(b"null").map(|()| Slot::Absent),
+            b't' => self.literal(b"true").map(|()| Slot::Other),
+            b'f' => self.literal(b"false").map(|()| Slot::Other),
+            b'-' | b'0'..=b'9' => self.number().map(|()| Slot::Other),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.bytes[self.at..]
+            .starts_with(word)
+            .then(|| self.at += word.len())
+    }
+
+    /// A JSON number without exponent (exponents can overflow `f64`, which the parser refuses).
+    fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        self.eat(b'-');
+        let digits = |scanner: &mut Self| {
+            let from = scanner.at;
+            while scanner
+                .bytes
+                .get(scanner.at)
+                .is_some_and(u8::is_ascii_digit)
+            {
+                scanner.at += 1;
+            }
+            scanner.at - from
+        };
+        let first = *self.bytes.get(self.at)?;
+        let integer = digits(self);
+        if integer == 0 || (first == b'0' && integer > 1) {
+            return None;
+        }
+        if self.eat(b'.').is_some() && digits(self) == 0 {
+            return None;
+        }
+        let next = self.bytes.get(self.at).copied();
+        let plain = !matches!(next, Some(b'e' | b'E')) && self.at - start <= 40;
+        plain.then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(text: &str) -> Option<RawFields<'_>> {
+        scan(text)
+    }
+
+    #[test]
+    fn reads_the_rule_fields() {
+        let text = r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","arn":"a","accountId":"1",
+            "sessionContext":{"sessionIssuer":{"userName":"role"}}},"eventSource":"lambda.amazonaws.com",
+            "eventName":"Invoke","eventTime":"2024-01-01T00:00:00Z","errorCode":null,"n":[1,-2.5,{"x":[]}],
+            "recipientAccountId":"2","t":true,"f":false}"#
+            .replace('\n', " ");
+        let found = fields(&text).expect("plain record");
+        assert!(found.raw);
+        assert_eq!(
+            found.ecs("event.provider"),
+            Some(Slot::Text("lambda.amazonaws.com"))
+        );
+        assert_eq!(found.ecs("event.outcome"), Some(Slot::Text("success")));
+        assert_eq!(found.ecs("user.name"), Some(Slot::Text("role")));
+        assert_eq!(found.ecs("cloud.account.id"), Some(Slot::Text("1")));
+        assert_eq!(
+            found.ecs("aws.cloudtrail.user_identity.invoked_by"),
+            Some(Slot::Absent)
+        );
+        assert_eq!(found.ecs("source.ip"), None);
+    }
+
+    #[test]
+    fn last_duplicate_wins() {
+        let found =
+            fields(r#"{"userIdentity":{"arn":"a","userName":"x"},"userIdentity":{"arn":"b"}}"#)
+                .expect("plain");
+        assert_eq!(
+            found.ecs("aws.cloudtrail.user_identity.arn"),
+            Some(Slot::Text("b"))
+        );
+        assert_eq!(found.ecs("user.name"), Some(Slot::Absent));
+    }
+
+    #[test]
+    fn declines_what_it_does_not_know() {
+        for text in [
+            r#"{"eventSource":"lambda\u002eamazonaws.com"}"#,
+            "{\"a\":\"x\ty\"}",
+            r#"{"a":1e5}"#,
+            r#"{"a":01}"#,
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1}{"b":2}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"#,
+            "[]",
+            "",
+        ] {
+            assert!(fields(text).is_none(), "{text}");
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(fields(&deep).is_none());
+        let found = fields(r#"{"eventSource":["lambda.amazonaws.com"],"userIdentity":"root"}"#)
+            .expect("valid");
+        assert_eq!(found.ecs("event.provider"), None);
+        assert_eq!(found.ecs("aws.cloudtrail.user_identity.arn"), None);
+    }
+}

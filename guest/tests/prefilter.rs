@@ -1,0 +1,377 @@
+//! The prefilter never changes what the rule reports: a differential test of `process` (prefilter on)
+//! against `process_exact` (every record parsed) over many generated records, including escaped
+//! spellings of values and keys, dotted and mixed ECS keys, arrays, and broken JSON; and of
+//! `process_ndjson` against `process` line by line.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use newterms_guest::{Config, Detector, EventError, LineError, LineOutcome};
+use serde_json::{Value, json};
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const NEEDLE: &str = "lambda.amazonaws.com";
+
+fn time(rng: &mut Rng) -> String {
+    format!(
+        "2024-05-{:02}T{:02}:{:02}:00Z",
+        1 + rng.below(28),
+        rng.below(24),
+        rng.below(60)
+    )
+}
+
+fn raw_record(rng: &mut Rng) -> Value {
+    let user = format!("user-{}", rng.below(4000));
+    let source = match rng.below(4) {
+        0 => json!("s3.amazonaws.com"),
+        1 => json!(["s3.amazonaws.com", NEEDLE]),
+        _ => json!(NEEDLE),
+    };
+    let mut identity = json!({
+        "type": "IAMUser", "arn": format!("arn:aws:iam::1111:user/{user}"),
+        "accountId": "1111", "userName": user,
+    });
+    if rng.chance(40) {
+        identity["invokedBy"] = json!(if rng.chance(80) {
+            "s3.amazonaws.com"
+        } else {
+            ""
+        });
+    }
+    let name = ["Invoke", "InvokeAsync", "GetFunction", "invoke"][rng.below(4)];
+    let mut record = json!({
+        "eventVersion": "1.08", "eventTime": time(rng), "eventSource": source,
+        "eventName": name,
+        "eventID": format!("id-{}", rng.next()), "recipientAccountId": "1111",
+        "userIdentity": identity,
+        "requestParameters": {"functionName": "f", "count": -12.5, "flags": [true, false, null, 0]},
+        "resources": [{"ARN": "arn:aws:lambda:us-east-1:1111:function:f", "nested": [[{}], []]}],
+    });
+    if rng.chance(30) {
+        record["requestParameters"]["note"] = json!("a}{b \\ c \" d");
+    }
+    if rng.chance(10) {
+        record["errorCode"] =
+            [json!("AccessDenied"), json!(null), json!(""), json!({})][rng.below(4)].clone();
+    }
+    if rng.chance(5) {
+        record.as_object_mut().unwrap().remove("eventTime");
+    }
+    if rng.chance(5) {
+        record["eventTime"] = [
+            "2024-13-01T00:00:00Z",
+            "1714521600000",
+            "",
+            "0000-01-01T00:00:00Z",
+        ][rng.below(4)]
+        .into();
+    }
+    if rng.chance(3) {
+        record["userIdentity"] = [json!("root"), json!(null), json!([])][rng.below(3)].clone();
+    }
+    record
+}
+
+fn ecs_record(rng: &mut Rng) -> Value {
+    let user = format!("user-{}", rng.below(4000));
+    let provider = if rng.chance(80) {
+        json!(NEEDLE)
+    } else {
+        json!([null, NEEDLE])
+    };
+    match rng.below(3) {
+        0 => json!({
+            "@timestamp": time(rng),
+            "data_stream": {"dataset": "aws.cloudtrail"},
+            "event": {"provider": provider, "action": "Invoke", "outcome": "success"},
+            "cloud": {"account": {"id": "2222"}}, "user": {"name": user},
+            "aws": {"cloudtrail": {"user_identity": {"arn": format!("arn:{user}")}}},
+        }),
+        1 => json!({
+            "@timestamp": time(rng), "data_stream.dataset": "aws.cloudtrail",
+            "event.provider": provider, "event.action": "InvokeWithResponseStream",
+            "event.outcome": "success", "cloud.account.id": "2222", "user.name": user,
+            "aws.cloudtrail.user_identity.arn": format!("arn:{user}"),
+        }),
+        _ => json!({
+            "@timestamp": time(rng), "data_stream": {"dataset": "aws.cloudtrail"},
+            "event": {"provider": provider}, "event.action": "Invoke",
+            "event": {"outcome": "success"},
+            "cloud": [{"account.id": "2222"}], "user": {"name": [user, ""]},
+            "aws.cloudtrail": {"user_identity.arn": format!("arn:{user}")},
+        }),
+    }
+}
+
+/// `\u`-escapes one character of `text` (lower or upper case hex).
+fn escape_one(rng: &mut Rng, text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let at = rng.below(chars.len());
+    let mut out = String::new();
+    for (index, ch) in chars.into_iter().enumerate() {
+        if index == at {
+            let code = format!("{:04x}", ch as u32);
+            out.push_str("\\u");
+            out.push_str(&if rng.chance(50) {
+                code
+            } else {
+                code.to_uppercase()
+            });
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Whether the mutation may break the JSON inside an object that keeps its shape (the documented
+/// trade-off: such a record, if it cannot match, is skipped instead of reported).
+struct Generated {
+    text: String,
+    broken_inside: bool,
+}
+
+fn generate(rng: &mut Rng) -> Generated {
+    let document = match rng.below(10) {
+        0..=5 => raw_record(rng),
+        6..=8 => ecs_record(rng),
+        _ => json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                    "eventTime": "2024-05-01T00:00:00Z"}),
+    };
+    let mut text = document.to_string();
+    let mut broken_inside = false;
+    // Escaped spellings of the needle, of keys, and of unrelated text.
+    if rng.chance(25) {
+        let escaped = escape_one(rng, NEEDLE);
+        text = text.replacen(&format!("\"{NEEDLE}\""), &format!("\"{escaped}\""), 1);
+    }
+    if rng.chance(15) {
+        for key in [
+            "eventSource",
+            "event.provider",
+            "userIdentity",
+            "invokedBy",
+            "eventTime",
+            "@timestamp",
+        ] {
+            if rng.chance(50) {
+                let escaped = escape_one(rng, key);
+                text = text.replacen(&format!("\"{key}\""), &format!("\"{escaped}\""), 1);
+            }
+        }
+    }
+    if rng.chance(10) {
+        text = text.replacen(NEEDLE, "lambda.amazonaws.co", 1);
+    }
+    if rng.chance(5) {
+        text = text.replacen("\"f\"", "\"\\u0066\"", 1);
+    }
+    // Duplicate keys (the last one wins), numbers with exponents, whitespace and broken shapes.
+    if rng.chance(5) && text.ends_with('}') {
+        text.pop();
+        text.push_str(
+            r#","userIdentity":{"type":"Root","arn":"arn:aws:iam::1111:root","accountId":"1111"}}"#,
+        );
+    }
+    if rng.chance(3) {
+        text = text.replacen("-12.5", "-1.25e1", 1);
+    }
+    match rng.below(30) {
+        0 => text = format!(" \t{text}\r "),
+        1 => {
+            text.truncate(rng.below(text.len()));
+            // Cut after a `}` with braces in strings balancing the count: the shape check passes.
+            broken_inside = true;
+        }
+        2 => text = format!("{text}{text}"),
+        3 => text = format!("{text} \t {text}"),
+        4 => text = format!("[{text}]"),
+        5 => text = "42".into(),
+        6 => text = String::new(),
+        7 => {
+            // Broken inside, object shape kept.
+            text = text.replacen(':', "::", 1);
+            broken_inside = true;
+        }
+        8 => {
+            text = text.replacen(',', ",,", 1);
+            broken_inside = true;
+        }
+        9 => text = format!("{text}\u{c}"),
+        _ => {}
+    }
+    Generated {
+        text,
+        broken_inside,
+    }
+}
+
+/// The only difference allowed: a record broken inside an object shape, which cannot match (no
+/// needle, no escape), is skipped rather than reported as malformed.
+fn allowed_difference(generated: &Generated, exact: &Result<Vec<String>, EventError>) -> bool {
+    generated.broken_inside
+        && matches!(exact, Err(EventError::MalformedJson(_)))
+        && !generated.text.contains(NEEDLE)
+        && !generated.text.contains("\\u")
+}
+
+#[test]
+fn the_prefilter_never_changes_an_outcome() {
+    let mut fast = 0;
+    for config in [
+        Config::default(),
+        Config {
+            profile: newterms_guest::Profile::Elastic,
+            ..Config::default()
+        },
+        Config {
+            learn: true,
+            ..Config::default()
+        },
+        Config {
+            exceptions: vec![newterms_guest::Exception {
+                field: "user.name".into(),
+                patterns: vec!["user-1*".into()],
+            }],
+            capacity: Some(500),
+            ..Config::default()
+        },
+    ] {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut filtered = Detector::new(config.clone()).unwrap();
+        let mut exact = Detector::new(config).unwrap();
+        let (mut alerts, mut skipped_broken, mut escaped_alerts) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let generated = generate(&mut rng);
+            if newterms_guest::fastpath::scan(&generated.text).is_some()
+                && generated.text.contains(NEEDLE)
+            {
+                fast += 1;
+            }
+            let expected = exact.process_exact(&generated.text);
+            let found = filtered.process(&generated.text);
+            if found != expected {
+                assert!(
+                    allowed_difference(&generated, &expected) && found == Ok(vec![]),
+                    "outcome changed for {}:\nexact {expected:?}\nprefiltered {found:?}",
+                    generated.text
+                );
+                skipped_broken += 1;
+                // Keep the two histories identical: the skipped record changed nothing in `exact`.
+                continue;
+            }
+            if let Ok(raised) = &expected {
+                alerts += raised.len();
+                if !raised.is_empty() && generated.text.contains("\\u") {
+                    escaped_alerts += 1;
+                }
+            }
+        }
+        let (a, b) = (filtered.stats(), exact.stats());
+        assert_eq!(
+            (a.events, a.matched, a.alerts),
+            (b.events, b.matched, b.alerts)
+        );
+        assert_eq!(a.errors + skipped_broken, b.errors);
+        // The generator really exercises the interesting cases.
+        assert!(alerts > 100 || config_learns(&filtered), "{alerts} alerts");
+        assert!(
+            escaped_alerts > 10 || config_learns(&filtered),
+            "{escaped_alerts} alerts from escaped records"
+        );
+        assert!(skipped_broken > 10, "{skipped_broken} trade-off cases");
+    }
+    // Most Lambda records take the fast path, which this test therefore holds to account too.
+    assert!(fast > 12_000, "{fast} records on the fast path");
+}
+
+fn config_learns(detector: &Detector) -> bool {
+    detector.config().learn
+}
+
+#[test]
+fn escaped_spellings_still_alert() {
+    let record = |source: &str, key: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","{key}":"{source}","eventName":"Invoke","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/a","accountId":"1","userName":"a"}}}}"#
+        )
+    };
+    for (source, key) in [
+        ("lambda\\u002eamazonaws.com", "eventSource"),
+        ("lambda\\u002Eamazonaws.com", "eventSource"),
+        ("\\u006cambda.amazonaws.com", "eventSource"),
+        ("lambda.amazonaws.com", "event\\u0053ource"),
+    ] {
+        let mut rule = Detector::new(Config::default()).unwrap();
+        let text = record(source, key);
+        assert_eq!(rule.process(&text).unwrap().len(), 1, "{text}");
+    }
+}
+
+#[test]
+fn ndjson_reports_only_lines_with_something_to_say() {
+    let mut rng = Rng(42);
+    let generated: Vec<Generated> = (0..5_000).map(|_| generate(&mut rng)).collect();
+    let mut buffer = Vec::new();
+    for (index, record) in generated.iter().enumerate() {
+        // Newlines inside a record would split it: keep those records out of the buffer.
+        let text = record.text.replace('\n', " ");
+        buffer.extend_from_slice(text.as_bytes());
+        buffer.extend_from_slice(if index % 7 == 0 { b"\r\n" } else { b"\n" });
+        if index % 50 == 0 {
+            buffer.extend_from_slice(b"  \n");
+        }
+        if index % 97 == 0 {
+            buffer.extend_from_slice(b"{\"eventName\": \"\xff\"}\n");
+        }
+    }
+    let mut batched = Detector::new(Config::default()).unwrap();
+    let found = batched.process_ndjson(&buffer);
+
+    // `process` is `process_exact` but for the prefilter, which the test above holds to account.
+    let mut one_by_one = Detector::new(Config::default()).unwrap();
+    let mut expected = Vec::new();
+    for (index, line) in buffer.split(|&byte| byte == b'\n').enumerate() {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let outcome = match std::str::from_utf8(line) {
+            Err(error) => Err(LineError::NotUtf8(error.valid_up_to() as u32)),
+            Ok(text) => one_by_one.process(text).map_err(LineError::Event),
+        };
+        if outcome.as_ref().is_ok_and(Vec::is_empty) {
+            continue;
+        }
+        expected.push(LineOutcome {
+            line: index as u32,
+            outcome,
+        });
+    }
+    assert!(expected.len() > 100);
+    for (found, expected) in found.iter().zip(&expected) {
+        assert_eq!(found.line, expected.line, "{found:?}\n{expected:?}");
+        assert_eq!(found, expected, "line {}", expected.line);
+    }
+    assert_eq!(found.len(), expected.len());
+}
