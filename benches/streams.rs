@@ -1,5 +1,8 @@
 //! The event streams the benchmarks run on, shared by `throughput` and `report`.
 
+// Shared by several benches, each of which uses a subset.
+#![allow(dead_code)]
+
 use std::io::Read;
 use std::path::PathBuf;
 

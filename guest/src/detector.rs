@@ -527,7 +527,10 @@ impl Detector {
         let mut history = History::new(capacity, self.config.hash_key);
         // Straight from the bytes into a new history, swapped in only if the whole snapshot reads.
         let evictions = snapshot::decode_with(bytes, &self.identity(), |visit| match visit {
-            Visit::Count(count) => history.reserve(count),
+            Visit::Count {
+                entries,
+                term_bytes,
+            } => history.reserve(entries, term_bytes),
             Visit::Entry(term, last_seen) => history.insert(term, last_seen),
         })?;
         history.add_evictions(evictions);

@@ -185,10 +185,21 @@ impl History {
         }
     }
 
-    /// Makes room for `terms` more terms (at most up to the capacity), as a restore knows it will need.
-    pub fn reserve(&mut self, terms: usize) {
+    /// Makes room, in one allocation each, for `terms` more terms of `term_bytes` bytes together
+    /// (terms beyond the capacity aside), as a restore knows it will need: no growth steps, no
+    /// abandoned smaller blocks left in the guest's memory.
+    pub fn reserve(&mut self, terms: usize, term_bytes: usize) {
         let terms = terms.min(self.capacity.get() - self.entries.len().min(self.capacity.get()));
         self.entries.reserve_exact(terms);
+        self.arena.reserve_exact(term_bytes);
+        let needed = self.entries.len() + terms;
+        if needed * 5 > self.table.len() * 4 {
+            let size = (needed * 5 / 4 + 1).next_power_of_two().max(16);
+            let old = std::mem::replace(&mut self.table, vec![0; size]);
+            for value in old.into_iter().filter(|&value| value != 0) {
+                self.place_slot(value);
+            }
+        }
     }
 
     /// Records that `term` was seen at `time` and says whether it was new within `window_ms`.

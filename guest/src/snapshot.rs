@@ -94,7 +94,7 @@ pub fn encode<'e>(
 pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, RestoreError> {
     let mut entries = Vec::new();
     let evictions = decode_with(bytes, identity, |visit| match visit {
-        Visit::Count(count) => entries.reserve_exact(count),
+        Visit::Count { entries: count, .. } => entries.reserve_exact(count),
         Visit::Entry(term, time) => entries.push((Box::from(term), time)),
     })?;
     Ok(Contents { evictions, entries })
@@ -102,8 +102,14 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
 
 /// What [`decode_with`] hands over, in order.
 pub enum Visit<'a> {
-    /// The entry count, once it is known to be plausible (first).
-    Count(usize),
+    /// Before the entries: how many there are (known to be plausible), and at most how many bytes
+    /// their terms take together.
+    Count {
+        /// Entries that follow.
+        entries: usize,
+        /// Upper bound of the terms' bytes.
+        term_bytes: usize,
+    },
     /// An entry: its term and latest time (least recently updated first).
     Entry(&'a [u8], EpochMillis),
 }
@@ -128,7 +134,13 @@ pub fn decode_with<'a>(
             body.term_signature, identity.term_signature
         )));
     }
-    visit(Visit::Count(body.count));
+    visit(Visit::Count {
+        entries: body.count,
+        term_bytes: body
+            .entries
+            .remaining()
+            .saturating_sub(MIN_ENTRY_LEN * body.count),
+    });
     for index in 0..body.count {
         let (term, last_seen) = body.entry(index)?;
         if !is_term(term, identity.term_arity) {

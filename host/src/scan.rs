@@ -20,7 +20,7 @@ use crate::component::RuleComponent;
 use crate::error::Error;
 use crate::input::{InputError, InputReader, Item, Location, Position};
 use crate::instance::{EventOutcome, RuleInstance};
-use crate::types::{EventError, RuleConfig};
+use crate::types::{EventError, LineError, RuleConfig};
 
 /// How often a waiting scan looks at its stop flag and its checkpoint clock.
 const POLL: Duration = Duration::from_millis(50);
@@ -332,9 +332,50 @@ impl<'c> Scanner<'c> {
         locations: &[Location],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
-        match self.rule.process_batch(&texts) {
+        // One buffer of lines crosses into the component in one copy, and only the lines that raised
+        // something come back. A record with a line break inside (pretty-printed, from a delivery
+        // file) cannot be a line: such batches go as a list of strings.
+        let outcomes = if texts.iter().any(|text| text.contains('\n')) {
+            self.rule.process_batch(&texts).map(|outcomes| {
+                outcomes
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, outcome)| !matches!(outcome, Ok(alerts) if alerts.is_empty()))
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            let mut buffer = Vec::with_capacity(texts.iter().map(|text| text.len() + 1).sum());
+            for text in &texts {
+                buffer.extend_from_slice(text.as_bytes());
+                buffer.push(b'\n');
+            }
+            self.rule.process_ndjson(&buffer).map(|outcomes| {
+                outcomes
+                    .into_iter()
+                    .map(|line| {
+                        let outcome = line.outcome.map_err(|error| match error {
+                            LineError::Event(error) => error,
+                            // The texts are str: a line that is not UTF-8 cannot come back.
+                            LineError::NotUtf8(offset) => EventError::MalformedJson(format!(
+                                "not UTF-8 (invalid byte at {offset})"
+                            )),
+                        });
+                        (line.line as usize, outcome)
+                    })
+                    .collect()
+            })
+        };
+        match outcomes {
             Ok(outcomes) => {
-                for (outcome, location) in outcomes.into_iter().zip(locations) {
+                self.summary.events += texts.len() as u64;
+                for (index, outcome) in outcomes {
+                    let location = locations.get(index).ok_or_else(|| {
+                        ScanError::Rule(Error::Guest {
+                            call: "process-ndjson",
+                            fault: crate::error::Fault::Malformed(format!("no line {index}")),
+                            source: wasmtime::Error::msg(format!("no line {index}")),
+                        })
+                    })?;
                     self.deliver(outcome, location, sink)?;
                 }
                 self.remember(texts);
@@ -357,6 +398,7 @@ impl<'c> Scanner<'c> {
         for (text, location) in texts.into_iter().zip(locations) {
             match self.rule.process_event(&text) {
                 Ok(outcome) => {
+                    self.summary.events += 1;
                     self.deliver(outcome, location, sink)?;
                     self.remember(vec![text]);
                 }
@@ -396,7 +438,6 @@ impl<'c> Scanner<'c> {
         location: &Location,
         sink: &mut dyn Sink,
     ) -> io::Result<()> {
-        self.summary.events += 1;
         match outcome {
             Ok(alerts) => {
                 for alert in alerts {
