@@ -1,4 +1,4 @@
-//! Real public CloudTrail records (copied from `../shared/data/cloudtrail`, see
+//! Real public CloudTrail records (copied from `../shared/data/cloudtrail` into the fixtures, see
 //! `tests/fixtures/README.md`).
 
 use crate::support::{event_ids, fixture, newterms};

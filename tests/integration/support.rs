@@ -96,11 +96,6 @@ pub fn fixture(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-/// `../shared/data/cloudtrail`, beside the checkout (present in CI and on developer machines).
-pub fn shared_cloudtrail() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cloudtrail")
-}
-
 /// A scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let directory = std::env::temp_dir()
