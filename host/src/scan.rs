@@ -366,22 +366,16 @@ impl<'c> Scanner<'c> {
             })
         };
         match outcomes {
-            Ok(outcomes) => {
+            // An outcome for a line that was not sent is a faulty answer, like a trap.
+            Ok(outcomes) if outcomes.iter().all(|(index, _)| *index < locations.len()) => {
                 self.summary.events += texts.len() as u64;
                 for (index, outcome) in outcomes {
-                    let location = locations.get(index).ok_or_else(|| {
-                        ScanError::Rule(Error::Guest {
-                            call: "process-ndjson",
-                            fault: crate::error::Fault::Malformed(format!("no line {index}")),
-                            source: wasmtime::Error::msg(format!("no line {index}")),
-                        })
-                    })?;
-                    self.deliver(outcome, location, sink)?;
+                    self.deliver(outcome, &locations[index], sink)?;
                 }
                 self.remember(texts);
                 Ok(())
             }
-            Err(Error::Guest { .. }) => self.recover(texts, locations, sink),
+            Ok(_) | Err(Error::Guest { .. }) => self.recover(texts, locations, sink),
             Err(other) => Err(other.into()),
         }
     }
