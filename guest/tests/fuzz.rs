@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use newterms_guest::{Config, Detector};
 
+mod common;
+use common::Rng;
+
 /// Counts live heap bytes and their peak, to bound what one input may make the guest allocate.
 struct CountingAllocator;
 
@@ -41,21 +44,6 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound.max(1) as u64) as usize
-    }
-}
 
 const TOKENS: &[&[u8]] = &[
     b"{",
@@ -89,7 +77,7 @@ const TOKENS: &[&[u8]] = &[
     b"]]]]]]]]",
 ];
 
-fn mutate(random: &mut Random, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
+fn mutate(random: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
     for _ in 0..1 + random.below(4) {
         let at = random.below(input.len() + 1);
         match random.below(8) {
@@ -159,7 +147,7 @@ fn event_seeds() -> Vec<Vec<u8>> {
 
 /// Runs `target` on mutated inputs for the time budget; returns how many ran.
 fn fuzz(seeds: &[Vec<u8>], seed: u64, mut target: impl FnMut(&[u8])) -> u64 {
-    let mut random = Random(seed);
+    let mut random = Rng(seed);
     let deadline = Instant::now() + budget();
     let mut executions = 0;
     while Instant::now() < deadline {

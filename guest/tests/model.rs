@@ -11,25 +11,11 @@ use std::collections::HashMap;
 use newterms_guest::{Config, Detector, Profile};
 use serde_json::{Value, json};
 
+mod common;
+use common::Rng;
+
 const DAY: i64 = 86_400_000;
 const START: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
-
-/// A small deterministic generator (the cases are reproducible from the seed in a failure message).
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 #[derive(Clone, Debug)]
 struct Event {
@@ -42,12 +28,12 @@ struct Event {
     text: String,
 }
 
-fn event(random: &mut Random, index: usize, clock: &mut i64) -> Event {
+fn event(random: &mut Rng, index: usize, clock: &mut i64) -> Event {
     // Mostly forward, sometimes back, sometimes a jump past the window.
     *clock += match random.below(10) {
-        0 => -(random.below(20 * DAY as u64) as i64),
-        1 => 15 * DAY + random.below(DAY as u64) as i64,
-        _ => random.below(2 * DAY as u64) as i64,
+        0 => -(random.below(20 * DAY as usize) as i64),
+        1 => 15 * DAY + random.below(DAY as usize) as i64,
+        _ => random.below(2 * DAY as usize) as i64,
     };
     let account = format!("{:012}", random.below(3));
     let name = format!("user-{}", random.below(6));
@@ -130,16 +116,16 @@ fn rule(profile: Profile) -> Detector {
 fn random_streams_split_at_random_match_the_model() {
     let mut cases = 0;
     for seed in 1..=300_u64 {
-        let mut random = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut random = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut clock = START;
-        let length = 1 + random.below(120) as usize;
+        let length = 1 + random.below(120);
         let mut events: Vec<Event> = (0..length)
             .map(|index| event(&mut random, index, &mut clock))
             .collect();
         // Redeliveries: copies of earlier events, later in the stream.
         for _ in 0..random.below(10) {
-            let copy = events[random.below(events.len() as u64) as usize].clone();
-            let at = random.below(events.len() as u64 + 1) as usize;
+            let copy = events[random.below(events.len())].clone();
+            let at = random.below(events.len() + 1);
             events.insert(at, copy);
         }
         // Redelivered copies keep their id: rename ids by position so the model and rule agree.
