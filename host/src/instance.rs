@@ -130,11 +130,10 @@ impl RuleInstance {
         }
         let outcomes: Vec<LineOutcome> = outcomes.into_iter().map(LineOutcome::from).collect();
         for outcome in &outcomes {
-            if let Ok(alerts) = &outcome.outcome
-                && let Err(what) = checked(Ok(alerts.clone()))
-            {
-                let what = format!("line {}: {what}", outcome.line);
-                return Err(malformed("process-ndjson", what));
+            if let Ok(alerts) = &outcome.outcome {
+                check_alerts(alerts).map_err(|what| {
+                    malformed("process-ndjson", format!("line {}: {what}", outcome.line))
+                })?;
             }
         }
         Ok(outcomes)
@@ -178,19 +177,22 @@ impl RuleInstance {
 /// answers anything else is faulty, and its answer must not reach the alert stream.
 fn checked(outcome: Result<Vec<String>, wit::EventError>) -> Result<EventOutcome, String> {
     match outcome {
-        Ok(alerts) => {
-            for alert in &alerts {
-                let is_object = alert.trim_start().starts_with('{')
-                    && serde_json::from_str::<serde::de::IgnoredAny>(alert).is_ok();
-                if !is_object {
-                    let shown: String = alert.chars().take(80).collect();
-                    return Err(format!("an alert that is not a JSON object: {shown:?}"));
-                }
-            }
-            Ok(Ok(alerts))
-        }
+        Ok(alerts) => check_alerts(&alerts).map(|()| Ok(alerts)),
         Err(error) => Ok(Err(error.into())),
     }
+}
+
+/// Every alert is a JSON object, or says which one is not.
+fn check_alerts(alerts: &[String]) -> Result<(), String> {
+    for alert in alerts {
+        let is_object = alert.trim_start().starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(alert).is_ok();
+        if !is_object {
+            let shown: String = alert.chars().take(80).collect();
+            return Err(format!("an alert that is not a JSON object: {shown:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn malformed(call: &'static str, what: String) -> Error {
