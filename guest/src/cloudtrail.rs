@@ -44,8 +44,30 @@ const VERBATIM_FIELDS: &[&str] = &[
 ];
 
 /// Whether [`to_ecs`] copies the values of the ECS field `field` verbatim from the raw record.
-pub fn copies_verbatim(field: &str) -> bool {
-    VERBATIM_FIELDS.contains(&field)
+pub const fn copies_verbatim(field: &str) -> bool {
+    let mut index = 0;
+    while index < VERBATIM_FIELDS.len() {
+        if same_bytes(VERBATIM_FIELDS[index].as_bytes(), field.as_bytes()) {
+            return true;
+        }
+        index += 1;
+    }
+    false
+}
+
+/// `a == b`, in a `const fn`.
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < a.len() {
+        if a[index] != b[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
 }
 
 /// The ECS document the ingest pipeline would index for `record` (the fields of the mapping table).

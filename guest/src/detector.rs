@@ -10,10 +10,10 @@ use crate::cloudtrail;
 use crate::definition::{
     Clause, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
 };
-use crate::fastpath::{self, Slot};
+use crate::fastpath::{self, QuoteIndex, Slot};
 use crate::fields;
 use crate::history::{History, TermKey};
-use crate::prefilter::Needle;
+use crate::prefilter::{self, Needle, Survey};
 use crate::snapshot::{self, Identity, RestoreError, Visit};
 use crate::time::{self, EpochMillis};
 use crate::wildcard;
@@ -152,6 +152,7 @@ pub struct Detector {
     term_signature: String,
     needle: Needle,
     scratch_key: TermKey,
+    quotes: QuoteIndex,
 }
 
 impl Default for Detector {
@@ -203,8 +204,9 @@ impl Detector {
             history: History::new(capacity, config.hash_key),
             stats: Stats::default(),
             term_signature,
-            needle: Needle::for_query(rule.query),
+            needle: Needle::for_rule(),
             scratch_key: TermKey::default(),
+            quotes: QuoteIndex::default(),
             config,
         }
     }
@@ -254,11 +256,18 @@ impl Detector {
     /// Records that cannot match the query are skipped without a parse (see [`crate::prefilter`]
     /// for why that is sound, and for the one documented trade-off on malformed input).
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
-        if self.needle.skips(text.as_bytes()) || self.decided_quietly(text) {
+        let survey = prefilter::survey(text.as_bytes());
+        if self.quiet(text.as_bytes(), &survey) {
             self.stats.events += 1;
             return Ok(Vec::new());
         }
         self.process_exact(text)
+    }
+
+    /// Whether the prefilter or the fast path settles the record (UTF-8 text) with nothing to
+    /// report; when it does, its effect on the history is applied, but not the event count.
+    fn quiet(&mut self, text: &[u8], survey: &Survey) -> bool {
+        self.needle.skips_surveyed(text, survey) || (!survey.special && self.decided_quietly(text))
     }
 
     /// The fast path for records the prefilter lets through: reads a plain raw CloudTrail record
@@ -267,8 +276,8 @@ impl Detector {
     /// history and says so. Anything else (ECS documents, escapes, unusual types, exceptions, a bad
     /// time, and any event that raises an alert, whose document only the full path builds) is left
     /// to [`Detector::process_exact`], with nothing changed.
-    fn decided_quietly(&mut self, text: &str) -> bool {
-        let Some(fields) = fastpath::scan(text) else {
+    fn decided_quietly(&mut self, text: &[u8]) -> bool {
+        let Some(fields) = fastpath::scan_plain(text, &mut self.quotes) else {
             return false;
         };
         if !fields.raw {
@@ -372,15 +381,24 @@ impl Detector {
             let end = memchr::memchr(b'\n', &buffer[start..]).map_or(buffer.len(), |at| start + at);
             let text = buffer[start..end].trim_ascii();
             if !text.is_empty() {
-                let outcome = match std::str::from_utf8(text) {
-                    Ok(text) => match self.process(text) {
+                let survey = prefilter::survey(text);
+                let outcome = if survey.non_ascii
+                    && let Err(error) = std::str::from_utf8(text)
+                {
+                    Some(Err(LineError::NotUtf8(
+                        u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
+                    )))
+                } else if self.quiet(text, &survey) {
+                    self.stats.events += 1;
+                    None
+                } else {
+                    // Plain ASCII, or checked above: this cannot fail.
+                    let text = String::from_utf8_lossy(text);
+                    match self.process_exact(&text) {
                         Ok(alerts) if alerts.is_empty() => None,
                         Ok(alerts) => Some(Ok(alerts)),
                         Err(error) => Some(Err(LineError::Event(error))),
-                    },
-                    Err(error) => Some(Err(LineError::NotUtf8(
-                        u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
-                    ))),
+                    }
                 };
                 if let Some(outcome) = outcome {
                     out.push(LineOutcome { line, outcome });

@@ -10,6 +10,8 @@
 //! what it does answer must be exactly what full evaluation would find. Duplicate keys behave as in
 //! `serde_json` (the last one wins).
 
+use crate::lanes::{Lanes, WIDTH};
+
 /// A field of the record as the rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Slot<'a> {
@@ -96,9 +98,17 @@ pub fn scan(text: &str) -> Option<RawFields<'_>> {
         // anywhere, leave the record to the parser.
         return None;
     }
+    scan_plain(bytes, &mut QuoteIndex::default())
+}
+
+/// [`scan`] of text already known to hold no backslash and no byte below 0x20 (the prefilter's
+/// survey tells). Text that is not UTF-8 is declined. `quotes` is scratch space, kept between
+/// records so that indexing one allocates nothing.
+pub fn scan_plain<'a>(bytes: &'a [u8], quotes: &mut QuoteIndex) -> Option<RawFields<'a>> {
+    quotes.build(bytes);
     let mut scanner = Scanner {
-        text,
         bytes,
+        quotes,
         at: 0,
         depth: 0,
     };
@@ -113,6 +123,50 @@ pub fn scan(text: &str) -> Option<RawFields<'_>> {
 }
 
 const MAX_DEPTH: usize = 100;
+
+/// Where a record's quotes are, one bit a byte, found in one vector pass: the end of a string is
+/// then a bit search rather than a byte search (a record has dozens of short strings). Without
+/// backslashes, every quote opens or closes a string.
+#[derive(Debug, Default)]
+pub struct QuoteIndex {
+    words: Vec<u64>,
+}
+
+impl QuoteIndex {
+    fn build(&mut self, bytes: &[u8]) {
+        self.words.clear();
+        let quote = Lanes::splat(b'"');
+        let mask = |vector: &[u8; WIDTH]| u64::from(Lanes::load(vector).eq(quote).bitmask());
+        let (blocks, rest) = bytes.as_chunks::<64>();
+        for block in blocks {
+            let (vectors, _) = block.as_chunks::<WIDTH>();
+            if let [a, b, c, d] = vectors {
+                self.words
+                    .push(mask(a) | mask(b) << 16 | mask(c) << 32 | mask(d) << 48);
+            }
+        }
+        let last = rest
+            .iter()
+            .enumerate()
+            .filter(|&(_, &byte)| byte == b'"')
+            .fold(0_u64, |word, (index, _)| word | 1 << index);
+        self.words.push(last);
+    }
+
+    /// The first quote at or after `from`.
+    #[inline(always)]
+    fn next(&self, from: usize) -> Option<usize> {
+        let mut index = from / 64;
+        let mut word = self.words.get(index)? & (u64::MAX << (from % 64));
+        loop {
+            if word != 0 {
+                return Some(index * 64 + word.trailing_zeros() as usize);
+            }
+            index += 1;
+            word = *self.words.get(index)?;
+        }
+    }
+}
 
 /// Whether `bytes` hold a backslash or a control byte: fixed-size chunks with a byte accumulator,
 /// which the compiler turns into 16-byte vector operations (SSE2 natively, simd128 in WebAssembly).
@@ -133,6 +187,13 @@ fn has_escape_or_control(bytes: &[u8]) -> bool {
         .any(|&byte| byte < 0x20 || byte == b'\\')
 }
 
+/// A value as the scanner first sees it: a string stays bytes until the rule reads it.
+enum Token<'a> {
+    Text(&'a [u8]),
+    Absent,
+    Other,
+}
+
 /// The object a key belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Context {
@@ -144,14 +205,15 @@ enum Context {
     Issuer,
 }
 
-struct Scanner<'a> {
-    text: &'a str,
+struct Scanner<'a, 'q> {
     bytes: &'a [u8],
+    quotes: &'q QuoteIndex,
     at: usize,
     depth: usize,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(&byte) = self.bytes.get(self.at) {
             if byte == b' ' {
@@ -163,17 +225,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
     }
 
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string's bytes (no backslash can be in them: the caller ruled escapes out).
+    #[inline(always)]
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.at;
-        let length = memchr::memchr(b'"', &self.bytes[start..])?;
-        self.at = start + length + 1;
-        // Both ends are ASCII quotes: the slice is on character boundaries.
-        self.text.get(start..start + length)
+        let end = self.quotes.next(start)?;
+        self.at = end + 1;
+        self.bytes.get(start..end)
     }
 
     /// The top-level object.
@@ -182,31 +246,31 @@ impl<'a> Scanner<'a> {
         self.depth = 1;
         self.members(|scanner, key| {
             let slot = match key {
-                "userIdentity" => {
+                b"userIdentity" => {
                     fields.raw = true;
                     fields.identity = Identity::default();
                     return scanner.container(Context::UserIdentity, &mut fields.identity);
                 }
-                "eventSource" => {
+                b"eventSource" => {
                     fields.raw = true;
                     &mut fields.event_source
                 }
-                "eventName" => {
+                b"eventName" => {
                     fields.raw = true;
                     &mut fields.event_name
                 }
-                "eventTime" => {
+                b"eventTime" => {
                     fields.raw = true;
                     &mut fields.event_time
                 }
-                "eventVersion" => {
+                b"eventVersion" => {
                     fields.raw = true;
-                    return scanner.value().map(drop);
+                    return scanner.skip_value();
                 }
-                "errorCode" => &mut fields.error_code,
-                "errorMessage" => &mut fields.error_message,
-                "recipientAccountId" => &mut fields.recipient_account_id,
-                _ => return scanner.value().map(drop),
+                b"errorCode" => &mut fields.error_code,
+                b"errorMessage" => &mut fields.error_message,
+                b"recipientAccountId" => &mut fields.recipient_account_id,
+                _ => return scanner.skip_value(),
             };
             *slot = scanner.value()?;
             Some(())
@@ -239,20 +303,20 @@ impl<'a> Scanner<'a> {
         self.enter()?;
         let result = self.members(|scanner, key| {
             let slot = match (context, key) {
-                (Context::UserIdentity, "invokedBy") => &mut identity.invoked_by,
-                (Context::UserIdentity, "arn") => &mut identity.arn,
-                (Context::UserIdentity, "userName") => &mut identity.user_name,
-                (Context::UserIdentity, "accountId") => &mut identity.account_id,
-                (Context::UserIdentity, "sessionContext") => {
+                (Context::UserIdentity, b"invokedBy") => &mut identity.invoked_by,
+                (Context::UserIdentity, b"arn") => &mut identity.arn,
+                (Context::UserIdentity, b"userName") => &mut identity.user_name,
+                (Context::UserIdentity, b"accountId") => &mut identity.account_id,
+                (Context::UserIdentity, b"sessionContext") => {
                     identity.issuer_user_name = Slot::Absent;
                     return scanner.container(Context::Session, identity);
                 }
-                (Context::Session, "sessionIssuer") => {
+                (Context::Session, b"sessionIssuer") => {
                     identity.issuer_user_name = Slot::Absent;
                     return scanner.container(Context::Issuer, identity);
                 }
-                (Context::Issuer, "userName") => &mut identity.issuer_user_name,
-                _ => return scanner.value().map(drop),
+                (Context::Issuer, b"userName") => &mut identity.issuer_user_name,
+                _ => return scanner.skip_value(),
             };
             *slot = scanner.value()?;
             Some(())
@@ -262,7 +326,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Members of an object whose `{` was read, up to and including its `}`.
-    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.ws();
         if self.eat(b'}').is_some() {
             return Some(());
@@ -286,6 +350,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
         (self.depth < MAX_DEPTH).then_some(())
@@ -293,21 +358,37 @@ impl<'a> Scanner<'a> {
 
     /// Any JSON value, validated; a string or `null` is classified, anything else is [`Slot::Other`].
     fn value(&mut self) -> Option<Slot<'a>> {
+        Some(match self.token()? {
+            Token::Text(text) => {
+                // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
+                Slot::Text(std::str::from_utf8(text).ok()?)
+            }
+            Token::Absent => Slot::Absent,
+            Token::Other => Slot::Other,
+        })
+    }
+
+    /// Any JSON value, validated, for a key the rule does not read.
+    fn skip_value(&mut self) -> Option<()> {
+        self.token().map(drop)
+    }
+
+    fn token(&mut self) -> Option<Token<'a>> {
         match *self.bytes.get(self.at)? {
             b'"' => {
                 let text = self.string()?;
                 Some(if text.is_empty() {
-                    Slot::Absent
+                    Token::Absent
                 } else {
-                    Slot::Text(text)
+                    Token::Text(text)
                 })
             }
             b'{' => {
                 self.at += 1;
                 self.enter()?;
-                self.members(|scanner, _| scanner.value().map(drop))?;
+                self.members(|scanner, _| scanner.skip_value())?;
                 self.depth -= 1;
-                Some(Slot::Other)
+                Some(Token::Other)
             }
             b'[' => {
                 self.at += 1;
@@ -316,7 +397,7 @@ impl<'a> Scanner<'a> {
                 if self.eat(b']').is_none() {
                     loop {
                         self.ws();
-                        self.value()?;
+                        self.skip_value()?;
                         self.ws();
                         match self.bytes.get(self.at)? {
                             b',' => self.at += 1,
@@ -329,18 +410,20 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 self.depth -= 1;
-                Some(Slot::Other)
+                Some(Token::Other)
             }
-            b'n' => self.literal(b"null").map(|()| Slot::Absent),
-            b't' => self.literal(b"true").map(|()| Slot::Other),
-            b'f' => self.literal(b"false").map(|()| Slot::Other),
-            b'-' | b'0'..=b'9' => self.number().map(|()| Slot::Other),
+            b'n' => self.literal(b"null").map(|()| Token::Absent),
+            b't' => self.literal(b"true").map(|()| Token::Other),
+            b'f' => self.literal(b"false").map(|()| Token::Other),
+            b'-' | b'0'..=b'9' => self.number().map(|()| Token::Other),
             _ => None,
         }
     }
 
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.bytes[self.at..]
+        self.bytes
+            .get(self.at..)?
             .starts_with(word)
             .then(|| self.at += word.len())
     }

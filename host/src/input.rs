@@ -386,7 +386,7 @@ fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>) -> io::Result<LineR
                 _ => LineRead::Line,
             });
         }
-        let (chunk, done) = match available.iter().position(|&byte| byte == b'\n') {
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
             Some(newline) => (&available[..=newline], true),
             None => (available, false),
         };

@@ -334,8 +334,10 @@ impl<'c> Scanner<'c> {
     ) -> Result<(), ScanError> {
         // One buffer of lines crosses into the component in one copy, and only the lines that raised
         // something come back. A record with a line break inside (pretty-printed, from a delivery
-        // file) cannot be a line: such batches go as a list of strings.
-        let outcomes = if texts.iter().any(|text| text.contains('\n')) {
+        // file; an NDJSON line has none) cannot be a line: such batches go as a list of strings.
+        let outcomes = if texts.iter().zip(locations).any(|(text, location)| {
+            location.record.is_some() && memchr::memchr(b'\n', text.as_bytes()).is_some()
+        }) {
             self.rule.process_batch(&texts).map(|outcomes| {
                 outcomes
                     .into_iter()

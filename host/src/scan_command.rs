@@ -188,6 +188,9 @@ pub fn run(
     sink.finish()?;
 
     let only_stdin = inputs.iter().all(|input| *input == Input::Stdin);
+    let summary = scanner.summary();
+    let stats = scanner.rule().stats()?;
+    let mut finished_checkpoint = None;
     match end {
         ScanEnd::Stopped(_) if !only_stdin && checkpoint_store.is_some() => {
             eprintln!("newterms: stopped; run the same command again to resume");
@@ -199,15 +202,18 @@ pub fn run(
                 let snapshot = scanner.rule().snapshot()?;
                 store.save(&snapshot).context("cannot save the state")?;
             }
-            if let Some(store) = &checkpoint_store {
-                remove_if_present(store.path())?;
-            }
+            finished_checkpoint = checkpoint_store
+                .as_ref()
+                .map(|store| store.path().to_owned());
         }
     }
-
-    let summary = scanner.summary();
-    let stats = scanner.rule().stats()?;
     print_summary(&summary, &stats, started.elapsed().as_secs_f64());
+    // The checkpoint goes last, with the instance already dropped: a run killed before this point
+    // resumes and rewrites nothing; the moment after it holds only the process's own exit.
+    drop(scanner);
+    if let Some(path) = finished_checkpoint {
+        remove_if_present(&path)?;
+    }
     Ok(if summary.unreadable_inputs > 0 {
         ExitCode::FAILURE
     } else {

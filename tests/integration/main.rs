@@ -14,3 +14,4 @@ mod detection;
 mod faults;
 mod real_data;
 mod state;
+mod vectors;
