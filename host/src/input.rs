@@ -163,7 +163,6 @@ struct OpenInput {
     interactive: bool,
     reader: BufReader<Box<dyn Read + Send>>,
     line: u64,
-    buffer: Vec<u8>,
 }
 
 impl InputReader {
@@ -221,7 +220,6 @@ impl InputReader {
                     interactive: input == Input::Stdin,
                     reader,
                     line: 0,
-                    buffer: Vec::new(),
                 });
                 Ok(())
             }
@@ -239,7 +237,8 @@ impl InputReader {
         })
     }
 
-    fn read_from_current(&mut self) -> Option<Item> {
+    /// The next item of the current input, an event's text appended to `text`.
+    fn read_from_current(&mut self, text: &mut Vec<u8>) -> Option<Result<Location, InputError>> {
         let input = self.current.as_mut()?;
         loop {
             let first_line = input.line + 1;
@@ -265,15 +264,17 @@ impl InputReader {
                     }));
                 }
                 self.pending = expand_delivery(&whole, &location);
-                return self.pending.pop_front();
+                return self.pending.pop_front().map(|item| take_text(item, text));
             }
 
-            input.buffer.clear();
-            let read = read_line(&mut input.reader, &mut input.buffer);
+            // The line is read straight into `text`, then trimmed there.
+            let start = text.len();
+            let read = read_line(&mut input.reader, text);
             input.line += 1;
             let line_location = location(input.line);
             match read {
                 Err(error) => {
+                    text.truncate(start);
                     self.current = None;
                     return Some(Err(InputError {
                         location: line_location,
@@ -296,39 +297,39 @@ impl InputReader {
                 }
                 Ok(LineRead::Line) => {}
             }
-            let line = input.buffer.trim_ascii();
-            if line.is_empty() {
+            let line = &text[start..];
+            let leading = line.len() - line.trim_ascii_start().len();
+            let trimmed = line.trim_ascii().len();
+            text.truncate(start + leading + trimmed);
+            text.drain(start..start + leading);
+            if trimmed == 0 {
                 continue;
             }
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => text,
-                Err(error) => {
-                    return Some(Err(InputError {
-                        location: line_location,
-                        message: format!("not UTF-8 (invalid byte at {})", error.valid_up_to()),
-                        unreadable: false,
-                    }));
-                }
-            };
-            if is_delivery_document(line) {
-                self.pending = expand_delivery(line, &line_location);
-                return self.pending.pop_front();
+            if let Err(error) = std::str::from_utf8(&text[start..]) {
+                text.truncate(start);
+                return Some(Err(InputError {
+                    location: line_location,
+                    message: format!("not UTF-8 (invalid byte at {})", error.valid_up_to()),
+                    unreadable: false,
+                }));
             }
-            return Some(Ok(Record {
-                location: line_location,
-                text: text.to_owned(),
-            }));
+            if is_delivery_document(&text[start..]) {
+                let document = text.split_off(start);
+                self.pending = expand_delivery(&document, &line_location);
+                return self.pending.pop_front().map(|item| take_text(item, text));
+            }
+            return Some(Ok(line_location));
         }
     }
 
     /// The next item of any input, numbered within its input; `None` at the end of the last one.
-    fn next_numbered(&mut self) -> Option<Item> {
+    fn next_numbered(&mut self, text: &mut Vec<u8>) -> Option<Result<Location, InputError>> {
         let mut item = loop {
             if let Some(item) = self.pending.pop_front() {
-                break item;
+                break take_text(item, text);
             }
             if self.current.is_some() {
-                match self.read_from_current() {
+                match self.read_from_current(text) {
                     Some(item) => break item,
                     None => continue,
                 }
@@ -339,12 +340,28 @@ impl InputReader {
             }
         };
         let location = match &mut item {
-            Ok(record) => &mut record.location,
+            Ok(location) => location,
             Err(error) => &mut error.location,
         };
         location.item = self.numbered;
         self.numbered += 1;
         Some(item)
+    }
+
+    /// The next item, like [`Iterator::next`], but an event's text (UTF-8, trimmed, not empty) is
+    /// appended to `text` instead of allocated: a reader that batches events builds its batch in
+    /// place.
+    pub fn next_into(&mut self, text: &mut Vec<u8>) -> Option<Result<Location, InputError>> {
+        let start = text.len();
+        loop {
+            let item = self.next_numbered(text)?;
+            if self.to_skip > 0 {
+                self.to_skip -= 1;
+                text.truncate(start);
+                continue;
+            }
+            return Some(item);
+        }
     }
 }
 
@@ -352,15 +369,25 @@ impl Iterator for InputReader {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
-        loop {
-            let item = self.next_numbered()?;
-            if self.to_skip > 0 {
-                self.to_skip -= 1;
-                continue;
+        let mut text = Vec::new();
+        let item = self.next_into(&mut text)?;
+        Some(item.map(|location| {
+            Record {
+                location,
+                // `next_into` validated it.
+                text: String::from_utf8(text)
+                    .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
             }
-            return Some(item);
-        }
+        }))
     }
+}
+
+/// An item's location, its text (if an event) appended to `text`.
+fn take_text(item: Item, text: &mut Vec<u8>) -> Result<Location, InputError> {
+    item.map(|record| {
+        text.extend_from_slice(record.text.as_bytes());
+        record.location
+    })
 }
 
 enum LineRead {
@@ -369,9 +396,10 @@ enum LineRead {
     TooLong(usize),
 }
 
-/// Reads up to and including the next `\n` into `buffer`, or reports a line longer than
-/// [`MAX_LINE_BYTES`] after skipping it.
+/// Appends up to and including the next `\n` to `buffer`, or reports a line longer than
+/// [`MAX_LINE_BYTES`] after skipping it (and leaving `buffer` as it was).
 fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>) -> io::Result<LineRead> {
+    let start = buffer.len();
     let mut length = 0;
     loop {
         let available = match reader.fill_buf() {
@@ -394,7 +422,7 @@ fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>) -> io::Result<LineR
         if length <= MAX_LINE_BYTES {
             buffer.extend_from_slice(chunk);
         } else {
-            buffer.clear();
+            buffer.truncate(start);
         }
         let consumed = chunk.len();
         reader.consume(consumed);
@@ -519,6 +547,53 @@ mod tests {
             "{}",
             texts[2]
         );
+    }
+
+    #[test]
+    fn next_into_appends_trimmed_events_to_one_buffer() {
+        let path = std::env::temp_dir().join(format!("newterms-into-{}", std::process::id()));
+        let lines = b"  {\"a\":1} \r\n\n\xff\n\t{\"Records\":[{\"b\":2},{\"c\":3}]}\n{\"d\":4}";
+        std::fs::write(&path, lines).expect("write input");
+        let mut reader = InputReader::new([Input::File(path.clone())]);
+        let mut text = b"kept|".to_vec();
+        let mut seen = Vec::new();
+        while let Some(item) = reader.next_into(&mut text) {
+            seen.push(
+                item.map(|location| location.to_string())
+                    .map_err(|error| error.message),
+            );
+            text.push(b'|');
+        }
+        let _ = std::fs::remove_file(path);
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            "kept|{\"a\":1}||{\"b\":2}|{\"c\":3}|{\"d\":4}|"
+        );
+        let name = std::env::temp_dir().join(format!("newterms-into-{}", std::process::id()));
+        let at = |place: &str| Ok(format!("{}:{place}", name.display()));
+        assert_eq!(seen[0], at("1"));
+        assert_eq!(seen[1], Err("not UTF-8 (invalid byte at 0)".to_owned()));
+        assert_eq!(seen[2], at("4 (record 1)"));
+        assert_eq!(seen[3], at("4 (record 2)"));
+        assert_eq!(seen[4], at("5"));
+        assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn resuming_leaves_no_skipped_text_behind() {
+        let path = std::env::temp_dir().join(format!("newterms-resume-{}", std::process::id()));
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n").expect("write input");
+        let position = Position { input: 0, items: 2 };
+        let mut reader = InputReader::resume([Input::File(path.clone())], position);
+        let mut text = Vec::new();
+        let location = reader
+            .next_into(&mut text)
+            .expect("an item")
+            .expect("an event");
+        let _ = std::fs::remove_file(path);
+        assert_eq!(text, b"{\"c\":3}");
+        assert_eq!((location.line, location.item), (3, 2));
+        assert!(reader.next_into(&mut text).is_none());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! through the failed batch one event at a time: the event that fails alone is set aside as a dead
 //! letter, and every other event is processed exactly once.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -18,12 +19,15 @@ use std::time::{Duration, Instant};
 
 use crate::component::RuleComponent;
 use crate::error::Error;
-use crate::input::{InputError, InputReader, Item, Location, Position};
+use crate::input::{InputError, InputReader, Location, Position};
 use crate::instance::{EventOutcome, RuleInstance};
 use crate::types::{EventError, LineError, RuleConfig};
 
 /// How often a waiting scan looks at its stop flag and its checkpoint clock.
 const POLL: Duration = Duration::from_millis(50);
+
+/// Batch buffers at most waiting to be filled again by the reader.
+const FINISHED_BATCHES: usize = 4;
 
 /// How events are grouped into calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,8 +206,10 @@ pub struct Scanner<'c> {
     /// The history at the last recovery point (none: empty history).
     recovery: Option<Vec<u8>>,
     /// Batches processed since the recovery point, to replay on a new instance.
-    journal: Vec<Vec<String>>,
+    journal: Vec<Batch>,
     journal_bytes: usize,
+    /// Journal batches given back to the reader thread (while a scan runs) to fill again.
+    finished: Option<mpsc::SyncSender<Batch>>,
     summary: ScanSummary,
 }
 
@@ -225,6 +231,7 @@ impl<'c> Scanner<'c> {
             recovery: snapshot,
             journal: Vec::new(),
             journal_bytes: 0,
+            finished: None,
             summary: ScanSummary::default(),
         })
     }
@@ -247,10 +254,12 @@ impl<'c> Scanner<'c> {
         sink: &mut dyn Sink,
     ) -> Result<ScanEnd, ScanError> {
         let (sender, chunks) = mpsc::sync_channel(2);
+        let (finished, to_fill) = mpsc::sync_channel(FINISHED_BATCHES);
+        self.finished = Some(finished);
         let limits = options.batch;
         thread::Builder::new()
             .name("newterms-reader".into())
-            .spawn(move || read_chunks(reader, limits, &sender))?;
+            .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?;
 
         let mut position = None;
         let mut events_since_checkpoint = 0_u64;
@@ -297,18 +306,16 @@ impl<'c> Scanner<'c> {
     /// Processes one chunk of items; returns how many were events.
     fn process_chunk(
         &mut self,
-        chunk: Vec<Item>,
+        chunk: Chunk,
         position: &mut Option<Position>,
         sink: &mut dyn Sink,
     ) -> Result<u64, ScanError> {
-        let mut texts = Vec::with_capacity(chunk.len());
-        let mut locations = Vec::with_capacity(chunk.len());
-        for item in chunk {
+        let mut locations = Vec::with_capacity(chunk.batch.len());
+        for item in chunk.items {
             match item {
-                Ok(record) => {
-                    *position = Some(record.location.next_position());
-                    texts.push(record.text);
-                    locations.push(record.location);
+                Ok(location) => {
+                    *position = Some(location.next_position());
+                    locations.push(location);
                 }
                 Err(error) => {
                     *position = Some(error.location.next_position());
@@ -318,9 +325,9 @@ impl<'c> Scanner<'c> {
                 }
             }
         }
-        let events = texts.len() as u64;
-        if !texts.is_empty() {
-            self.process_batch(texts, &locations, sink)?;
+        let events = chunk.batch.len() as u64;
+        if events > 0 {
+            self.process_batch(chunk.batch, &locations, sink)?;
         }
         sink.flush(&self.summary)?;
         Ok(events)
@@ -328,56 +335,21 @@ impl<'c> Scanner<'c> {
 
     fn process_batch(
         &mut self,
-        texts: Vec<String>,
+        batch: Batch,
         locations: &[Location],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
-        // One buffer of lines crosses into the component in one copy, and only the lines that raised
-        // something come back. A record with a line break inside (pretty-printed, from a delivery
-        // file; an NDJSON line has none) cannot be a line: such batches go as a list of strings.
-        let outcomes = if texts.iter().zip(locations).any(|(text, location)| {
-            location.record.is_some() && memchr::memchr(b'\n', text.as_bytes()).is_some()
-        }) {
-            self.rule.process_batch(&texts).map(|outcomes| {
-                outcomes
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, outcome)| !matches!(outcome, Ok(alerts) if alerts.is_empty()))
-                    .collect::<Vec<_>>()
-            })
-        } else {
-            let mut buffer = Vec::with_capacity(texts.iter().map(|text| text.len() + 1).sum());
-            for text in &texts {
-                buffer.extend_from_slice(text.as_bytes());
-                buffer.push(b'\n');
-            }
-            self.rule.process_ndjson(&buffer).map(|outcomes| {
-                outcomes
-                    .into_iter()
-                    .map(|line| {
-                        let outcome = line.outcome.map_err(|error| match error {
-                            LineError::Event(error) => error,
-                            // The texts are str: a line that is not UTF-8 cannot come back.
-                            LineError::NotUtf8(offset) => EventError::MalformedJson(format!(
-                                "not UTF-8 (invalid byte at {offset})"
-                            )),
-                        });
-                        (line.line as usize, outcome)
-                    })
-                    .collect()
-            })
-        };
-        match outcomes {
+        match send(&mut self.rule, &batch) {
             // An outcome for a line that was not sent is a faulty answer, like a trap.
             Ok(outcomes) if outcomes.iter().all(|(index, _)| *index < locations.len()) => {
-                self.summary.events += texts.len() as u64;
+                self.summary.events += batch.len() as u64;
                 for (index, outcome) in outcomes {
                     self.deliver(outcome, &locations[index], sink)?;
                 }
-                self.remember(texts);
+                self.remember(batch);
                 Ok(())
             }
-            Ok(_) | Err(Error::Guest { .. }) => self.recover(texts, locations, sink),
+            Ok(_) | Err(Error::Guest { .. }) => self.recover(&batch, locations, sink),
             Err(other) => Err(other.into()),
         }
     }
@@ -386,23 +358,25 @@ impl<'c> Scanner<'c> {
     /// time, setting aside each event that fails alone.
     fn recover(
         &mut self,
-        texts: Vec<String>,
+        batch: &Batch,
         locations: &[Location],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
         self.rebuild()?;
-        for (text, location) in texts.into_iter().zip(locations) {
-            match self.rule.process_event(&text) {
+        for (event, location) in batch.events().zip(locations) {
+            match self.rule.process_event(&event) {
                 Ok(outcome) => {
                     self.summary.events += 1;
                     self.deliver(outcome, location, sink)?;
-                    self.remember(vec![text]);
+                    let mut alone = Batch::default();
+                    alone.push(&event, location);
+                    self.remember(alone);
                 }
                 Err(error @ Error::Guest { .. }) => {
                     self.summary.dead_letters += 1;
                     sink.dead_letter(&DeadLetter {
                         location,
-                        event: &text,
+                        event: &event,
                         error: &error,
                     })?;
                     self.rebuild()?;
@@ -422,7 +396,7 @@ impl<'c> Scanner<'c> {
         }
         for batch in &self.journal {
             // Alerts of replayed events were delivered the first time.
-            rule.process_batch(batch)?;
+            send(&mut rule, batch)?;
         }
         self.rule = rule;
         Ok(())
@@ -452,13 +426,18 @@ impl<'c> Scanner<'c> {
         Ok(())
     }
 
-    fn remember(&mut self, texts: Vec<String>) {
-        self.journal_bytes += texts.iter().map(String::len).sum::<usize>();
-        self.journal.push(texts);
+    fn remember(&mut self, batch: Batch) {
+        self.journal_bytes += batch.text.len();
+        self.journal.push(batch);
     }
 
     fn forget_journal(&mut self) {
-        self.journal.clear();
+        for batch in self.journal.drain(..) {
+            if let Some(finished) = &self.finished {
+                // A full channel: the reader has enough buffers, this one is freed.
+                let _ = finished.try_send(batch);
+            }
+        }
         self.journal_bytes = 0;
     }
 
@@ -472,25 +451,130 @@ impl<'c> Scanner<'c> {
     }
 }
 
+/// Events as the component takes them: their texts in one buffer of lines.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Each event's text (UTF-8) followed by `\n`.
+    text: Vec<u8>,
+    /// Where each event's text ends in `text` (at its `\n`).
+    ends: Vec<usize>,
+    /// Whether an event holds a line break (a pretty-printed record of a delivery file; an NDJSON
+    /// line has none): such a batch cannot be a buffer of lines and goes as a list of strings.
+    multiline: bool,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Appends an event (its text not yet in the buffer).
+    fn push(&mut self, event: &str, location: &Location) {
+        let start = self.text.len();
+        self.text.extend_from_slice(event.as_bytes());
+        self.ended(start, location);
+    }
+
+    /// Ends the event whose text was appended from `start` on.
+    fn ended(&mut self, start: usize, location: &Location) {
+        self.multiline |=
+            location.record.is_some() && memchr::memchr(b'\n', &self.text[start..]).is_some();
+        self.ends.push(self.text.len());
+        self.text.push(b'\n');
+    }
+
+    fn events(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|end| end + 1));
+        // The reader validated every event: borrowed, never replaced.
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| String::from_utf8_lossy(&self.text[start..end]))
+    }
+
+    /// Empty, keeping its allocations, for `bytes` of text.
+    fn reuse(mut self, bytes: usize) -> Self {
+        self.text.clear();
+        self.text.reserve(bytes);
+        self.ends.clear();
+        self.multiline = false;
+        self
+    }
+}
+
+/// Calls the component once for a batch; returns the events (by index) that raised alerts or errors.
+fn send(rule: &mut RuleInstance, batch: &Batch) -> Result<Vec<(usize, EventOutcome)>, Error> {
+    if batch.multiline {
+        let events: Vec<String> = batch.events().map(Cow::into_owned).collect();
+        let outcomes = rule.process_batch(&events)?;
+        return Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .filter(|(_, outcome)| !matches!(outcome, Ok(alerts) if alerts.is_empty()))
+            .collect());
+    }
+    // One buffer crosses into the component in one copy, and only the lines that raised something
+    // come back. The reader trimmed every event and dropped blank lines, so line i is event i.
+    let outcomes = rule.process_ndjson(&batch.text)?;
+    Ok(outcomes
+        .into_iter()
+        .map(|line| {
+            let outcome = line.outcome.map_err(|error| match error {
+                LineError::Event(error) => error,
+                // The texts are str: a line that is not UTF-8 cannot come back.
+                LineError::NotUtf8(offset) => {
+                    EventError::MalformedJson(format!("not UTF-8 (invalid byte at {offset})"))
+                }
+            });
+            (line.line as usize, outcome)
+        })
+        .collect())
+}
+
+/// Up to one batch of events and the input errors read among them, in input order.
+struct Chunk {
+    batch: Batch,
+    /// Each item's location: an event's (in batch order) or an input error.
+    items: Vec<Result<Location, InputError>>,
+}
+
 /// The reader thread: items in chunks of at most one batch, handed over early when an interactive
-/// input has nothing more buffered.
-fn read_chunks(mut reader: InputReader, limits: BatchLimits, chunks: &mpsc::SyncSender<Vec<Item>>) {
-    let mut chunk = Vec::with_capacity(limits.events);
-    let mut bytes = 0;
-    while let Some(item) = reader.next() {
-        if let Ok(record) = &item {
-            bytes += record.text.len();
+/// input has nothing more buffered. Event texts go straight into the chunk's buffer, one the scan
+/// has finished with when there is one, sized like the last (growing it would copy it).
+fn read_chunks(
+    mut reader: InputReader,
+    limits: BatchLimits,
+    chunks: &mpsc::SyncSender<Chunk>,
+    finished: &mpsc::Receiver<Batch>,
+) {
+    let new_chunk = |bytes: usize| Chunk {
+        batch: finished
+            .try_recv()
+            .unwrap_or_default()
+            .reuse(bytes + bytes / 8),
+        items: Vec::with_capacity(limits.events),
+    };
+    let mut chunk = new_chunk(0);
+    loop {
+        let start = chunk.batch.text.len();
+        let Some(item) = reader.next_into(&mut chunk.batch.text) else {
+            break;
+        };
+        if let Ok(location) = &item {
+            chunk.batch.ended(start, location);
         }
-        chunk.push(item);
-        if chunk.len() >= limits.events || bytes >= limits.bytes || reader.is_idle() {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(limits.events));
-            bytes = 0;
+        chunk.items.push(item);
+        if chunk.batch.len() >= limits.events
+            || chunk.batch.text.len() >= limits.bytes
+            || reader.is_idle()
+        {
+            let bytes = chunk.batch.text.len();
+            let full = std::mem::replace(&mut chunk, new_chunk(bytes));
             if chunks.send(full).is_err() {
                 return; // the scan stopped
             }
         }
     }
-    if !chunk.is_empty() {
+    if !chunk.items.is_empty() {
         let _ = chunks.send(chunk);
     }
 }
