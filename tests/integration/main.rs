@@ -4,6 +4,9 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The guest tests' deterministic generator: one for the whole project.
+#[path = "../../guest/tests/common/mod.rs"]
+mod common;
 mod support;
 
 mod bad_input;

@@ -7,23 +7,8 @@
 use newterms::{LineError, RuleConfig};
 use newterms_guest::{Config, Detector};
 
+use crate::common::Rng;
 use crate::support::rule;
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-}
 
 fn record(rng: &mut Rng, index: usize) -> String {
     let direct = rng.below(3) == 0;
