@@ -11,6 +11,7 @@
 //! `serde_json` (the last one wins).
 
 use crate::lanes::{Lanes, WIDTH};
+use crate::prefilter;
 
 /// A field of the record as the rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,7 +94,8 @@ impl<'a> RawFields<'a> {
 /// module decides (use the full parser).
 pub fn scan(text: &str) -> Option<RawFields<'_>> {
     let bytes = text.as_bytes();
-    if has_escape_or_control(bytes) {
+    let (escape_or_control, _) = prefilter::odd_bytes(bytes);
+    if escape_or_control {
         // Whitespace between tokens is fine, but a tab or newline inside a string is not: with one
         // anywhere, leave the record to the parser.
         return None;
@@ -166,25 +168,6 @@ impl QuoteIndex {
             word = *self.words.get(index)?;
         }
     }
-}
-
-/// Whether `bytes` hold a backslash or a control byte: fixed-size chunks with a byte accumulator,
-/// which the compiler turns into 16-byte vector operations (SSE2 natively, simd128 in WebAssembly).
-fn has_escape_or_control(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(32);
-    for chunk in &mut chunks {
-        let mut found = 0_u8;
-        for &byte in chunk {
-            found |= u8::from(byte < 0x20) | u8::from(byte == b'\\');
-        }
-        if found != 0 {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&byte| byte < 0x20 || byte == b'\\')
 }
 
 /// A value as the scanner first sees it: a string stays bytes until the rule reads it.

@@ -208,7 +208,7 @@ pub fn survey(text: &[u8]) -> Survey {
 }
 
 /// Whether `text` holds a backslash or a byte below 0x20, and whether it holds a byte above 0x7F.
-fn odd_bytes(text: &[u8]) -> (bool, bool) {
+pub(crate) fn odd_bytes(text: &[u8]) -> (bool, bool) {
     let (vectors, rest) = text.as_chunks::<WIDTH>();
     let [backslash, space, zero] = [b'\\', b' ', 0].map(Lanes::splat);
     let (mut special, mut high) = (zero, zero);
