@@ -377,11 +377,11 @@ impl Detector {
         let mut out = Vec::new();
         let mut start = 0;
         let mut line: u32 = 0;
-        while start < buffer.len() {
-            let end = memchr::memchr(b'\n', &buffer[start..]).map_or(buffer.len(), |at| start + at);
-            let text = buffer[start..end].trim_ascii();
+        while let Some(rest) = buffer.get(start..).filter(|rest| !rest.is_empty()) {
+            // One pass finds the line's end and surveys it (trimmed, as `text` is).
+            let (length, survey) = prefilter::survey_line(rest);
+            let text = rest.get(..length).unwrap_or_default().trim_ascii();
             if !text.is_empty() {
-                let survey = prefilter::survey(text);
                 let outcome = if survey.non_ascii
                     && let Err(error) = std::str::from_utf8(text)
                 {
@@ -404,7 +404,7 @@ impl Detector {
                     out.push(LineOutcome { line, outcome });
                 }
             }
-            start = end + 1;
+            start += length + 1;
             line = line.wrapping_add(1);
         }
         out

@@ -9,10 +9,8 @@ pub const WIDTH: usize = 16;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod imp {
     use core::arch::wasm32::{
-        i8x16_add, i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, i8x16_sub,
-        i16x8_extadd_pairwise_i8x16, i16x8_extadd_pairwise_u8x16, i32x4_extadd_pairwise_i16x8,
-        i32x4_extract_lane, u32x4_extadd_pairwise_u16x8, u32x4_extract_lane, v128, v128_and,
-        v128_any_true, v128_load, v128_or,
+        i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128, v128_and, v128_any_true, v128_load,
+        v128_or,
     };
 
     /// Sixteen bytes in one `v128`.
@@ -54,16 +52,6 @@ mod imp {
         }
 
         #[inline(always)]
-        pub fn add(self, other: Self) -> Self {
-            Self(i8x16_add(self.0, other.0))
-        }
-
-        #[inline(always)]
-        pub fn sub(self, other: Self) -> Self {
-            Self(i8x16_sub(self.0, other.0))
-        }
-
-        #[inline(always)]
         pub fn any(self) -> bool {
             v128_any_true(self.0)
         }
@@ -72,24 +60,6 @@ mod imp {
         #[inline(always)]
         pub fn bitmask(self) -> u16 {
             i8x16_bitmask(self.0)
-        }
-
-        #[inline(always)]
-        pub fn sum_unsigned(self) -> u32 {
-            let sums = u32x4_extadd_pairwise_u16x8(i16x8_extadd_pairwise_u8x16(self.0));
-            u32x4_extract_lane::<0>(sums)
-                + u32x4_extract_lane::<1>(sums)
-                + u32x4_extract_lane::<2>(sums)
-                + u32x4_extract_lane::<3>(sums)
-        }
-
-        #[inline(always)]
-        pub fn sum_signed(self) -> i32 {
-            let sums = i32x4_extadd_pairwise_i16x8(i16x8_extadd_pairwise_i8x16(self.0));
-            i32x4_extract_lane::<0>(sums)
-                + i32x4_extract_lane::<1>(sums)
-                + i32x4_extract_lane::<2>(sums)
-                + i32x4_extract_lane::<3>(sums)
         }
     }
 }
@@ -100,9 +70,8 @@ mod imp {
 #[allow(unsafe_code)]
 mod imp {
     use core::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_cvtsi128_si32,
-        _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_sad_epu8, _mm_set1_epi8,
-        _mm_setzero_si128, _mm_srli_si128, _mm_sub_epi8, _mm_xor_si128,
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
     };
 
     /// Sixteen bytes in one SSE2 register.
@@ -147,18 +116,6 @@ mod imp {
         }
 
         #[inline(always)]
-        pub fn add(self, other: Self) -> Self {
-            // SAFETY: SSE2 (x86-64 baseline).
-            Self(unsafe { _mm_add_epi8(self.0, other.0) })
-        }
-
-        #[inline(always)]
-        pub fn sub(self, other: Self) -> Self {
-            // SAFETY: SSE2 (x86-64 baseline).
-            Self(unsafe { _mm_sub_epi8(self.0, other.0) })
-        }
-
-        #[inline(always)]
         pub fn any(self) -> bool {
             // SAFETY: SSE2 (x86-64 baseline).
             unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(self.0, _mm_setzero_si128())) != 0xFFFF }
@@ -168,27 +125,6 @@ mod imp {
         pub fn bitmask(self) -> u16 {
             // SAFETY: SSE2 (x86-64 baseline).
             unsafe { _mm_movemask_epi8(self.0) as u16 }
-        }
-
-        #[inline(always)]
-        pub fn sum_unsigned(self) -> u32 {
-            // SAFETY: SSE2 (x86-64 baseline).
-            let (low, high) = unsafe {
-                let halves = _mm_sad_epu8(self.0, _mm_setzero_si128());
-                (
-                    _mm_cvtsi128_si32(halves),
-                    _mm_cvtsi128_si32(_mm_srli_si128::<8>(halves)),
-                )
-            };
-            low as u32 + high as u32
-        }
-
-        #[inline(always)]
-        pub fn sum_signed(self) -> i32 {
-            // Bias every lane by 128 to sum it unsigned, then take the bias off again.
-            // SAFETY: SSE2 (x86-64 baseline).
-            let biased = Self(unsafe { _mm_xor_si128(self.0, _mm_set1_epi8(i8::MIN)) });
-            biased.sum_unsigned() as i32 - 128 * super::WIDTH as i32
         }
     }
 }
@@ -238,14 +174,6 @@ mod imp {
             self.zip(other, |a, b| a & b)
         }
 
-        pub fn add(self, other: Self) -> Self {
-            self.zip(other, u8::wrapping_add)
-        }
-
-        pub fn sub(self, other: Self) -> Self {
-            self.zip(other, u8::wrapping_sub)
-        }
-
         pub fn any(self) -> bool {
             self.0.iter().any(|&lane| lane != 0)
         }
@@ -254,14 +182,6 @@ mod imp {
             self.0.iter().enumerate().fold(0, |mask, (index, &lane)| {
                 mask | (u16::from(lane >> 7) << index)
             })
-        }
-
-        pub fn sum_unsigned(self) -> u32 {
-            self.0.iter().map(|&lane| u32::from(lane)).sum()
-        }
-
-        pub fn sum_signed(self) -> i32 {
-            self.0.iter().map(|&lane| i32::from(lane as i8)).sum()
         }
     }
 }
@@ -277,20 +197,14 @@ mod tests {
         let bytes = *b"{a}[\\\x01\xff bcdefghi";
         let lanes = Lanes::load(&bytes);
         let open = lanes.eq(Lanes::splat(b'{'));
-        assert_eq!(open.sum_unsigned(), 0xFF);
+        assert_eq!(open.bitmask(), 1);
         // 0x01 and 0xff are below 0x20 as signed bytes.
-        assert_eq!(lanes.lt_signed(Lanes::splat(0x20)).sum_unsigned(), 2 * 0xFF);
+        assert_eq!(lanes.lt_signed(Lanes::splat(0x20)).bitmask(), 0b110_0000);
         let zero = Lanes::splat(0);
-        let balance = zero
-            .sub(open)
-            .add(lanes.eq(Lanes::splat(b'}')))
-            .add(lanes.eq(Lanes::splat(b'}')));
-        assert_eq!(balance.sum_signed(), -1);
-        assert_eq!(zero.sub(open).sum_unsigned(), 1);
         assert!(!lanes.and(zero).any());
         assert!(lanes.or(zero).any());
         assert!(!zero.any());
-        assert_eq!(open.bitmask(), 1);
+        assert_eq!(open.or(lanes.eq(Lanes::splat(b'}'))).and(open).bitmask(), 1);
         assert_eq!(lanes.lt_signed(zero).bitmask(), 1 << 6);
     }
 }

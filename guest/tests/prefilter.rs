@@ -127,8 +127,8 @@ fn escape_one(rng: &mut Rng, text: &str) -> String {
     out
 }
 
-/// Whether the mutation may break the JSON inside an object that keeps its shape (the documented
-/// trade-off: such a record, if it cannot match, is skipped instead of reported).
+/// Whether the mutation may break the JSON while the text still starts with `{` and ends with `}`
+/// (the documented trade-off: such a record, if it cannot match, is skipped instead of reported).
 struct Generated {
     text: String,
     broken_inside: bool,
@@ -183,11 +183,18 @@ fn generate(rng: &mut Rng) -> Generated {
         0 => text = format!(" \t{text}\r "),
         1 => {
             text.truncate(rng.below(text.len()));
-            // Cut after a `}` with braces in strings balancing the count: the shape check passes.
+            // A cut that happens to end in `}` keeps the object's edges.
             broken_inside = true;
         }
-        2 => text = format!("{text}{text}"),
-        3 => text = format!("{text} \t {text}"),
+        2 => {
+            // Glued: broken, but an object at its edges.
+            text = format!("{text}{text}");
+            broken_inside = true;
+        }
+        3 => {
+            text = format!("{text} \t {text}");
+            broken_inside = true;
+        }
         4 => text = format!("[{text}]"),
         5 => text = "42".into(),
         6 => text = String::new(),
@@ -209,7 +216,7 @@ fn generate(rng: &mut Rng) -> Generated {
     }
 }
 
-/// The only difference allowed: a record broken inside an object shape, which cannot match (no
+/// The only difference allowed: a record broken within an object's edges, which cannot match (no
 /// needle, no escape), is skipped rather than reported as malformed.
 fn allowed_difference(generated: &Generated, exact: &Result<Vec<String>, EventError>) -> bool {
     generated.broken_inside

@@ -639,7 +639,7 @@ fn bad_input_is_an_error_not_a_panic() {
         "\"Invoke\"",
         deep.as_str(),
         deep_object.as_str(),
-        "{\"a\":1}{\"b\":2}",
+        "{\"eventSource\":\"lambda.amazonaws.com\"}{\"b\":2}",
     ];
     for text in cases {
         let outcome = rule.process(text);
@@ -660,6 +660,14 @@ fn bad_input_is_an_error_not_a_panic() {
     });
     assert_eq!(rule.process(&wrong.to_string()), Ok(vec![]));
     assert_eq!(rule.stats().errors, cases.len() as u64);
+    // The documented trade-off: glued documents that cannot match are object-shaped at the edges,
+    // so they are skipped without a parse; the exact path reports them.
+    let glued = "{\"a\":1}{\"b\":2}";
+    assert_eq!(rule.process(glued), Ok(vec![]));
+    assert!(matches!(
+        rule.process_exact(glued),
+        Err(EventError::MalformedJson(_))
+    ));
 }
 
 #[test]
