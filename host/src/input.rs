@@ -242,9 +242,9 @@ impl InputReader {
         let input = self.current.as_mut()?;
         loop {
             let first_line = input.line + 1;
-            let (name, index) = (input.name.clone(), input.index);
-            let location = |line| Location {
-                source: name.clone(),
+            let index = input.index;
+            let location = |name: &Arc<str>, line| Location {
+                source: Arc::clone(name),
                 line,
                 record: None,
                 input: index,
@@ -254,7 +254,7 @@ impl InputReader {
                 // A delivery file may be pretty-printed over many lines: read it whole.
                 let mut whole = Vec::new();
                 let read = input.reader.read_to_end(&mut whole);
-                let location = location(1);
+                let location = location(&input.name, 1);
                 self.current = None;
                 if let Err(error) = read {
                     return Some(Err(InputError {
@@ -271,7 +271,7 @@ impl InputReader {
             let start = text.len();
             let read = read_line(&mut input.reader, text);
             input.line += 1;
-            let line_location = location(input.line);
+            let line_location = location(&input.name, input.line);
             match read {
                 Err(error) => {
                     text.truncate(start);
