@@ -150,3 +150,58 @@ fn the_scan_goes_on_and_loses_nothing() {
         );
     }
 }
+
+/// A trap after the scan has taken recovery points of its own (the journal is cut every few MiB
+/// while the history is small): the new instance starts from the last one, replays only what came
+/// after it, and the alerts are those of a scan without the poison event, none doubled, none lost.
+#[test]
+fn recovery_after_the_journal_was_cut() {
+    let directory = scratch("hostile-long-scan");
+    let time = |index: usize| {
+        format!(
+            "2024-02-01T{:02}:{:02}:{:02}Z",
+            index / 3600,
+            index / 60 % 60,
+            index % 60
+        )
+    };
+    let (mut stream, mut good) = (Vec::new(), Vec::new());
+    for index in 0..40_000 {
+        // 300 principals: each alerts once, at its first invoke.
+        let event = direct_invoke(&format!("user-{}", index % 300), &time(index));
+        good.push(event.clone());
+        stream.push(event);
+        if index == 34_000 {
+            stream.push(marked("poisoned", "NEWTERMS_TRAP"));
+        }
+    }
+    let late = direct_invoke("poisoned", &time(40_000));
+    good.push(late.clone());
+    stream.push(late);
+    let input = directory.join("stream.ndjson");
+    let good_only = directory.join("good.ndjson");
+    write_ndjson(&input, &stream);
+    write_ndjson(&good_only, &good);
+    assert!(
+        std::fs::metadata(&input).expect("written").len() > 2 * (8 << 20),
+        "the stream must outgrow the shortest journal twice"
+    );
+
+    let dead_letters = directory.join("dead.ndjson");
+    let run = newterms(
+        &[
+            "scan",
+            "--rule",
+            HOSTILE,
+            "--dead-letter",
+            dead_letters.to_str().expect("path"),
+            input.to_str().expect("path"),
+        ],
+        b"",
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let reference = newterms(&["scan", good_only.to_str().expect("path")], b"");
+    assert_eq!(run.alerts.len(), 301);
+    assert_eq!(event_ids(&run.alerts), event_ids(&reference.alerts));
+    assert!(run.stderr.contains("1 events set aside"), "{}", run.stderr);
+}
