@@ -253,7 +253,7 @@ fn where_the_time_goes(events: &[String], name: &str) {
         },
     );
     println!(
-        "| prefilter only (one vector pass: needle, escapes, shape) | {} |",
+        "| prefilter only (one vector pass: needle, odd bytes, edges) | {} |",
         rate(n, bytes, prefilter)
     );
     let scan = time(
