@@ -89,9 +89,52 @@ pub struct Location {
 impl Location {
     /// The position just after this item.
     pub fn next_position(&self) -> Position {
+        self.spot().next_position()
+    }
+
+    /// Where it is, without the input's name.
+    pub fn spot(&self) -> Spot {
+        Spot {
+            line: self.line,
+            record: self.record,
+            input: self.input,
+            item: self.item,
+        }
+    }
+}
+
+/// Where an event is, without its input's name ([`InputReader::names`] has it): what
+/// [`InputReader::next_into`] hands over for each event, so that a scan's two threads do not count
+/// a shared name up and down for every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spot {
+    /// 1-based line (for a delivery document, the line it starts on).
+    pub line: u64,
+    /// 1-based index in a delivery document's `Records`.
+    pub record: Option<u64>,
+    /// Index of the input in the reader's list.
+    pub input: usize,
+    /// 0-based index of this item among the input's items.
+    pub item: u64,
+}
+
+impl Spot {
+    /// The position just after this item.
+    pub fn next_position(&self) -> Position {
         Position {
             input: self.input,
             items: self.item + 1,
+        }
+    }
+
+    /// The location, in the input named `source`.
+    pub fn located(self, source: Arc<str>) -> Location {
+        Location {
+            source,
+            line: self.line,
+            record: self.record,
+            input: self.input,
+            item: self.item,
         }
     }
 }
@@ -142,6 +185,8 @@ struct DeliveryDocument<'a> {
 /// Reads events from one input after another.
 pub struct InputReader {
     inputs: VecDeque<Input>,
+    /// Every input's name, by index.
+    names: Vec<Arc<str>>,
     /// Index of the next input to open.
     next_input: usize,
     current: Option<OpenInput>,
@@ -168,8 +213,10 @@ struct OpenInput {
 impl InputReader {
     /// A reader of `inputs`, in order. Files are opened as they are reached.
     pub fn new(inputs: impl IntoIterator<Item = Input>) -> Self {
+        let inputs: VecDeque<Input> = inputs.into_iter().collect();
         Self {
-            inputs: inputs.into_iter().collect(),
+            names: inputs.iter().map(|input| input.name().into()).collect(),
+            inputs,
             next_input: 0,
             current: None,
             pending: VecDeque::new(),
@@ -189,6 +236,11 @@ impl InputReader {
         reader.next_input = skipped;
         reader.resume_at = Some(position);
         reader
+    }
+
+    /// The name of each input, by index (as in [`Spot::input`]).
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
     }
 
     /// Whether the next item may have to wait on a producer: standard input with nothing buffered.
@@ -211,7 +263,10 @@ impl InputReader {
             Some(position) if position.input == index && input != Input::Stdin => position.items,
             _ => 0,
         };
-        let name: Arc<str> = input.name().into();
+        let name = self
+            .names
+            .get(index)
+            .map_or_else(|| input.name().into(), Arc::clone);
         Some(match input.open() {
             Ok(reader) => {
                 self.current = Some(OpenInput {
@@ -238,23 +293,21 @@ impl InputReader {
     }
 
     /// The next item of the current input, an event's text appended to `text`.
-    fn read_from_current(&mut self, text: &mut Vec<u8>) -> Option<Result<Location, InputError>> {
+    fn read_from_current(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
         let input = self.current.as_mut()?;
         loop {
             let first_line = input.line + 1;
-            let index = input.index;
-            let location = |name: &Arc<str>, line| Location {
-                source: Arc::clone(name),
+            let spot = |line| Spot {
                 line,
                 record: None,
-                input: index,
+                input: input.index,
                 item: 0,
             };
             if first_line == 1 && starts_delivery_document(&mut input.reader) {
                 // A delivery file may be pretty-printed over many lines: read it whole.
                 let mut whole = Vec::new();
                 let read = input.reader.read_to_end(&mut whole);
-                let location = location(&input.name, 1);
+                let location = spot(1).located(Arc::clone(&input.name));
                 self.current = None;
                 if let Err(error) = read {
                     return Some(Err(InputError {
@@ -271,13 +324,15 @@ impl InputReader {
             let start = text.len();
             let read = read_line(&mut input.reader, text);
             input.line += 1;
-            let line_location = location(&input.name, input.line);
+            let line_spot = spot(input.line);
+            let line_location = || line_spot.located(Arc::clone(&input.name));
             match read {
                 Err(error) => {
                     text.truncate(start);
+                    let location = line_location();
                     self.current = None;
                     return Some(Err(InputError {
-                        location: line_location,
+                        location,
                         message: format!("read error: {error}"),
                         unreadable: true,
                     }));
@@ -288,7 +343,7 @@ impl InputReader {
                 }
                 Ok(LineRead::TooLong(length)) => {
                     return Some(Err(InputError {
-                        location: line_location,
+                        location: line_location(),
                         message: format!(
                             "line of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
                         ),
@@ -308,22 +363,22 @@ impl InputReader {
             if let Err(error) = std::str::from_utf8(&text[start..]) {
                 text.truncate(start);
                 return Some(Err(InputError {
-                    location: line_location,
+                    location: line_location(),
                     message: format!("not UTF-8 (invalid byte at {})", error.valid_up_to()),
                     unreadable: false,
                 }));
             }
             if is_delivery_document(&text[start..]) {
                 let document = text.split_off(start);
-                self.pending = expand_delivery(&document, &line_location);
+                self.pending = expand_delivery(&document, &line_location());
                 return self.pending.pop_front().map(|item| take_text(item, text));
             }
-            return Some(Ok(line_location));
+            return Some(Ok(line_spot));
         }
     }
 
     /// The next item of any input, numbered within its input; `None` at the end of the last one.
-    fn next_numbered(&mut self, text: &mut Vec<u8>) -> Option<Result<Location, InputError>> {
+    fn next_numbered(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
         let mut item = loop {
             if let Some(item) = self.pending.pop_front() {
                 break take_text(item, text);
@@ -339,11 +394,10 @@ impl InputReader {
                 Err(error) => break Err(error),
             }
         };
-        let location = match &mut item {
-            Ok(location) => location,
-            Err(error) => &mut error.location,
-        };
-        location.item = self.numbered;
+        match &mut item {
+            Ok(spot) => spot.item = self.numbered,
+            Err(error) => error.location.item = self.numbered,
+        }
         self.numbered += 1;
         Some(item)
     }
@@ -351,7 +405,7 @@ impl InputReader {
     /// The next item, like [`Iterator::next`], but an event's text (UTF-8, trimmed, not empty) is
     /// appended to `text` instead of allocated: a reader that batches events builds its batch in
     /// place.
-    pub fn next_into(&mut self, text: &mut Vec<u8>) -> Option<Result<Location, InputError>> {
+    pub fn next_into(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
         let start = text.len();
         loop {
             let item = self.next_numbered(text)?;
@@ -371,9 +425,13 @@ impl Iterator for InputReader {
     fn next(&mut self) -> Option<Item> {
         let mut text = Vec::new();
         let item = self.next_into(&mut text)?;
-        Some(item.map(|location| {
+        Some(item.map(|spot| {
+            let source = self
+                .names
+                .get(spot.input)
+                .map_or_else(|| "".into(), Arc::clone);
             Record {
-                location,
+                location: spot.located(source),
                 // `next_into` validated it.
                 text: String::from_utf8(text)
                     .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
@@ -382,11 +440,11 @@ impl Iterator for InputReader {
     }
 }
 
-/// An item's location, its text (if an event) appended to `text`.
-fn take_text(item: Item, text: &mut Vec<u8>) -> Result<Location, InputError> {
+/// An item's place, its text (if an event) appended to `text`.
+fn take_text(item: Item, text: &mut Vec<u8>) -> Result<Spot, InputError> {
     item.map(|record| {
         text.extend_from_slice(record.text.as_bytes());
-        record.location
+        record.location.spot()
     })
 }
 
@@ -559,8 +617,11 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(item) = reader.next_into(&mut text) {
             seen.push(
-                item.map(|location| location.to_string())
-                    .map_err(|error| error.message),
+                item.map(|spot| {
+                    spot.located(Arc::clone(&reader.names()[spot.input]))
+                        .to_string()
+                })
+                .map_err(|error| error.message),
             );
             text.push(b'|');
         }

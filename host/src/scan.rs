@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::component::RuleComponent;
 use crate::error::Error;
-use crate::input::{InputError, InputReader, Location, Position};
+use crate::input::{InputError, InputReader, Location, Position, Spot};
 use crate::instance::{EventOutcome, RuleInstance};
 use crate::types::{EventError, LineError, RuleConfig};
 
@@ -224,6 +224,8 @@ pub struct Scanner<'c> {
     journal_bytes: usize,
     /// Journal batches given back to the reader thread (while a scan runs) to fill again.
     finished: Option<mpsc::SyncSender<Batch>>,
+    /// The inputs' names, by index, for the events' locations.
+    names: Vec<Arc<str>>,
     summary: ScanSummary,
 }
 
@@ -246,6 +248,7 @@ impl<'c> Scanner<'c> {
             journal: Vec::new(),
             journal_bytes: 0,
             finished: None,
+            names: Vec::new(),
             summary: ScanSummary::default(),
         })
     }
@@ -270,6 +273,7 @@ impl<'c> Scanner<'c> {
         let (sender, chunks) = mpsc::sync_channel(2);
         let (finished, to_fill) = mpsc::sync_channel(FINISHED_BATCHES);
         self.finished = Some(finished);
+        self.names = reader.names().to_vec();
         let limits = options.batch;
         thread::Builder::new()
             .name("newterms-reader".into())
@@ -324,12 +328,12 @@ impl<'c> Scanner<'c> {
         position: &mut Option<Position>,
         sink: &mut dyn Sink,
     ) -> Result<u64, ScanError> {
-        let mut locations = Vec::with_capacity(chunk.batch.len());
+        let mut spots = Vec::with_capacity(chunk.batch.len());
         for item in chunk.items {
             match item {
-                Ok(location) => {
-                    *position = Some(location.next_position());
-                    locations.push(location);
+                Ok(spot) => {
+                    *position = Some(spot.next_position());
+                    spots.push(spot);
                 }
                 Err(error) => {
                     *position = Some(error.location.next_position());
@@ -341,7 +345,7 @@ impl<'c> Scanner<'c> {
         }
         let events = chunk.batch.len() as u64;
         if events > 0 {
-            self.process_batch(chunk.batch, &locations, sink)?;
+            self.process_batch(chunk.batch, &spots, sink)?;
         }
         sink.flush(&self.summary)?;
         Ok(events)
@@ -350,20 +354,20 @@ impl<'c> Scanner<'c> {
     fn process_batch(
         &mut self,
         batch: Batch,
-        locations: &[Location],
+        spots: &[Spot],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
         match send(&mut self.rule, &batch) {
             // An outcome for a line that was not sent is a faulty answer, like a trap.
-            Ok(outcomes) if outcomes.iter().all(|(index, _)| *index < locations.len()) => {
+            Ok(outcomes) if outcomes.iter().all(|(index, _)| *index < spots.len()) => {
                 self.summary.events += batch.len() as u64;
                 for (index, outcome) in outcomes {
-                    self.deliver(outcome, &locations[index], sink)?;
+                    self.deliver(outcome, spots[index], sink)?;
                 }
                 self.remember(batch);
                 Ok(())
             }
-            Ok(_) | Err(Error::Guest { .. }) => self.recover(&batch, locations, sink),
+            Ok(_) | Err(Error::Guest { .. }) => self.recover(&batch, spots, sink),
             Err(other) => Err(other.into()),
         }
     }
@@ -373,23 +377,23 @@ impl<'c> Scanner<'c> {
     fn recover(
         &mut self,
         batch: &Batch,
-        locations: &[Location],
+        spots: &[Spot],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
         self.rebuild()?;
-        for (event, location) in batch.events().zip(locations) {
+        for (event, &spot) in batch.events().zip(spots) {
             match self.rule.process_event(&event) {
                 Ok(outcome) => {
                     self.summary.events += 1;
-                    self.deliver(outcome, location, sink)?;
+                    self.deliver(outcome, spot, sink)?;
                     let mut alone = Batch::default();
-                    alone.push(&event, location);
+                    alone.push(&event, spot);
                     self.remember(alone);
                 }
                 Err(error @ Error::Guest { .. }) => {
                     self.summary.dead_letters += 1;
                     sink.dead_letter(&DeadLetter {
-                        location,
+                        location: &self.locate(spot),
                         event: &event,
                         error: &error,
                     })?;
@@ -419,7 +423,7 @@ impl<'c> Scanner<'c> {
     fn deliver(
         &mut self,
         outcome: EventOutcome,
-        location: &Location,
+        spot: Spot,
         sink: &mut dyn Sink,
     ) -> io::Result<()> {
         match outcome {
@@ -432,12 +436,21 @@ impl<'c> Scanner<'c> {
             Err(error) => {
                 self.summary.event_errors += 1;
                 sink.diagnostic(Diagnostic::Event {
-                    location: location.clone(),
+                    location: self.locate(spot),
                     error,
                 });
             }
         }
         Ok(())
+    }
+
+    /// The full location of an event (every input the reader was given has a name).
+    fn locate(&self, spot: Spot) -> Location {
+        let source = self
+            .names
+            .get(spot.input)
+            .map_or_else(|| "<input>".into(), Arc::clone);
+        spot.located(source)
     }
 
     /// How long the journal may grow before a new recovery point: as long as the last snapshot
@@ -494,16 +507,16 @@ impl Batch {
     }
 
     /// Appends an event (its text not yet in the buffer).
-    fn push(&mut self, event: &str, location: &Location) {
+    fn push(&mut self, event: &str, spot: Spot) {
         let start = self.text.len();
         self.text.extend_from_slice(event.as_bytes());
-        self.ended(start, location);
+        self.ended(start, spot);
     }
 
     /// Ends the event whose text was appended from `start` on.
-    fn ended(&mut self, start: usize, location: &Location) {
+    fn ended(&mut self, start: usize, spot: Spot) {
         self.multiline |=
-            location.record.is_some() && memchr::memchr(b'\n', &self.text[start..]).is_some();
+            spot.record.is_some() && memchr::memchr(b'\n', &self.text[start..]).is_some();
         self.ends.push(self.text.len());
         self.text.push(b'\n');
     }
@@ -558,8 +571,8 @@ fn send(rule: &mut RuleInstance, batch: &Batch) -> Result<Vec<(usize, EventOutco
 /// Up to one batch of events and the input errors read among them, in input order.
 struct Chunk {
     batch: Batch,
-    /// Each item's location: an event's (in batch order) or an input error.
-    items: Vec<Result<Location, InputError>>,
+    /// Each item's place: an event's (in batch order) or an input error.
+    items: Vec<Result<Spot, InputError>>,
 }
 
 /// The reader thread: items in chunks of at most one batch, handed over early when an interactive
@@ -584,8 +597,8 @@ fn read_chunks(
         let Some(item) = reader.next_into(&mut chunk.batch.text) else {
             break;
         };
-        if let Ok(location) = &item {
-            chunk.batch.ended(start, location);
+        if let Ok(spot) = item {
+            chunk.batch.ended(start, spot);
         }
         chunk.items.push(item);
         if chunk.batch.len() >= limits.events
