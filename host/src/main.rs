@@ -115,7 +115,8 @@ struct ScanArgs {
     /// overwritten at the end).
     #[arg(long)]
     reset_state: bool,
-    /// Checkpoint after this many events.
+    /// Checkpoint after this many events (later if checkpoints would take over a tenth of the
+    /// scan's time, as they can with a very large history).
     #[arg(long, value_name = "EVENTS", default_value_t = 100_000)]
     checkpoint_events: u64,
     /// Alert format: `ecs` (Elastic Security) or `ocsf` (OCSF Detection Finding).

@@ -36,6 +36,9 @@ const SHORTEST_JOURNAL: usize = 8 << 20;
 /// a few percent of the scan.
 const JOURNAL_PER_SNAPSHOT_BYTE: usize = 64;
 
+/// Checkpoints by count take at most one part in this many of a scan's time.
+const CHECKPOINTS_AT_MOST_ONE_IN: u32 = 10;
+
 /// Batch buffers at most waiting to be filled again by the reader: enough for a whole journal of
 /// batches of ~1 KiB events (64 MiB in ~1 MiB batches), so that the reader fills the same buffers
 /// over and over rather than new memory, which the kernel must first map and clear (with 4, the
@@ -67,7 +70,8 @@ impl Default for BatchLimits {
 pub struct ScanOptions {
     /// Batching.
     pub batch: BatchLimits,
-    /// Checkpoint once this many events were processed since the last checkpoint (0: not by count).
+    /// Checkpoint once this many events were processed since the last checkpoint (0: not by count),
+    /// and the scan has run ten times as long as that checkpoint took.
     pub checkpoint_events: u64,
     /// Checkpoint once this long has passed since the last checkpoint, if events were processed.
     pub checkpoint_interval: Option<Duration>,
@@ -282,6 +286,7 @@ impl<'c> Scanner<'c> {
         let mut position = None;
         let mut events_since_checkpoint = 0_u64;
         let mut last_checkpoint = Instant::now();
+        let mut checkpoint_cost = Duration::ZERO;
         let stop_requested = || {
             options
                 .stop
@@ -302,8 +307,11 @@ impl<'c> Scanner<'c> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(ScanEnd::Finished),
             }
+            // With a large history a checkpoint is slow (a snapshot, a file): by count, one waits
+            // until the scan has run a few times as long, so that they stay a small share of it.
             let by_count = options.checkpoint_events > 0
-                && events_since_checkpoint >= options.checkpoint_events;
+                && events_since_checkpoint >= options.checkpoint_events
+                && last_checkpoint.elapsed() >= checkpoint_cost * CHECKPOINTS_AT_MOST_ONE_IN;
             let by_time = events_since_checkpoint > 0
                 && options
                     .checkpoint_interval
@@ -311,9 +319,11 @@ impl<'c> Scanner<'c> {
             if let Some(at) = position
                 && (by_count || by_time)
             {
+                let started = Instant::now();
                 self.checkpoint(at, sink)?;
                 events_since_checkpoint = 0;
                 last_checkpoint = Instant::now();
+                checkpoint_cost = last_checkpoint - started;
             } else if self.journal_bytes > self.journal_limit(options) {
                 self.recovery = Some(self.rule.snapshot()?);
                 self.forget_journal();
