@@ -349,6 +349,16 @@ fn has_object_edges(text: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// A small deterministic generator for the random texts below.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn takes_the_needle_from_the_query() {
         let needle = Needle::for_rule();
@@ -399,13 +409,7 @@ mod tests {
             b"}{",
             b"\\u002e",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut skipped, mut kept) = (0, 0);
         for round in 0..60_000 {
             let length = (next() % 90) as usize;
@@ -505,13 +509,7 @@ mod tests {
             b"\xc3\xa9",
             b"   ",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut buffer = Vec::new();
         let mut lines = Vec::new();
         for _ in 0..3_000 {
