@@ -518,7 +518,7 @@ mod tests {
             line.extend(
                 (0..next() % 120).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]),
             );
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 let piece = pieces[(next() % pieces.len() as u64) as usize];
                 let at = (next() % line.len() as u64) as usize;
                 line.splice(at..at, piece.iter().copied());
