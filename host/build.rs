@@ -140,7 +140,7 @@ fn cargo_build(
     }
 }
 
-/// The `package` line of the WIT file: `newterms:rule@0.1.0`.
+/// The `package` line of the WIT file: `newterms:rule@0.2.0`.
 fn wit_package(wit: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(wit)
         .map_err(|error| format!("cannot read {}: {error}", wit.display()))?;

@@ -76,6 +76,27 @@ impl Guest for Component {
         DETECTOR.with_borrow_mut(|detector| detector.restore(&snapshot).map_err(RestoreError::from))
     }
 
+    fn snapshot_begin() -> u64 {
+        DETECTOR.with_borrow_mut(Detector::snapshot_begin)
+    }
+
+    fn snapshot_read(max_bytes: u32) -> Vec<u8> {
+        DETECTOR.with_borrow_mut(|detector| detector.snapshot_read(max_bytes as usize))
+    }
+
+    fn restore_begin(length: u64) {
+        DETECTOR.with_borrow_mut(|detector| detector.restore_begin(length));
+    }
+
+    fn restore_write(piece: Vec<u8>) -> Result<(), RestoreError> {
+        DETECTOR
+            .with_borrow_mut(|detector| detector.restore_write(&piece).map_err(RestoreError::from))
+    }
+
+    fn restore_end() -> Result<(), RestoreError> {
+        DETECTOR.with_borrow_mut(|detector| detector.restore_end().map_err(RestoreError::from))
+    }
+
     fn metadata() -> RuleMetadata {
         DETECTOR.with_borrow(|detector| {
             let rule = detector.rule();

@@ -14,7 +14,7 @@ use crate::fastpath::{self, QuoteIndex, Slot};
 use crate::fields;
 use crate::history::{History, TermKey};
 use crate::prefilter::{self, Needle, Survey};
-use crate::snapshot::{self, Identity, RestoreError, Visit};
+use crate::snapshot::{self, Decoder, Identity, RestoreError, Visit, Writer};
 use crate::time::{self, EpochMillis};
 use crate::wildcard;
 
@@ -153,6 +153,11 @@ pub struct Detector {
     needle: Needle,
     scratch_key: TermKey,
     quotes: QuoteIndex,
+    /// A snapshot being read in pieces. It walks the history, so every change to the history
+    /// ends it.
+    snapshot_writer: Option<Writer>,
+    /// A restore being written in pieces, and the history it fills (swapped in at its end).
+    restoring: Option<(Decoder, History)>,
 }
 
 impl Default for Detector {
@@ -207,6 +212,8 @@ impl Detector {
             needle: Needle::for_rule(),
             scratch_key: TermKey::default(),
             quotes: QuoteIndex::default(),
+            snapshot_writer: None,
+            restoring: None,
             config,
         }
     }
@@ -346,6 +353,7 @@ impl Detector {
         self.scratch_key
             .encode(values[..self.profile.terms.len()].iter().copied());
         let key = self.scratch_key.as_bytes();
+        self.snapshot_writer = None;
         if self.config.learn {
             self.history.observe(key, time, self.window_ms);
         } else if !self.history.observe_known(key, time, self.window_ms) {
@@ -451,6 +459,7 @@ impl Detector {
         };
         let mut alerts = Vec::new();
         let mut key = TermKey::default();
+        self.snapshot_writer = None;
         for values in terms {
             let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
             key.encode(values.iter().copied());
@@ -539,20 +548,78 @@ impl Detector {
         )
     }
 
+    /// Starts a snapshot to be read in pieces with [`Detector::snapshot_read`] and returns its
+    /// length. Any change to the history before the last piece ends it.
+    pub fn snapshot_begin(&mut self) -> u64 {
+        let writer = Writer::new(&self.identity(), &self.history);
+        let length = writer.length();
+        self.snapshot_writer = Some(writer);
+        length
+    }
+
+    /// The next at most `max_bytes` bytes of the snapshot begun; empty once all were read, or if
+    /// none was begun or the history changed since.
+    pub fn snapshot_read(&mut self, max_bytes: usize) -> Vec<u8> {
+        let Some(writer) = &mut self.snapshot_writer else {
+            return Vec::new();
+        };
+        let piece = writer.read(&self.history, max_bytes);
+        if piece.is_empty() {
+            self.snapshot_writer = None;
+        }
+        piece
+    }
+
     /// Replaces the history with a snapshot's. On error the history is unchanged.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), RestoreError> {
+        self.restore_begin(bytes.len() as u64);
+        self.restore_write(bytes)?;
+        self.restore_end()
+    }
+
+    /// Starts a restore from a snapshot of `length` bytes, given in pieces to
+    /// [`Detector::restore_write`]; the history is replaced by [`Detector::restore_end`] only if
+    /// the whole snapshot reads. A restore already begun is dropped.
+    pub fn restore_begin(&mut self, length: u64) {
         let capacity = NonZeroUsize::new(self.capacity() as usize).unwrap_or(NonZeroUsize::MIN);
-        let mut history = History::new(capacity, self.config.hash_key);
-        // Straight from the bytes into a new history, swapped in only if the whole snapshot reads.
-        let evictions = snapshot::decode_with(bytes, &self.identity(), |visit| match visit {
+        let history = History::new(capacity, self.config.hash_key);
+        self.restoring = Some((Decoder::new(length), history));
+    }
+
+    /// The next piece of the snapshot begun. An error ends the restore; the history is unchanged.
+    pub fn restore_write(&mut self, piece: &[u8]) -> Result<(), RestoreError> {
+        let Some((decoder, history)) = &mut self.restoring else {
+            return Err(RestoreError::Corrupt("no restore was begun".into()));
+        };
+        let identity = Identity {
+            rule_id: self.rule.rule_id,
+            term_signature: &self.term_signature,
+            term_arity: self.profile.terms.len(),
+        };
+        // Straight from the pieces into the new history.
+        let written = decoder.write(piece, Some(&identity), |visit| match visit {
             Visit::Count {
                 entries,
                 term_bytes,
             } => history.reserve(entries, term_bytes),
             Visit::Entry(term, last_seen) => history.insert(term, last_seen),
-        })?;
+        });
+        if written.is_err() {
+            self.restoring = None;
+        }
+        written
+    }
+
+    /// Ends the restore begun: the history becomes the snapshot's if all of it was written and it
+    /// reads; otherwise the history is unchanged.
+    pub fn restore_end(&mut self) -> Result<(), RestoreError> {
+        let Some((mut decoder, mut history)) = self.restoring.take() else {
+            return Err(RestoreError::Corrupt("no restore was begun".into()));
+        };
+        let evictions = decoder.finish()?;
         history.add_evictions(evictions);
         self.history = history;
+        self.snapshot_writer = None;
         Ok(())
     }
 

@@ -131,6 +131,10 @@ pub fn is_new(last_seen: Option<EpochMillis>, time: EpochMillis, window_ms: u64)
 /// No entry: the end of the recency list.
 const NIL: u32 = u32::MAX;
 
+/// A place in a history's recency order (see [`History::at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(u32);
+
 /// One term: where its bytes are in the arena, its neighbours in recency order, its latest time.
 /// 24 bytes.
 #[derive(Debug, Clone, Copy)]
@@ -190,8 +194,10 @@ impl History {
     /// abandoned smaller blocks left in the guest's memory.
     pub fn reserve(&mut self, terms: usize, term_bytes: usize) {
         let terms = terms.min(self.capacity.get() - self.entries.len().min(self.capacity.get()));
-        self.entries.reserve_exact(terms);
-        self.arena.reserve_exact(term_bytes);
+        // Only a hint (a restore's sizes are what the snapshot claims): if memory is short, the
+        // history grows as terms arrive instead.
+        let _ = self.entries.try_reserve_exact(terms);
+        let _ = self.arena.try_reserve_exact(term_bytes);
         let needed = self.entries.len() + terms;
         if needed * 5 > self.table.len() * 4 {
             let size = (needed * 5 / 4 + 1).next_power_of_two().max(16);
@@ -245,12 +251,25 @@ impl History {
 
     /// Terms with their latest time, least recently updated first.
     pub fn oldest_first(&self) -> impl Iterator<Item = (&[u8], EpochMillis)> {
-        let mut cursor = self.oldest;
+        let mut cursor = self.oldest_cursor();
         std::iter::from_fn(move || {
-            let entry = self.entries.get(cursor as usize)?;
-            cursor = entry.newer;
-            Some((self.term(entry), entry.last_seen))
+            let (term, last_seen, next) = self.at(cursor)?;
+            cursor = next;
+            Some((term, last_seen))
         })
+    }
+
+    /// Where [`History::oldest_first`] starts: a place that outlives a borrow of the history, for
+    /// a reader that walks it in several calls. Valid until the history changes.
+    pub fn oldest_cursor(&self) -> Cursor {
+        Cursor(self.oldest)
+    }
+
+    /// The term at `cursor`, its latest time, and the cursor of the next more recently updated
+    /// term; `None` past the newest.
+    pub fn at(&self, cursor: Cursor) -> Option<(&[u8], EpochMillis, Cursor)> {
+        let entry = self.entries.get(cursor.0 as usize)?;
+        Some((self.term(entry), entry.last_seen, Cursor(entry.newer)))
     }
 
     /// How many terms are kept.

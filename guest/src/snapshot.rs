@@ -14,9 +14,11 @@
 //!     last seen        i64 LE, milliseconds since the epoch
 //! checksum     u32 LE   CRC-32 of everything before it
 //! ```
-//! Every read is bounds-checked: damaged bytes give a [`RestoreError`], never a panic.
+//! Both directions also work in pieces ([`Writer`], [`Decoder`]), so that a component never holds a
+//! whole snapshot in its linear memory, which does not shrink once grown. Every read is
+//! bounds-checked: damaged bytes give a [`RestoreError`], never a panic.
 
-use crate::history::is_term;
+use crate::history::{Cursor, History, is_term};
 use crate::time::EpochMillis;
 
 /// Identifies a snapshot of this project's rules.
@@ -72,22 +74,143 @@ pub fn encode<'e>(
     entries: impl Iterator<Item = (&'e [u8], EpochMillis)>,
 ) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER_LEN + 64 + entry_count * 48);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&0_u64.to_le_bytes()); // body length, patched below
-    put_bytes(&mut bytes, identity.rule_id.as_bytes());
-    put_bytes(&mut bytes, identity.term_signature.as_bytes());
-    bytes.extend_from_slice(&evictions.to_le_bytes());
-    bytes.extend_from_slice(&(entry_count as u64).to_le_bytes());
+    put_header(&mut bytes, identity, evictions, entry_count, 0); // body length patched below
     for (term, last_seen) in entries {
-        put_bytes(&mut bytes, term);
-        bytes.extend_from_slice(&last_seen.to_le_bytes());
+        put_entry(&mut bytes, term, last_seen);
     }
     let body_len = (bytes.len() - HEADER_LEN) as u64;
     bytes[12..HEADER_LEN].copy_from_slice(&body_len.to_le_bytes());
     let checksum = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&checksum.to_le_bytes());
     bytes
+}
+
+/// The header and the body up to the first entry.
+fn put_header(
+    out: &mut Vec<u8>,
+    identity: &Identity<'_>,
+    evictions: u64,
+    entry_count: usize,
+    body_len: u64,
+) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
+    put_bytes(out, identity.rule_id.as_bytes());
+    put_bytes(out, identity.term_signature.as_bytes());
+    out.extend_from_slice(&evictions.to_le_bytes());
+    out.extend_from_slice(&(entry_count as u64).to_le_bytes());
+}
+
+fn put_entry(out: &mut Vec<u8>, term: &[u8], last_seen: EpochMillis) {
+    put_bytes(out, term);
+    out.extend_from_slice(&last_seen.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Terms and identities are far below 4 GiB: the guest's whole memory is.
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A snapshot of a [`History`] handed out in pieces, the same bytes [`encode`] writes. It walks
+/// the history with a [`Cursor`], so the history must not change between pieces (the detector
+/// ends a writer whenever its history changes).
+#[derive(Debug)]
+pub struct Writer {
+    length: u64,
+    handed_out: u64,
+    crc: crc32fast::Hasher,
+    /// Bytes made but not handed out yet: the header, or the end of an entry that did not fit.
+    carry: Vec<u8>,
+    carried: usize,
+    /// The next entry to write; `None` once the checksum is made.
+    next: Option<Cursor>,
+}
+
+impl Writer {
+    /// Starts a snapshot of `history`.
+    pub fn new(identity: &Identity<'_>, history: &History) -> Self {
+        let entries = history.len();
+        let body_len = 4
+            + identity.rule_id.len()
+            + 4
+            + identity.term_signature.len()
+            + 8
+            + 8
+            + entries * MIN_ENTRY_LEN
+            + history.term_bytes();
+        let mut carry = Vec::new();
+        put_header(
+            &mut carry,
+            identity,
+            history.evictions(),
+            entries,
+            body_len as u64,
+        );
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&carry);
+        Self {
+            length: (HEADER_LEN + body_len + CHECKSUM_LEN) as u64,
+            handed_out: 0,
+            crc,
+            carry,
+            carried: 0,
+            next: Some(history.oldest_cursor()),
+        }
+    }
+
+    /// The snapshot's length in bytes.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// The next at most `max` bytes (at least one while any are left); empty at the end.
+    pub fn read(&mut self, history: &History, max: usize) -> Vec<u8> {
+        let max = max.max(1);
+        let left = usize::try_from(self.length - self.handed_out).unwrap_or(usize::MAX);
+        let mut piece = Vec::with_capacity(max.min(left));
+        loop {
+            let carried = &self.carry[self.carried..];
+            let taken = carried.len().min(max - piece.len());
+            piece.extend_from_slice(&carried[..taken]);
+            self.carried += taken;
+            if piece.len() == max {
+                break;
+            }
+            self.carry.clear();
+            self.carried = 0;
+            let Some(mut cursor) = self.next else { break };
+            // Entries go straight into the piece; one that does not fit whole goes to the carry,
+            // so that the piece never outgrows what was reserved for it.
+            let from = piece.len();
+            let mut overflow = false;
+            let mut more = true;
+            while piece.len() < max && !overflow {
+                let Some((term, last_seen, after)) = history.at(cursor) else {
+                    more = false;
+                    break;
+                };
+                cursor = after;
+                overflow = piece.len() + MIN_ENTRY_LEN + term.len() > max;
+                let out = if overflow {
+                    &mut self.carry
+                } else {
+                    &mut piece
+                };
+                put_entry(out, term, last_seen);
+            }
+            self.crc.update(&piece[from..]);
+            self.crc.update(&self.carry);
+            self.next = more.then_some(cursor);
+            if !more {
+                let checksum = std::mem::take(&mut self.crc).finalize();
+                self.carry.extend_from_slice(&checksum.to_le_bytes());
+            }
+        }
+        self.handed_out += piece.len() as u64;
+        piece
+    }
 }
 
 /// Reads a snapshot written for `identity`.
@@ -100,7 +223,7 @@ pub fn decode(bytes: &[u8], identity: &Identity<'_>) -> Result<Contents, Restore
     Ok(Contents { evictions, entries })
 }
 
-/// What [`decode_with`] hands over, in order.
+/// What a [`Decoder`] hands over, in order.
 pub enum Visit<'a> {
     /// Before the entries: how many there are (known to be plausible), and at most how many bytes
     /// their terms take together.
@@ -116,60 +239,31 @@ pub enum Visit<'a> {
 
 /// Reads a snapshot written for `identity` without collecting it; returns the eviction count. On
 /// error, what was visited must be discarded.
-pub fn decode_with<'a>(
-    bytes: &'a [u8],
+pub fn decode_with(
+    bytes: &[u8],
     identity: &Identity<'_>,
-    mut visit: impl FnMut(Visit<'a>),
+    mut visit: impl FnMut(Visit<'_>),
 ) -> Result<u64, RestoreError> {
-    let mut body = open(bytes)?;
-    if body.rule_id != identity.rule_id {
-        return Err(RestoreError::Incompatible(format!(
-            "snapshot of rule {}, this is rule {}",
-            body.rule_id, identity.rule_id
-        )));
-    }
-    if body.term_signature != identity.term_signature {
-        return Err(RestoreError::Incompatible(format!(
-            "snapshot of terms {}, this profile uses {}",
-            body.term_signature, identity.term_signature
-        )));
-    }
-    visit(Visit::Count {
-        entries: body.count,
-        term_bytes: body
-            .entries
-            .remaining()
-            .saturating_sub(MIN_ENTRY_LEN * body.count),
-    });
-    for index in 0..body.count {
-        let (term, last_seen) = body.entry(index)?;
-        if !is_term(term, identity.term_arity) {
-            return Err(RestoreError::Corrupt(format!(
-                "entry {index} is not a term of {} values",
-                identity.term_arity
-            )));
-        }
-        visit(Visit::Entry(term, last_seen));
-    }
-    body.finish()?;
-    Ok(body.evictions)
+    let mut decoder = Decoder::new(bytes.len() as u64);
+    decoder.write(bytes, Some(identity), &mut visit)?;
+    decoder.finish()
 }
 
 /// A snapshot's content, checked for structure and checksum but not against any rule: for tools
 /// that look into saved histories.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Parsed<'a> {
+pub struct Parsed {
     /// The rule that wrote it.
-    pub rule_id: &'a str,
+    pub rule_id: String,
     /// Its term fields and sources.
-    pub term_signature: &'a str,
+    pub term_signature: String,
     /// Evictions counted by the history that wrote it.
     pub evictions: u64,
     /// Encoded terms and their latest times, least recently updated first.
-    pub entries: Vec<(&'a [u8], EpochMillis)>,
+    pub entries: Vec<(Box<[u8]>, EpochMillis)>,
 }
 
-impl Parsed<'_> {
+impl Parsed {
     /// How many values make one of its terms.
     pub fn term_arity(&self) -> usize {
         self.term_signature.split(';').count()
@@ -177,167 +271,373 @@ impl Parsed<'_> {
 }
 
 /// Reads a snapshot of any rule.
-pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RestoreError> {
-    let mut body = open(bytes)?;
-    let mut entries = Vec::with_capacity(body.count);
-    for index in 0..body.count {
-        entries.push(body.entry(index)?);
-    }
-    body.finish()?;
+pub fn parse(bytes: &[u8]) -> Result<Parsed, RestoreError> {
+    let mut decoder = Decoder::new(bytes.len() as u64);
+    let mut entries = Vec::new();
+    decoder.write(bytes, None, |visit| match visit {
+        Visit::Count { entries: count, .. } => entries.reserve_exact(count),
+        Visit::Entry(term, time) => entries.push((Box::from(term), time)),
+    })?;
+    let evictions = decoder.finish()?;
     Ok(Parsed {
-        rule_id: body.rule_id,
-        term_signature: body.term_signature,
-        evictions: body.evictions,
+        rule_id: decoder.rule_id,
+        term_signature: decoder.term_signature,
+        evictions,
         entries,
     })
 }
 
-/// A snapshot whose header, lengths and checksum were checked, positioned at its first entry.
-struct Body<'a> {
-    rule_id: &'a str,
-    term_signature: &'a str,
+/// What a [`Decoder`] reads next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Magic,
+    Version,
+    BodyLength,
+    RuleIdLength,
+    RuleId(usize),
+    SignatureLength,
+    Signature(usize),
+    Evictions,
+    Count,
+    EntryLength,
+    /// A term of this many bytes and its time.
+    Entry(usize),
+    /// Bytes up to the checksum, after an error in the body (reported once the checksum is known
+    /// to match, as a whole-buffer check would).
+    Skip(u64),
+    Checksum,
+    Done,
+}
+
+/// Reads a snapshot given in pieces of any size, keeping at most one item (an entry, the rule id)
+/// of it at a time. Errors come in the order a check of the whole buffer gives them: the header,
+/// then the length, then the checksum, then the content.
+#[derive(Debug)]
+pub struct Decoder {
+    /// The length announced: the bytes that will be written.
+    length: u64,
+    received: u64,
+    /// Where the item being read starts.
+    position: u64,
+    /// Where the checksum starts, once the header is read.
+    body_end: u64,
+    crc: crc32fast::Hasher,
+    /// The start of an item that a piece ended in.
+    pending: Vec<u8>,
+    step: Step,
+    /// An error that ends the reading at once.
+    fatal: Option<RestoreError>,
+    /// The first error in the body.
+    failure: Option<RestoreError>,
+    rule_id: String,
+    term_signature: String,
     evictions: u64,
-    /// Entries, already known to fit in the bytes left.
-    count: usize,
-    entries: Reader<'a>,
+    count: u64,
+    index: u64,
 }
 
-fn open(bytes: &[u8]) -> Result<Body<'_>, RestoreError> {
-    if bytes.len() < MAGIC.len() {
-        return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
-            RestoreError::Truncated
-        } else {
-            RestoreError::BadMagic
+impl Decoder {
+    /// Starts reading a snapshot of `length` bytes.
+    pub fn new(length: u64) -> Self {
+        Self {
+            length,
+            received: 0,
+            position: 0,
+            body_end: u64::MAX,
+            crc: crc32fast::Hasher::new(),
+            pending: Vec::new(),
+            step: Step::Magic,
+            fatal: None,
+            failure: None,
+            rule_id: String::new(),
+            term_signature: String::new(),
+            evictions: 0,
+            count: 0,
+            index: 0,
+        }
+    }
+
+    /// Reads the next piece. `identity` is what the snapshot must be of (`None` takes any rule's).
+    /// An error here is final; errors in the body are held until [`Decoder::finish`].
+    pub fn write(
+        &mut self,
+        mut piece: &[u8],
+        identity: Option<&Identity<'_>>,
+        mut visit: impl FnMut(Visit<'_>),
+    ) -> Result<(), RestoreError> {
+        if let Some(error) = &self.fatal {
+            return Err(error.clone());
+        }
+        if piece.len() as u64 > self.length - self.received {
+            return Err(self.fail_now(RestoreError::Corrupt(format!(
+                "more than the {} bytes announced",
+                self.length
+            ))));
+        }
+        self.received += piece.len() as u64;
+        while !piece.is_empty() {
+            if let Step::Skip(left) = self.step {
+                let skipped = left.min(piece.len() as u64) as usize;
+                self.crc.update(&piece[..skipped]);
+                piece = &piece[skipped..];
+                self.position += skipped as u64;
+                if left == skipped as u64 {
+                    self.step = Step::Checksum;
+                } else {
+                    self.step = Step::Skip(left - skipped as u64);
+                }
+                continue;
+            }
+            let need = self.need();
+            if self.pending.is_empty() && piece.len() >= need {
+                let (item, rest) = piece.split_at(need);
+                piece = rest;
+                self.consume(item, identity, &mut visit);
+            } else {
+                let taken = (need - self.pending.len()).min(piece.len());
+                self.pending.extend_from_slice(&piece[..taken]);
+                piece = &piece[taken..];
+                if self.step == Step::Magic && !MAGIC.starts_with(&self.pending) {
+                    return Err(self.fail_now(RestoreError::BadMagic));
+                }
+                if self.pending.len() < need {
+                    break;
+                }
+                let item = std::mem::take(&mut self.pending);
+                self.consume(&item, identity, &mut visit);
+                self.pending = item;
+                self.pending.clear();
+            }
+            if let Some(error) = &self.fatal {
+                return Err(error.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the reading: the eviction count if the whole snapshot was read and is sound.
+    pub fn finish(&mut self) -> Result<u64, RestoreError> {
+        if let Some(error) = &self.fatal {
+            return Err(error.clone());
+        }
+        if self.step != Step::Done {
+            let started = self.step != Step::Magic || !self.pending.is_empty();
+            return Err(if started {
+                RestoreError::Truncated
+            } else {
+                RestoreError::BadMagic
+            });
+        }
+        match &self.failure {
+            Some(error) => Err(error.clone()),
+            None => Ok(self.evictions),
+        }
+    }
+
+    fn fail_now(&mut self, error: RestoreError) -> RestoreError {
+        self.fatal = Some(error.clone());
+        error
+    }
+
+    /// Bytes the current step reads at once.
+    fn need(&self) -> usize {
+        match self.step {
+            Step::Magic => MAGIC.len(),
+            Step::Version | Step::RuleIdLength | Step::SignatureLength | Step::EntryLength => 4,
+            Step::Checksum => CHECKSUM_LEN,
+            Step::BodyLength | Step::Evictions | Step::Count => 8,
+            Step::RuleId(length) | Step::Signature(length) => length,
+            Step::Entry(length) => length + 8,
+            Step::Skip(_) | Step::Done => 0,
+        }
+    }
+
+    /// Moves to the body item `step` if the body holds it, else records that `what` cannot be read.
+    fn expect(&mut self, step: Step, what: impl FnOnce() -> String) {
+        self.step = step;
+        if self.need() as u64 > self.body_end - self.position {
+            self.fail(corrupt(&what()));
+        }
+    }
+
+    fn consume(
+        &mut self,
+        item: &[u8],
+        identity: Option<&Identity<'_>>,
+        visit: &mut impl FnMut(Visit<'_>),
+    ) {
+        if self.step != Step::Checksum {
+            self.crc.update(item);
+        }
+        self.position += item.len() as u64;
+        let number = |item: &[u8]| {
+            let mut bytes = [0; 8];
+            bytes[..item.len()].copy_from_slice(item);
+            u64::from_le_bytes(bytes)
+        };
+        match self.step {
+            Step::Magic => {
+                if item != MAGIC {
+                    self.fail_now(RestoreError::BadMagic);
+                }
+                self.step = Step::Version;
+            }
+            Step::Version => {
+                let version = number(item) as u32;
+                if version != FORMAT_VERSION {
+                    self.fail_now(RestoreError::UnsupportedVersion(version));
+                }
+                self.step = Step::BodyLength;
+            }
+            Step::BodyLength => {
+                let body_len = number(item);
+                let Some(expected) = body_len
+                    .checked_add((HEADER_LEN + CHECKSUM_LEN) as u64)
+                    .filter(|&expected| usize::try_from(expected).is_ok())
+                else {
+                    self.fail_now(RestoreError::Corrupt(format!(
+                        "body length {body_len} is impossible"
+                    )));
+                    return;
+                };
+                if self.length < expected {
+                    self.fail_now(RestoreError::Truncated);
+                } else if self.length > expected {
+                    self.fail_now(RestoreError::Corrupt(format!(
+                        "{} bytes after the checksum",
+                        self.length - expected
+                    )));
+                }
+                self.body_end = expected - CHECKSUM_LEN as u64;
+                self.expect(Step::RuleIdLength, || "the rule id".into());
+            }
+            Step::RuleIdLength => {
+                let length = number(item) as usize;
+                self.expect(Step::RuleId(length), || "the rule id".into());
+            }
+            Step::RuleId(_) => match std::str::from_utf8(item) {
+                Ok(rule_id) => {
+                    self.rule_id = rule_id.to_owned();
+                    self.expect(Step::SignatureLength, || "the term signature".into());
+                }
+                Err(_) => self.fail(corrupt("the rule id")),
+            },
+            Step::SignatureLength => {
+                let length = number(item) as usize;
+                self.expect(Step::Signature(length), || "the term signature".into());
+            }
+            Step::Signature(_) => match std::str::from_utf8(item) {
+                Ok(signature) => {
+                    self.term_signature = signature.to_owned();
+                    self.expect(Step::Evictions, || "the eviction count".into());
+                }
+                Err(_) => self.fail(corrupt("the term signature")),
+            },
+            Step::Evictions => {
+                self.evictions = number(item);
+                self.expect(Step::Count, || "the entry count".into());
+            }
+            Step::Count => self.entry_count(number(item), identity, visit),
+            Step::EntryLength => {
+                let length = number(item) as usize;
+                let left = self.body_end - self.position;
+                let index = self.index;
+                if length as u64 > left {
+                    self.fail(corrupt(&format!("entry {index}")));
+                } else {
+                    self.expect(Step::Entry(length), || format!("the time of entry {index}"));
+                }
+            }
+            Step::Entry(length) => {
+                let (term, time) = item.split_at(length);
+                if let Some(identity) = identity
+                    && !is_term(term, identity.term_arity)
+                {
+                    self.fail(RestoreError::Corrupt(format!(
+                        "entry {} is not a term of {} values",
+                        self.index, identity.term_arity
+                    )));
+                    return;
+                }
+                visit(Visit::Entry(term, number(time) as i64));
+                self.index += 1;
+                self.next_entry();
+            }
+            Step::Checksum => {
+                let crc = std::mem::take(&mut self.crc).finalize();
+                if item != crc.to_le_bytes() {
+                    self.fail_now(RestoreError::ChecksumMismatch);
+                }
+                self.step = Step::Done;
+            }
+            Step::Skip(_) | Step::Done => {}
+        }
+    }
+
+    /// After the entry count: checks it and the identity, then reads the entries.
+    fn entry_count(
+        &mut self,
+        count: u64,
+        identity: Option<&Identity<'_>>,
+        visit: &mut impl FnMut(Visit<'_>),
+    ) {
+        let left = self.body_end - self.position;
+        // Bound what is reserved by what the bytes can hold, whatever the count claims.
+        if count > left / MIN_ENTRY_LEN as u64 {
+            self.fail(RestoreError::Corrupt(format!(
+                "{count} entries cannot fit in {left} bytes"
+            )));
+            return;
+        }
+        if let Some(identity) = identity {
+            if self.rule_id != identity.rule_id {
+                let why = format!(
+                    "snapshot of rule {}, this is rule {}",
+                    self.rule_id, identity.rule_id
+                );
+                self.fail(RestoreError::Incompatible(why));
+                return;
+            }
+            if self.term_signature != identity.term_signature {
+                let why = format!(
+                    "snapshot of terms {}, this profile uses {}",
+                    self.term_signature, identity.term_signature
+                );
+                self.fail(RestoreError::Incompatible(why));
+                return;
+            }
+        }
+        self.count = count;
+        visit(Visit::Count {
+            entries: count as usize,
+            term_bytes: (left - count * MIN_ENTRY_LEN as u64) as usize,
         });
-    }
-    if &bytes[..MAGIC.len()] != MAGIC {
-        return Err(RestoreError::BadMagic);
-    }
-    let mut header = Reader::new(&bytes[MAGIC.len()..]);
-    let version = header.u32().ok_or(RestoreError::Truncated)?;
-    if version != FORMAT_VERSION {
-        return Err(RestoreError::UnsupportedVersion(version));
-    }
-    let body_len = header.u64().ok_or(RestoreError::Truncated)?;
-    let expected_len = usize::try_from(body_len)
-        .ok()
-        .and_then(|body| body.checked_add(HEADER_LEN + CHECKSUM_LEN))
-        .ok_or_else(|| RestoreError::Corrupt(format!("body length {body_len} is impossible")))?;
-    if bytes.len() < expected_len {
-        return Err(RestoreError::Truncated);
-    }
-    if bytes.len() > expected_len {
-        return Err(RestoreError::Corrupt(format!(
-            "{} bytes after the checksum",
-            bytes.len() - expected_len
-        )));
-    }
-    let (covered, checksum) = bytes.split_at(expected_len - CHECKSUM_LEN);
-    if crc32fast::hash(covered).to_le_bytes() != checksum {
-        return Err(RestoreError::ChecksumMismatch);
+        self.next_entry();
     }
 
-    let mut body = Reader::new(&covered[HEADER_LEN..]);
-    let rule_id = body.str().ok_or_else(|| corrupt("the rule id"))?;
-    let term_signature = body.str().ok_or_else(|| corrupt("the term signature"))?;
-    let evictions = body.u64().ok_or_else(|| corrupt("the eviction count"))?;
-    let count = body.u64().ok_or_else(|| corrupt("the entry count"))?;
-    // Bound the allocation by what the bytes can hold, whatever the count claims.
-    let plausible = body.remaining() / MIN_ENTRY_LEN;
-    if count > plausible as u64 {
-        return Err(RestoreError::Corrupt(format!(
-            "{count} entries cannot fit in {} bytes",
-            body.remaining()
-        )));
-    }
-    Ok(Body {
-        rule_id,
-        term_signature,
-        evictions,
-        count: count as usize,
-        entries: body,
-    })
-}
-
-impl<'a> Body<'a> {
-    fn entry(&mut self, index: usize) -> Result<(&'a [u8], EpochMillis), RestoreError> {
-        let term = self
-            .entries
-            .bytes()
-            .ok_or_else(|| corrupt(&format!("entry {index}")))?;
-        let last_seen = self
-            .entries
-            .i64()
-            .ok_or_else(|| corrupt(&format!("the time of entry {index}")))?;
-        Ok((term, last_seen))
-    }
-
-    fn finish(&self) -> Result<(), RestoreError> {
-        match self.entries.remaining() {
-            0 => Ok(()),
-            left => Err(RestoreError::Corrupt(format!(
+    fn next_entry(&mut self) {
+        if self.index < self.count {
+            let index = self.index;
+            self.expect(Step::EntryLength, || format!("entry {index}"));
+            return;
+        }
+        match self.body_end - self.position {
+            0 => self.step = Step::Checksum,
+            left => self.fail(RestoreError::Corrupt(format!(
                 "{left} bytes after the last entry"
             ))),
         }
+    }
+
+    /// Records an error in the body and skips to the checksum.
+    fn fail(&mut self, error: RestoreError) {
+        self.failure.get_or_insert(error);
+        self.step = Step::Skip(self.body_end - self.position);
     }
 }
 
 fn corrupt(what: &str) -> RestoreError {
     RestoreError::Corrupt(format!("cannot read {what}"))
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Terms and identities are far below 4 GiB: the guest's whole memory is.
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes }
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len()
-    }
-
-    fn take(&mut self, count: usize) -> Option<&'a [u8]> {
-        if count > self.bytes.len() {
-            return None;
-        }
-        let (taken, rest) = self.bytes.split_at(count);
-        self.bytes = rest;
-        Some(taken)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        self.array().map(i64::from_le_bytes)
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let length = usize::try_from(self.u32()?).ok()?;
-        self.take(length)
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
-    }
 }
 
 #[cfg(test)]
@@ -433,5 +733,86 @@ mod tests {
             decode(&longer, &IDENTITY),
             Err(RestoreError::Corrupt(_))
         ));
+    }
+
+    fn decode_in_pieces(bytes: &[u8], size: usize) -> Result<Contents, RestoreError> {
+        let mut decoder = Decoder::new(bytes.len() as u64);
+        let mut entries = Vec::new();
+        for piece in bytes.chunks(size) {
+            decoder.write(piece, Some(&IDENTITY), |visit| {
+                if let Visit::Entry(term, time) = visit {
+                    entries.push((Box::from(term), time));
+                }
+            })?;
+        }
+        let evictions = decoder.finish()?;
+        Ok(Contents { evictions, entries })
+    }
+
+    #[test]
+    fn pieces_of_any_size_decode_as_the_whole() {
+        let (bytes, _) = sample();
+        let mut damaged = vec![bytes.clone()];
+        damaged.extend((0..bytes.len()).map(|length| bytes[..length].to_vec()));
+        for index in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut copy = bytes.clone();
+                copy[index] ^= 1 << bit;
+                damaged.push(copy);
+            }
+        }
+        for case in &damaged {
+            let whole = decode(case, &IDENTITY);
+            for size in [1, 2, 3, 5, 8, 13, 64] {
+                assert_eq!(decode_in_pieces(case, size), whole, "{case:?} in {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_piece_past_the_announced_length_is_refused() {
+        let (bytes, _) = sample();
+        let mut decoder = Decoder::new(bytes.len() as u64 - 1);
+        assert!(matches!(
+            decoder.write(&bytes, Some(&IDENTITY), |_| {}),
+            Err(RestoreError::Corrupt(_))
+        ));
+        let mut short = Decoder::new(bytes.len() as u64);
+        let cut = &bytes[..bytes.len() - 1];
+        short.write(cut, Some(&IDENTITY), |_| {}).expect("a prefix");
+        assert_eq!(short.finish(), Err(RestoreError::Truncated));
+    }
+
+    #[test]
+    fn the_writer_hands_out_the_encoded_bytes_in_pieces() {
+        let mut history = History::new(std::num::NonZeroUsize::new(50).expect("50"), (1, 2));
+        let mut key = TermKey::default();
+        // Past the capacity, so that evictions and arena compaction happen.
+        for round in 0..400_i64 {
+            let user = format!("user-{}-{}", round % 70, "x".repeat((round % 9) as usize));
+            key.encode(["123456789012", user.as_str()]);
+            history.insert(key.as_bytes(), round);
+        }
+        assert!(history.evictions() > 0);
+        let expected = encode(
+            &IDENTITY,
+            history.evictions(),
+            history.len(),
+            history.oldest_first(),
+        );
+        for size in [1, 3, 16, 100, 1 << 20] {
+            let mut writer = Writer::new(&IDENTITY, &history);
+            assert_eq!(writer.length(), expected.len() as u64);
+            let mut bytes = Vec::new();
+            loop {
+                let piece = writer.read(&history, size);
+                assert!(piece.len() <= size);
+                if piece.is_empty() {
+                    break;
+                }
+                bytes.extend_from_slice(&piece);
+            }
+            assert_eq!(bytes, expected, "pieces of {size}");
+        }
     }
 }

@@ -742,3 +742,41 @@ fn alerts_have_the_elastic_security_shape() {
             .expect("JSON");
     assert_eq!(again["kibana"]["alert"]["uuid"], kibana["uuid"]);
 }
+
+#[test]
+fn a_snapshot_in_pieces_ends_when_the_history_changes() {
+    let mut rule = detector(Config::default());
+    for user in ["alice", "bob", "carol"] {
+        count(&mut rule, &invoke(user, "2024-03-01T00:00:00Z"));
+    }
+    let whole = rule.snapshot();
+    let length = rule.snapshot_begin();
+    assert_eq!(length, whole.len() as u64);
+    let first = rule.snapshot_read(10);
+    assert_eq!(first, whole[..10]);
+    // A known principal again: the history's order changes under the snapshot.
+    count(&mut rule, &invoke("alice", "2024-03-02T00:00:00Z"));
+    assert_eq!(rule.snapshot_read(1 << 20), Vec::<u8>::new());
+
+    // Begun again, it reads whole, and a restore from pieces gives the same history.
+    let whole = rule.snapshot();
+    rule.snapshot_begin();
+    let mut pieces = Vec::new();
+    loop {
+        let piece = rule.snapshot_read(7);
+        if piece.is_empty() {
+            break;
+        }
+        pieces.push(piece);
+    }
+    assert_eq!(pieces.concat(), whole);
+    let mut restored = detector(Config::default());
+    restored.restore_begin(whole.len() as u64);
+    for piece in &pieces {
+        restored.restore_write(piece).expect("piece");
+    }
+    restored.restore_end().expect("restore");
+    assert_eq!(restored.snapshot(), whole);
+    // Nothing left begun.
+    assert!(restored.restore_end().is_err());
+}

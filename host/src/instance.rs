@@ -18,6 +18,9 @@ impl HostState {
     }
 }
 
+/// The most of a snapshot that crosses into or out of the component in one call.
+const SNAPSHOT_PIECE: u32 = 1 << 20;
+
 /// What one event produced: its alerts (JSON documents), or why it was refused.
 pub type EventOutcome = Result<Vec<String>, EventError>;
 
@@ -147,15 +150,55 @@ impl RuleInstance {
         Ok(footprint.into())
     }
 
-    /// The first-seen history as a snapshot.
+    /// The first-seen history as a snapshot. It crosses the boundary in pieces, so that the
+    /// component's linear memory (which never shrinks) does not grow by a whole snapshot.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, Error> {
-        self.call("snapshot", |detector, store| detector.call_snapshot(store))
+        let length = self.call("snapshot-begin", |detector, store| {
+            detector.call_snapshot_begin(store)
+        })?;
+        // The length is the component's word: reserve no more than its memory could hold.
+        let limit = self.sandbox.limits().max_memory_bytes as u64;
+        let mut snapshot = Vec::with_capacity(usize::try_from(length.min(limit)).unwrap_or(0));
+        loop {
+            let piece = self.call("snapshot-read", |detector, store| {
+                detector.call_snapshot_read(store, SNAPSHOT_PIECE)
+            })?;
+            if piece.is_empty() {
+                break;
+            }
+            if piece.len() > SNAPSHOT_PIECE as usize
+                || (snapshot.len() + piece.len()) as u64 > length
+            {
+                let what = format!(
+                    "a piece of {} bytes after {} of a {length}-byte snapshot",
+                    piece.len(),
+                    snapshot.len()
+                );
+                return Err(malformed("snapshot-read", what));
+            }
+            snapshot.extend_from_slice(&piece);
+        }
+        if snapshot.len() as u64 != length {
+            let what = format!("{} bytes of a {length}-byte snapshot", snapshot.len());
+            return Err(malformed("snapshot-read", what));
+        }
+        Ok(snapshot)
     }
 
     /// Replaces the history with a snapshot's; on [`Error::Restore`] the history is unchanged.
+    /// The snapshot crosses the boundary in pieces, as in [`RuleInstance::snapshot`].
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
-        let outcome = self.call("restore", |detector, store| {
-            detector.call_restore(store, snapshot)
+        self.call("restore-begin", |detector, store| {
+            detector.call_restore_begin(store, snapshot.len() as u64)
+        })?;
+        for piece in snapshot.chunks(SNAPSHOT_PIECE as usize) {
+            let outcome = self.call("restore-write", |detector, store| {
+                detector.call_restore_write(store, piece)
+            })?;
+            outcome.map_err(|error| Error::Restore(error.into()))?;
+        }
+        let outcome = self.call("restore-end", |detector, store| {
+            detector.call_restore_end(store)
         })?;
         outcome.map_err(|error| Error::Restore(error.into()))
     }

@@ -12,7 +12,7 @@ pub const WIT_PACKAGE: &str = env!("NEWTERMS_WIT_PACKAGE");
 /// The content of the `newterms:rule` custom section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// The WIT package the component implements, e.g. `newterms:rule@0.1.0`.
+    /// The WIT package the component implements, e.g. `newterms:rule@0.2.0`.
     pub wit: String,
     /// The rule's id.
     pub rule_id: String,

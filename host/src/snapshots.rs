@@ -47,8 +47,8 @@ pub fn inspect(bytes: &[u8]) -> Result<SnapshotSummary, RestoreError> {
     let times = parsed.entries.iter().map(|(_, time)| *time);
     Ok(SnapshotSummary {
         format: snapshot::FORMAT_VERSION,
-        rule_id: parsed.rule_id.to_owned(),
-        term_signature: parsed.term_signature.to_owned(),
+        rule_id: parsed.rule_id.clone(),
+        term_signature: parsed.term_signature.clone(),
         terms: parsed.entries.len() as u64,
         evictions: parsed.evictions,
         oldest: times.clone().min().map(format_iso8601),
@@ -60,7 +60,7 @@ pub fn inspect(bytes: &[u8]) -> Result<SnapshotSummary, RestoreError> {
 /// The union of several snapshots of the same rule and term fields: every term with its latest
 /// time, least recently seen first; evictions add up.
 pub fn merge(snapshots: &[Vec<u8>]) -> Result<Vec<u8>, RestoreError> {
-    let parsed: Vec<Parsed<'_>> = snapshots
+    let parsed: Vec<Parsed> = snapshots
         .iter()
         .map(|bytes| snapshot::parse(bytes).map_err(from_guest))
         .collect::<Result<_, _>>()?;
@@ -68,8 +68,8 @@ pub fn merge(snapshots: &[Vec<u8>]) -> Result<Vec<u8>, RestoreError> {
         return Err(RestoreError::Corrupt("nothing to merge".into()));
     };
     let identity = Identity {
-        rule_id: first.rule_id,
-        term_signature: first.term_signature,
+        rule_id: &first.rule_id,
+        term_signature: &first.term_signature,
         term_arity: first.term_arity(),
     };
     let mut latest: HashMap<&[u8], i64> = HashMap::new();
@@ -87,7 +87,7 @@ pub fn merge(snapshots: &[Vec<u8>]) -> Result<Vec<u8>, RestoreError> {
         }
         evictions = evictions.saturating_add(part.evictions);
         for (term, time) in &part.entries {
-            let entry = latest.entry(term).or_insert(*time);
+            let entry = latest.entry(&**term).or_insert(*time);
             *entry = (*entry).max(*time);
         }
     }

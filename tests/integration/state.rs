@@ -266,3 +266,43 @@ fn states_of_workers_split_by_term_merge_into_one_history() {
     assert!(!mixed.status.success());
     assert!(mixed.stderr.contains("cannot merge"), "{}", mixed.stderr);
 }
+
+#[test]
+fn a_large_snapshot_crosses_in_pieces_and_linear_memory_grows_by_the_history_only() {
+    // 100,000 terms, built natively in learn mode: a ~5 MB snapshot, several pieces each way.
+    let mut learner = newterms_guest::Detector::new(newterms_guest::Config {
+        learn: true,
+        ..newterms_guest::Config::default()
+    })
+    .expect("config");
+    for index in 0..100_000_u64 {
+        let time = newterms_guest::time::format_iso8601(1_709_251_200_000 + index as i64 * 1_000);
+        let event = crate::support::direct_invoke(&format!("principal-{index:06}"), &time);
+        learner.process(&event.to_string()).expect("valid");
+    }
+    let snapshot = learner.snapshot();
+    assert!(snapshot.len() > 4 << 20, "{} bytes", snapshot.len());
+
+    let mut instance = rule(&RuleConfig::default());
+    let empty = instance.footprint().expect("footprint");
+    instance.restore(&snapshot).expect("restore");
+    let restored = instance.footprint().expect("footprint");
+    assert_eq!(restored.terms, 100_000);
+    assert_eq!(instance.snapshot().expect("snapshot"), snapshot);
+    let saved = instance.footprint().expect("footprint");
+
+    // A whole snapshot copied in or out would add its ~5 MB; pieces add at most a few MiB.
+    let slack = 3 << 20;
+    let growth = restored.linear_memory_bytes - empty.linear_memory_bytes;
+    assert!(
+        growth <= restored.history_bytes + slack,
+        "restore grew linear memory by {growth} bytes for a history of {}",
+        restored.history_bytes
+    );
+    assert!(
+        saved.linear_memory_bytes <= restored.linear_memory_bytes + (2 << 20),
+        "a save grew linear memory from {} to {}",
+        restored.linear_memory_bytes,
+        saved.linear_memory_bytes
+    );
+}

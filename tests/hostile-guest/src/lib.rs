@@ -150,6 +150,34 @@ impl Guest for Component {
         })
     }
 
+    fn snapshot_begin() -> u64 {
+        DETECTOR.with_borrow_mut(Detector::snapshot_begin)
+    }
+
+    fn snapshot_read(max_bytes: u32) -> Vec<u8> {
+        DETECTOR.with_borrow_mut(|detector| detector.snapshot_read(max_bytes as usize))
+    }
+
+    fn restore_begin(length: u64) {
+        DETECTOR.with_borrow_mut(|detector| detector.restore_begin(length));
+    }
+
+    fn restore_write(piece: Vec<u8>) -> Result<(), wit::RestoreError> {
+        DETECTOR.with_borrow_mut(|detector| {
+            detector
+                .restore_write(&piece)
+                .map_err(|error| wit::RestoreError::Corrupt(format!("{error:?}")))
+        })
+    }
+
+    fn restore_end() -> Result<(), wit::RestoreError> {
+        DETECTOR.with_borrow_mut(|detector| {
+            detector
+                .restore_end()
+                .map_err(|error| wit::RestoreError::Corrupt(format!("{error:?}")))
+        })
+    }
+
     fn metadata() -> RuleMetadata {
         DETECTOR.with_borrow(|detector| {
             let rule = detector.rule();
