@@ -203,9 +203,25 @@ fn restore_never_panics_and_what_it_accepts_works() {
     let mut accepted = 0;
     let executions = fuzz(&seeds, 0xbadc0de, |input| {
         let mut target = Detector::new(Config::default()).expect("config");
-        if target.restore(input).is_ok() {
+        let whole = target.restore(input);
+        // The same bytes in pieces (of a size the input picks) decide the same.
+        let size = 1 + input.iter().map(|&byte| usize::from(byte)).sum::<usize>() % 61;
+        let mut pieces = Detector::new(Config::default()).expect("config");
+        pieces.restore_begin(input.len() as u64);
+        let in_pieces = input
+            .chunks(size)
+            .try_for_each(|piece| pieces.restore_write(piece))
+            .and_then(|()| pieces.restore_end());
+        assert_eq!(in_pieces, whole, "pieces of {size}");
+        if whole.is_ok() {
             accepted += 1;
             let again = target.snapshot();
+            pieces.snapshot_begin();
+            let read: Vec<u8> = std::iter::from_fn(|| Some(pieces.snapshot_read(size)))
+                .take_while(|piece| !piece.is_empty())
+                .flatten()
+                .collect();
+            assert_eq!(read, again, "a snapshot read in pieces of {size}");
             target
                 .restore(&again)
                 .expect("a restored history snapshots and restores again");
