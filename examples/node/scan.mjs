@@ -92,6 +92,35 @@ async function open(input) {
   return source;
 }
 
+// Snapshots cross into and out of the component in pieces, as the Rust host moves them: `snapshot`
+// and `restore` would copy a whole snapshot into its linear memory, which never shrinks.
+const SNAPSHOT_PIECE = 1 << 20;
+
+function readSnapshot(detector) {
+  const length = Number(detector.snapshotBegin());
+  const snapshot = Buffer.alloc(length);
+  let filled = 0;
+  for (;;) {
+    const piece = detector.snapshotRead(SNAPSHOT_PIECE);
+    if (piece.length === 0) break;
+    if (filled + piece.length > length) {
+      throw new Error(`the component handed out more than the ${length} snapshot bytes it announced`);
+    }
+    snapshot.set(piece, filled);
+    filled += piece.length;
+  }
+  if (filled !== length) throw new Error(`the component handed out ${filled} of ${length} snapshot bytes`);
+  return snapshot;
+}
+
+function restoreSnapshot(detector, bytes) {
+  detector.restoreBegin(BigInt(bytes.length));
+  for (let at = 0; at < bytes.length; at += SNAPSHOT_PIECE) {
+    detector.restoreWrite(bytes.subarray(at, at + SNAPSHOT_PIECE));
+  }
+  detector.restoreEnd();
+}
+
 const ASCII_SPACE = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d]);
 
 // Yields [line number, bytes of the line without surrounding ASCII whitespace].
@@ -155,7 +184,7 @@ async function main() {
   }
   if (options.state !== null && existsSync(options.state)) {
     try {
-      detector.restore(readFileSync(options.state));
+      restoreSnapshot(detector, readFileSync(options.state));
     } catch (error) {
       fail(`cannot use the state file ${options.state} (left as it is): ${describeVariant(error.payload ?? error)}`);
     }
@@ -230,7 +259,12 @@ async function main() {
   if (batch.length) await run();
 
   if (options.state !== null) {
-    const snapshot = detector.snapshot();
+    let snapshot;
+    try {
+      snapshot = readSnapshot(detector);
+    } catch (error) {
+      fail(`cannot save the state: ${error.message}`);
+    }
     // Replace the file atomically, as the Rust host does: write a temporary file, then rename.
     const temporary = join(dirname(options.state), `.${basename(options.state)}.${process.pid}.tmp`);
     try {

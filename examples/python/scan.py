@@ -106,9 +106,12 @@ class Rule:
             return instance.get_func(self.store, index)
 
         self._configure = function("configure")
-        self._restore = function("restore")
+        self._restore_begin = function("restore-begin")
+        self._restore_write = function("restore-write")
+        self._restore_end = function("restore-end")
         self._process_batch = function("process-batch")
-        self._snapshot = function("snapshot")
+        self._snapshot_begin = function("snapshot-begin")
+        self._snapshot_read = function("snapshot-read")
         self._stats = function("stats")
 
     def _call(self, func, *args):
@@ -130,16 +133,36 @@ class Rule:
             setattr(config, name, value)
         return refusal(self._call(self._configure, config))
 
+    # Snapshots cross in pieces, as the Rust host moves them: `snapshot` and `restore` would copy a
+    # whole snapshot into the component's linear memory, which never shrinks.
+    SNAPSHOT_PIECE = 1 << 20
+
     def restore(self, snapshot):
         # `list<u8>` takes a Python `bytes`; it still crosses element by element (see README).
-        return refusal(self._call(self._restore, snapshot))
+        self._call(self._restore_begin, len(snapshot))
+        for at in range(0, len(snapshot), self.SNAPSHOT_PIECE):
+            refused = refusal(self._call(self._restore_write, snapshot[at : at + self.SNAPSHOT_PIECE]))
+            if refused is not None:
+                return refused
+        return refusal(self._call(self._restore_end))
 
     def process_batch(self, events):
         # One outcome per event: a list of alert strings, or an event-error Variant.
         return self._call(self._process_batch, events)
 
     def snapshot(self):
-        return self._call(self._snapshot)
+        length = self._call(self._snapshot_begin)
+        pieces = []
+        read = 0
+        while read < length:
+            piece = bytes(self._call(self._snapshot_read, self.SNAPSHOT_PIECE))
+            if not piece:
+                break
+            pieces.append(piece)
+            read += len(piece)
+        if read != length:
+            raise OSError(f"the component handed out {read} of {length} snapshot bytes")
+        return b"".join(pieces)
 
     def stats(self):
         return self._call(self._stats)

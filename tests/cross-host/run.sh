@@ -179,6 +179,37 @@ for profile in default elastic; do
 done
 
 # ---------------------------------------------------------------------------------------------
+# A state larger than one snapshot piece (1 MiB): every host restores and saves it in pieces
+# ---------------------------------------------------------------------------------------------
+echo
+echo "a state of several snapshot pieces"
+python3 - >many-principals.ndjson <<'EOF'
+for n in range(40000):
+    print('{"eventVersion":"1.09","eventTime":"2024-03-01T%02d:%02d:%02dZ","eventSource":"lambda.amazonaws.com",'
+          '"eventName":"Invoke","recipientAccountId":"123456789012","userIdentity":{"type":"IAMUser",'
+          '"arn":"arn:aws:iam::123456789012:user/u%06d","accountId":"123456789012","userName":"u%06d"}}'
+          % (n // 3600 % 24, n // 60 % 60, n % 60, n, n))
+EOF
+tail -n 1 many-principals.ndjson | sed 's/u039999/newcomer/g; s/T11:06:39Z/T12:00:00Z/' >one-more.ndjson
+run rust default /dev/null /dev/null --learn --state "$work/large.learned" many-principals.ndjson ||
+    fail "rust cannot learn the large state"
+for host in rust node python; do
+    cp "$work/large.learned" "$work/large.$host"
+    run "$host" default "$work/large.$host.out" "$work/large.$host.err" --state "$work/large.$host" one-more.ndjson ||
+        fail "$host cannot restore the large state: $(tail -n 1 "$work/large.$host.err")"
+done
+if [[ $(wc -l <"$work/large.rust.out") -eq 1 ]]; then
+    pass "rust, after the large state, raises the newcomer's one alert"
+else
+    fail "rust, after the large state, raises $(wc -l <"$work/large.rust.out") alerts, not 1"
+fi
+for host in node python; do
+    same "$host restores and saves a $(wc -c <"$work/large.learned")-byte state as rust does" \
+        "$work/large.rust" "$work/large.$host"
+    same "$host alerts on the one newcomer after it as rust does" "$work/large.rust.out" "$work/large.$host.out"
+done
+
+# ---------------------------------------------------------------------------------------------
 # The pipelines' spool runner (examples/pipelines): batches scanned in turn = one run
 # ---------------------------------------------------------------------------------------------
 echo
