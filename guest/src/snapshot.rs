@@ -165,7 +165,8 @@ impl Writer {
         self.length
     }
 
-    /// The next at most `max` bytes (at least one while any are left); empty at the end.
+    /// The next at most `max` bytes (at least one while any are left: a `max` of 0 counts as 1);
+    /// empty at the end.
     pub fn read(&mut self, history: &History, max: usize) -> Vec<u8> {
         let max = max.max(1);
         let left = usize::try_from(self.length - self.handed_out).unwrap_or(usize::MAX);
