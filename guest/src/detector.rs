@@ -588,26 +588,19 @@ impl Detector {
 
     /// The next piece of the snapshot begun. An error ends the restore; the history is unchanged.
     pub fn restore_write(&mut self, piece: &[u8]) -> Result<(), RestoreError> {
-        let Some((decoder, history)) = &mut self.restoring else {
+        let Some((mut decoder, mut history)) = self.restoring.take() else {
             return Err(RestoreError::Corrupt("no restore was begun".into()));
         };
-        let identity = Identity {
-            rule_id: self.rule.rule_id,
-            term_signature: &self.term_signature,
-            term_arity: self.profile.terms.len(),
-        };
         // Straight from the pieces into the new history.
-        let written = decoder.write(piece, Some(&identity), |visit| match visit {
+        decoder.write(piece, Some(&self.identity()), |visit| match visit {
             Visit::Count {
                 entries,
                 term_bytes,
             } => history.reserve(entries, term_bytes),
             Visit::Entry(term, last_seen) => history.insert(term, last_seen),
-        });
-        if written.is_err() {
-            self.restoring = None;
-        }
-        written
+        })?;
+        self.restoring = Some((decoder, history));
+        Ok(())
     }
 
     /// Ends the restore begun: the history becomes the snapshot's if all of it was written and it

@@ -74,32 +74,31 @@ pub fn encode<'e>(
     entries: impl Iterator<Item = (&'e [u8], EpochMillis)>,
 ) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER_LEN + 64 + entry_count * 48);
-    put_header(&mut bytes, identity, evictions, entry_count, 0); // body length patched below
+    put_header(&mut bytes, identity, evictions, entry_count);
     for (term, last_seen) in entries {
         put_entry(&mut bytes, term, last_seen);
     }
-    let body_len = (bytes.len() - HEADER_LEN) as u64;
-    bytes[12..HEADER_LEN].copy_from_slice(&body_len.to_le_bytes());
+    let body_len = bytes.len() - HEADER_LEN;
+    set_body_len(&mut bytes, body_len);
     let checksum = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&checksum.to_le_bytes());
     bytes
 }
 
-/// The header and the body up to the first entry.
-fn put_header(
-    out: &mut Vec<u8>,
-    identity: &Identity<'_>,
-    evictions: u64,
-    entry_count: usize,
-    body_len: u64,
-) {
+/// The header and the body up to the first entry, with a body length of 0 for [`set_body_len`].
+fn put_header(out: &mut Vec<u8>, identity: &Identity<'_>, evictions: u64, entry_count: usize) {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&0_u64.to_le_bytes());
     put_bytes(out, identity.rule_id.as_bytes());
     put_bytes(out, identity.term_signature.as_bytes());
     out.extend_from_slice(&evictions.to_le_bytes());
     out.extend_from_slice(&(entry_count as u64).to_le_bytes());
+}
+
+/// Writes the body length into a header [`put_header`] made.
+fn set_body_len(header: &mut [u8], body_len: usize) {
+    header[MAGIC.len() + 4..HEADER_LEN].copy_from_slice(&(body_len as u64).to_le_bytes());
 }
 
 fn put_entry(out: &mut Vec<u8>, term: &[u8], last_seen: EpochMillis) {
@@ -132,22 +131,11 @@ impl Writer {
     /// Starts a snapshot of `history`.
     pub fn new(identity: &Identity<'_>, history: &History) -> Self {
         let entries = history.len();
-        let body_len = 4
-            + identity.rule_id.len()
-            + 4
-            + identity.term_signature.len()
-            + 8
-            + 8
-            + entries * MIN_ENTRY_LEN
-            + history.term_bytes();
         let mut carry = Vec::new();
-        put_header(
-            &mut carry,
-            identity,
-            history.evictions(),
-            entries,
-            body_len as u64,
-        );
+        put_header(&mut carry, identity, history.evictions(), entries);
+        // The body: what the header holds past its fixed part, then every entry.
+        let body_len = carry.len() - HEADER_LEN + entries * MIN_ENTRY_LEN + history.term_bytes();
+        set_body_len(&mut carry, body_len);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&carry);
         Self {
