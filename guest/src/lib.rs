@@ -12,6 +12,7 @@ pub mod fastpath;
 pub mod fields;
 pub mod history;
 mod lanes;
+mod messages;
 pub mod prefilter;
 pub mod snapshot;
 pub mod time;

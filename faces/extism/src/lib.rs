@@ -1,0 +1,32 @@
+//! The newterms rule as an [Extism](https://extism.org) plugin.
+//!
+//! A core WebAssembly module for `wasm32-unknown-unknown` that any Extism host (Rust, Python, Go,
+//! Node, Java, .NET) loads as a plugin. It is glue only: every rule behaviour comes from the rule
+//! crate (`newterms-guest`), so its alerts and snapshots are those of the component.
+//!
+//! Exports (each an Extism function: input bytes in, output bytes out, an Extism error on failure):
+//!
+//! | export | input | output |
+//! |---|---|---|
+//! | `configure` | the configuration as JSON, the keys of `newterms scan --config` | nothing; clears history and counters |
+//! | `process_ndjson` | events, one JSON document a line | the alerts raised, one a line, each the document `newterms scan` prints |
+//! | `errors` | nothing | the lines of the last `process_ndjson` that were refused, as JSON lines `{"line": N, "error": "..."}` (`line` from 1) |
+//! | `stats` | nothing | counters as JSON |
+//! | `snapshot` | nothing | the first-seen history, in the component's snapshot format |
+//! | `restore` | a snapshot | nothing; the history is the snapshot's (unchanged on error) |
+//! | `metadata` | nothing | the rule's identity and the configuration in force, as JSON |
+//!
+//! A refused line raises no alert and does not stop the batch: it is counted in `stats` (`errors`)
+//! and listed by `errors`, so the alerts output stays exactly the alerts.
+//!
+//! The module is built without `+simd128`: Extism's Java SDK (Chicory) runs no SIMD by default, and
+//! the same bytes should load in every Extism host.
+
+mod config;
+mod plugin;
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // the Extism ABI: imported kernel functions and `no_mangle` exports
+mod abi;
+
+pub use plugin::Plugin;

@@ -1,0 +1,119 @@
+//! The plugin's state and its exports as plain Rust (native-testable); `abi` moves the bytes.
+
+use newterms_guest::detector::{Detector, Stats};
+use newterms_guest::snapshot::FORMAT_VERSION;
+use serde_json::{Value, json};
+
+use crate::config;
+
+/// One plugin instance: the detector and what the last batch refused.
+#[derive(Default)]
+pub struct Plugin {
+    detector: Detector,
+    /// The refused lines of the last `process_ndjson`, as JSON lines.
+    errors: Vec<u8>,
+}
+
+impl Plugin {
+    /// `configure`: replaces the configuration (JSON, the `--config` keys) and clears history and
+    /// counters. On error nothing changes.
+    pub fn configure(&mut self, json: &[u8]) -> Result<(), String> {
+        let config = config::from_json(json)?;
+        self.detector = Detector::new(config).map_err(|error| error.to_string())?;
+        self.errors.clear();
+        Ok(())
+    }
+
+    /// `process_ndjson`: the alerts the buffer's lines raise, in order, one a line; refused lines
+    /// are kept for [`Plugin::errors`].
+    pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<u8> {
+        let mut alerts = Vec::new();
+        self.errors.clear();
+        for outcome in self.detector.process_ndjson(buffer) {
+            match outcome.outcome {
+                Ok(raised) => {
+                    for alert in raised {
+                        alerts.extend_from_slice(alert.as_bytes());
+                        alerts.push(b'\n');
+                    }
+                }
+                Err(error) => {
+                    let line =
+                        json!({"line": u64::from(outcome.line) + 1, "error": error.to_string()});
+                    self.errors.extend_from_slice(line.to_string().as_bytes());
+                    self.errors.push(b'\n');
+                }
+            }
+        }
+        alerts
+    }
+
+    /// `errors`: the refused lines of the last `process_ndjson`.
+    pub fn errors(&self) -> &[u8] {
+        &self.errors
+    }
+
+    /// `stats`: the rule's counters since `configure`, as JSON.
+    pub fn stats(&self) -> Vec<u8> {
+        let Stats {
+            events,
+            matched,
+            excepted,
+            alerts,
+            errors,
+            terms,
+            evictions,
+        } = self.detector.stats();
+        json!({
+            "events": events, "matched": matched, "excepted": excepted, "alerts": alerts,
+            "errors": errors, "terms": terms, "evictions": evictions,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// `snapshot`: the first-seen history in the component's snapshot format.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.detector.snapshot()
+    }
+
+    /// `restore`: replaces the history with a snapshot's; on error it is unchanged.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.detector
+            .restore(snapshot)
+            .map_err(|error| format!("cannot restore the snapshot: {error}"))
+    }
+
+    /// `metadata`: the rule's identity and the configuration in force, as JSON (the fields of the
+    /// component's `rule-metadata`).
+    pub fn metadata(&self) -> Vec<u8> {
+        let detector = &self.detector;
+        let rule = detector.rule();
+        let reference = |reference: &newterms_guest::definition::AttackReference| json!({"id": reference.id, "name": reference.name, "reference": reference.reference});
+        let terms: Vec<&str> = detector
+            .profile()
+            .terms
+            .iter()
+            .map(|term| term.name)
+            .collect();
+        json!({
+            "name": rule.name,
+            "rule_id": rule.rule_id,
+            "rule_version": rule.version,
+            "severity": rule.severity,
+            "risk_score": rule.risk_score,
+            "tactic": reference(&rule.tactic),
+            "techniques": rule.techniques.iter().map(reference).collect::<Vec<Value>>(),
+            "tags": rule.tags,
+            "query": rule.kql,
+            "profile": detector.config().profile.name(),
+            "window_ms": detector.window_ms(),
+            "term_fields": terms,
+            "capacity": detector.capacity(),
+            "learn": detector.config().learn,
+            "snapshot_format": FORMAT_VERSION,
+        })
+        .to_string()
+        .into_bytes()
+    }
+}

@@ -1,0 +1,71 @@
+//! What the rule's errors say to people: one wording for every face that reports them as text
+//! (the Extism plugin's errors; the host keeps its own types for the component's).
+
+use std::fmt;
+
+use crate::detector::{ConfigError, EventError, LineError};
+use crate::snapshot::RestoreError;
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroCapacity => {
+                f.write_str("capacity: the history capacity must be at least 1")
+            }
+            ConfigError::InvalidWindow(window) => {
+                write!(f, "window: a window of {window} ms is refused")
+            }
+            ConfigError::InvalidException(why) => write!(f, "exceptions: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventError::MalformedJson(why) => write!(f, "malformed JSON: {why}"),
+            EventError::NotAnObject => f.write_str("not a JSON object"),
+            EventError::MissingTime => {
+                f.write_str("matching event without a time (@timestamp or eventTime)")
+            }
+            EventError::InvalidTime(value) => {
+                write!(f, "matching event with an unreadable time {value:?}")
+            }
+            EventError::TooManyTerms(count) => write!(
+                f,
+                "{count} term combinations in one event is more than the rule takes"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
+            LineError::Event(error) => error.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::BadMagic => f.write_str("not a newterms snapshot (wrong magic number)"),
+            RestoreError::UnsupportedVersion(version) => {
+                write!(
+                    f,
+                    "snapshot format version {version} is not one this rule reads"
+                )
+            }
+            RestoreError::Truncated => f.write_str("the snapshot is truncated"),
+            RestoreError::ChecksumMismatch => {
+                f.write_str("the snapshot is damaged (checksum mismatch)")
+            }
+            RestoreError::Corrupt(why) => write!(f, "the snapshot is corrupt: {why}"),
+            RestoreError::Incompatible(why) => {
+                write!(f, "the snapshot does not fit this rule: {why}")
+            }
+        }
+    }
+}
