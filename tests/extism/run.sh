@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The Extism plugin (faces/extism) under the real Extism runtime: PyPI `extism`, which brings the
+# native runtime (extism-sys). tests/extism/test_plugin.py compares it with `newterms scan` on the
+# same inputs: alerts, diagnostics, counters, configuration, snapshots moved both ways, bad
+# configurations and snapshots, hostile input.
+#
+# Usage: tests/extism/run.sh      (from anywhere; needs cargo and python3)
+# Environment: NEWTERMS=path/to/newterms (default: the workspace's debug build, built if missing),
+#              EXTISM_EVENTS=N (events in the generated stream, default 12000).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+events=${EXTISM_EVENTS:-12000}
+work=$(mktemp -d "${TMPDIR:-/tmp}/extism.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# build_plugin OUT: writes the Extism plugin to OUT.
+# (To become `newterms component --target extism --output OUT` once the CLI builds every face.)
+build_plugin() {
+    (cd "$root" && cargo build --quiet -p newterms-extism --target wasm32-unknown-unknown --profile guest)
+    cp "$target/wasm32-unknown-unknown/guest/newterms_extism.wasm" "$1"
+}
+
+newterms=${NEWTERMS:-$target/debug/newterms}
+if [[ ! -x $newterms ]]; then
+    echo "building the Rust host (cargo build -p newterms)"
+    (cd "$root" && cargo build --quiet -p newterms)
+fi
+echo "building the plugin"
+build_plugin "$work/newterms.extism.wasm"
+echo "        $(wc -c <"$work/newterms.extism.wasm") bytes"
+
+echo "preparing the Extism runtime (venv, pip install extism)"
+venv=$root/target/extism/venv
+if [[ ! -x $venv/bin/python ]]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+
+# Inputs: the README's example, the real records bundled as fixtures, a generated stream and its
+# two halves (as tests/cross-host/run.sh splits it).
+cp "$root/examples/lambda-invocations.ndjson" "$work/example.ndjson"
+gunzip -c "$root/tests/fixtures/cloudtrail/mixed_all.ndjson.gz" >"$work/real-mixed.ndjson"
+python3 "$root/tests/cross-host/gen_stream.py" --events "$events" --seed 4 >"$work/generated.ndjson"
+half=$(($(wc -l <"$work/generated.ndjson") / 2))
+head -n "$half" "$work/generated.ndjson" >"$work/first-half.ndjson"
+tail -n +"$((half + 1))" "$work/generated.ndjson" >"$work/second-half.ndjson"
+
+echo
+"$venv/bin/python" "$here/test_plugin.py" "$work/newterms.extism.wasm" "$newterms" "$work"
