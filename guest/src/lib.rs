@@ -13,6 +13,8 @@ pub mod fields;
 pub mod history;
 mod lanes;
 pub mod prefilter;
+#[cfg(feature = "settings")]
+pub mod settings;
 pub mod snapshot;
 pub mod time;
 pub mod wildcard;
