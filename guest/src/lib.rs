@@ -14,6 +14,8 @@ pub mod history;
 mod lanes;
 mod messages;
 pub mod prefilter;
+#[cfg(feature = "settings")]
+pub mod settings;
 pub mod snapshot;
 pub mod time;
 pub mod wildcard;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
+use newterms_guest::settings::{self, Settings, parse_duration_ms};
 
 use newterms::scan::BatchLimits;
 use newterms::snapshots;
@@ -136,38 +136,6 @@ struct ScanArgs {
     inputs: Vec<String>,
 }
 
-/// `--config FILE`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    /// `default` or `elastic`.
-    profile: Option<String>,
-    /// History window, e.g. `"14d"`.
-    window: Option<String>,
-    /// History capacity in terms.
-    capacity: Option<u32>,
-    /// Principal ARNs whose events are dropped.
-    #[serde(default)]
-    exclude_arns: Vec<String>,
-    /// Exceptions on any field.
-    #[serde(default)]
-    exceptions: Vec<ConfigException>,
-    /// Learn mode.
-    learn: Option<bool>,
-}
-
-/// One `[[exceptions]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigException {
-    /// ECS field name.
-    field: String,
-    /// Values (`*` and `?` wildcards).
-    values: Vec<String>,
-}
-
-const ARN_FIELD: &str = "aws.cloudtrail.user_identity.arn";
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -186,93 +154,60 @@ fn main() -> ExitCode {
 }
 
 fn rule_config(args: &RuleArgs, learn: bool) -> Result<RuleConfig> {
-    let file = match &args.config {
+    // The file's keys are the rule crate's schema, checked there; flags then override them.
+    let settings = match &args.config {
         Some(path) => read_config_file(path)?,
-        None => ConfigFile::default(),
+        None => Settings::default(),
     };
-    let profile = match (args.profile, &file.profile) {
-        (Some(profile), _) => profile,
-        (None, Some(name)) => name
-            .parse()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| config_context(args))?,
-        (None, None) => Profile::Default,
-    };
-    let window_ms = match (args.window, &file.window) {
-        (Some(window), _) => Some(window),
-        (None, Some(text)) => Some(
-            parse_duration_ms(text)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| config_context(args))?,
-        ),
-        (None, None) => None,
-    };
+    let file = settings
+        .to_config()
+        .with_context(|| format!("in configuration file {}", config_path(args)))?;
     let mut exceptions: Vec<Exception> = file
         .exceptions
         .into_iter()
         .map(|exception| Exception {
             field: exception.field,
-            patterns: exception.values,
+            patterns: exception.patterns,
         })
         .collect();
-    let arns: Vec<String> = file
-        .exclude_arns
-        .into_iter()
-        .chain(args.exclude_arns.iter().cloned())
-        .collect();
-    if !arns.is_empty() {
-        exceptions.push(Exception {
-            field: ARN_FIELD.into(),
-            patterns: arns,
-        });
+    if !args.exclude_arns.is_empty() {
+        // One exception on the ARN field, as `exclude_arns` in the file makes.
+        match exceptions.last_mut() {
+            // `exclude_arns` in the file made the last exception: the flags add to it.
+            Some(arns) if !settings.exclude_arns.is_empty() => {
+                arns.patterns.extend(args.exclude_arns.iter().cloned());
+            }
+            _ => exceptions.push(Exception {
+                field: settings::ARN_FIELD.into(),
+                patterns: args.exclude_arns.clone(),
+            }),
+        }
     }
+    let file_profile = match file.profile {
+        newterms_guest::Profile::Default => Profile::Default,
+        newterms_guest::Profile::Elastic => Profile::Elastic,
+    };
     Ok(RuleConfig {
-        profile,
-        window_ms,
+        profile: args.profile.unwrap_or(file_profile),
+        window_ms: args.window.or(file.window_ms),
         exceptions,
         capacity: args.capacity.or(file.capacity),
-        learn: learn || file.learn.unwrap_or(false),
+        learn: learn || file.learn,
     })
 }
 
-fn config_context(args: &RuleArgs) -> String {
-    let path = args.config.as_deref().unwrap_or(Path::new("?"));
-    format!("in configuration file {}", path.display())
+fn config_path(args: &RuleArgs) -> String {
+    args.config
+        .as_deref()
+        .unwrap_or(Path::new("?"))
+        .display()
+        .to_string()
 }
 
-fn read_config_file(path: &Path) -> Result<ConfigFile> {
+fn read_config_file(path: &Path) -> Result<Settings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read configuration file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("in configuration file {}", path.display()))
-}
-
-/// `14d`, `36h`, `90m`, `30s`, `500ms` to milliseconds.
-fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 14d, 36h, 90m, 30s or 500ms"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    let unit_ms: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use d, h, m, s or ms"
-            ));
-        }
-    };
-    match number.checked_mul(unit_ms) {
-        Some(0) => Err(format!("a window of {text} is empty")),
-        Some(ms) => Ok(ms),
-        None => Err(format!("{text} is too long")),
-    }
 }
 
 fn load_component(args: &RuleArgs) -> Result<RuleComponent> {
@@ -485,21 +420,4 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("14d"), Ok(14 * 86_400_000));
-        assert_eq!(parse_duration_ms("36h"), Ok(36 * 3_600_000));
-        assert_eq!(parse_duration_ms("500ms"), Ok(500));
-        assert!(parse_duration_ms("14").is_err());
-        assert!(parse_duration_ms("0d").is_err());
-        assert!(parse_duration_ms("d").is_err());
-        assert!(parse_duration_ms("3w").is_err());
-        assert!(parse_duration_ms("99999999999999999d").is_err());
-    }
 }

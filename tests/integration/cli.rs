@@ -225,6 +225,12 @@ fn bad_configuration_names_the_file_and_line() {
     let run = newterms(&["scan", "--config", path(&config), EXAMPLE], b"");
     assert!(!run.status.success());
     assert!(run.stderr.contains("unknown profile"), "{}", run.stderr);
+    assert!(run.stderr.contains("`profile`"), "{}", run.stderr);
+
+    std::fs::write(&config, "capacity = 0\n").expect("write");
+    let run = newterms(&["scan", "--config", path(&config), EXAMPLE], b"");
+    assert!(!run.status.success());
+    assert!(run.stderr.contains("`capacity`"), "{}", run.stderr);
 }
 
 #[test]
