@@ -3,22 +3,8 @@
 
 use std::fmt;
 
-use crate::detector::{ConfigError, EventError, LineError};
+use crate::detector::{EventError, LineError};
 use crate::snapshot::RestoreError;
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::ZeroCapacity => {
-                f.write_str("capacity: the history capacity must be at least 1")
-            }
-            ConfigError::InvalidWindow(window) => {
-                write!(f, "window: a window of {window} ms is refused")
-            }
-            ConfigError::InvalidException(why) => write!(f, "exceptions: {why}"),
-        }
-    }
-}
 
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
