@@ -1,5 +1,5 @@
 //! What the rule's errors say to people: one wording for every face that reports them as text
-//! (the Extism plugin's errors; the host keeps its own types for the component's).
+//! (the Extism plugin's errors, and the host's error types, which display through these).
 
 use std::fmt;
 

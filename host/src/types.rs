@@ -98,24 +98,18 @@ pub enum EventError {
     TooManyTerms(u64),
 }
 
+// The wording is the rule crate's, which the faces that report errors as text share.
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EventError::MalformedJson(why) => write!(f, "malformed JSON: {why}"),
-            EventError::NotAnObject => f.write_str("not a JSON object"),
-            EventError::MissingTime => {
-                f.write_str("matching event without a time (@timestamp or eventTime)")
-            }
-            EventError::InvalidTime(value) => {
-                write!(f, "matching event with an unreadable time {value:?}")
-            }
-            EventError::TooManyTerms(count) => {
-                write!(
-                    f,
-                    "{count} term combinations in one event is more than the rule takes"
-                )
-            }
-        }
+        use newterms_guest::EventError as Guest;
+        let error = match self.clone() {
+            EventError::MalformedJson(why) => Guest::MalformedJson(why),
+            EventError::NotAnObject => Guest::NotAnObject,
+            EventError::MissingTime => Guest::MissingTime,
+            EventError::InvalidTime(value) => Guest::InvalidTime(value),
+            EventError::TooManyTerms(count) => Guest::TooManyTerms(count),
+        };
+        error.fmt(f)
     }
 }
 
@@ -145,7 +139,7 @@ pub enum LineError {
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LineError::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
+            LineError::NotUtf8(offset) => newterms_guest::LineError::NotUtf8(*offset).fmt(f),
             LineError::Event(error) => error.fmt(f),
         }
     }
@@ -180,23 +174,16 @@ pub enum RestoreError {
 
 impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RestoreError::BadMagic => f.write_str("not a newterms snapshot (wrong magic number)"),
-            RestoreError::UnsupportedVersion(version) => {
-                write!(
-                    f,
-                    "snapshot format version {version} is not one this rule reads"
-                )
-            }
-            RestoreError::Truncated => f.write_str("the snapshot is truncated"),
-            RestoreError::ChecksumMismatch => {
-                f.write_str("the snapshot is damaged (checksum mismatch)")
-            }
-            RestoreError::Corrupt(why) => write!(f, "the snapshot is corrupt: {why}"),
-            RestoreError::Incompatible(why) => {
-                write!(f, "the snapshot does not fit this rule: {why}")
-            }
-        }
+        use newterms_guest::RestoreError as Guest;
+        let error = match self.clone() {
+            RestoreError::BadMagic => Guest::BadMagic,
+            RestoreError::UnsupportedVersion(version) => Guest::UnsupportedVersion(version),
+            RestoreError::Truncated => Guest::Truncated,
+            RestoreError::ChecksumMismatch => Guest::ChecksumMismatch,
+            RestoreError::Corrupt(why) => Guest::Corrupt(why),
+            RestoreError::Incompatible(why) => Guest::Incompatible(why),
+        };
+        error.fmt(f)
     }
 }
 
