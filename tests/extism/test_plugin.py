@@ -45,8 +45,8 @@ def first_difference(expected, actual):
     return f"{len(a) - 1} lines expected, {len(b) - 1} found"
 
 
-def plugin(config=None):
-    instance = extism.Plugin(WASM, wasi=False)
+def plugin(config=None, manifest_config=None):
+    instance = extism.Plugin(WASM, wasi=False, config=manifest_config)
     if config is not None:
         instance.call("configure", json.dumps(config).encode())
     return instance
@@ -160,6 +160,16 @@ for bad, says in [
     # The refused configuration changed nothing.
     check(f"  ... and the configuration in force stays",
           json.loads(instance.call("metadata", b""))["profile"] == "elastic")
+keyed = plugin({"profile": "elastic"}, {"hash_key": os.urandom(16).hex()})
+alerts = keyed.call("process_ndjson", b"".join(lines_of("generated.ndjson")))
+expected = scan("--profile", "elastic", "generated.ndjson")[0]
+check("a random hash key in the manifest's config gives the same alerts", alerts == expected,
+      first_difference(expected, alerts))
+try:
+    plugin({}, {"hash_key": "not hex"})
+    check("a hash_key that is not 32 hex digits is refused", False, "accepted")
+except extism.Error as error:
+    check(f"a hash_key that is not 32 hex digits is refused: {error}", "hash_key" in str(error))
 try:
     plugin().call("configure", b"{not json")
     check("configure with text that is not JSON is refused", False, "accepted")

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 
 use crate::Plugin;
+use crate::plugin::HASH_KEY;
 
 #[link(wasm_import_module = "extism:host/env")]
 unsafe extern "C" {
@@ -22,6 +23,12 @@ unsafe extern "C" {
     safe fn store_u64(offset: u64, value: u64);
     safe fn output_set(offset: u64, length: u64);
     safe fn error_set(offset: u64);
+    safe fn config_get(key_offset: u64) -> u64;
+    safe fn length(offset: u64) -> u64;
+    safe fn load_u8(offset: u64) -> u8;
+    safe fn load_u64(offset: u64) -> u64;
+    #[link_name = "free"]
+    safe fn kernel_free(offset: u64);
 }
 
 thread_local! {
@@ -31,18 +38,43 @@ thread_local! {
 
 /// The call's input, copied out of the kernel a word at a time.
 fn input() -> Vec<u8> {
-    let length = input_length();
+    copy_out(
+        input_length(),
+        |at| input_load_u64(at),
+        |at| input_load_u8(at),
+    )
+}
+
+/// `length` bytes read with `word` (8 at a time) and `byte` (the rest) from offsets 0 up.
+fn copy_out(length: u64, word: impl Fn(u64) -> u64, byte: impl Fn(u64) -> u8) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
     let mut offset = 0;
     while length - offset >= 8 {
-        bytes.extend_from_slice(&input_load_u64(offset).to_le_bytes());
+        bytes.extend_from_slice(&word(offset).to_le_bytes());
         offset += 8;
     }
     while offset < length {
-        bytes.push(input_load_u8(offset));
+        bytes.push(byte(offset));
         offset += 1;
     }
     bytes
+}
+
+/// The value of a key of the manifest's `config` (set by the host application), if set.
+fn extism_config(key: &str) -> Option<Vec<u8>> {
+    let key = to_kernel(key.as_bytes());
+    let value = config_get(key);
+    kernel_free(key);
+    if value == 0 {
+        return None;
+    }
+    let bytes = copy_out(
+        length(value),
+        |at| load_u64(value + at),
+        |at| load_u8(value + at),
+    );
+    kernel_free(value);
+    Some(bytes)
 }
 
 /// A copy of `bytes` in kernel memory; its offset.
@@ -81,6 +113,8 @@ fn result(outcome: Result<(), String>) -> i32 {
 }
 
 /// Replaces the configuration (JSON; empty input for the defaults) and clears history and counters.
+/// The hash key comes from the manifest's `config` (`hash_key`), where the host application puts
+/// random bits: the plugin has no source of its own.
 #[unsafe(no_mangle)]
 pub extern "C" fn configure() -> i32 {
     let json = input();
@@ -89,7 +123,8 @@ pub extern "C" fn configure() -> i32 {
     } else {
         &json
     };
-    result(PLUGIN.with_borrow_mut(|plugin| plugin.configure(json)))
+    let hash_key = extism_config(HASH_KEY);
+    result(PLUGIN.with_borrow_mut(|plugin| plugin.configure(json, hash_key.as_deref())))
 }
 
 /// NDJSON events in; the alerts they raise out, one a line.

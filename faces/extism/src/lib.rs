@@ -23,7 +23,7 @@
 //! the same bytes should load in every Extism host.
 
 mod config;
-mod plugin;
+pub mod plugin;
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // the Extism ABI: imported kernel functions and `no_mangle` exports

@@ -6,6 +6,11 @@ use serde_json::{Value, json};
 
 use crate::config;
 
+/// The key of the manifest's `config` that holds the key for hashing terms: 32 hex digits (128
+/// random bits), so that names an attacker picks cannot be made to collide. Absent, the key is zero:
+/// the same detections, without that protection.
+pub const HASH_KEY: &str = "hash_key";
+
 /// One plugin instance: the detector and what the last batch refused.
 #[derive(Default)]
 pub struct Plugin {
@@ -16,9 +21,13 @@ pub struct Plugin {
 
 impl Plugin {
     /// `configure`: replaces the configuration (JSON, the `--config` keys) and clears history and
-    /// counters. On error nothing changes.
-    pub fn configure(&mut self, json: &[u8]) -> Result<(), String> {
-        let config = config::from_json(json)?;
+    /// counters; `hash_key` is the manifest's [`HASH_KEY`], if set. On error nothing changes.
+    pub fn configure(&mut self, json: &[u8], hash_key: Option<&[u8]>) -> Result<(), String> {
+        let mut config = config::from_json(json)?;
+        if let Some(hex) = hash_key {
+            config.hash_key = parse_hash_key(hex)
+                .ok_or_else(|| format!("the Extism config `{HASH_KEY}` is not 32 hex digits"))?;
+        }
         // The schema ran the rule's own checks: a refusal here would be a rule crate bug.
         self.detector = Detector::new(config).map_err(|error| format!("refused: {error:?}"))?;
         self.errors.clear();
@@ -116,5 +125,47 @@ impl Plugin {
         })
         .to_string()
         .into_bytes()
+    }
+}
+
+fn parse_hash_key(hex: &[u8]) -> Option<(u64, u64)> {
+    let hex = std::str::from_utf8(hex).ok()?.trim();
+    if hex.len() != 32 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let half = |range| u64::from_str_radix(hex.get(range)?, 16).ok();
+    Some((half(0..16)?, half(16..32)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_keys() {
+        assert_eq!(
+            parse_hash_key(b"000000000000000100000000000000ff"),
+            Some((1, 255))
+        );
+        assert_eq!(parse_hash_key(b"00"), None);
+        assert_eq!(parse_hash_key(b"g0000000000000000000000000000000"), None);
+        assert_eq!(parse_hash_key(b"+0000000000000010000000000000000"), None);
+    }
+
+    #[test]
+    fn a_hash_key_gives_the_same_alerts_and_snapshot() {
+        let events = b"{\"eventSource\":\"lambda.amazonaws.com\",\"eventName\":\"Invoke\",\"eventTime\":\"2024-03-01T00:00:00Z\",\"recipientAccountId\":\"1\",\"userIdentity\":{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::1:user/a\",\"userName\":\"a\"}}\n";
+        let mut zero = Plugin::default();
+        let mut keyed = Plugin::default();
+        assert_eq!(zero.configure(b"{}", None), Ok(()));
+        assert_eq!(
+            keyed.configure(b"{}", Some(b"0123456789abcdef0123456789ABCDEF")),
+            Ok(())
+        );
+        let alerts = zero.process_ndjson(events);
+        assert_eq!(alerts.iter().filter(|&&byte| byte == b'\n').count(), 1);
+        assert_eq!(keyed.process_ndjson(events), alerts);
+        assert_eq!(keyed.snapshot(), zero.snapshot());
+        assert!(keyed.configure(b"{}", Some(b"short")).is_err());
     }
 }
