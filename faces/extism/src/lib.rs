@@ -19,8 +19,12 @@
 //! A refused line raises no alert and does not stop the batch: it is counted in `stats` (`errors`)
 //! and listed by `errors`, so the alerts output stays exactly the alerts.
 //!
-//! The module is built without `+simd128`: Extism's Java SDK (Chicory) runs no SIMD by default, and
-//! the same bytes should load in every Extism host.
+//! The manifest's `config` may set `hash_key` (32 hex digits): the key for hashing terms, which the
+//! host application should draw at random (the plugin has no randomness). `configure` reads it.
+//!
+//! The module is built without `+simd128`: Chicory, the pure-JVM runtime of Extism's Java SDK,
+//! refuses SIMD instructions unless its optional SIMD support is turned on (Java 21 and later), and
+//! one file should load in every Extism host. The rule crate's scalar path runs instead.
 
 mod config;
 pub mod plugin;
