@@ -5,7 +5,7 @@
 # configurations and snapshots, hostile input.
 #
 # Usage: tests/extism/run.sh      (from anywhere; needs cargo and python3)
-# Environment: NEWTERMS=path/to/newterms (default: the workspace's debug build, built if missing),
+# Environment: NEWTERMS=path/to/newterms (default: the workspace's debug build, brought up to date),
 #              EXTISM_EVENTS=N (events in the generated stream, default 12000).
 set -euo pipefail
 
@@ -23,11 +23,11 @@ build_plugin() {
     cp "$target/wasm32-unknown-unknown/guest/newterms_extism.wasm" "$1"
 }
 
-newterms=${NEWTERMS:-$target/debug/newterms}
-if [[ ! -x $newterms ]]; then
+if [[ -z ${NEWTERMS:-} ]]; then
     echo "building the Rust host (cargo build -p newterms)"
     (cd "$root" && cargo build --quiet -p newterms)
 fi
+newterms=${NEWTERMS:-$target/debug/newterms}
 echo "building the plugin"
 build_plugin "$work/newterms.extism.wasm"
 echo "        $(wc -c <"$work/newterms.extism.wasm") bytes"

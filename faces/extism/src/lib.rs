@@ -24,7 +24,8 @@
 //!
 //! The module is built without `+simd128`: Chicory, the pure-JVM runtime of Extism's Java SDK,
 //! refuses SIMD instructions unless its optional SIMD support is turned on (Java 21 and later), and
-//! one file should load in every Extism host. The rule crate's scalar path runs instead.
+//! one file should load in every Extism host. The rule crate's scalar path runs instead: under
+//! extism-sys (wasmtime) it took about 1.4 times the CPU of a `+simd128` build on a generated stream.
 
 mod config;
 pub mod plugin;
