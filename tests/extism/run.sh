@@ -39,10 +39,17 @@ if [[ ! -x $venv/bin/python ]]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 
-# Inputs: the README's example, the real records bundled as fixtures, a generated stream and its
+# Inputs: lines the rule refuses, the README's example, the real records bundled as fixtures, a generated stream and its
 # two halves (as tests/cross-host/run.sh splits it).
 cp "$root/examples/lambda-invocations.ndjson" "$work/example.ndjson"
 gunzip -c "$root/tests/fixtures/cloudtrail/mixed_all.ndjson.gz" >"$work/real-mixed.ndjson"
+# Lines the rule refuses (not UTF-8, broken JSON, not an object, a matching event with an unreadable
+# and with no time), around the example's first event, which alerts.
+event=$(head -n 1 "$root/examples/lambda-invocations.ndjson")
+{
+    printf '%s\n' "${event/duc/$'\xff'}" "${event:0:200}" '[1,2]' "$event"
+    printf '%s\n' "${event/2017-11-27T19:05:20.524Z/yesterday}" "${event/\"eventTime\":/\"eventTim\":}"
+} >"$work/broken.ndjson"
 python3 "$root/tests/cross-host/gen_stream.py" --events "$events" --seed 4 >"$work/generated.ndjson"
 half=$(($(wc -l <"$work/generated.ndjson") / 2))
 head -n "$half" "$work/generated.ndjson" >"$work/first-half.ndjson"

@@ -87,7 +87,7 @@ def scan_summary(stderr):
 
 # ---------------------------------------------------------------------------------------------
 print("same input, same alerts, same diagnostics, same counters as newterms scan")
-for name in ["example", "generated", "real-mixed"]:
+for name in ["broken", "example", "generated", "real-mixed"]:
     path = f"{name}.ndjson"
     lines = lines_of(path)
     for profile in ["default", "elastic"]:
