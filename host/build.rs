@@ -1,21 +1,101 @@
-//! Builds the guest crate for `wasm32-unknown-unknown`, encodes it as a component with
-//! `wit-component`, and leaves it in `OUT_DIR` for the host to embed.
+//! Builds every face of the rule (the crates in `faces/`, one per host ABI around the rule crate
+//! `guest/`) for WebAssembly, encodes the component face as a component with `wit-component`, and
+//! leaves each in `OUT_DIR` for the host to embed (`host/src/faces.rs`).
 //!
-//! The core module is built by a nested cargo with its own target directory, so that it never waits on
+//! Each module is built by a nested cargo with its own target directory, so that it never waits on
 //! the outer build's lock, and with the environment of the outer build removed (flags, wrappers such as
-//! clippy-driver), so that `cargo test`, `cargo clippy` and `cargo build --release` share one guest
-//! build.
+//! clippy-driver), so that `cargo test`, `cargo clippy` and `cargo build --release` share one build.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// One WebAssembly build of a crate of this workspace.
+struct Face {
+    /// Cargo package.
+    package: &'static str,
+    /// Target triple.
+    target: &'static str,
+    /// Flags for the nested build's rustc.
+    rustflags: &'static [&'static str],
+    /// Cargo profile and its opt-level.
+    profile: &'static str,
+    opt_level: &'static str,
+    /// A library made a cdylib with `cargo rustc` (its manifest makes an rlib), or a cdylib crate.
+    as_cdylib: bool,
+    /// File name in `OUT_DIR`.
+    output: &'static str,
+    /// Encoded as a component (a wit-bindgen core module), or left a core module.
+    component: bool,
+    /// Environment variable that gets the output's path at compile time, if any.
+    path_env: Option<&'static str>,
+}
+
+/// Every module the host embeds or the tests load.
+const FACES: &[Face] = &[
+    // The component: the contract (`wit/rule.wit`), imports nothing. WebAssembly SIMD: the
+    // prefilter's one pass and memchr's searches run 16 bytes at a time; every wasmtime configuration
+    // this host uses enables SIMD, as do the other component hosts of note. Optimised for size, which
+    // keeps the component under 200 KB (opt-level 3 makes it ~240 KB); the hot loops are written so
+    // that a size-optimised build still keeps them tight (see benches/README.md).
+    Face {
+        package: "newterms-component",
+        target: "wasm32-unknown-unknown",
+        rustflags: &["-Ctarget-feature=+simd128"],
+        profile: "guest",
+        opt_level: "s",
+        as_cdylib: true,
+        output: "newterms_rule.wasm",
+        component: true,
+        path_env: None,
+    },
+    // Fluent Bit's filter_wasm: a WASI preview 1 core module. No SIMD: Fluent Bit builds WAMR without
+    // it and refuses such a module. WAMR interprets it, so speed over size. wasi-libc's `malloc` and
+    // `free` (the allocator Rust's std uses there) are exported: Fluent Bit copies each record into
+    // the module with them when they are (its own fallback heap is 8 KiB).
+    Face {
+        package: "newterms-fluent-bit",
+        target: "wasm32-wasip1",
+        rustflags: &["-Clink-arg=--export=malloc", "-Clink-arg=--export=free"],
+        profile: "guest",
+        opt_level: "3",
+        as_cdylib: true,
+        output: "newterms_fluent_bit.wasm",
+        component: false,
+        path_env: None,
+    },
+    // SLOT (integrator: enable with the `faces/extism` crate, and the `Extism` arm in
+    // host/src/faces.rs): the Extism plugin, a core module without WASI.
+    // Face {
+    //     package: "newterms-extism",
+    //     target: "wasm32-unknown-unknown",
+    //     rustflags: &["-Ctarget-feature=+simd128"],
+    //     profile: "guest",
+    //     opt_level: "s",
+    //     as_cdylib: true,
+    //     output: "newterms_extism.wasm",
+    //     component: false,
+    //     path_env: None,
+    // },
+    // A deliberately faulty rule that the tests run the host against (a cdylib crate; no LTO, see the
+    // `hostile` profile).
+    Face {
+        package: "newterms-hostile-guest",
+        target: "wasm32-unknown-unknown",
+        rustflags: &["-Ctarget-feature=+simd128"],
+        profile: "hostile",
+        opt_level: "s",
+        as_cdylib: false,
+        output: "newterms_hostile.wasm",
+        component: true,
+        path_env: Some("NEWTERMS_HOSTILE_COMPONENT"),
+    },
+];
 
 fn main() {
     if let Err(message) = run() {
         // A build script reports failure by panicking; the message is what the user sees.
-        panic!("\n\nbuilding the newterms guest component failed:\n{message}\n");
+        panic!("\n\nbuilding the newterms WebAssembly modules failed:\n{message}\n");
     }
 }
 
@@ -27,6 +107,7 @@ fn run() -> Result<(), String> {
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
+        "faces",
         "tests/hostile-guest",
         "wit",
         "Cargo.toml",
@@ -39,8 +120,6 @@ fn run() -> Result<(), String> {
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
-    ensure_wasm_target()?;
-
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
@@ -52,60 +131,51 @@ fn run() -> Result<(), String> {
         })
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest-wasm");
-    // The rule, and a deliberately faulty rule that the tests run the host against.
-    cargo_build(workspace, &target_dir, "newterms-guest", "guest", true)?;
-    cargo_build(
-        workspace,
-        &target_dir,
-        "newterms-hostile-guest",
-        "hostile",
-        false,
-    )?;
 
     let wit_package = wit_package(&workspace.join("wit/rule.wit"))?;
     println!("cargo:rustc-env=NEWTERMS_WIT_PACKAGE={wit_package}");
     let provenance = provenance_section(&wit_package);
-
-    let built = target_dir.join(WASM_TARGET);
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
-    encode(
-        &built.join("guest/newterms_guest.wasm"),
-        &out_dir.join("newterms_rule.wasm"),
-        &provenance,
-    )?;
-    let hostile = out_dir.join("newterms_hostile.wasm");
-    encode(
-        &built.join("hostile/newterms_hostile_guest.wasm"),
-        &hostile,
-        &provenance,
-    )?;
-    println!(
-        "cargo:rustc-env=NEWTERMS_HOSTILE_COMPONENT={}",
-        hostile.display()
-    );
+
+    for face in FACES {
+        ensure_wasm_target(face.target)?;
+        cargo_build(workspace, &target_dir, face)?;
+        let built = target_dir
+            .join(face.target)
+            .join(face.profile)
+            .join(format!("{}.wasm", face.package.replace('-', "_")));
+        let out = out_dir.join(face.output);
+        let module = std::fs::read(&built)
+            .map_err(|error| format!("cannot read {}: {error}", built.display()))?;
+        let mut bytes = if face.component {
+            encode(&module, &built)?
+        } else {
+            module
+        };
+        // A custom section may stand anywhere between a module's or a component's sections.
+        bytes.extend_from_slice(&provenance);
+        std::fs::write(&out, bytes)
+            .map_err(|error| format!("cannot write {}: {error}", out.display()))?;
+        if let Some(name) = face.path_env {
+            println!("cargo:rustc-env={name}={}", out.display());
+        }
+    }
     Ok(())
 }
 
-/// Builds one WebAssembly package with a nested cargo; `as_cdylib` for a library whose manifest does
-/// not make one.
-fn cargo_build(
-    workspace: &Path,
-    target_dir: &Path,
-    package: &str,
-    profile: &str,
-    as_cdylib: bool,
-) -> Result<(), String> {
+/// Builds one face with a nested cargo.
+fn cargo_build(workspace: &Path, target_dir: &Path, face: &Face) -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.current_dir(workspace);
-    if as_cdylib {
+    if face.as_cdylib {
         build.args(["rustc", "--lib", "--crate-type", "cdylib"]);
     } else {
         build.arg("build");
     }
     build
-        .args(["--package", package, "--profile", profile])
-        .args(["--target", WASM_TARGET])
+        .args(["--package", face.package, "--profile", face.profile])
+        .args(["--target", face.target])
         .arg("--target-dir")
         .arg(target_dir);
     // Keep only what a nested cargo should see: not the outer build's flags, target or wrappers.
@@ -121,13 +191,8 @@ fn cargo_build(
             build.env_remove(name.as_ref());
         }
     }
-    // WebAssembly SIMD: the prefilter's one pass and memchr's searches run 16 bytes at a time. Every
-    // wasmtime configuration this host uses enables SIMD, as do the other component hosts of note.
-    build.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128");
-    // Optimised for size, which keeps the component under 200 KB (opt-level 3 makes it ~240 KB); the
-    // hot loops are written so that a size-optimised build still keeps them tight (see
-    // benches/README.md).
-    build.env("CARGO_PROFILE_GUEST_OPT_LEVEL", "s");
+    build.env("CARGO_ENCODED_RUSTFLAGS", face.rustflags.join("\x1f"));
+    build.env("CARGO_PROFILE_GUEST_OPT_LEVEL", face.opt_level);
     // Cargo reads a build script's stdout as directives: the nested build's output goes to stderr.
     let status = build
         .stdout(std::io::stderr())
@@ -136,7 +201,10 @@ fn cargo_build(
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`cargo build` of {package} failed ({status})"))
+        Err(format!(
+            "`cargo build` of {} for {} failed ({status})",
+            face.package, face.target
+        ))
     }
 }
 
@@ -184,31 +252,24 @@ fn leb128(mut value: usize) -> Vec<u8> {
     }
 }
 
-/// Encodes a core module built by wit-bindgen as a component, with `section` appended (a custom
-/// section may stand anywhere between a component's sections).
-fn encode(core_path: &Path, out: &Path, section: &[u8]) -> Result<(), String> {
-    let core = std::fs::read(core_path)
-        .map_err(|error| format!("cannot read {}: {error}", core_path.display()))?;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&core)
+/// Encodes a core module built by wit-bindgen as a component.
+fn encode(core: &[u8], core_path: &Path) -> Result<Vec<u8>, String> {
+    wit_component::ComponentEncoder::default()
+        .module(core)
         .and_then(|encoder| encoder.validate(true).encode())
         .map_err(|error| {
             format!(
                 "cannot encode {} as a component: {error:#}",
                 core_path.display()
             )
-        })?;
-    let mut component = component;
-    component.extend_from_slice(section);
-    std::fs::write(out, component)
-        .map_err(|error| format!("cannot write {}: {error}", out.display()))
+        })
 }
 
 /// Installs the WebAssembly target through rustup when it is missing, or says how to.
-fn ensure_wasm_target() -> Result<(), String> {
+fn ensure_wasm_target(target: &str) -> Result<(), String> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let libdir = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .args(["--print", "target-libdir", "--target", target])
         .output()
         .ok()
         .filter(|output| output.status.success())
@@ -216,17 +277,17 @@ fn ensure_wasm_target() -> Result<(), String> {
     if libdir.as_deref().is_some_and(has_std) {
         return Ok(());
     }
-    let how = format!("rustup target add {WASM_TARGET}");
-    println!("cargo:warning=the {WASM_TARGET} target is missing: running `{how}`");
+    let how = format!("rustup target add {target}");
+    println!("cargo:warning=the {target} target is missing: running `{how}`");
     let installed = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
+        .args(["target", "add", target])
         .status()
         .is_ok_and(|status| status.success());
     if installed && libdir.as_deref().is_some_and(has_std) {
         Ok(())
     } else {
         Err(format!(
-            "the guest is built for {WASM_TARGET}, which this toolchain does not have; run:\n    {how}"
+            "the guest is built for {target}, which this toolchain does not have; run:\n    {how}"
         ))
     }
 }

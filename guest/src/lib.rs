@@ -1,7 +1,8 @@
 //! The "AWS Lambda Function Invoked by an Unusual Principal" new-terms rule.
 //!
-//! Plain Rust that unit-tests natively; [`bindings`] (WebAssembly only) exports it as a component of
-//! the `newterms:rule` world in `wit/`. Nothing here panics on input: a panic would trap and poison the
+//! Plain Rust that unit-tests natively, with no WebAssembly bindings: the faces in `faces/` export it
+//! (`faces/component` as a component of the `newterms:rule` world in `wit/`, `faces/fluent-bit` as a
+//! Fluent Bit filter module). Nothing here panics on input: a panic would trap and poison the
 //! host's instance.
 
 pub mod alert;
@@ -19,10 +20,6 @@ pub mod settings;
 pub mod snapshot;
 pub mod time;
 pub mod wildcard;
-
-#[cfg(all(target_arch = "wasm32", feature = "component"))]
-#[allow(unsafe_code)] // the canonical-ABI glue that wit-bindgen generates
-mod bindings;
 
 pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};
 pub use detector::{

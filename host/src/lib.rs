@@ -19,6 +19,7 @@ mod cache;
 pub mod checkpoint;
 mod component;
 mod error;
+pub mod faces;
 pub mod input;
 mod instance;
 pub mod ocsf;

@@ -12,10 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use newterms_guest::settings::{self, Settings, parse_duration_ms};
 
 use newterms::scan::BatchLimits;
-use newterms::snapshots;
 use newterms::{
     EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
 };
+use newterms::{faces, snapshots};
 
 /// Runs the "AWS Lambda Function Invoked by an Unusual Principal" new-terms rule, a sandboxed
 /// WebAssembly component, over CloudTrail records or ECS documents.
@@ -30,10 +30,21 @@ struct Cli {
 enum Command {
     /// Read events and print an alert (one JSON document per line) for every new term.
     Scan(ScanArgs),
-    /// Print the rule's metadata and the component's imports and exports.
-    Info(RuleArgs),
-    /// Write the embedded rule component, for loading into another host.
+    /// Print the rule's metadata and the component's imports and exports; with --target, the size,
+    /// imports and exports of that build of the rule.
+    Info {
+        #[command(flatten)]
+        rule: RuleArgs,
+        /// Which build of the rule to describe.
+        #[arg(long, value_enum, default_value = "component")]
+        target: Target,
+    },
+    /// Write the embedded rule component (or another build of the rule), for loading into another
+    /// host.
     Component {
+        /// Which build: the component, the Fluent Bit filter module, or the Extism plugin.
+        #[arg(long, value_enum, default_value = "component")]
+        target: Target,
         /// Where to write it.
         #[arg(long, short)]
         output: PathBuf,
@@ -41,6 +52,28 @@ enum Command {
     /// Look into saved first-seen histories, or merge them.
     #[command(subcommand)]
     State(StateCommand),
+}
+
+/// A build of the rule for one kind of host.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// The WebAssembly component of the `newterms:rule` world (imports nothing).
+    Component,
+    /// A Fluent Bit `filter_wasm` module (Fluent Bit 4.1 and later).
+    FluentBit,
+    /// An Extism plugin.
+    Extism,
+}
+
+impl Target {
+    fn bytes(self) -> Result<&'static [u8]> {
+        match self {
+            Target::Component => Ok(EMBEDDED_COMPONENT),
+            Target::FluentBit => Ok(faces::FLUENT_BIT_MODULE),
+            Target::Extism => faces::EXTISM_MODULE
+                .ok_or_else(|| anyhow::anyhow!("this build of newterms has no Extism plugin")),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -140,8 +173,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Scan(args) => run_scan(args),
-        Command::Info(args) => run_info(args).map(|()| ExitCode::SUCCESS),
-        Command::Component { output } => write_component(&output).map(|()| ExitCode::SUCCESS),
+        Command::Info {
+            rule,
+            target: Target::Component,
+        } => run_info(rule).map(|()| ExitCode::SUCCESS),
+        Command::Info { target, .. } => run_module_info(target).map(|()| ExitCode::SUCCESS),
+        Command::Component { target, output } => {
+            write_component(target, &output).map(|()| ExitCode::SUCCESS)
+        }
         Command::State(command) => run_state(command).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
@@ -319,6 +358,9 @@ fn run_info(args: RuleArgs) -> Result<()> {
     writeln!(out, "snapshot format: {}", metadata.snapshot_format)?;
     let provenance = component.provenance();
     writeln!(out, "component:       {}", component.origin())?;
+    if args.rule.is_none() {
+        writeln!(out, "size:            {} bytes", EMBEDDED_COMPONENT.len())?;
+    }
     writeln!(
         out,
         "implements:      {} ({} v{}, snapshot format {})",
@@ -400,17 +442,41 @@ fn run_state(command: StateCommand) -> Result<()> {
     }
 }
 
-fn write_component(output: &Path) -> Result<()> {
-    std::fs::write(output, EMBEDDED_COMPONENT)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    // The digest on stdout, so that a publisher can hand it to whoever runs the component.
-    println!("{}  {}", sha256_hex(EMBEDDED_COMPONENT), output.display());
-    eprintln!(
-        "newterms: wrote {} ({} bytes); run it elsewhere with --rule {} --rule-sha256 <the digest>",
-        output.display(),
-        EMBEDDED_COMPONENT.len(),
-        output.display()
-    );
+fn write_component(target: Target, output: &Path) -> Result<()> {
+    let bytes = target.bytes()?;
+    std::fs::write(output, bytes).with_context(|| format!("cannot write {}", output.display()))?;
+    // The digest on stdout, so that a publisher can hand it to whoever runs the module.
+    println!("{}  {}", sha256_hex(bytes), output.display());
+    if target == Target::Component {
+        eprintln!(
+            "newterms: wrote {} ({} bytes); run it elsewhere with --rule {} --rule-sha256 <the digest>",
+            output.display(),
+            bytes.len(),
+            output.display()
+        );
+    } else {
+        eprintln!(
+            "newterms: wrote {} ({} bytes)",
+            output.display(),
+            bytes.len()
+        );
+    }
+    Ok(())
+}
+
+/// `info --target T` for a core-module build: size, digest, imports and exports.
+fn run_module_info(target: Target) -> Result<()> {
+    let bytes = target.bytes()?;
+    let summary = faces::summarize_module(bytes).map_err(anyhow::Error::msg)?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "size:            {} bytes", bytes.len())?;
+    writeln!(out, "sha256:          {}", sha256_hex(bytes))?;
+    for import in &summary.imports {
+        writeln!(out, "imports:         {import}")?;
+    }
+    for export in &summary.exports {
+        writeln!(out, "exports:         {export}")?;
+    }
     Ok(())
 }
 

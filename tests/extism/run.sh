@@ -19,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 # build_plugin OUT: writes the Extism plugin to OUT.
 # (To become `newterms component --target extism --output OUT` once the CLI builds every face.)
 build_plugin() {
-    (cd "$root" && cargo build --quiet -p newterms-extism --target wasm32-unknown-unknown --profile guest)
+    (cd "$root" && cargo rustc --quiet -p newterms-extism --target wasm32-unknown-unknown --profile guest --crate-type cdylib)
     cp "$target/wasm32-unknown-unknown/guest/newterms_extism.wasm" "$1"
 }
 

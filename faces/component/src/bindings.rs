@@ -3,17 +3,19 @@
 
 use std::cell::RefCell;
 
-use crate::definition::{AttackReference as DomainAttackReference, Profile as DomainProfile};
-use crate::detector::{
+use newterms_guest::definition::{
+    AttackReference as DomainAttackReference, Profile as DomainProfile,
+};
+use newterms_guest::detector::{
     Config as DomainConfig, ConfigError as DomainConfigError, Detector,
     EventError as DomainEventError, Exception as DomainException, LineError as DomainLineError,
     LineOutcome as DomainLineOutcome,
 };
-use crate::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
+use newterms_guest::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
 
 wit_bindgen::generate!({
     world: "rule",
-    path: "../wit",
+    path: "../../wit",
 });
 
 use exports::newterms::rule::detector::{
