@@ -224,6 +224,30 @@ expected_after_learning, _ = scan("--state", learned_state, "second-half.ndjson"
 check("a state learned by newterms scan --learn warms the plugin up as it does scan",
       learned_second == expected_after_learning, first_difference(expected_after_learning, learned_second))
 
+# A state of many terms (tests/cross-host's 40,000 principals, a 1.3 MB snapshot): restored and
+# saved whole, and the plugin alerts on the one newcomer after it as scan does.
+with open(os.path.join(WORK, "many-principals.ndjson"), "w") as f:
+    for n in range(40000):
+        f.write('{"eventVersion":"1.09","eventTime":"2024-03-01T%02d:%02d:%02dZ","eventSource":"lambda.amazonaws.com",'
+                '"eventName":"Invoke","recipientAccountId":"123456789012","userIdentity":{"type":"IAMUser",'
+                '"arn":"arn:aws:iam::123456789012:user/u%06d","accountId":"123456789012","userName":"u%06d"}}\n'
+                % (n // 3600 % 24, n // 60 % 60, n % 60, n, n))
+newcomer = lines_of("many-principals.ndjson")[-1].replace(b"u039999", b"newcomer").replace(b"T11:06:39Z", b"T12:00:00Z")
+with open(os.path.join(WORK, "one-more.ndjson"), "wb") as f:
+    f.write(newcomer)
+large = os.path.join(WORK, "large.state")
+scan("--learn", "--state", large, "many-principals.ndjson")
+large_bytes = open(large, "rb").read()
+e = plugin({"profile": "default"})
+e.call("restore", large_bytes)
+check(f"a {len(large_bytes)}-byte state restores and saves the same bytes", e.call("snapshot", b"") == large_bytes)
+expected_newcomer, _ = scan("--state", large, "one-more.ndjson")
+actual_newcomer = e.call("process_ndjson", newcomer)
+check("after it, the newcomer's one alert, as scan raises it",
+      expected_newcomer.count(NL) == 1 and actual_newcomer == expected_newcomer,
+      first_difference(expected_newcomer, actual_newcomer))
+check("and the state after it is scan's", e.call("snapshot", b"") == open(large, "rb").read())
+
 print("\na bad snapshot is an Extism error that says why, and changes nothing")
 good = open(os.path.join(WORK, "state.default"), "rb").read()
 flipped = bytearray(good)
