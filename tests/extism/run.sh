@@ -4,7 +4,8 @@
 # same inputs: alerts, diagnostics, counters, configuration, snapshots moved both ways, bad
 # configurations and snapshots, hostile input.
 #
-# Usage: tests/extism/run.sh      (from anywhere; needs cargo and python3)
+# Usage: tests/extism/run.sh      (from anywhere; needs cargo and python3; with node and npm, the
+#        plugin also runs in Node.js's Extism host)
 # Environment: NEWTERMS=path/to/newterms (default: the workspace's debug build, brought up to date),
 #              EXTISM_EVENTS=N (events in the generated stream, default 12000).
 set -euo pipefail
@@ -56,4 +57,55 @@ head -n "$half" "$work/generated.ndjson" >"$work/first-half.ndjson"
 tail -n +"$((half + 1))" "$work/generated.ndjson" >"$work/second-half.ndjson"
 
 echo
-"$venv/bin/python" "$here/test_plugin.py" "$work/newterms.extism.wasm" "$newterms" "$work"
+"$venv/bin/python" "$here/test_plugin.py" "$work/newterms.extism.wasm" "$newterms" "$work" | tee "$work/python.log" |
+    grep -v ' passed, .* failed$' || true
+read -r passed failed < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$work/python.log")
+if [[ -z ${passed:-} ]]; then
+    echo "FAILED  the Python checks did not finish"
+    passed=0 failed=1
+fi
+pass() { passed=$((passed + 1)); printf 'ok      %s\n' "$1"; }
+fail() { failed=$((failed + 1)); printf 'FAILED  %s\n' "$1"; }
+
+# A second Extism host, Node.js (@extism/extism on V8), when node is installed: the same plugin file
+# gives the same alerts and snapshots there.
+echo
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    echo "in a second Extism host: Node.js (@extism/extism)"
+    node_dir=$root/target/extism/node
+    mkdir -p "$node_dir"
+    if [[ ! -f $node_dir/node_modules/@extism/extism/package.json ]]; then
+        npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error @extism/extism@1.0.3 >/dev/null
+    fi
+    cp "$here/node-host.mjs" "$node_dir/"
+    for profile in default elastic; do
+        (cd "$work" && "$newterms" scan --profile "$profile" generated.ndjson >"whole.$profile.out" 2>/dev/null &&
+            "$newterms" scan --profile "$profile" --state "node-in.$profile" first-half.ndjson >/dev/null 2>&1)
+        if node "$node_dir/node-host.mjs" "$work/newterms.extism.wasm" "$profile" "$work/first-half.ndjson" \
+            "$work/node-in.$profile" "$work/node-out.$profile" "$work/second-half.ndjson" \
+            >"$work/node.$profile.out" 2>"$work/node.$profile.err"; then
+            if cmp -s "$work/whole.$profile.out" "$work/node.$profile.out"; then
+                pass "node $profile: first half, then second half after newterms scan's state = one scan run ($(wc -l <"$work/node.$profile.out") alerts)"
+            else
+                fail "node $profile: first half, then second half after newterms scan's state = one scan run"
+            fi
+            if cmp -s "$work/node-in.$profile" "$work/node-out.$profile"; then
+                pass "node $profile: snapshot after the first half = newterms scan's state file"
+            else
+                fail "node $profile: snapshot after the first half = newterms scan's state file"
+            fi
+            if grep -q "not a newterms snapshot" "$work/node.$profile.err"; then
+                pass "node $profile: a bad snapshot is an error that says why"
+            else
+                fail "node $profile: a bad snapshot is an error that says why"
+            fi
+        else
+            fail "node $profile: the plugin runs ($(tail -n 1 "$work/node.$profile.err"))"
+        fi
+    done
+else
+    echo "node and npm are not installed: the Node.js host is not checked"
+fi
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
