@@ -86,6 +86,12 @@ enum StateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fold a Fluent Bit filter's journal into its state file (DIR/newterms.state), while Fluent Bit
+    /// is stopped, so that `scan --state` and `state inspect` see all of its history.
+    Fold {
+        /// The filter's directory (the first of its `Accessible_Paths`).
+        dir: PathBuf,
+    },
     /// Merge the states of workers that each saw a share of a stream (latest time wins per term).
     Merge {
         /// State files of the same rule and profile.
@@ -419,6 +425,18 @@ fn run_state(command: StateCommand) -> Result<()> {
             for (account, terms) in &summary.per_first_field {
                 writeln!(out, "account {account}: {terms} terms")?;
             }
+            Ok(())
+        }
+        StateCommand::Fold { dir } => {
+            newterms_fluent_bit::filter::Filter::fold_directory(&dir)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("cannot fold the filter state in {}", dir.display()))?;
+            eprintln!(
+                "newterms: folded {} into {}",
+                dir.join(newterms_fluent_bit::filter::JOURNAL_FILE)
+                    .display(),
+                dir.join(newterms_fluent_bit::filter::STATE_FILE).display()
+            );
             Ok(())
         }
         StateCommand::Merge { inputs, output } => {

@@ -149,6 +149,12 @@ impl Filter {
         self.dir.join(name)
     }
 
+    /// Folds the journal of a filter's directory into its state file, as a start of the filter does,
+    /// for handing the state to `newterms scan --state` while Fluent Bit is stopped.
+    pub fn fold_directory(dir: &Path) -> Result<(), String> {
+        Filter::new(dir.to_path_buf()).start().map(drop)
+    }
+
     /// Reads the configuration and the state, and folds the journal.
     fn start(&mut self) -> Result<Running, String> {
         let config_path = self.path(CONFIG_FILE);
