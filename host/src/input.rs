@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
@@ -26,7 +26,49 @@ pub enum Input {
     Stdin,
     /// A file.
     File(PathBuf),
+    /// A stream the caller opened (a socket, a pipe, a decoder): read once, like standard input.
+    Stream(Stream),
 }
+
+/// A named reader handed to [`Input::Stream`]. Clones share the one reader; equal when they do.
+#[derive(Clone)]
+pub struct Stream {
+    name: Arc<str>,
+    reader: Arc<Mutex<Option<Box<dyn Read + Send>>>>,
+}
+
+impl Stream {
+    /// `reader`, reported as `name` in locations.
+    pub fn new(name: &str, reader: impl Read + Send + 'static) -> Self {
+        Self {
+            name: name.into(),
+            reader: Arc::new(Mutex::new(Some(Box::new(reader)))),
+        }
+    }
+
+    /// The reader, the first time; an error after.
+    fn take(&self) -> io::Result<Box<dyn Read + Send>> {
+        self.reader
+            .lock()
+            .ok()
+            .and_then(|mut reader| reader.take())
+            .ok_or_else(|| io::Error::other("the stream was already read"))
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Stream").field(&self.name).finish()
+    }
+}
+
+impl PartialEq for Stream {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.reader, &other.reader)
+    }
+}
+
+impl Eq for Stream {}
 
 impl Input {
     /// `-` is standard input; anything else a file.
@@ -42,7 +84,14 @@ impl Input {
         match self {
             Input::Stdin => "<stdin>".into(),
             Input::File(path) => path.display().to_string(),
+            Input::Stream(stream) => stream.name.to_string(),
         }
+    }
+
+    /// Whether the input is a stream read once (standard input or [`Input::Stream`]): reading it may
+    /// wait on a producer, and a resumed scan reads it anew rather than passing over what it held.
+    pub fn is_stream(&self) -> bool {
+        !matches!(self, Input::File(_))
     }
 
     /// Opens the input, decompressing gzip when its magic number says so.
@@ -50,6 +99,7 @@ impl Input {
         let raw: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => Box::new(File::open(path)?),
+            Input::Stream(stream) => stream.take()?,
         };
         let mut reader = BufReader::with_capacity(1 << 16, raw);
         let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
@@ -260,7 +310,7 @@ impl InputReader {
         self.next_input += 1;
         self.numbered = 0;
         self.to_skip = match self.resume_at {
-            Some(position) if position.input == index && input != Input::Stdin => position.items,
+            Some(position) if position.input == index && !input.is_stream() => position.items,
             _ => 0,
         };
         let name = self
@@ -272,7 +322,7 @@ impl InputReader {
                 self.current = Some(OpenInput {
                     name,
                     index,
-                    interactive: input == Input::Stdin,
+                    interactive: input.is_stream(),
                     reader,
                     line: 0,
                 });

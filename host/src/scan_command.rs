@@ -187,7 +187,7 @@ pub fn run(
     };
     sink.finish()?;
 
-    let only_stdin = inputs.iter().all(|input| *input == Input::Stdin);
+    let only_stdin = inputs.iter().all(Input::is_stream);
     let summary = scanner.summary();
     let stats = scanner.rule().stats()?;
     let mut finished_checkpoint = None;
@@ -225,6 +225,7 @@ fn input_name(input: &Input) -> String {
     match input {
         Input::Stdin => "-".into(),
         Input::File(path) => path.display().to_string(),
+        Input::Stream(stream) => format!("{stream:?}"),
     }
 }
 

@@ -15,6 +15,7 @@ mod component;
 mod crash;
 mod detection;
 mod faults;
+mod reader;
 mod real_data;
 mod state;
 mod vectors;
