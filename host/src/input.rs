@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use flate2::bufread::MultiGzDecoder;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-/// Longest line read; a longer one is reported and skipped, so one runaway line cannot exhaust
-/// memory.
+mod delivery;
+
+use delivery::{Document, Next, Stop};
+
+/// Longest line (or delivery record) read; a longer one is reported and skipped, so one runaway
+/// line cannot exhaust memory.
 pub const MAX_LINE_BYTES: usize = 256 << 20;
 
 /// Where events are read from.
@@ -226,12 +228,6 @@ impl fmt::Display for InputError {
     }
 }
 
-#[derive(Deserialize)]
-struct DeliveryDocument<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Vec<&'a RawValue>,
-}
-
 /// Reads events from one input after another.
 pub struct InputReader {
     inputs: VecDeque<Input>,
@@ -240,7 +236,6 @@ pub struct InputReader {
     /// Index of the next input to open.
     next_input: usize,
     current: Option<OpenInput>,
-    pending: VecDeque<Item>,
     /// Items of the current input still to pass over silently (resuming a scan).
     to_skip: u64,
     resume_at: Option<Position>,
@@ -258,6 +253,18 @@ struct OpenInput {
     interactive: bool,
     reader: BufReader<Box<dyn Read + Send>>,
     line: u64,
+    /// The delivery document being read, if any.
+    delivery: Option<Delivery>,
+}
+
+/// A delivery document being read, record by record.
+struct Delivery {
+    document: Document,
+    /// The line it starts on.
+    line: u64,
+    /// The one line that holds it (a document inside NDJSON); none when it is the input itself (a
+    /// delivery file, streamed).
+    inline: Option<io::Cursor<Vec<u8>>>,
 }
 
 impl InputReader {
@@ -269,7 +276,6 @@ impl InputReader {
             inputs,
             next_input: 0,
             current: None,
-            pending: VecDeque::new(),
             to_skip: 0,
             resume_at: None,
             numbered: 0,
@@ -297,11 +303,15 @@ impl InputReader {
     /// A reader that batches items hands over what it has at such a point, so that a slow stream is
     /// not held back.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty()
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|input| input.interactive && input.reader.buffer().is_empty())
+        self.current.as_ref().is_some_and(|input| {
+            // A document on one line is in memory already: only the input itself can wait.
+            input.interactive
+                && input
+                    .delivery
+                    .as_ref()
+                    .is_none_or(|delivery| delivery.inline.is_none())
+                && input.reader.buffer().is_empty()
+        })
     }
 
     fn open_next(&mut self) -> Option<Result<(), InputError>> {
@@ -325,6 +335,7 @@ impl InputReader {
                     interactive: input.is_stream(),
                     reader,
                     line: 0,
+                    delivery: None,
                 });
                 Ok(())
             }
@@ -353,21 +364,92 @@ impl InputReader {
                 input: input.index,
                 item: 0,
             };
-            if first_line == 1 && starts_delivery_document(&mut input.reader) {
-                // A delivery file may be pretty-printed over many lines: read it whole.
-                let mut whole = Vec::new();
-                let read = input.reader.read_to_end(&mut whole);
-                let location = spot(1).located(Arc::clone(&input.name));
-                self.current = None;
-                if let Err(error) = read {
-                    return Some(Err(InputError {
-                        location,
-                        message: format!("read error: {error}"),
-                        unreadable: true,
-                    }));
+            if let Some(delivery) = &mut input.delivery {
+                let inline = delivery.inline.is_some();
+                let reader: &mut dyn BufRead = match &mut delivery.inline {
+                    Some(line) => line,
+                    None => &mut input.reader,
+                };
+                let start = text.len();
+                let read = delivery.document.next(reader, text, MAX_LINE_BYTES);
+                let mut at = spot(delivery.line);
+                at.record = Some(delivery.document.records);
+                let located = |at: Spot| at.located(Arc::clone(&input.name));
+                match read {
+                    Ok(Next::Record) => {
+                        if let Err(error) = std::str::from_utf8(&text[start..]) {
+                            text.truncate(start);
+                            return Some(Err(InputError {
+                                location: located(at),
+                                message: format!(
+                                    "not UTF-8 (invalid byte at {})",
+                                    error.valid_up_to()
+                                ),
+                                unreadable: false,
+                            }));
+                        }
+                        return Some(Ok(at));
+                    }
+                    Ok(Next::TooLong(length)) => {
+                        return Some(Err(InputError {
+                            location: located(at),
+                            message: format!(
+                                "record of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
+                            ),
+                            unreadable: false,
+                        }));
+                    }
+                    Ok(Next::End) => {
+                        let trailing = delivery.inline.as_mut().is_some_and(|line| {
+                            line.fill_buf()
+                                .is_ok_and(|rest| !rest.trim_ascii().is_empty())
+                        });
+                        if !inline {
+                            // The rest of the file is read as lines, from the one the document
+                            // ends on.
+                            input.line = delivery.line + delivery.document.newlines - 1;
+                        }
+                        input.delivery = None;
+                        if trailing {
+                            let mut at = spot(input.line);
+                            at.record = None;
+                            return Some(Err(InputError {
+                                location: located(at),
+                                message: "malformed delivery document: trailing characters".into(),
+                                unreadable: false,
+                            }));
+                        }
+                        continue;
+                    }
+                    Err(stop) => {
+                        text.truncate(start);
+                        let mut at = spot(delivery.line + delivery.document.newlines);
+                        at.record = None;
+                        let location = located(at);
+                        // A document that is a whole file cannot be read past its fault: the rest of
+                        // the file is lost, which the scan must report. A document on one line
+                        // loses that line only.
+                        if inline {
+                            input.delivery = None;
+                        } else {
+                            self.current = None;
+                        }
+                        return Some(Err(InputError {
+                            location,
+                            message: stop.to_string(),
+                            unreadable: !inline || matches!(stop, Stop::Read(_)),
+                        }));
+                    }
                 }
-                self.pending = expand_delivery(&whole, &location);
-                return self.pending.pop_front().map(|item| take_text(item, text));
+            }
+            if first_line == 1 && starts_delivery_document(&mut input.reader) {
+                // A delivery file may be pretty-printed over many lines: streamed from the input.
+                input.delivery = Some(Delivery {
+                    document: Document::new(),
+                    line: 1,
+                    inline: None,
+                });
+                continue;
             }
 
             // The line is read straight into `text`, then trimmed there.
@@ -419,9 +501,12 @@ impl InputReader {
                 }));
             }
             if is_delivery_document(&text[start..]) {
-                let document = text.split_off(start);
-                self.pending = expand_delivery(&document, &line_location());
-                return self.pending.pop_front().map(|item| take_text(item, text));
+                input.delivery = Some(Delivery {
+                    document: Document::new(),
+                    line: input.line,
+                    inline: Some(io::Cursor::new(text.split_off(start))),
+                });
+                continue;
             }
             return Some(Ok(line_spot));
         }
@@ -430,9 +515,6 @@ impl InputReader {
     /// The next item of any input, numbered within its input; `None` at the end of the last one.
     fn next_numbered(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
         let mut item = loop {
-            if let Some(item) = self.pending.pop_front() {
-                break take_text(item, text);
-            }
             if self.current.is_some() {
                 match self.read_from_current(text) {
                     Some(item) => break item,
@@ -488,14 +570,6 @@ impl Iterator for InputReader {
             }
         }))
     }
-}
-
-/// An item's place, its text (if an event) appended to `text`.
-fn take_text(item: Item, text: &mut Vec<u8>) -> Result<Spot, InputError> {
-    item.map(|record| {
-        text.extend_from_slice(record.text.as_bytes());
-        record.location.spot()
-    })
 }
 
 enum LineRead {
@@ -555,34 +629,6 @@ fn is_delivery_document(bytes: &[u8]) -> bool {
 
 fn starts_delivery_document(reader: &mut impl BufRead) -> bool {
     reader.fill_buf().is_ok_and(is_delivery_document)
-}
-
-/// The records of a delivery document, each as its own JSON text, or the error that stops it.
-fn expand_delivery(bytes: &[u8], location: &Location) -> VecDeque<Item> {
-    match serde_json::from_slice::<DeliveryDocument<'_>>(bytes) {
-        Ok(document) => document
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(index, record)| {
-                Ok(Record {
-                    location: Location {
-                        record: Some(index as u64 + 1),
-                        ..location.clone()
-                    },
-                    text: record.get().to_owned(),
-                })
-            })
-            .collect(),
-        Err(error) => VecDeque::from([Err(InputError {
-            location: Location {
-                line: location.line + error.line().saturating_sub(1) as u64,
-                ..location.clone()
-            },
-            message: format!("malformed delivery document: {error}"),
-            unreadable: false,
-        })]),
-    }
 }
 
 #[cfg(test)]
