@@ -423,8 +423,13 @@ impl InputReader {
                     }
                     Err(stop) => {
                         text.truncate(start);
+                        // The record that could not be read, so that a person knows how many
+                        // were.
                         let mut at = spot(delivery.line + delivery.document.newlines);
-                        at.record = None;
+                        at.record = delivery
+                            .document
+                            .in_records()
+                            .then_some(delivery.document.records + 1);
                         let location = located(at);
                         // A document that is a whole file cannot be read past its fault: the rest of
                         // the file is lost, which the scan must report. A document on one line

@@ -13,6 +13,7 @@ mod bad_input;
 mod cli;
 mod component;
 mod crash;
+mod damaged;
 mod delivery;
 mod detection;
 mod faults;

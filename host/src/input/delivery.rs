@@ -74,6 +74,11 @@ impl Document {
         }
     }
 
+    /// Whether the document is inside its `Records` array (a fault there is at its next record).
+    pub fn in_records(&self) -> bool {
+        matches!(self.stage, Stage::Records(_))
+    }
+
     /// Reads up to the next record (appending its text, trimmed, to `text` when it is at most
     /// `limit` bytes) or the document's end. After an error the reader is somewhere in the middle.
     pub fn next(
