@@ -27,7 +27,6 @@ fn run() -> Result<(), String> {
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
-        "tests/hostile-guest",
         "wit",
         "Cargo.toml",
         "Cargo.lock",
@@ -52,15 +51,7 @@ fn run() -> Result<(), String> {
         })
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest-wasm");
-    // The rule, and a deliberately faulty rule that the tests run the host against.
     cargo_build(workspace, &target_dir, "newterms-guest", "guest", true)?;
-    cargo_build(
-        workspace,
-        &target_dir,
-        "newterms-hostile-guest",
-        "hostile",
-        false,
-    )?;
 
     let wit_package = wit_package(&workspace.join("wit/rule.wit"))?;
     println!("cargo:rustc-env=NEWTERMS_WIT_PACKAGE={wit_package}");
@@ -73,16 +64,6 @@ fn run() -> Result<(), String> {
         &out_dir.join("newterms_rule.wasm"),
         &provenance,
     )?;
-    let hostile = out_dir.join("newterms_hostile.wasm");
-    encode(
-        &built.join("hostile/newterms_hostile_guest.wasm"),
-        &hostile,
-        &provenance,
-    )?;
-    println!(
-        "cargo:rustc-env=NEWTERMS_HOSTILE_COMPONENT={}",
-        hostile.display()
-    );
     Ok(())
 }
 
