@@ -16,6 +16,7 @@ mod crash;
 mod damaged;
 mod delivery;
 mod detection;
+mod durable;
 mod faults;
 mod reader;
 mod real_data;
