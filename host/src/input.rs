@@ -123,39 +123,23 @@ pub struct Position {
     pub items: u64,
 }
 
-/// Where an event or an error is in the input.
+/// Where an event or an error is, with its input's name: a [`Spot`] for a person to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     /// The file name, or `<stdin>`.
     pub source: Arc<str>,
-    /// 1-based line (for a delivery document, the line it starts on).
-    pub line: u64,
-    /// 1-based index in a delivery document's `Records`.
-    pub record: Option<u64>,
-    /// Index of the input in the reader's list.
-    pub input: usize,
-    /// 0-based index of this item among the input's items.
-    pub item: u64,
+    /// Where in it.
+    pub spot: Spot,
 }
 
 impl Location {
     /// The position just after this item.
     pub fn next_position(&self) -> Position {
-        self.spot().next_position()
-    }
-
-    /// Where it is, without the input's name.
-    pub fn spot(&self) -> Spot {
-        Spot {
-            line: self.line,
-            record: self.record,
-            input: self.input,
-            item: self.item,
-        }
+        self.spot.next_position()
     }
 }
 
-/// Where an event is, without its input's name ([`InputReader::names`] has it): what
+/// Where an item is, without its input's name ([`InputReader::names`] has it): what
 /// [`InputReader::next_into`] hands over for each event, so that a scan's two threads do not count
 /// a shared name up and down for every event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,20 +165,14 @@ impl Spot {
 
     /// The location, in the input named `source`.
     pub fn located(self, source: Arc<str>) -> Location {
-        Location {
-            source,
-            line: self.line,
-            record: self.record,
-            input: self.input,
-            item: self.item,
-        }
+        Location { source, spot: self }
     }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)?;
-        if let Some(record) = self.record {
+        write!(f, "{}:{}", self.source, self.spot.line)?;
+        if let Some(record) = self.spot.record {
             write!(f, " (record {record})")?;
         }
         Ok(())
@@ -216,7 +194,7 @@ pub struct InputError {
     /// Where.
     pub location: Location,
     /// What is wrong.
-    pub message: String,
+    pub problem: InputProblem,
     /// Whether the rest of the input was lost (it could not be opened or read), rather than one
     /// line or document skipped.
     pub unreadable: bool,
@@ -224,7 +202,47 @@ pub struct InputError {
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
+        write!(f, "{}: {}", self.location, self.problem)
+    }
+}
+
+/// What is wrong with an input item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputProblem {
+    /// The input could not be opened (what the operating system said).
+    Open(String),
+    /// Reading failed (a truncated gzip stream, say): the rest of the input is lost.
+    Read(String),
+    /// A line of this many bytes, longer than [`MAX_LINE_BYTES`]: skipped.
+    LineTooLong(usize),
+    /// A delivery record of this many bytes, longer than [`MAX_LINE_BYTES`]: skipped.
+    RecordTooLong(u64),
+    /// Not UTF-8: the offset of the first invalid byte.
+    NotUtf8(usize),
+    /// Not a delivery document from here on: why.
+    MalformedDelivery(&'static str),
+}
+
+impl fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputProblem::Open(error) => write!(f, "cannot read: {error}"),
+            InputProblem::Read(error) => write!(f, "read error: {error}"),
+            InputProblem::LineTooLong(length) => {
+                write!(
+                    f,
+                    "line of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
+                )
+            }
+            InputProblem::RecordTooLong(length) => {
+                write!(
+                    f,
+                    "record of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
+                )
+            }
+            InputProblem::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
+            InputProblem::MalformedDelivery(why) => write!(f, "malformed delivery document: {why}"),
+        }
     }
 }
 
@@ -340,14 +358,14 @@ impl InputReader {
                 Ok(())
             }
             Err(error) => Err(InputError {
-                location: Location {
-                    source: name,
+                location: Spot {
                     line: 0,
                     record: None,
                     input: index,
                     item: 0,
-                },
-                message: format!("cannot read: {error}"),
+                }
+                .located(name),
+                problem: InputProblem::Open(error.to_string()),
                 unreadable: true,
             }),
         })
@@ -381,10 +399,7 @@ impl InputReader {
                             text.truncate(start);
                             return Some(Err(InputError {
                                 location: located(at),
-                                message: format!(
-                                    "not UTF-8 (invalid byte at {})",
-                                    error.valid_up_to()
-                                ),
+                                problem: InputProblem::NotUtf8(error.valid_up_to()),
                                 unreadable: false,
                             }));
                         }
@@ -393,9 +408,7 @@ impl InputReader {
                     Ok(Next::TooLong(length)) => {
                         return Some(Err(InputError {
                             location: located(at),
-                            message: format!(
-                                "record of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
-                            ),
+                            problem: InputProblem::RecordTooLong(length),
                             unreadable: false,
                         }));
                     }
@@ -415,7 +428,7 @@ impl InputReader {
                             at.record = None;
                             return Some(Err(InputError {
                                 location: located(at),
-                                message: "malformed delivery document: trailing characters".into(),
+                                problem: InputProblem::MalformedDelivery("trailing characters"),
                                 unreadable: false,
                             }));
                         }
@@ -439,10 +452,14 @@ impl InputReader {
                         } else {
                             self.current = None;
                         }
+                        let unreadable = !inline || matches!(stop, Stop::Read(_));
                         return Some(Err(InputError {
                             location,
-                            message: stop.to_string(),
-                            unreadable: !inline || matches!(stop, Stop::Read(_)),
+                            problem: match stop {
+                                Stop::Read(error) => InputProblem::Read(error.to_string()),
+                                Stop::Malformed(why) => InputProblem::MalformedDelivery(why),
+                            },
+                            unreadable,
                         }));
                     }
                 }
@@ -470,7 +487,7 @@ impl InputReader {
                     self.current = None;
                     return Some(Err(InputError {
                         location,
-                        message: format!("read error: {error}"),
+                        problem: InputProblem::Read(error.to_string()),
                         unreadable: true,
                     }));
                 }
@@ -481,9 +498,7 @@ impl InputReader {
                 Ok(LineRead::TooLong(length)) => {
                     return Some(Err(InputError {
                         location: line_location(),
-                        message: format!(
-                            "line of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
-                        ),
+                        problem: InputProblem::LineTooLong(length),
                         unreadable: false,
                     }));
                 }
@@ -501,7 +516,7 @@ impl InputReader {
                 text.truncate(start);
                 return Some(Err(InputError {
                     location: line_location(),
-                    message: format!("not UTF-8 (invalid byte at {})", error.valid_up_to()),
+                    problem: InputProblem::NotUtf8(error.valid_up_to()),
                     unreadable: false,
                 }));
             }
@@ -533,7 +548,7 @@ impl InputReader {
         };
         match &mut item {
             Ok(spot) => spot.item = self.numbered,
-            Err(error) => error.location.item = self.numbered,
+            Err(error) => error.location.spot.item = self.numbered,
         }
         self.numbered += 1;
         Some(item)
@@ -722,7 +737,7 @@ mod tests {
                     spot.located(Arc::clone(&reader.names()[spot.input]))
                         .to_string()
                 })
-                .map_err(|error| error.message),
+                .map_err(|error| error.problem),
             );
             text.push(b'|');
         }
@@ -734,7 +749,7 @@ mod tests {
         let name = std::env::temp_dir().join(format!("newterms-into-{}", std::process::id()));
         let at = |place: &str| Ok(format!("{}:{place}", name.display()));
         assert_eq!(seen[0], at("1"));
-        assert_eq!(seen[1], Err("not UTF-8 (invalid byte at 0)".to_owned()));
+        assert_eq!(seen[1], Err(InputProblem::NotUtf8(0)));
         assert_eq!(seen[2], at("4 (record 1)"));
         assert_eq!(seen[3], at("4 (record 2)"));
         assert_eq!(seen[4], at("5"));

@@ -17,8 +17,8 @@ fn peak_memory(pid: u32) -> Option<u64> {
 
 #[test]
 fn a_delivery_file_larger_than_the_memory_bound_is_scanned_in_bounded_memory() {
-    const FILE_BYTES: u64 = 256 << 20;
-    const MEMORY_BOUND: u64 = 128 << 20;
+    const FILE_BYTES: u64 = 160 << 20;
+    const MEMORY_BOUND: u64 = 64 << 20;
     let directory = scratch("large-delivery");
     let path = directory.join("delivery.json");
     let mut file = BufWriter::new(std::fs::File::create(&path).expect("create"));
