@@ -774,6 +774,31 @@ mod tests {
     }
 
     #[test]
+    fn resuming_inside_a_streamed_delivery_file_passes_over_its_first_records() {
+        let path = std::env::temp_dir().join(format!("newterms-resume-doc-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            b"{\n \"Records\": [\n  {\"a\":1},\n  {\"b\":2},\n  {\"c\":3}\n ]\n}\n{\"d\":4}\n",
+        )
+        .expect("write input");
+        let position = Position { input: 0, items: 2 };
+        let mut reader = InputReader::resume([Input::File(path.clone())], position);
+        let mut text = Vec::new();
+        let mut spots = Vec::new();
+        while let Some(item) = reader.next_into(&mut text) {
+            spots.push(item.expect("an event"));
+            text.push(b'|');
+        }
+        let _ = std::fs::remove_file(path);
+        assert_eq!(text, b"{\"c\":3}|{\"d\":4}|");
+        let places: Vec<_> = spots
+            .iter()
+            .map(|spot| (spot.line, spot.record, spot.item))
+            .collect();
+        assert_eq!(places, [(1, Some(3), 2), (8, None, 3)]);
+    }
+
+    #[test]
     fn decompresses_gzip() {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(b"{\"a\":1}\n{\"b\":2}\n").expect("gzip");
