@@ -18,7 +18,6 @@
 
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -79,8 +78,8 @@ impl PrecompiledCache {
         file.extend_from_slice(&self.key);
         file.extend_from_slice(&code);
         let digest = hex(&Sha256::digest(&file));
-        let written = write_atomically(&self.code, &file)
-            .and_then(|()| write_atomically(&self.sidecar, digest.as_bytes()));
+        let written = crate::durable::write_atomically(&self.code, &file)
+            .and_then(|()| crate::durable::write_atomically(&self.sidecar, digest.as_bytes()));
         if written.is_err() {
             let _ = fs::remove_file(&self.sidecar);
         }
@@ -125,22 +124,6 @@ fn ensure_private_dir(dir: &Path) -> Option<()> {
         }
     }
     Some(())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
 }
 
 fn hex(bytes: &[u8]) -> String {

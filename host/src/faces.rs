@@ -8,11 +8,8 @@ use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, Val
 pub const FLUENT_BIT_MODULE: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/newterms_fluent_bit.wasm"));
 
-// SLOT (integrator: enable with the `newterms-extism` face in host/build.rs):
-// /// The Extism plugin (`faces/extism`).
-// pub const EXTISM_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/newterms_extism.wasm"));
-/// The Extism plugin, when this build embeds it (not yet: see the slot above).
-pub const EXTISM_MODULE: Option<&[u8]> = None;
+/// The Extism plugin (`faces/extism`, `wasm32-unknown-unknown`, no SIMD).
+pub const EXTISM_MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/newterms_extism.wasm"));
 
 /// What a core module imports and exports, one line each (`module.name: func(i32) -> i32`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,14 +9,16 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flate2::bufread::MultiGzDecoder;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-/// Longest line read; a longer one is reported and skipped, so one runaway line cannot exhaust
-/// memory.
+mod delivery;
+
+use delivery::{Document, Next, Stop};
+
+/// Longest line (or delivery record) read; a longer one is reported and skipped, so one runaway
+/// line cannot exhaust memory.
 pub const MAX_LINE_BYTES: usize = 256 << 20;
 
 /// Where events are read from.
@@ -26,7 +28,49 @@ pub enum Input {
     Stdin,
     /// A file.
     File(PathBuf),
+    /// A stream the caller opened (a socket, a pipe, a decoder): read once, like standard input.
+    Stream(Stream),
 }
+
+/// A named reader handed to [`Input::Stream`]. Clones share the one reader; equal when they do.
+#[derive(Clone)]
+pub struct Stream {
+    name: Arc<str>,
+    reader: Arc<Mutex<Option<Box<dyn Read + Send>>>>,
+}
+
+impl Stream {
+    /// `reader`, reported as `name` in locations.
+    pub fn new(name: &str, reader: impl Read + Send + 'static) -> Self {
+        Self {
+            name: name.into(),
+            reader: Arc::new(Mutex::new(Some(Box::new(reader)))),
+        }
+    }
+
+    /// The reader, the first time; an error after.
+    fn take(&self) -> io::Result<Box<dyn Read + Send>> {
+        self.reader
+            .lock()
+            .ok()
+            .and_then(|mut reader| reader.take())
+            .ok_or_else(|| io::Error::other("the stream was already read"))
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Stream").field(&self.name).finish()
+    }
+}
+
+impl PartialEq for Stream {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.reader, &other.reader)
+    }
+}
+
+impl Eq for Stream {}
 
 impl Input {
     /// `-` is standard input; anything else a file.
@@ -42,7 +86,14 @@ impl Input {
         match self {
             Input::Stdin => "<stdin>".into(),
             Input::File(path) => path.display().to_string(),
+            Input::Stream(stream) => stream.name.to_string(),
         }
+    }
+
+    /// Whether the input is a stream read once (standard input or [`Input::Stream`]): reading it may
+    /// wait on a producer, and a resumed scan reads it anew rather than passing over what it held.
+    pub fn is_stream(&self) -> bool {
+        !matches!(self, Input::File(_))
     }
 
     /// Opens the input, decompressing gzip when its magic number says so.
@@ -50,6 +101,7 @@ impl Input {
         let raw: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => Box::new(File::open(path)?),
+            Input::Stream(stream) => stream.take()?,
         };
         let mut reader = BufReader::with_capacity(1 << 16, raw);
         let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
@@ -71,39 +123,23 @@ pub struct Position {
     pub items: u64,
 }
 
-/// Where an event or an error is in the input.
+/// Where an event or an error is, with its input's name: a [`Spot`] for a person to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     /// The file name, or `<stdin>`.
     pub source: Arc<str>,
-    /// 1-based line (for a delivery document, the line it starts on).
-    pub line: u64,
-    /// 1-based index in a delivery document's `Records`.
-    pub record: Option<u64>,
-    /// Index of the input in the reader's list.
-    pub input: usize,
-    /// 0-based index of this item among the input's items.
-    pub item: u64,
+    /// Where in it.
+    pub spot: Spot,
 }
 
 impl Location {
     /// The position just after this item.
     pub fn next_position(&self) -> Position {
-        self.spot().next_position()
-    }
-
-    /// Where it is, without the input's name.
-    pub fn spot(&self) -> Spot {
-        Spot {
-            line: self.line,
-            record: self.record,
-            input: self.input,
-            item: self.item,
-        }
+        self.spot.next_position()
     }
 }
 
-/// Where an event is, without its input's name ([`InputReader::names`] has it): what
+/// Where an item is, without its input's name ([`InputReader::names`] has it): what
 /// [`InputReader::next_into`] hands over for each event, so that a scan's two threads do not count
 /// a shared name up and down for every event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,20 +165,14 @@ impl Spot {
 
     /// The location, in the input named `source`.
     pub fn located(self, source: Arc<str>) -> Location {
-        Location {
-            source,
-            line: self.line,
-            record: self.record,
-            input: self.input,
-            item: self.item,
-        }
+        Location { source, spot: self }
     }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)?;
-        if let Some(record) = self.record {
+        write!(f, "{}:{}", self.source, self.spot.line)?;
+        if let Some(record) = self.spot.record {
             write!(f, " (record {record})")?;
         }
         Ok(())
@@ -164,7 +194,7 @@ pub struct InputError {
     /// Where.
     pub location: Location,
     /// What is wrong.
-    pub message: String,
+    pub problem: InputProblem,
     /// Whether the rest of the input was lost (it could not be opened or read), rather than one
     /// line or document skipped.
     pub unreadable: bool,
@@ -172,14 +202,48 @@ pub struct InputError {
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
+        write!(f, "{}: {}", self.location, self.problem)
     }
 }
 
-#[derive(Deserialize)]
-struct DeliveryDocument<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Vec<&'a RawValue>,
+/// What is wrong with an input item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputProblem {
+    /// The input could not be opened (what the operating system said).
+    Open(String),
+    /// Reading failed (a truncated gzip stream, say): the rest of the input is lost.
+    Read(String),
+    /// A line of this many bytes, longer than [`MAX_LINE_BYTES`]: skipped.
+    LineTooLong(usize),
+    /// A delivery record of this many bytes, longer than [`MAX_LINE_BYTES`]: skipped.
+    RecordTooLong(u64),
+    /// Not UTF-8: the offset of the first invalid byte.
+    NotUtf8(usize),
+    /// Not a delivery document from here on: why.
+    MalformedDelivery(&'static str),
+}
+
+impl fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputProblem::Open(error) => write!(f, "cannot read: {error}"),
+            InputProblem::Read(error) => write!(f, "read error: {error}"),
+            InputProblem::LineTooLong(length) => {
+                write!(
+                    f,
+                    "line of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
+                )
+            }
+            InputProblem::RecordTooLong(length) => {
+                write!(
+                    f,
+                    "record of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
+                )
+            }
+            InputProblem::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
+            InputProblem::MalformedDelivery(why) => write!(f, "malformed delivery document: {why}"),
+        }
+    }
 }
 
 /// Reads events from one input after another.
@@ -190,7 +254,6 @@ pub struct InputReader {
     /// Index of the next input to open.
     next_input: usize,
     current: Option<OpenInput>,
-    pending: VecDeque<Item>,
     /// Items of the current input still to pass over silently (resuming a scan).
     to_skip: u64,
     resume_at: Option<Position>,
@@ -208,6 +271,18 @@ struct OpenInput {
     interactive: bool,
     reader: BufReader<Box<dyn Read + Send>>,
     line: u64,
+    /// The delivery document being read, if any.
+    delivery: Option<Delivery>,
+}
+
+/// A delivery document being read, record by record.
+struct Delivery {
+    document: Document,
+    /// The line it starts on.
+    line: u64,
+    /// The one line that holds it (a document inside NDJSON); none when it is the input itself (a
+    /// delivery file, streamed).
+    inline: Option<io::Cursor<Vec<u8>>>,
 }
 
 impl InputReader {
@@ -219,7 +294,6 @@ impl InputReader {
             inputs,
             next_input: 0,
             current: None,
-            pending: VecDeque::new(),
             to_skip: 0,
             resume_at: None,
             numbered: 0,
@@ -247,11 +321,15 @@ impl InputReader {
     /// A reader that batches items hands over what it has at such a point, so that a slow stream is
     /// not held back.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty()
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|input| input.interactive && input.reader.buffer().is_empty())
+        self.current.as_ref().is_some_and(|input| {
+            // A document on one line is in memory already: only the input itself can wait.
+            input.interactive
+                && input
+                    .delivery
+                    .as_ref()
+                    .is_none_or(|delivery| delivery.inline.is_none())
+                && input.reader.buffer().is_empty()
+        })
     }
 
     fn open_next(&mut self) -> Option<Result<(), InputError>> {
@@ -260,7 +338,7 @@ impl InputReader {
         self.next_input += 1;
         self.numbered = 0;
         self.to_skip = match self.resume_at {
-            Some(position) if position.input == index && input != Input::Stdin => position.items,
+            Some(position) if position.input == index && !input.is_stream() => position.items,
             _ => 0,
         };
         let name = self
@@ -272,21 +350,22 @@ impl InputReader {
                 self.current = Some(OpenInput {
                     name,
                     index,
-                    interactive: input == Input::Stdin,
+                    interactive: input.is_stream(),
                     reader,
                     line: 0,
+                    delivery: None,
                 });
                 Ok(())
             }
             Err(error) => Err(InputError {
-                location: Location {
-                    source: name,
+                location: Spot {
                     line: 0,
                     record: None,
                     input: index,
                     item: 0,
-                },
-                message: format!("cannot read: {error}"),
+                }
+                .located(name),
+                problem: InputProblem::Open(error.to_string()),
                 unreadable: true,
             }),
         })
@@ -303,21 +382,96 @@ impl InputReader {
                 input: input.index,
                 item: 0,
             };
-            if first_line == 1 && starts_delivery_document(&mut input.reader) {
-                // A delivery file may be pretty-printed over many lines: read it whole.
-                let mut whole = Vec::new();
-                let read = input.reader.read_to_end(&mut whole);
-                let location = spot(1).located(Arc::clone(&input.name));
-                self.current = None;
-                if let Err(error) = read {
-                    return Some(Err(InputError {
-                        location,
-                        message: format!("read error: {error}"),
-                        unreadable: true,
-                    }));
+            if let Some(delivery) = &mut input.delivery {
+                let inline = delivery.inline.is_some();
+                let reader: &mut dyn BufRead = match &mut delivery.inline {
+                    Some(line) => line,
+                    None => &mut input.reader,
+                };
+                let start = text.len();
+                let read = delivery.document.next(reader, text, MAX_LINE_BYTES);
+                let mut at = spot(delivery.line);
+                at.record = Some(delivery.document.records);
+                let located = |at: Spot| at.located(Arc::clone(&input.name));
+                match read {
+                    Ok(Next::Record) => {
+                        if let Err(error) = std::str::from_utf8(&text[start..]) {
+                            text.truncate(start);
+                            return Some(Err(InputError {
+                                location: located(at),
+                                problem: InputProblem::NotUtf8(error.valid_up_to()),
+                                unreadable: false,
+                            }));
+                        }
+                        return Some(Ok(at));
+                    }
+                    Ok(Next::TooLong(length)) => {
+                        return Some(Err(InputError {
+                            location: located(at),
+                            problem: InputProblem::RecordTooLong(length),
+                            unreadable: false,
+                        }));
+                    }
+                    Ok(Next::End) => {
+                        let trailing = delivery.inline.as_mut().is_some_and(|line| {
+                            line.fill_buf()
+                                .is_ok_and(|rest| !rest.trim_ascii().is_empty())
+                        });
+                        if !inline {
+                            // The rest of the file is read as lines, from the one the document
+                            // ends on.
+                            input.line = delivery.line + delivery.document.newlines - 1;
+                        }
+                        input.delivery = None;
+                        if trailing {
+                            let mut at = spot(input.line);
+                            at.record = None;
+                            return Some(Err(InputError {
+                                location: located(at),
+                                problem: InputProblem::MalformedDelivery("trailing characters"),
+                                unreadable: false,
+                            }));
+                        }
+                        continue;
+                    }
+                    Err(stop) => {
+                        text.truncate(start);
+                        // The record that could not be read, so that a person knows how many
+                        // were.
+                        let mut at = spot(delivery.line + delivery.document.newlines);
+                        at.record = delivery
+                            .document
+                            .in_records()
+                            .then_some(delivery.document.records + 1);
+                        let location = located(at);
+                        // A document that is a whole file cannot be read past its fault: the rest of
+                        // the file is lost, which the scan must report. A document on one line
+                        // loses that line only.
+                        if inline {
+                            input.delivery = None;
+                        } else {
+                            self.current = None;
+                        }
+                        let unreadable = !inline || matches!(stop, Stop::Read(_));
+                        return Some(Err(InputError {
+                            location,
+                            problem: match stop {
+                                Stop::Read(error) => InputProblem::Read(error.to_string()),
+                                Stop::Malformed(why) => InputProblem::MalformedDelivery(why),
+                            },
+                            unreadable,
+                        }));
+                    }
                 }
-                self.pending = expand_delivery(&whole, &location);
-                return self.pending.pop_front().map(|item| take_text(item, text));
+            }
+            if first_line == 1 && starts_delivery_document(&mut input.reader) {
+                // A delivery file may be pretty-printed over many lines: streamed from the input.
+                input.delivery = Some(Delivery {
+                    document: Document::new(),
+                    line: 1,
+                    inline: None,
+                });
+                continue;
             }
 
             // The line is read straight into `text`, then trimmed there.
@@ -333,7 +487,7 @@ impl InputReader {
                     self.current = None;
                     return Some(Err(InputError {
                         location,
-                        message: format!("read error: {error}"),
+                        problem: InputProblem::Read(error.to_string()),
                         unreadable: true,
                     }));
                 }
@@ -344,9 +498,7 @@ impl InputReader {
                 Ok(LineRead::TooLong(length)) => {
                     return Some(Err(InputError {
                         location: line_location(),
-                        message: format!(
-                            "line of {length} bytes is longer than {MAX_LINE_BYTES}: skipped"
-                        ),
+                        problem: InputProblem::LineTooLong(length),
                         unreadable: false,
                     }));
                 }
@@ -364,14 +516,17 @@ impl InputReader {
                 text.truncate(start);
                 return Some(Err(InputError {
                     location: line_location(),
-                    message: format!("not UTF-8 (invalid byte at {})", error.valid_up_to()),
+                    problem: InputProblem::NotUtf8(error.valid_up_to()),
                     unreadable: false,
                 }));
             }
             if is_delivery_document(&text[start..]) {
-                let document = text.split_off(start);
-                self.pending = expand_delivery(&document, &line_location());
-                return self.pending.pop_front().map(|item| take_text(item, text));
+                input.delivery = Some(Delivery {
+                    document: Document::new(),
+                    line: input.line,
+                    inline: Some(io::Cursor::new(text.split_off(start))),
+                });
+                continue;
             }
             return Some(Ok(line_spot));
         }
@@ -380,9 +535,6 @@ impl InputReader {
     /// The next item of any input, numbered within its input; `None` at the end of the last one.
     fn next_numbered(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
         let mut item = loop {
-            if let Some(item) = self.pending.pop_front() {
-                break take_text(item, text);
-            }
             if self.current.is_some() {
                 match self.read_from_current(text) {
                     Some(item) => break item,
@@ -396,7 +548,7 @@ impl InputReader {
         };
         match &mut item {
             Ok(spot) => spot.item = self.numbered,
-            Err(error) => error.location.item = self.numbered,
+            Err(error) => error.location.spot.item = self.numbered,
         }
         self.numbered += 1;
         Some(item)
@@ -438,14 +590,6 @@ impl Iterator for InputReader {
             }
         }))
     }
-}
-
-/// An item's place, its text (if an event) appended to `text`.
-fn take_text(item: Item, text: &mut Vec<u8>) -> Result<Spot, InputError> {
-    item.map(|record| {
-        text.extend_from_slice(record.text.as_bytes());
-        record.location.spot()
-    })
 }
 
 enum LineRead {
@@ -505,34 +649,6 @@ fn is_delivery_document(bytes: &[u8]) -> bool {
 
 fn starts_delivery_document(reader: &mut impl BufRead) -> bool {
     reader.fill_buf().is_ok_and(is_delivery_document)
-}
-
-/// The records of a delivery document, each as its own JSON text, or the error that stops it.
-fn expand_delivery(bytes: &[u8], location: &Location) -> VecDeque<Item> {
-    match serde_json::from_slice::<DeliveryDocument<'_>>(bytes) {
-        Ok(document) => document
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(index, record)| {
-                Ok(Record {
-                    location: Location {
-                        record: Some(index as u64 + 1),
-                        ..location.clone()
-                    },
-                    text: record.get().to_owned(),
-                })
-            })
-            .collect(),
-        Err(error) => VecDeque::from([Err(InputError {
-            location: Location {
-                line: location.line + error.line().saturating_sub(1) as u64,
-                ..location.clone()
-            },
-            message: format!("malformed delivery document: {error}"),
-            unreadable: false,
-        })]),
-    }
 }
 
 #[cfg(test)]
@@ -621,7 +737,7 @@ mod tests {
                     spot.located(Arc::clone(&reader.names()[spot.input]))
                         .to_string()
                 })
-                .map_err(|error| error.message),
+                .map_err(|error| error.problem),
             );
             text.push(b'|');
         }
@@ -633,7 +749,7 @@ mod tests {
         let name = std::env::temp_dir().join(format!("newterms-into-{}", std::process::id()));
         let at = |place: &str| Ok(format!("{}:{place}", name.display()));
         assert_eq!(seen[0], at("1"));
-        assert_eq!(seen[1], Err("not UTF-8 (invalid byte at 0)".to_owned()));
+        assert_eq!(seen[1], Err(InputProblem::NotUtf8(0)));
         assert_eq!(seen[2], at("4 (record 1)"));
         assert_eq!(seen[3], at("4 (record 2)"));
         assert_eq!(seen[4], at("5"));
@@ -655,6 +771,31 @@ mod tests {
         assert_eq!(text, b"{\"c\":3}");
         assert_eq!((location.line, location.item), (3, 2));
         assert!(reader.next_into(&mut text).is_none());
+    }
+
+    #[test]
+    fn resuming_inside_a_streamed_delivery_file_passes_over_its_first_records() {
+        let path = std::env::temp_dir().join(format!("newterms-resume-doc-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            b"{\n \"Records\": [\n  {\"a\":1},\n  {\"b\":2},\n  {\"c\":3}\n ]\n}\n{\"d\":4}\n",
+        )
+        .expect("write input");
+        let position = Position { input: 0, items: 2 };
+        let mut reader = InputReader::resume([Input::File(path.clone())], position);
+        let mut text = Vec::new();
+        let mut spots = Vec::new();
+        while let Some(item) = reader.next_into(&mut text) {
+            spots.push(item.expect("an event"));
+            text.push(b'|');
+        }
+        let _ = std::fs::remove_file(path);
+        assert_eq!(text, b"{\"c\":3}|{\"d\":4}|");
+        let places: Vec<_> = spots
+            .iter()
+            .map(|spot| (spot.line, spot.record, spot.item))
+            .collect();
+        assert_eq!(places, [(1, Some(3), 2), (8, None, 3)]);
     }
 
     #[test]

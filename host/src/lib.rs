@@ -18,6 +18,7 @@ mod bindings;
 mod cache;
 pub mod checkpoint;
 mod component;
+pub mod durable;
 mod error;
 pub mod faces;
 pub mod input;
@@ -31,10 +32,11 @@ pub mod state;
 mod types;
 
 pub use component::{EMBEDDED_COMPONENT, RuleComponent};
+pub use durable::StateLock;
 pub use error::{Error, Fault};
 pub use instance::{EventOutcome, HostState, RuleInstance};
 pub use sandbox::{Limits, Sandbox};
-pub use state::{FileStateStore, MemoryStateStore, StateLock, StateStore};
+pub use state::{FileStateStore, MemoryStateStore, StateStore};
 pub use types::{
     AttackReference, ConfigError, EventError, Exception, Footprint, LineError, LineOutcome,
     Metadata, Profile, RestoreError, RuleConfig, Stats,

@@ -184,6 +184,9 @@ pub enum ScanError {
     Rule(Error),
     /// Alerts, dead letters or a checkpoint could not be written.
     Output(io::Error),
+    /// The thread reading the inputs died (it panicked) before the end of the input: what it had
+    /// not read was not processed, so the scan did not finish.
+    Reader(String),
 }
 
 impl fmt::Display for ScanError {
@@ -191,6 +194,7 @@ impl fmt::Display for ScanError {
         match self {
             ScanError::Rule(_) => f.write_str("the rule failed"),
             ScanError::Output(_) => f.write_str("cannot write the results"),
+            ScanError::Reader(why) => write!(f, "reading the input failed: {why}"),
         }
     }
 }
@@ -200,6 +204,7 @@ impl std::error::Error for ScanError {
         match self {
             ScanError::Rule(error) => Some(error),
             ScanError::Output(error) => Some(error),
+            ScanError::Reader(_) => None,
         }
     }
 }
@@ -279,9 +284,11 @@ impl<'c> Scanner<'c> {
         self.finished = Some(finished);
         self.names = reader.names().to_vec();
         let limits = options.batch;
-        thread::Builder::new()
-            .name("newterms-reader".into())
-            .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?;
+        let mut reading = Some(
+            thread::Builder::new()
+                .name("newterms-reader".into())
+                .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?,
+        );
 
         let mut position = None;
         let mut events_since_checkpoint = 0_u64;
@@ -293,6 +300,8 @@ impl<'c> Scanner<'c> {
                 .as_ref()
                 .is_some_and(|stop| stop.load(Ordering::Relaxed))
         };
+        // On a stop or an error the reader is not waited for (it may be blocked on a slow stream):
+        // it ends at its next hand-over, which fails once `chunks` is dropped.
         loop {
             if stop_requested() {
                 if let Some(position) = position {
@@ -301,11 +310,22 @@ impl<'c> Scanner<'c> {
                 return Ok(ScanEnd::Stopped(position));
             }
             match chunks.recv_timeout(POLL) {
-                Ok(chunk) => {
+                Ok(Read::Chunk(chunk)) => {
                     events_since_checkpoint += self.process_chunk(chunk, &mut position, sink)?;
                 }
+                Ok(Read::End) => {
+                    join_reader(reading.take())?;
+                    return Ok(ScanEnd::Finished);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(ScanEnd::Finished),
+                // The reader went away without saying the input ended: it died, and what it had
+                // not read yet was never processed.
+                Err(RecvTimeoutError::Disconnected) => {
+                    join_reader(reading.take())?;
+                    return Err(ScanError::Reader(
+                        "the reader stopped before the end".into(),
+                    ));
+                }
             }
             // With a large history a checkpoint is slow (a snapshot, a file): by count, one waits
             // until the scan has run a few times as long, so that they stay a small share of it.
@@ -578,6 +598,28 @@ fn send(rule: &mut RuleInstance, batch: &Batch) -> Result<Vec<(usize, EventOutco
         .collect())
 }
 
+/// What the reader thread hands over: chunks, then the end of the input, said explicitly so that a
+/// reader that dies is not taken for one that finished.
+enum Read {
+    Chunk(Chunk),
+    End,
+}
+
+/// Waits for the reader thread to end; its panic, if it had one, as an error.
+fn join_reader(reading: Option<thread::JoinHandle<()>>) -> Result<(), ScanError> {
+    let Some(reading) = reading else {
+        return Ok(());
+    };
+    reading.join().map_err(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|why| (*why).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "it panicked".into());
+        ScanError::Reader(format!("the reader panicked: {why}"))
+    })
+}
+
 /// Up to one batch of events and the input errors read among them, in input order.
 struct Chunk {
     batch: Batch,
@@ -591,7 +633,7 @@ struct Chunk {
 fn read_chunks(
     mut reader: InputReader,
     limits: BatchLimits,
-    chunks: &mpsc::SyncSender<Chunk>,
+    chunks: &mpsc::SyncSender<Read>,
     finished: &mpsc::Receiver<Batch>,
 ) {
     let new_chunk = |bytes: usize| Chunk {
@@ -617,12 +659,13 @@ fn read_chunks(
         {
             let bytes = chunk.batch.text.len();
             let full = std::mem::replace(&mut chunk, new_chunk(bytes));
-            if chunks.send(full).is_err() {
+            if chunks.send(Read::Chunk(full)).is_err() {
                 return; // the scan stopped
             }
         }
     }
-    if !chunk.items.is_empty() {
-        let _ = chunks.send(chunk);
+    if !chunk.items.is_empty() && chunks.send(Read::Chunk(chunk)).is_err() {
+        return;
     }
+    let _ = chunks.send(Read::End);
 }

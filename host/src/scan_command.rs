@@ -8,9 +8,9 @@
 //! stdout cannot be taken back, so there they are at least once (a replay repeats an alert with the
 //! same `kibana.alert.uuid`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use newterms::checkpoint::{Checkpoint, RunIdentity};
+use newterms::checkpoint::RunIdentity;
+use newterms::durable::{DurableRun, TrackedFile, sibling};
 use newterms::input::{Input, InputReader, Position};
 use newterms::scan::{
     self, BatchLimits, DeadLetter, Diagnostic, ScanEnd, ScanError, ScanOptions, ScanSummary,
     Scanner,
 };
-use newterms::state::sibling;
-use newterms::{Error, FileStateStore, RuleComponent, RuleConfig, StateLock, StateStore};
+use newterms::{Error, RuleComponent, RuleConfig};
 
 /// What `scan` was asked to do, beyond the rule's configuration.
 pub struct ScanRequest {
@@ -90,34 +90,12 @@ pub fn run(
             .map(|path| path.display().to_string()),
     };
 
-    let _lock = request
-        .state
-        .as_deref()
-        .map(StateLock::acquire)
-        .transpose()?;
-    let state_store = request.state.as_ref().map(FileStateStore::new);
-    let checkpoint_store = request
-        .state
-        .as_ref()
-        .map(|state| FileStateStore::new(sibling(state, "checkpoint")));
-    let resumed = match &checkpoint_store {
-        Some(store) if !request.reset_state => load_checkpoint(store, &identity)?,
-        _ => None,
-    };
-
-    let initial = match (&resumed, &state_store) {
-        (Some(checkpoint), _) => Some(checkpoint.snapshot.clone()),
-        (None, Some(store)) if !request.reset_state => store.load()?,
-        _ => None,
-    };
+    let durable = DurableRun::open(request.state.as_deref(), identity, request.reset_state)?;
+    let (initial, source) = durable.history()?;
+    let source = source.map(|path| path.display().to_string());
     let mut scanner = match Scanner::new(component, config, initial) {
         Err(Error::Restore(error)) => {
-            let source = match (&resumed, &checkpoint_store, &state_store) {
-                (Some(_), Some(store), _) | (None, _, Some(store)) => {
-                    store.path().display().to_string()
-                }
-                _ => "the state".into(),
-            };
+            let source = source.unwrap_or_else(|| "the state".into());
             bail!(
                 "cannot use {source}: {error}; it is left as it is (--reset-state starts with an empty history)"
             );
@@ -133,14 +111,11 @@ pub fn run(
             .map(|path| sibling(path, "dead-letter.ndjson"))
     });
     let alerts = match &request.output {
-        Some(path) => Output::file(path, resumed.as_ref().and_then(|c| c.output_len))?,
+        Some(path) => Output::File(durable.output(path)?),
         None => Output::Stdout(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
-    if let (Some(path), Some(len)) = (
-        &dead_letter_path,
-        resumed.as_ref().and_then(|c| c.dead_letter_len),
-    ) {
-        cut_back(path, len)?;
+    if let Some(path) = &dead_letter_path {
+        durable.dead_letters(path)?;
     }
     let mut sink = CliSink {
         format: request.format,
@@ -148,9 +123,7 @@ pub fn run(
         alerts,
         dead_letters: None,
         dead_letter_path,
-        checkpoints: checkpoint_store
-            .clone()
-            .map(|store| (store, identity.clone())),
+        durable: &durable,
     };
 
     let options = ScanOptions {
@@ -163,7 +136,7 @@ pub fn run(
         stop: Some(Arc::clone(&request.stop)),
         ..ScanOptions::default()
     };
-    let reader = match &resumed {
+    let reader = match durable.resumed() {
         Some(checkpoint) => {
             eprintln!(
                 "newterms: resuming an interrupted scan at input {} item {}",
@@ -187,32 +160,35 @@ pub fn run(
     };
     sink.finish()?;
 
-    let only_stdin = inputs.iter().all(|input| *input == Input::Stdin);
+    let only_stdin = inputs.iter().all(Input::is_stream);
     let summary = scanner.summary();
     let stats = scanner.rule().stats()?;
-    let mut finished_checkpoint = None;
-    match end {
-        ScanEnd::Stopped(_) if !only_stdin && checkpoint_store.is_some() => {
+    let finished = match end {
+        ScanEnd::Stopped(_) if !only_stdin && durable.has_state() => {
             eprintln!("newterms: stopped; run the same command again to resume");
+            false
         }
-        ScanEnd::Stopped(_) if !only_stdin => eprintln!("newterms: stopped"),
+        ScanEnd::Stopped(_) if !only_stdin => {
+            eprintln!("newterms: stopped");
+            false
+        }
         // A stream that was stopped has ended: there is nothing to resume in it.
-        ScanEnd::Stopped(_) | ScanEnd::Finished => {
-            if let Some(store) = &state_store {
-                let snapshot = scanner.rule().snapshot()?;
-                store.save(&snapshot).context("cannot save the state")?;
-            }
-            finished_checkpoint = checkpoint_store
-                .as_ref()
-                .map(|store| store.path().to_owned());
-        }
-    }
+        ScanEnd::Stopped(_) | ScanEnd::Finished => true,
+    };
+    let history = if finished && durable.has_state() {
+        Some(scanner.rule().snapshot()?)
+    } else {
+        None
+    };
     print_summary(&summary, &stats, started.elapsed().as_secs_f64());
-    // The checkpoint goes last, with the instance already dropped: a run killed before this point
-    // resumes and rewrites nothing; the moment after it holds only the process's own exit.
+    drop(sink);
+    // The instance is dropped before the checkpoint goes: a run killed before that point resumes
+    // and rewrites nothing; the moment after it holds only the process's own exit.
     drop(scanner);
-    if let Some(path) = finished_checkpoint {
-        remove_if_present(&path)?;
+    if finished {
+        durable
+            .finish(history.as_deref())
+            .context("cannot save the state")?;
     }
     Ok(if summary.unreadable_inputs > 0 {
         ExitCode::FAILURE
@@ -225,36 +201,7 @@ fn input_name(input: &Input) -> String {
     match input {
         Input::Stdin => "-".into(),
         Input::File(path) => path.display().to_string(),
-    }
-}
-
-fn load_checkpoint(store: &FileStateStore, identity: &RunIdentity) -> Result<Option<Checkpoint>> {
-    let Some(bytes) = store.load()? else {
-        return Ok(None);
-    };
-    let path = store.path().display();
-    let checkpoint = Checkpoint::decode(&bytes).map_err(|why| {
-        anyhow::anyhow!(
-            "the checkpoint {path} is unusable ({why}); it is left as it is (--reset-state discards it)"
-        )
-    })?;
-    if checkpoint.run != *identity {
-        bail!(
-            "{path} holds an interrupted scan of {} with output {}: run that scan again to finish \
-             it, or pass --reset-state to discard it",
-            checkpoint.run.inputs.join(" "),
-            checkpoint.run.output.as_deref().unwrap_or("stdout"),
-        );
-    }
-    Ok(Some(checkpoint))
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            Err(error).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(()),
+        Input::Stream(stream) => format!("{stream:?}"),
     }
 }
 
@@ -265,17 +212,6 @@ enum Output {
 }
 
 impl Output {
-    /// The alert file: created afresh for a new scan, cut back to its checkpointed length when
-    /// resuming one.
-    fn file(path: &Path, resume_len: Option<u64>) -> Result<Self> {
-        if let Some(len) = resume_len {
-            cut_back(path, len)?;
-        }
-        let file = TrackedFile::open(path, resume_len.is_none())
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Output::File(file))
-    }
-
     fn writer(&mut self) -> &mut dyn Write {
         match self {
             Output::Stdout(writer) => writer,
@@ -284,77 +220,7 @@ impl Output {
     }
 }
 
-/// An output file whose length is known at every moment, so that a checkpoint can record it.
-struct TrackedFile {
-    writer: BufWriter<File>,
-    len: u64,
-}
-
-impl TrackedFile {
-    /// Opens `path` for writing at its end, creating it, or emptying it first when `truncate`.
-    fn open(path: &Path, truncate: bool) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(!truncate)
-            .truncate(truncate)
-            .open(path)?;
-        let len = file.metadata()?.len();
-        Ok(Self {
-            writer: BufWriter::with_capacity(1 << 16, file),
-            len,
-        })
-    }
-
-    /// Flushed and on disk.
-    fn sync(&mut self) -> io::Result<()> {
-        self.writer.flush()?;
-        self.writer.get_ref().sync_data()
-    }
-}
-
-/// Cuts a file back to the length a checkpoint recorded: what was written after the checkpoint is
-/// written again by the resumed scan.
-fn cut_back(path: &Path, len: u64) -> Result<()> {
-    let file = match OpenOptions::new().write(true).open(path) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound && len == 0 => return Ok(()),
-        other => other.with_context(|| format!("cannot open {}", path.display()))?,
-    };
-    let found = file.metadata()?.len();
-    if found < len {
-        bail!(
-            "{} is shorter ({found} bytes) than at the checkpoint ({len} bytes): it was changed \
-             since, so the scan cannot resume without losing what it held",
-            path.display()
-        );
-    }
-    file.set_len(len)
-        .and_then(|()| file.sync_data())
-        .with_context(|| format!("cannot cut {} back", path.display()))
-}
-
-/// The current length of a file that may not exist yet.
-fn current_len(path: &Path) -> io::Result<u64> {
-    match std::fs::metadata(path) {
-        Ok(metadata) => Ok(metadata.len()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(0),
-        Err(error) => Err(error),
-    }
-}
-
-impl Write for TrackedFile {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let written = self.writer.write(bytes)?;
-        self.len += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
-    }
-}
-
-struct CliSink {
+struct CliSink<'d> {
     format: AlertFormat,
     /// A status line on stderr, when stderr is a terminal.
     progress: Option<Progress>,
@@ -362,10 +228,10 @@ struct CliSink {
     /// Opened at the first dead letter, appending: earlier scans' dead letters are kept.
     dead_letters: Option<TrackedFile>,
     dead_letter_path: Option<PathBuf>,
-    checkpoints: Option<(FileStateStore, RunIdentity)>,
+    durable: &'d DurableRun,
 }
 
-impl CliSink {
+impl CliSink<'_> {
     /// Everything written is on disk (or handed to stdout).
     fn finish(&mut self) -> io::Result<()> {
         if self.progress.take().is_some() {
@@ -382,7 +248,7 @@ impl CliSink {
     }
 }
 
-impl scan::Sink for CliSink {
+impl scan::Sink for CliSink<'_> {
     fn alert(&mut self, alert: &str) -> io::Result<()> {
         let converted;
         let alert = match self.format {
@@ -428,35 +294,20 @@ impl scan::Sink for CliSink {
     }
 
     fn checkpoint(&mut self, position: Position, snapshot: &[u8]) -> io::Result<()> {
-        let output_len = match &mut self.alerts {
+        let alerts = match &mut self.alerts {
             Output::Stdout(writer) => {
                 writer.flush()?;
                 None
             }
-            Output::File(file) => {
-                file.sync()?;
-                Some(file.len)
-            }
+            Output::File(file) => Some(file),
         };
-        let dead_letter_len = match (&mut self.dead_letters, &self.dead_letter_path) {
-            (Some(file), _) => {
-                file.sync()?;
-                Some(file.len)
-            }
-            (None, Some(path)) => Some(current_len(path)?),
-            (None, None) => None,
-        };
-        let Some((store, run)) = &self.checkpoints else {
-            return Ok(());
-        };
-        let checkpoint = Checkpoint {
-            run: run.clone(),
+        self.durable.checkpoint(
             position,
-            output_len,
-            dead_letter_len,
-            snapshot: snapshot.to_vec(),
-        };
-        store.save(&checkpoint.encode()).map_err(io::Error::other)
+            snapshot,
+            alerts,
+            self.dead_letters.as_mut(),
+            self.dead_letter_path.as_deref(),
+        )
     }
 }
 

@@ -17,20 +17,13 @@ events=${EXTISM_EVENTS:-12000}
 work=$(mktemp -d "${TMPDIR:-/tmp}/extism.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# build_plugin OUT: writes the Extism plugin to OUT.
-# (To become `newterms component --target extism --output OUT` once the CLI builds every face.)
-build_plugin() {
-    (cd "$root" && cargo rustc --quiet -p newterms-extism --target wasm32-unknown-unknown --profile guest --crate-type cdylib)
-    cp "$target/wasm32-unknown-unknown/guest/newterms_extism.wasm" "$1"
-}
-
 if [[ -z ${NEWTERMS:-} ]]; then
     echo "building the Rust host (cargo build -p newterms)"
     (cd "$root" && cargo build --quiet -p newterms)
 fi
 newterms=${NEWTERMS:-$target/debug/newterms}
 echo "building the plugin"
-build_plugin "$work/newterms.extism.wasm"
+"$newterms" component --target extism --output "$work/newterms.extism.wasm" >/dev/null
 echo "        $(wc -c <"$work/newterms.extism.wasm") bytes"
 
 echo "preparing the Extism runtime (venv, pip install extism)"

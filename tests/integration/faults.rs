@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{direct_invoke, event_ids, newterms, scratch, with, write_ndjson};
 
-const HOSTILE: &str = env!("NEWTERMS_HOSTILE_COMPONENT");
+const HOSTILE: &str = newterms_test_artifacts::HOSTILE_COMPONENT;
 
 fn hostile(limits: Limits) -> RuleComponent {
     let sandbox = Sandbox::new(limits).expect("engine");
@@ -204,4 +204,32 @@ fn recovery_after_the_journal_was_cut() {
     assert_eq!(run.alerts.len(), 301);
     assert_eq!(event_ids(&run.alerts), event_ids(&reference.alerts));
     assert!(run.stderr.contains("1 events set aside"), "{}", run.stderr);
+}
+
+/// The hostile guest is a test artifact: the product's build (its normal and build dependencies, its
+/// build script) never builds it.
+#[test]
+fn product_builds_do_not_build_test_guests() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tree = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "--manifest-path", manifest])
+        .args(["--package", "newterms", "--edges", "normal,build"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo tree runs");
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(tree.contains("newterms-guest"), "{tree}");
+    for test_only in ["newterms-test-artifacts", "newterms-hostile-guest"] {
+        assert!(!tree.contains(test_only), "{test_only} in\n{tree}");
+    }
+    let build_script = include_str!("../../host/build.rs");
+    assert!(!build_script.contains("hostile"));
+    let dev = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["tree", "--offline", "--manifest-path", manifest])
+        .args(["--package", "newterms", "--edges", "dev", "--depth", "1"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(String::from_utf8_lossy(&dev.stdout).contains("newterms-test-artifacts"));
 }

@@ -1,0 +1,426 @@
+//! Crash safety, in one place: a scan that is killed at any moment and run again ends with exactly the
+//! files an uninterrupted run writes.
+//!
+//! - [`StateLock`]: one process per state file.
+//! - [`DurableRun::open`]: takes the lock, loads the checkpoint (`<state>.checkpoint`) and checks that
+//!   it belongs to this run; [`DurableRun::history`] is where the rule's history starts.
+//! - [`TrackedFile`]: an output file whose length is known at every moment; [`DurableRun::output`]
+//!   opens one, cut back to its checkpointed length when resuming.
+//! - [`DurableRun::checkpoint`]: the outputs on disk first, then the checkpoint (history, position,
+//!   output lengths), replaced atomically.
+//! - [`DurableRun::finish`]: the end-of-run order: the state saved, then the checkpoint removed.
+//! - [`write_atomically`]: the one routine that replaces a file (state, checkpoint, compiled cache).
+//!
+//! A library user with its own [`crate::scan::Sink`] gets exactly-once output by writing alerts to
+//! [`TrackedFile`]s and calling [`DurableRun::checkpoint`] from [`crate::scan::Sink::checkpoint`].
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::checkpoint::{Checkpoint, RunIdentity};
+use crate::error::Error;
+use crate::input::Position;
+use crate::state::{FileStateStore, StateStore};
+
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never a mix:
+/// written to a temporary file beside it, flushed to disk, renamed over it, and the directory
+/// flushed (a rename is durable only once the directory entry is).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    // Unique per process and call, so that two threads never share a temporary file.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let temporary = directory.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written?;
+    File::open(&directory).and_then(|directory| directory.sync_all())
+}
+
+/// An exclusive claim on a state file, held until dropped: a second process on the same state would
+/// overwrite the first one's history, so it is refused instead.
+///
+/// The lock is taken on `<state>.lock`, not on the state file, because saving replaces the state
+/// file. The lock file is left in place: removing it would let two processes lock two different
+/// files of the same name.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Takes the lock for `state`, or fails at once if another process holds it.
+    pub fn acquire(state: &Path) -> Result<Self, Error> {
+        let path = lock_path(state);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+            Err(fs::TryLockError::Error(source)) => Err(Error::Io { path, source }),
+        }
+    }
+}
+
+/// `<state>.lock`.
+pub fn lock_path(state: &Path) -> PathBuf {
+    sibling(state, "lock")
+}
+
+/// `<state>.<suffix>`, beside the state file.
+pub fn sibling(state: &Path, suffix: &str) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Why a durable run cannot start or go on.
+#[derive(Debug)]
+pub enum DurableError {
+    /// The lock, the state or a file could not be used.
+    Rule(Error),
+    /// A file could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The checkpoint cannot be read; it is left as it is.
+    UnusableCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The checkpoint belongs to another run.
+    OtherRun {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The run it belongs to.
+        run: RunIdentity,
+    },
+    /// An output file is shorter than at the checkpoint: it was changed since.
+    Shrunk {
+        /// The file.
+        path: PathBuf,
+        /// Its length now.
+        found: u64,
+        /// Its length at the checkpoint.
+        expected: u64,
+    },
+}
+
+impl fmt::Display for DurableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurableError::Rule(error) => error.fmt(f),
+            DurableError::Io { path, .. } => write!(f, "cannot use {}", path.display()),
+            DurableError::UnusableCheckpoint { path, why } => write!(
+                f,
+                "the checkpoint {} is unusable ({why}); it is left as it is (--reset-state discards it)",
+                path.display()
+            ),
+            DurableError::OtherRun { path, run } => write!(
+                f,
+                "{} holds an interrupted scan of {} with output {}: run that scan again to finish \
+                 it, or pass --reset-state to discard it",
+                path.display(),
+                run.inputs.join(" "),
+                run.output.as_deref().unwrap_or("stdout"),
+            ),
+            DurableError::Shrunk {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{} is shorter ({found} bytes) than at the checkpoint ({expected} bytes): it was \
+                 changed since, so the scan cannot resume without losing what it held",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DurableError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DurableError::Rule(error) => error.source(),
+            DurableError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for DurableError {
+    fn from(error: Error) -> Self {
+        DurableError::Rule(error)
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> DurableError {
+    let path = path.to_owned();
+    move |source| DurableError::Io { path, source }
+}
+
+/// An output file whose length is known at every moment, so that a checkpoint can record it.
+#[derive(Debug)]
+pub struct TrackedFile {
+    writer: BufWriter<File>,
+    len: u64,
+}
+
+impl TrackedFile {
+    /// Opens `path` for writing at its end, creating it, or emptying it first when `truncate`.
+    pub fn open(path: &Path, truncate: bool) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(!truncate)
+            .truncate(truncate)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Self {
+            writer: BufWriter::with_capacity(1 << 16, file),
+            len,
+        })
+    }
+
+    /// Its length, with what is still buffered.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written to it.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Flushed and on disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.writer.flush()?;
+        self.writer.get_ref().sync_data()
+    }
+}
+
+impl Write for TrackedFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.writer.write(bytes)?;
+        self.len += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Cuts a file back to the length a checkpoint recorded: what was written after the checkpoint is
+/// written again by the resumed scan.
+pub fn cut_back(path: &Path, len: u64) -> Result<(), DurableError> {
+    let file = match OpenOptions::new().write(true).open(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound && len == 0 => return Ok(()),
+        other => other.map_err(io_at(path))?,
+    };
+    let found = file.metadata().map_err(io_at(path))?.len();
+    if found < len {
+        return Err(DurableError::Shrunk {
+            path: path.to_owned(),
+            found,
+            expected: len,
+        });
+    }
+    file.set_len(len)
+        .and_then(|()| file.sync_data())
+        .map_err(io_at(path))
+}
+
+/// The current length of a file that may not exist yet.
+fn current_len(path: &Path) -> io::Result<u64> {
+    match fs::metadata(path) {
+        Ok(metadata) => Ok(metadata.len()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(error),
+    }
+}
+
+/// A run's crash safety: its lock, its state and checkpoint files, and what it resumes.
+#[derive(Debug)]
+pub struct DurableRun {
+    _lock: Option<StateLock>,
+    state: Option<FileStateStore>,
+    checkpoints: Option<FileStateStore>,
+    run: RunIdentity,
+    resumed: Option<Checkpoint>,
+    reset: bool,
+}
+
+impl DurableRun {
+    /// A run identified by `run`, with its state in `state` (none: a run that keeps nothing, and
+    /// resumes nothing). Takes the lock and loads the checkpoint, unless `reset` (start with an
+    /// empty history, discarding the checkpoint).
+    pub fn open(state: Option<&Path>, run: RunIdentity, reset: bool) -> Result<Self, DurableError> {
+        let lock = state.map(StateLock::acquire).transpose()?;
+        let checkpoints = state.map(|state| FileStateStore::new(sibling(state, "checkpoint")));
+        let resumed = match &checkpoints {
+            Some(store) if !reset => load_checkpoint(store, &run)?,
+            _ => None,
+        };
+        Ok(Self {
+            _lock: lock,
+            state: state.map(FileStateStore::new),
+            checkpoints,
+            run,
+            resumed,
+            reset,
+        })
+    }
+
+    /// The checkpoint this run resumes, if any.
+    pub fn resumed(&self) -> Option<&Checkpoint> {
+        self.resumed.as_ref()
+    }
+
+    /// The history the run starts with (none: empty), and the file it comes from.
+    pub fn history(&self) -> Result<(Option<Vec<u8>>, Option<&Path>), Error> {
+        if let (Some(checkpoint), Some(store)) = (&self.resumed, &self.checkpoints) {
+            return Ok((Some(checkpoint.snapshot.clone()), Some(store.path())));
+        }
+        match &self.state {
+            Some(store) if !self.reset => Ok((store.load()?, Some(store.path()))),
+            _ => Ok((None, None)),
+        }
+    }
+
+    /// Whether a checkpoint is kept (the run has a state file).
+    pub fn has_state(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The alert file at `path`: created afresh for a new run, cut back to its checkpointed length
+    /// when resuming one.
+    pub fn output(&self, path: &Path) -> Result<TrackedFile, DurableError> {
+        let resume_len = self.resumed.as_ref().and_then(|c| c.output_len);
+        if let Some(len) = resume_len {
+            cut_back(path, len)?;
+        }
+        TrackedFile::open(path, resume_len.is_none()).map_err(io_at(path))
+    }
+
+    /// Prepares the dead-letter file at `path` (kept across runs, opened when first needed): cut
+    /// back to its checkpointed length when resuming.
+    pub fn dead_letters(&self, path: &Path) -> Result<(), DurableError> {
+        match self.resumed.as_ref().and_then(|c| c.dead_letter_len) {
+            Some(len) => cut_back(path, len),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything before `position` is processed and `snapshot` is the history after it: the
+    /// outputs are flushed to disk, then the checkpoint records both with their lengths. The dead
+    /// letters' file, when not opened yet, is measured at `dead_letter_path`.
+    pub fn checkpoint(
+        &self,
+        position: Position,
+        snapshot: &[u8],
+        alerts: Option<&mut TrackedFile>,
+        dead_letters: Option<&mut TrackedFile>,
+        dead_letter_path: Option<&Path>,
+    ) -> io::Result<()> {
+        let output_len = match alerts {
+            Some(file) => {
+                file.sync()?;
+                Some(file.len())
+            }
+            None => None,
+        };
+        let dead_letter_len = match (dead_letters, dead_letter_path) {
+            (Some(file), _) => {
+                file.sync()?;
+                Some(file.len())
+            }
+            (None, Some(path)) => Some(current_len(path)?),
+            (None, None) => None,
+        };
+        let Some(store) = &self.checkpoints else {
+            return Ok(());
+        };
+        let checkpoint = Checkpoint {
+            run: self.run.clone(),
+            position,
+            output_len,
+            dead_letter_len,
+            snapshot: snapshot.to_vec(),
+        };
+        write_atomically(store.path(), &checkpoint.encode())
+    }
+
+    /// The run ended (every input read, or a stream stopped): the state is saved with `history`,
+    /// then the checkpoint removed. Call it with the outputs already on disk and the rule's
+    /// instance dropped: a run killed before the checkpoint is gone resumes and rewrites nothing.
+    pub fn finish(self, history: Option<&[u8]>) -> Result<(), DurableError> {
+        if let (Some(store), Some(history)) = (&self.state, history) {
+            store.save(history)?;
+        }
+        if let Some(store) = &self.checkpoints {
+            match fs::remove_file(store.path()) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_at(store.path())(error));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_checkpoint(
+    store: &FileStateStore,
+    run: &RunIdentity,
+) -> Result<Option<Checkpoint>, DurableError> {
+    let Some(bytes) = store.load()? else {
+        return Ok(None);
+    };
+    let path = store.path().to_owned();
+    let checkpoint =
+        Checkpoint::decode(&bytes).map_err(|why| DurableError::UnusableCheckpoint {
+            path: path.clone(),
+            why,
+        })?;
+    if checkpoint.run != *run {
+        return Err(DurableError::OtherRun {
+            path,
+            run: checkpoint.run,
+        });
+    }
+    Ok(Some(checkpoint))
+}

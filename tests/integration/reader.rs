@@ -1,0 +1,90 @@
+//! The scan and its reader thread: the end of the input is said, never guessed, so a reader that
+//! dies is an error and not a finished scan.
+
+use std::io::{self, Read};
+
+use newterms::RuleConfig;
+use newterms::input::{Input, InputReader, Position, Stream};
+use newterms::scan::{
+    DeadLetter, Diagnostic, ScanEnd, ScanError, ScanOptions, ScanSummary, Scanner,
+};
+
+use crate::support::{component, direct_invoke};
+
+/// A sink that keeps what it is given.
+#[derive(Default)]
+struct Kept {
+    alerts: usize,
+    checkpoints: Vec<Position>,
+}
+
+impl newterms::scan::Sink for Kept {
+    fn alert(&mut self, _: &str) -> io::Result<()> {
+        self.alerts += 1;
+        Ok(())
+    }
+    fn flush(&mut self, _: &ScanSummary) -> io::Result<()> {
+        Ok(())
+    }
+    fn diagnostic(&mut self, _: Diagnostic) {}
+    fn dead_letter(&mut self, _: &DeadLetter<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn checkpoint(&mut self, position: Position, _: &[u8]) -> io::Result<()> {
+        self.checkpoints.push(position);
+        Ok(())
+    }
+}
+
+/// Gives `text`, then panics (a bug in a decoder, say).
+struct PanicsAfter(io::Cursor<Vec<u8>>);
+
+impl Read for PanicsAfter {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buffer)? {
+            0 => panic!("decoder bug"),
+            read => Ok(read),
+        }
+    }
+}
+
+fn events(users: &[&str]) -> Vec<u8> {
+    let mut text = Vec::new();
+    for user in users {
+        text.extend_from_slice(
+            direct_invoke(user, "2024-02-01T00:00:00Z")
+                .to_string()
+                .as_bytes(),
+        );
+        text.push(b'\n');
+    }
+    text
+}
+
+#[test]
+fn a_reader_that_panics_is_an_error_not_the_end() {
+    let mut scanner = Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
+    let dying = Stream::new(
+        "dying",
+        PanicsAfter(io::Cursor::new(events(&["alice", "bob"]))),
+    );
+    let after = Stream::new("after", io::Cursor::new(events(&["carol"])));
+    let reader = InputReader::new([Input::Stream(dying), Input::Stream(after)]);
+    let mut sink = Kept::default();
+    match scanner.run(reader, &ScanOptions::default(), &mut sink) {
+        Err(ScanError::Reader(why)) => assert!(why.contains("decoder bug"), "{why}"),
+        other => panic!("expected the reader's death, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_reader_that_ends_is_a_finished_scan() {
+    let mut scanner = Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
+    let first = Stream::new("first", io::Cursor::new(events(&["alice", "bob"])));
+    let second = Stream::new("second", io::Cursor::new(events(&["carol"])));
+    let reader = InputReader::new([Input::Stream(first), Input::Stream(second)]);
+    let mut sink = Kept::default();
+    let end = scanner.run(reader, &ScanOptions::default(), &mut sink);
+    assert!(matches!(end, Ok(ScanEnd::Finished)), "{end:?}");
+    assert_eq!(scanner.summary().events, 3);
+}
