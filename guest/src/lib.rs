@@ -11,6 +11,7 @@ pub mod detector;
 pub mod fastpath;
 pub mod fields;
 pub mod history;
+pub mod kql;
 mod lanes;
 pub mod prefilter;
 pub mod snapshot;
