@@ -15,3 +15,4 @@ pub mod rule;
 pub use eval::{CompileError, Compiled};
 pub use parse::{ParseError, Query, parse};
 pub use require::{Needle, Requirement};
+pub use rule::{Rule, RuleError, load_rule};
