@@ -120,3 +120,100 @@ fn the_lambda_rule_as_toml_agrees_with_the_built_in_rule() {
         "{documents} documents, {matched} matched"
     );
 }
+
+#[test]
+fn filters_apply_with_case_insensitive_wildcards_and_negation() {
+    let rule = load(
+        &copied_rules().join("privilege_escalation_printspooler_service_suspicious_file.toml"),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(rule.filters.len(), 7);
+    let event = |path: &str| {
+        serde_json::json!({
+            "event": {"category": "file", "type": "change"},
+            "host": {"os": {"type": "windows"}},
+            "process": {"executable": "C:\\Windows\\System32\\spoolsv.exe"},
+            "file": {"path": path},
+        })
+    };
+    // Only the query's own clauses decide without the filters.
+    let inside = event("c:\\windows\\SYSTEM32\\evil.dll");
+    let query_holds = rule.compiled().matches(&inside);
+    assert_eq!(rule.matches(&inside), query_holds);
+    // `negate = false`: the path must match `?:\Windows\Sys?????\*`, case-insensitively.
+    assert!(!rule.matches(&event("D:\\Temp\\evil.dll")));
+    // `negate = true`: known spooler files are excluded, whatever their case.
+    assert!(!rule.matches(&event("C:\\WINDOWS\\System32\\printconfig.DLL")));
+    assert!(!rule.matches(&event(
+        "C:\\Windows\\system32\\spool\\DRIVERS\\x64\\3\\a.dll"
+    )));
+}
+
+#[test]
+fn refusals_are_typed_and_say_where() {
+    let refuse = |text: &str| kql::load_rule(text).err();
+    assert!(matches!(
+        refuse("[rule\n"),
+        Some(RuleError::Toml { line: 1, .. })
+    ));
+    assert!(matches!(
+        refuse("a = 1\nb = \n"),
+        Some(RuleError::Toml { line: 2, .. })
+    ));
+    assert_eq!(refuse("[metadata]\n"), Some(RuleError::Missing("rule")));
+    let base = |extra: &str| {
+        format!(
+            "[rule]\nrule_id = \"x\"\nname = \"n\"\nseverity = \"low\"\nrisk_score = 21\n\
+             language = \"kuery\"\ntype = \"new_terms\"\nquery = '''a: b'''\n{extra}\n\
+             [rule.new_terms]\nfield = \"new_terms_fields\"\nvalue = [\"user.name\"]\n\
+             [[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\nvalue = \"now-3h\"\n"
+        )
+    };
+    let rule = kql::load_rule(&base("")).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(rule.window_ms, 3 * 3_600_000);
+    assert!(matches!(
+        refuse(&base("").replace("type = \"new_terms\"", "type = \"query\"")),
+        Some(RuleError::NotNewTerms(kind)) if kind == "query"
+    ));
+    assert!(matches!(
+        refuse(&base("").replace("\"kuery\"", "\"eql\"")),
+        Some(RuleError::Language(_))
+    ));
+    assert!(matches!(
+        refuse(&base("").replace("a: b", "a: (b")),
+        Some(RuleError::Query(error)) if error.line == 1 && error.column == 6
+    ));
+    assert!(matches!(
+        refuse(&base("").replace("a: b", "source.ip: b")),
+        Some(RuleError::Compile(_))
+    ));
+    assert!(matches!(
+        refuse(&base("").replace("now-3h", "now-3y")),
+        Some(RuleError::Invalid { .. })
+    ));
+    assert!(matches!(
+        refuse(&base("").replace("[\"user.name\"]", "[\"a\", \"b\", \"c\", \"d\"]")),
+        Some(RuleError::Invalid { .. })
+    ));
+    assert!(matches!(
+        refuse(&base("").replace("risk_score = 21", "risk_score = \"21\"")),
+        Some(RuleError::Invalid { .. })
+    ));
+    let filter = "[[rule.filters]]\n[rule.filters.query.regexp.\"a\"]\nvalue = \"x\"\n";
+    assert!(matches!(
+        refuse(&base("").replace("[rule.new_terms]", &format!("{filter}[rule.new_terms]"))),
+        Some(RuleError::Filter { index: 0, .. })
+    ));
+    assert!(matches!(
+        refuse(&"#".repeat(2 << 20)),
+        Some(RuleError::TooLarge(_))
+    ));
+    assert!(
+        refuse(&format!(
+            "a = {}{}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ))
+        .is_some()
+    );
+}
