@@ -269,15 +269,20 @@ impl Parser {
         self.at - start
     }
 
-    /// Case-insensitive ASCII word at the cursor.
-    fn word(&mut self, word: &str) -> bool {
-        let end = self.at + word.len();
-        let matches = self.chars.get(self.at..end).is_some_and(|found| {
+    /// Whether the ASCII `word` is at `at`, in any case.
+    fn word_at(&self, at: usize, word: &str) -> bool {
+        self.chars.get(at..at + word.len()).is_some_and(|found| {
             found
                 .iter()
                 .zip(word.chars())
                 .all(|(a, b)| a.eq_ignore_ascii_case(&b))
-        });
+        })
+    }
+
+    /// Case-insensitive ASCII word at the cursor.
+    fn word(&mut self, word: &str) -> bool {
+        let end = self.at + word.len();
+        let matches = self.word_at(self.at, word);
         if matches {
             self.at = end;
         } else {
@@ -308,14 +313,7 @@ impl Parser {
 
     /// The grammar's `Keyword` lookahead at the cursor.
     fn at_keyword(&self) -> bool {
-        let word_at = |at: usize, word: &str| {
-            self.chars.get(at..at + word.len()).is_some_and(|found| {
-                found
-                    .iter()
-                    .zip(word.chars())
-                    .all(|(a, b)| a.eq_ignore_ascii_case(&b))
-            })
-        };
+        let word_at = |at: usize, word: &str| self.word_at(at, word);
         let space_at = |at: usize| self.chars.get(at).copied().is_some_and(is_space);
         (space_at(self.at) && word_at(self.at + 1, "or") && space_at(self.at + 3))
             || (space_at(self.at) && word_at(self.at + 1, "and") && space_at(self.at + 4))
@@ -323,12 +321,22 @@ impl Parser {
     }
 
     fn or_query(&mut self) -> Option<Query> {
-        let head = self.and_query()?;
-        let mut parts = vec![head];
+        self.chain("or", Query::Or, Self::and_query)
+    }
+
+    /// `part (infix part)*`: one part as it is, several combined (the grammar's `OrQuery`,
+    /// `AndQuery` and their value-list forms).
+    fn chain(
+        &mut self,
+        infix: &str,
+        combine: fn(Vec<Query>) -> Query,
+        mut part: impl FnMut(&mut Self) -> Option<Query>,
+    ) -> Option<Query> {
+        let mut parts = vec![part(self)?];
         loop {
             let start = self.at;
-            if self.infix("or")
-                && let Some(next) = self.and_query()
+            if self.infix(infix)
+                && let Some(next) = part(self)
             {
                 parts.push(next);
                 continue;
@@ -339,29 +347,12 @@ impl Parser {
         Some(if parts.len() == 1 {
             parts.pop()?
         } else {
-            Query::Or(parts)
+            combine(parts)
         })
     }
 
     fn and_query(&mut self) -> Option<Query> {
-        let head = self.not_query()?;
-        let mut parts = vec![head];
-        loop {
-            let start = self.at;
-            if self.infix("and")
-                && let Some(next) = self.not_query()
-            {
-                parts.push(next);
-                continue;
-            }
-            self.at = start;
-            break;
-        }
-        Some(if parts.len() == 1 {
-            parts.pop()?
-        } else {
-            Query::And(parts)
-        })
+        self.chain("and", Query::And, Self::not_query)
     }
 
     fn not_query(&mut self) -> Option<Query> {
@@ -379,26 +370,38 @@ impl Parser {
     }
 
     fn sub_query(&mut self) -> Option<Query> {
-        let start = self.at;
-        if self.eat('(') {
-            if !self.enter() {
-                return None;
-            }
-            self.spaces();
-            let inner = self.or_query();
-            self.depth -= 1;
-            if let Some(query) = inner {
-                self.spaces();
-                if self.eat(')') {
-                    return Some(query);
-                }
-            }
-            self.at = start;
+        if let Some(query) = self.group('(', ')', Self::or_query) {
+            return Some(query);
         }
         if self.abort.is_some() {
             return None;
         }
         self.nested_query()
+    }
+
+    /// `open Space* inner Space* close`, one nesting level deeper; the cursor is back where it was
+    /// when it does not match.
+    fn group(
+        &mut self,
+        open: char,
+        close: char,
+        inner: impl FnOnce(&mut Self) -> Option<Query>,
+    ) -> Option<Query> {
+        let start = self.at;
+        if !self.eat(open) || !self.enter() {
+            return None;
+        }
+        self.spaces();
+        let query = inner(self);
+        self.depth -= 1;
+        if let Some(query) = query {
+            self.spaces();
+            if self.eat(close) {
+                return Some(query);
+            }
+        }
+        self.at = start;
+        None
     }
 
     fn nested_query(&mut self) -> Option<Query> {
@@ -407,22 +410,11 @@ impl Parser {
             self.spaces();
             if self.eat(':') {
                 self.spaces();
-                if self.eat('{') {
-                    if !self.enter() {
-                        return None;
-                    }
-                    self.spaces();
-                    let inner = self.or_query();
-                    self.depth -= 1;
-                    if let Some(query) = inner {
-                        self.spaces();
-                        if self.eat('}') {
-                            return Some(Query::Nested {
-                                path,
-                                query: Box::new(query),
-                            });
-                        }
-                    }
+                if let Some(query) = self.group('{', '}', Self::or_query) {
+                    return Some(Query::Nested {
+                        path,
+                        query: Box::new(query),
+                    });
                 }
             }
         }
@@ -516,21 +508,8 @@ impl Parser {
         if !self.burn() {
             return None;
         }
-        let start = self.at;
-        if self.eat('(') {
-            if !self.enter() {
-                return None;
-            }
-            self.spaces();
-            let inner = self.or_list(field);
-            self.depth -= 1;
-            if let Some(query) = inner {
-                self.spaces();
-                if self.eat(')') {
-                    return Some(query);
-                }
-            }
-            self.at = start;
+        if let Some(query) = self.group('(', ')', |parser| parser.or_list(field)) {
+            return Some(query);
         }
         if self.abort.is_some() {
             return None;
@@ -543,45 +522,11 @@ impl Parser {
     }
 
     fn or_list(&mut self, field: &Field) -> Option<Query> {
-        let head = self.and_list(field)?;
-        let mut parts = vec![head];
-        loop {
-            let start = self.at;
-            if self.infix("or")
-                && let Some(next) = self.and_list(field)
-            {
-                parts.push(next);
-                continue;
-            }
-            self.at = start;
-            break;
-        }
-        Some(if parts.len() == 1 {
-            parts.pop()?
-        } else {
-            Query::Or(parts)
-        })
+        self.chain("or", Query::Or, |parser| parser.and_list(field))
     }
 
     fn and_list(&mut self, field: &Field) -> Option<Query> {
-        let head = self.not_list(field)?;
-        let mut parts = vec![head];
-        loop {
-            let start = self.at;
-            if self.infix("and")
-                && let Some(next) = self.not_list(field)
-            {
-                parts.push(next);
-                continue;
-            }
-            self.at = start;
-            break;
-        }
-        Some(if parts.len() == 1 {
-            parts.pop()?
-        } else {
-            Query::And(parts)
-        })
+        self.chain("and", Query::And, |parser| parser.not_list(field))
     }
 
     fn not_list(&mut self, field: &Field) -> Option<Query> {
