@@ -1,6 +1,7 @@
 //! For every published rule: documents derived from its query's syntax tree, one that matches and
 //! near misses (each clause flipped), in three key styles, evaluated by the engine and by a plain
 //! oracle over a flat field-to-values model; and the prefilter's needles are in every matching text.
+#![cfg(feature = "rule-toml")]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

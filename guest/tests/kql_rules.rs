@@ -1,5 +1,6 @@
 //! Elastic's `new_terms` rule files: every one loads, and the built-in rule given as its TOML decides
 //! as the hand-written detector does.
+#![cfg(feature = "rule-toml")]
 
 use std::path::{Path, PathBuf};
 
@@ -216,4 +217,37 @@ fn refusals_are_typed_and_say_where() {
         ))
         .is_some()
     );
+}
+
+#[test]
+fn a_rule_given_as_a_tree_loads_as_its_toml_does() {
+    let tree = serde_json::json!({
+        "metadata": {"updated_date": "2025/01/01"},
+        "rule": {
+            "rule_id": "x", "name": "n", "severity": "low", "risk_score": 21,
+            "language": "kuery", "type": "new_terms", "query": "a: b and not c: *",
+            "tags": ["t"],
+            "new_terms": {
+                "field": "new_terms_fields", "value": ["user.name", "host.name"],
+                "history_window_start": [{"field": "history_window_start", "value": "now-2w"}],
+            },
+        },
+    });
+    let Value::Object(tree) = tree else {
+        unreachable!()
+    };
+    let rule = kql::load_rule_tree(&tree).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(rule.window_ms, 14 * 86_400_000);
+    assert_eq!(rule.new_terms_fields, ["user.name", "host.name"]);
+    assert_eq!(rule.updated_date.as_deref(), Some("2025/01/01"));
+    assert!(rule.matches(&serde_json::json!({"a": "b"})));
+    assert!(!rule.matches(&serde_json::json!({"a": "b", "c": 1})));
+    let toml = "[metadata]\nupdated_date = \"2025/01/01\"\n[rule]\nrule_id = \"x\"\nname = \"n\"\n\
+                severity = \"low\"\nrisk_score = 21\nlanguage = \"kuery\"\ntype = \"new_terms\"\n\
+                query = \"a: b and not c: *\"\ntags = [\"t\"]\n[rule.new_terms]\n\
+                field = \"new_terms_fields\"\nvalue = [\"user.name\", \"host.name\"]\n\
+                [[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\n\
+                value = \"now-2w\"\n";
+    let from_toml = kql::load_rule(toml).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(format!("{from_toml:?}"), format!("{rule:?}"));
 }

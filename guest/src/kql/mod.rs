@@ -15,4 +15,6 @@ pub mod rule;
 pub use eval::{CompileError, Compiled};
 pub use parse::{ParseError, Query, parse};
 pub use require::{Needle, Requirement};
-pub use rule::{Rule, RuleError, load_rule};
+#[cfg(feature = "rule-toml")]
+pub use rule::load_rule;
+pub use rule::{Rule, RuleError, load_rule_tree};

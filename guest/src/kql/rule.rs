@@ -4,10 +4,15 @@
 //! Only what the rule's behaviour and its alerts need is read; other keys (`note`, `setup`,
 //! `[transform]`, `investigation_fields`...) are ignored. Anything that is read and is not as
 //! expected refuses the file with a [`RuleError`] that names the key (or the TOML line and column).
+//!
+//! The rule is read from a JSON tree ([`load_rule_tree`]): the same document as the TOML, tables as
+//! objects. [`load_rule`] parses the TOML text into that tree first; a host that already parses
+//! TOML may hand the tree over instead (the TOML parser is most of this module's code size in the
+//! component).
 
 use std::fmt;
 
-use toml::{Table, Value as Toml};
+use serde_json::{Map, Value as Json};
 
 use super::eval::{CompileError, Compiled};
 use super::parse::{self, ParseError, Query};
@@ -204,11 +209,12 @@ impl Rule {
 }
 
 /// Loads one rule file's text.
+#[cfg(feature = "rule-toml")]
 pub fn load_rule(text: &str) -> Result<Rule, RuleError> {
     if text.len() > MAX_RULE_BYTES {
         return Err(RuleError::TooLarge(text.len()));
     }
-    let document: Table = text.parse().map_err(|error: toml::de::Error| {
+    let document: toml::Table = text.parse().map_err(|error: toml::de::Error| {
         let at = error.span().map_or(0, |span| span.start).min(text.len());
         let before = text.get(..at).unwrap_or_default();
         let line = before.matches('\n').count() + 1;
@@ -219,7 +225,35 @@ pub fn load_rule(text: &str) -> Result<Rule, RuleError> {
             column: u32::try_from(column).unwrap_or(u32::MAX),
         }
     })?;
-    let rule = table(&document, "rule")?.ok_or(RuleError::Missing("rule"))?;
+    let mut tree = Map::new();
+    for (key, value) in document {
+        tree.insert(key, from_toml(value));
+    }
+    load_rule_tree(&tree)
+}
+
+/// A TOML value as JSON: tables as objects, date-times as their text.
+#[cfg(feature = "rule-toml")]
+fn from_toml(value: toml::Value) -> Json {
+    match value {
+        toml::Value::String(text) => Json::String(text),
+        toml::Value::Integer(number) => Json::from(number),
+        toml::Value::Float(number) => Json::from(number),
+        toml::Value::Boolean(flag) => Json::Bool(flag),
+        toml::Value::Datetime(time) => Json::String(time.to_string()),
+        toml::Value::Array(items) => Json::Array(items.into_iter().map(from_toml).collect()),
+        toml::Value::Table(table) => Json::Object(
+            table
+                .into_iter()
+                .map(|(key, value)| (key, from_toml(value)))
+                .collect(),
+        ),
+    }
+}
+
+/// Loads a rule from its document as a tree (the TOML's tables as JSON objects).
+pub fn load_rule_tree(document: &Map<String, Json>) -> Result<Rule, RuleError> {
+    let rule = table(document, "rule")?.ok_or(RuleError::Missing("rule"))?;
     let kind = string(rule, "rule.type", "type")?.ok_or(RuleError::Missing("rule.type"))?;
     if kind != "new_terms" {
         return Err(RuleError::NotNewTerms(kind));
@@ -254,15 +288,17 @@ pub fn load_rule(text: &str) -> Result<Rule, RuleError> {
         string(rule, "rule.severity", "severity")?.ok_or(RuleError::Missing("rule.severity"))?;
     let risk_score = match rule.get("risk_score") {
         None => return Err(RuleError::Missing("rule.risk_score")),
-        Some(Toml::Integer(score)) if (0..=100).contains(score) => *score as u32,
+        Some(score) if score.as_u64().is_some_and(|score| score <= 100) => {
+            score.as_u64().unwrap_or_default() as u32
+        }
         Some(_) => return Err(invalid("rule.risk_score", "an integer from 0 to 100")),
     };
     let version = match rule.get("version") {
         None => None,
-        Some(Toml::Integer(version)) => Some(*version),
+        Some(version) if version.is_i64() => version.as_i64(),
         Some(_) => return Err(invalid("rule.version", "an integer")),
     };
-    let updated_date = match table(&document, "metadata")? {
+    let updated_date = match table(document, "metadata")? {
         Some(metadata) => string(metadata, "metadata.updated_date", "updated_date")?,
         None => None,
     };
@@ -293,29 +329,36 @@ fn invalid(key: &str, expected: &'static str) -> RuleError {
     }
 }
 
-fn table<'a>(parent: &'a Table, key: &str) -> Result<Option<&'a Table>, RuleError> {
+fn table<'a>(
+    parent: &'a Map<String, Json>,
+    key: &str,
+) -> Result<Option<&'a Map<String, Json>>, RuleError> {
     match parent.get(key) {
         None => Ok(None),
-        Some(Toml::Table(table)) => Ok(Some(table)),
+        Some(Json::Object(table)) => Ok(Some(table)),
         Some(_) => Err(invalid(key, "a table")),
     }
 }
 
-fn string(parent: &Table, path: &str, key: &str) -> Result<Option<String>, RuleError> {
+fn string(parent: &Map<String, Json>, path: &str, key: &str) -> Result<Option<String>, RuleError> {
     match parent.get(key) {
         None => Ok(None),
-        Some(Toml::String(text)) => Ok(Some(text.clone())),
+        Some(Json::String(text)) => Ok(Some(text.clone())),
         Some(_) => Err(invalid(path, "a string")),
     }
 }
 
-fn strings(parent: &Table, path: &str, key: &str) -> Result<Option<Vec<String>>, RuleError> {
+fn strings(
+    parent: &Map<String, Json>,
+    path: &str,
+    key: &str,
+) -> Result<Option<Vec<String>>, RuleError> {
     match parent.get(key) {
         None => Ok(None),
-        Some(Toml::Array(items)) => items
+        Some(Json::Array(items)) => items
             .iter()
             .map(|item| match item {
-                Toml::String(text) => Ok(text.clone()),
+                Json::String(text) => Ok(text.clone()),
                 _ => Err(invalid(path, "an array of strings")),
             })
             .collect::<Result<Vec<_>, _>>()
@@ -325,13 +368,13 @@ fn strings(parent: &Table, path: &str, key: &str) -> Result<Option<Vec<String>>,
 }
 
 /// `[[rule.new_terms.history_window_start]]` with `value`, or a plain string.
-fn history_window(new_terms: &Table) -> Result<String, RuleError> {
+fn history_window(new_terms: &Map<String, Json>) -> Result<String, RuleError> {
     const KEY: &str = "rule.new_terms.history_window_start";
     match new_terms.get("history_window_start") {
         None => Err(RuleError::Missing(KEY)),
-        Some(Toml::String(text)) => Ok(text.clone()),
-        Some(Toml::Array(items)) => match items.as_slice() {
-            [Toml::Table(entry)] => string(entry, KEY, "value")?.ok_or(RuleError::Missing(KEY)),
+        Some(Json::String(text)) => Ok(text.clone()),
+        Some(Json::Array(items)) => match items.as_slice() {
+            [Json::Object(entry)] => string(entry, KEY, "value")?.ok_or(RuleError::Missing(KEY)),
             _ => Err(invalid(KEY, "one entry with a value")),
         },
         Some(_) => Err(invalid(KEY, "a string or one entry with a value")),
@@ -358,7 +401,7 @@ pub fn window(text: &str) -> Option<EpochMillis> {
     count.checked_mul(unit_ms).filter(|ms| *ms > 0)
 }
 
-fn reference(entry: &Table, path: &str) -> Result<Reference, RuleError> {
+fn reference(entry: &Map<String, Json>, path: &str) -> Result<Reference, RuleError> {
     Ok(Reference {
         id: string(entry, path, "id")?.unwrap_or_default(),
         name: string(entry, path, "name")?.unwrap_or_default(),
@@ -366,13 +409,17 @@ fn reference(entry: &Table, path: &str) -> Result<Reference, RuleError> {
     })
 }
 
-fn tables<'a>(parent: &'a Table, path: &str, key: &str) -> Result<Vec<&'a Table>, RuleError> {
+fn tables<'a>(
+    parent: &'a Map<String, Json>,
+    path: &str,
+    key: &str,
+) -> Result<Vec<&'a Map<String, Json>>, RuleError> {
     match parent.get(key) {
         None => Ok(Vec::new()),
-        Some(Toml::Array(items)) => items
+        Some(Json::Array(items)) => items
             .iter()
             .map(|item| match item {
-                Toml::Table(table) => Ok(table),
+                Json::Object(table) => Ok(table),
                 _ => Err(invalid(path, "an array of tables")),
             })
             .collect(),
@@ -380,7 +427,7 @@ fn tables<'a>(parent: &'a Table, path: &str, key: &str) -> Result<Vec<&'a Table>
     }
 }
 
-fn threats(rule: &Table) -> Result<Vec<Threat>, RuleError> {
+fn threats(rule: &Map<String, Json>) -> Result<Vec<Threat>, RuleError> {
     let mut out = Vec::new();
     for entry in tables(rule, "rule.threat", "threat")? {
         let tactic = match table(entry, "tactic")? {
@@ -410,7 +457,7 @@ fn threats(rule: &Table) -> Result<Vec<Threat>, RuleError> {
     Ok(out)
 }
 
-fn filters(rule: &Table) -> Result<Vec<Filter>, RuleError> {
+fn filters(rule: &Map<String, Json>) -> Result<Vec<Filter>, RuleError> {
     let mut out = Vec::new();
     for (index, entry) in tables(rule, "rule.filters", "filters")?
         .into_iter()
@@ -431,12 +478,12 @@ fn filters(rule: &Table) -> Result<Vec<Filter>, RuleError> {
             continue;
         }
         let query = table(entry, "query")?.ok_or_else(|| refuse("no query"))?;
-        let [(kind, Toml::Table(body))] = query.iter().collect::<Vec<_>>()[..] else {
+        let [(kind, Json::Object(body))] = query.iter().collect::<Vec<_>>()[..] else {
             return Err(refuse("the query must be one query object"));
         };
         let (field, test) = match kind.as_str() {
             "exists" => match body.get("field") {
-                Some(Toml::String(field)) => (field.clone(), FilterTest::Exists),
+                Some(Json::String(field)) => (field.clone(), FilterTest::Exists),
                 _ => return Err(refuse("exists needs a field")),
             },
             "wildcard" | "term" | "match_phrase" | "match" => {
@@ -444,12 +491,12 @@ fn filters(rule: &Table) -> Result<Vec<Filter>, RuleError> {
                     return Err(refuse("the query must name one field"));
                 };
                 let (value, caseless) = match spec {
-                    Toml::String(value) => (value.clone(), false),
-                    Toml::Table(options) => {
+                    Json::String(value) => (value.clone(), false),
+                    Json::Object(options) => {
                         let value = ["value", "wildcard", "query"]
                             .iter()
                             .find_map(|key| match options.get(*key) {
-                                Some(Toml::String(value)) => Some(value.clone()),
+                                Some(Json::String(value)) => Some(value.clone()),
                                 _ => None,
                             })
                             .ok_or_else(|| refuse("no value"))?;
@@ -485,10 +532,10 @@ fn filters(rule: &Table) -> Result<Vec<Filter>, RuleError> {
 }
 
 /// A boolean option, `false` when absent; `None` when not a boolean.
-fn flag(table: &Table, key: &str) -> Option<bool> {
+fn flag(table: &Map<String, Json>, key: &str) -> Option<bool> {
     match table.get(key) {
         None => Some(false),
-        Some(Toml::Boolean(value)) => Some(*value),
+        Some(Json::Bool(value)) => Some(*value),
         Some(_) => None,
     }
 }
