@@ -10,7 +10,7 @@ use newterms_guest::kql::eval::{is_ip_field, kql_pattern};
 use newterms_guest::kql::ip::{self, Block};
 use newterms_guest::kql::parse::{Query, RangeOp, Value};
 use newterms_guest::kql::pattern;
-use newterms_guest::kql::{self, Rule};
+use newterms_guest::kql::{self, Pack, Rule};
 use serde_json::{Map, Value as Json};
 
 type Model = BTreeMap<String, Vec<String>>;
@@ -374,10 +374,15 @@ fn every_rule_agrees_with_the_oracle_on_matches_and_near_misses() {
     let files = rule_files();
     assert!(files.len() >= 5);
     let (mut rules, mut near_misses, mut rejected, mut with_needles) = (0, 0, 0, 0);
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let rule =
-            kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+    let loaded: Vec<Rule> = files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", file.display()))
+        })
+        .collect();
+    let pack = Pack::new(loaded.clone()).unwrap_or_else(|error| panic!("{error}"));
+    for (file, rule) in files.iter().zip(&loaded) {
         let name = file.display();
         let facts = witnesses(&rule.query, true, "", &[])
             .into_iter()
@@ -393,6 +398,13 @@ fn every_rule_agrees_with_the_oracle_on_matches_and_near_misses() {
         for style in 0..3 {
             let doc = document(&model, &paths, style);
             assert!(rule.compiled().matches(&doc), "{name}: should match {doc}");
+            // The pack, reading each field once for all rules, decides as each rule alone.
+            let mut by_pack = Vec::new();
+            pack.matching(&doc, &mut by_pack);
+            let alone: Vec<usize> = (0..loaded.len())
+                .filter(|at| loaded[*at].matches(&doc))
+                .collect();
+            assert_eq!(by_pack, alone, "{name}: {doc}");
             assert!(
                 contains_needle(&rule, &doc.to_string()),
                 "{name}: needles not in {doc}"

@@ -105,49 +105,81 @@ enum Bound {
     Text(String),
 }
 
+/// One document's field values, read once per field and shared by every query compiled against the
+/// same field table ([`Compiled::new_in`]).
+pub struct Document<'a> {
+    document: &'a Json,
+    names: &'a [String],
+    values: Vec<Option<Vec<Cow<'a, str>>>>,
+}
+
+impl<'a> Document<'a> {
+    /// `document`, to be read for the fields of `names` (a field table).
+    pub fn new(document: &'a Json, names: &'a [String]) -> Self {
+        Self {
+            document,
+            names,
+            values: vec![None; names.len()],
+        }
+    }
+
+    fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
+        let (document, names) = (self.document, self.names);
+        match self.values.get_mut(slot) {
+            Some(entry) => entry.get_or_insert_with(|| {
+                fields::values(document, names.get(slot).map_or("", String::as_str))
+            }),
+            None => &[],
+        }
+    }
+}
+
 impl Compiled {
-    /// Compiles a parsed query.
+    /// Compiles a parsed query with a field table of its own.
     pub fn new(query: &Query) -> Result<Self, CompileError> {
         let mut fields = Vec::new();
         let root = compile(query, &mut fields)?;
         Ok(Self { root, fields })
     }
 
-    /// Whether `document` matches.
+    /// Compiles a parsed query against a shared field table (`table` gains its new fields), for
+    /// [`Compiled::matches_in`].
+    pub fn new_in(query: &Query, table: &mut Vec<String>) -> Result<Self, CompileError> {
+        let root = compile(query, table)?;
+        Ok(Self {
+            root,
+            fields: Vec::new(),
+        })
+    }
+
+    /// Whether `document` matches (a query from [`Compiled::new`]).
     pub fn matches(&self, document: &Json) -> bool {
-        let mut cache: Vec<Option<Vec<Cow<'_, str>>>> = vec![None; self.fields.len()];
-        self.holds(&self.root, document, &mut cache)
+        let mut document = Document::new(document, &self.fields);
+        self.holds(&self.root, &mut document)
+    }
+
+    /// Whether the document matches (a query compiled with [`Compiled::new_in`] against the field
+    /// table `document` was made for).
+    pub fn matches_in(&self, document: &mut Document<'_>) -> bool {
+        self.holds(&self.root, document)
     }
 
     /// The distinct fields the query reads (base names for `.caseless`), nested ones with their
-    /// full path.
+    /// full path (empty for a query compiled against a shared table).
     pub fn fields(&self) -> Vec<String> {
         let mut out = self.fields.clone();
         collect_nested_fields(&self.root, "", &mut out);
         out
     }
 
-    fn holds<'a>(
-        &self,
-        node: &Node,
-        document: &'a Json,
-        cache: &mut Vec<Option<Vec<Cow<'a, str>>>>,
-    ) -> bool {
+    fn holds(&self, node: &Node, document: &mut Document<'_>) -> bool {
         match node {
             Node::True => true,
-            Node::And(parts) => parts.iter().all(|part| self.holds(part, document, cache)),
-            Node::Or(parts) => parts.iter().any(|part| self.holds(part, document, cache)),
-            Node::Not(part) => !self.holds(part, document, cache),
-            Node::Test { slot, test } => {
-                let Some(entry) = cache.get_mut(*slot) else {
-                    return false;
-                };
-                let values = entry.get_or_insert_with(|| {
-                    fields::values(document, self.fields.get(*slot).map_or("", String::as_str))
-                });
-                test.holds(values)
-            }
-            Node::Nested { path, query } => nested_objects(document, path)
+            Node::And(parts) => parts.iter().all(|part| self.holds(part, document)),
+            Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
+            Node::Not(part) => !self.holds(part, document),
+            Node::Test { slot, test } => test.holds(document.values(*slot)),
+            Node::Nested { path, query } => nested_objects(document.document, path)
                 .iter()
                 .any(|object| query.matches(object)),
         }

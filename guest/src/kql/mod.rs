@@ -7,12 +7,14 @@
 
 pub mod eval;
 pub mod ip;
+pub mod pack;
 pub mod parse;
 pub mod pattern;
 pub mod require;
 pub mod rule;
 
 pub use eval::{CompileError, Compiled};
+pub use pack::Pack;
 pub use parse::{ParseError, Query, parse};
 pub use require::{Needle, Requirement};
 #[cfg(feature = "rule-toml")]
