@@ -406,7 +406,7 @@ fn every_rule_agrees_with_the_oracle_on_matches_and_near_misses() {
                 .collect();
             assert_eq!(by_pack, alone, "{name}: {doc}");
             assert!(
-                contains_needle(&rule, &doc.to_string()),
+                contains_needle(rule, &doc.to_string()),
                 "{name}: needles not in {doc}"
             );
         }
@@ -457,7 +457,7 @@ fn every_rule_agrees_with_the_oracle_on_matches_and_near_misses() {
                 );
                 if expected {
                     assert!(
-                        contains_needle(&rule, &doc.to_string()),
+                        contains_needle(rule, &doc.to_string()),
                         "{name}: needles not in {doc}"
                     );
                 }
