@@ -277,6 +277,17 @@ fn ranges_on_numbers_and_dates() {
     assert!(matches(date, json!({"t": "2024-01-01T01:00:00+01:00"})));
     assert!(!matches(date, json!({"t": "2023-12-31T23:59:59.999Z"})));
     assert!(Compiled::new(&parsed("t >= now-1d")).is_err());
+    // A date alone covers its whole day, as Elasticsearch rounds the bounds.
+    let end_of_day = json!({"t": "2024-01-01T23:59:59.999Z"});
+    let next_day = json!({"t": "2024-01-02T00:00:00Z"});
+    let start_of_day = json!({"t": "2024-01-01T00:00:00Z"});
+    assert!(matches("t <= 2024-01-01", end_of_day.clone()));
+    assert!(!matches("t <= 2024-01-01", next_day.clone()));
+    assert!(!matches("t > 2024-01-01", end_of_day.clone()));
+    assert!(matches("t > 2024-01-01", next_day));
+    assert!(matches("t >= 2024-01-01", start_of_day.clone()));
+    assert!(!matches("t < 2024-01-01", start_of_day));
+    assert!(matches("t < 2024-01-02", end_of_day));
 }
 
 #[test]

@@ -375,6 +375,12 @@ fn compile(query: &Query, fields: &mut Vec<String>) -> Result<Node, CompileError
                 Bound::Number(limit)
             } else if let Some(limit) = time::parse_iso8601(value) {
                 Bound::Time(limit)
+            } else if let Some(day) = day_start(value) {
+                // Elasticsearch fills what a date leaves out with the day's end for `<=` and `>`.
+                Bound::Time(match op {
+                    RangeOp::Lte | RangeOp::Gt => day + 86_400_000 - 1,
+                    RangeOp::Lt | RangeOp::Gte => day,
+                })
             } else if value.trim_start().starts_with("now") {
                 return Err(CompileError::DateMath {
                     field: name.to_owned(),
@@ -389,6 +395,15 @@ fn compile(query: &Query, fields: &mut Vec<String>) -> Result<Node, CompileError
             }
         }
     })
+}
+
+/// The start of a `YYYY-MM-DD` day (UTC).
+fn day_start(value: &str) -> Option<EpochMillis> {
+    let value = value.trim();
+    if value.len() != 10 {
+        return None;
+    }
+    time::parse_iso8601(&format!("{value}T00:00:00Z"))
 }
 
 fn plain_field(field: &Field) -> Result<&str, CompileError> {

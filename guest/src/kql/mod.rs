@@ -14,7 +14,8 @@
 //! - A field whose last name part is `ip` is an IP field: a value with `/` is a CIDR block, an
 //!   address matches the same address in any spelling (IPv4 and IPv4-mapped IPv6 alike).
 //! - Ranges compare numerically when the bound is a number, as times when it is an ISO 8601
-//!   date-time, else as text; a bound relative to the wall clock (`now-1d`) is refused.
+//!   date-time or a `YYYY-MM-DD` day (the whole day, as Elasticsearch rounds it), else as text; a
+//!   bound relative to the wall clock (`now-1d`) is refused.
 //! - `path: { query }` holds when the whole inner query holds for one object at `path`.
 //! - Refused, since they need an index mapping or the wall clock: field-name patterns (`f*: x`),
 //!   values without a field, `field: null`, date math.
