@@ -279,3 +279,37 @@ fn the_lambda_rule_needs_its_provider_in_the_text() {
     let ecs = requirement.as_ref().and_then(|r| r.any_of(&|_| true));
     assert_eq!(texts(ecs), provider);
 }
+
+/// Elastic's own pipeline output (the `-expected.json` ECS documents of the AWS integration's
+/// tests): the TOML's query and the built-in detector agree on each.
+#[test]
+fn the_lambda_rule_as_toml_agrees_on_elastic_pipeline_output() {
+    let rule =
+        load(&copied_rules().join("execution_lambda_function_invoked_by_unusual_principal.toml"))
+            .unwrap_or_else(|error| panic!("{error}"));
+    let mut folders = vec![repo().join("tests/fixtures/elastic")];
+    folders.extend(shared("cloudtrail/elastic-integrations"));
+    let mut documents = 0;
+    for folder in folders {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with("-expected.json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let expected: Value = serde_json::from_str(&text).unwrap_or_default();
+            for ecs in expected["expected"].as_array().into_iter().flatten() {
+                let mut detector = Detector::new(Config {
+                    profile: Profile::Elastic,
+                    ..Config::default()
+                })
+                .unwrap_or_else(|error| panic!("{error:?}"));
+                let _ = detector.process_exact(&ecs.to_string());
+                let built_in = detector.stats().matched == 1;
+                assert_eq!(rule.matches(ecs), built_in, "{}: {ecs}", path.display());
+                documents += 1;
+            }
+        }
+    }
+    assert!(documents >= 6, "{documents} documents");
+}
