@@ -5,19 +5,14 @@ use newterms_guest::kql::{Compiled, parse};
 use serde_json::{Value as Json, json};
 
 fn is(field: &str, text: &str) -> Query {
-    Query::Is {
-        field: Some(Field {
-            name: field.to_owned(),
-            wildcard: false,
-        }),
-        value: Value::Literal {
-            text: text.to_owned(),
-            quoted: false,
-        },
-    }
+    value_of(field, text, false)
 }
 
 fn quoted(field: &str, text: &str) -> Query {
+    value_of(field, text, true)
+}
+
+fn value_of(field: &str, text: &str, quoted: bool) -> Query {
     Query::Is {
         field: Some(Field {
             name: field.to_owned(),
@@ -25,7 +20,7 @@ fn quoted(field: &str, text: &str) -> Query {
         }),
         value: Value::Literal {
             text: text.to_owned(),
-            quoted: true,
+            quoted,
         },
     }
 }
@@ -200,57 +195,53 @@ fn nested_dotted_and_mixed_keys() {
     ));
 }
 
+/// Each query on each document, and whether it must match.
+fn cases(cases: &[(&str, Json, bool)]) {
+    for (query, document, expected) in cases {
+        assert_eq!(
+            matches(query, document.clone()),
+            *expected,
+            "{query} on {document}"
+        );
+    }
+}
+
 #[test]
 fn caseless_fields_match_the_base_field_case_insensitively() {
-    assert!(matches(
-        "process.name.caseless: cmd.exe",
-        json!({"process": {"name": "CMD.EXE"}})
-    ));
-    assert!(matches(
-        "process.name.caseless: CMD*",
-        json!({"process": {"name": "cmd.exe"}})
-    ));
-    assert!(!matches(
-        "process.name: cmd.exe",
-        json!({"process": {"name": "CMD.EXE"}})
-    ));
-    assert!(!matches(
-        "process.name.caseless: cmd.exe",
-        json!({"process": {"name": "cmd.exe2"}})
-    ));
+    let upper = json!({"process": {"name": "CMD.EXE"}});
+    cases(&[
+        ("process.name.caseless: cmd.exe", upper.clone(), true),
+        (
+            "process.name.caseless: CMD*",
+            json!({"process": {"name": "cmd.exe"}}),
+            true,
+        ),
+        ("process.name: cmd.exe", upper, false),
+        (
+            "process.name.caseless: cmd.exe",
+            json!({"process": {"name": "cmd.exe2"}}),
+            false,
+        ),
+    ]);
 }
 
 #[test]
 fn ip_fields_match_cidr_blocks_and_any_spelling() {
-    assert!(matches(
-        "source.ip: 10.0.0.0/8",
-        json!({"source": {"ip": "10.20.30.40"}})
-    ));
-    assert!(!matches(
-        "source.ip: 10.0.0.0/8",
-        json!({"source": {"ip": "11.0.0.1"}})
-    ));
-    assert!(matches(
-        "source.ip: 10.0.0.0/8",
-        json!({"source": {"ip": "::ffff:10.0.0.1"}})
-    ));
-    assert!(matches(
-        r#"source.ip: "FC00::/7""#,
-        json!({"source": {"ip": "fd00::1"}})
-    ));
-    assert!(matches(
-        r#"destination.ip: "::1""#,
-        json!({"destination": {"ip": "0:0:0:0:0:0:0:1"}})
-    ));
-    assert!(!matches(
-        "source.ip: 10.0.0.0/8",
-        json!({"source": {"ip": "not-an-ip"}})
-    ));
-    // Not an IP field: the text is compared as it is.
-    assert!(!matches(
-        "source.address: 10.0.0.0/8",
-        json!({"source": {"address": "10.0.0.1"}})
-    ));
+    let source = |ip: &str| json!({"source": {"ip": ip}});
+    cases(&[
+        ("source.ip: 10.0.0.0/8", source("10.20.30.40"), true),
+        ("source.ip: 10.0.0.0/8", source("11.0.0.1"), false),
+        ("source.ip: 10.0.0.0/8", source("::ffff:10.0.0.1"), true),
+        (r#"source.ip: "FC00::/7""#, source("fd00::1"), true),
+        (r#"source.ip: "::1""#, source("0:0:0:0:0:0:0:1"), true),
+        ("source.ip: 10.0.0.0/8", source("not-an-ip"), false),
+        // Not an IP field: the text is compared as it is.
+        (
+            "source.address: 10.0.0.0/8",
+            json!({"source": {"address": "10.0.0.1"}}),
+            false,
+        ),
+    ]);
     assert!(Compiled::new(&parsed("source.ip: nonsense")).is_err());
 }
 
