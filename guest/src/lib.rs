@@ -12,6 +12,7 @@ pub mod detector;
 pub mod fastpath;
 pub mod fields;
 pub mod history;
+pub mod kql;
 mod lanes;
 mod messages;
 pub mod prefilter;

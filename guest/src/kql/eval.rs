@@ -1,0 +1,444 @@
+//! A parsed query compiled for evaluation over JSON documents, with keyword semantics.
+//!
+//! Compiling resolves what can be resolved once: each distinct field gets a slot (its values are
+//! read from the document once per evaluation, whatever the number of clauses on it), wildcard
+//! values become [`Pattern`]s, IP values become address blocks, range bounds numbers or times.
+//! Field values are read by [`crate::fields`] (nested, dotted or mixed keys; `null`, `""` and `[]`
+//! are absent; numbers and booleans are their JSON text).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::{Map, Value as Json};
+
+use super::ip::{self, Block};
+use super::parse::{Field, Query, RangeOp, Value};
+use super::pattern::{self, Pattern, Token};
+use crate::fields;
+use crate::time::{self, EpochMillis};
+
+/// Suffix of the multi-fields that Elastic integrations index with a lowercase normalizer.
+const CASELESS: &str = ".caseless";
+
+/// Why a parsed query cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileError {
+    /// A field name with `*` needs an index mapping to expand against.
+    WildcardField(String),
+    /// A value without a field searches every field of a mapping.
+    BareValue(String),
+    /// `field: null`, which Elasticsearch refuses.
+    NullValue(String),
+    /// A value on an IP field that is neither an address nor a CIDR block.
+    InvalidIp {
+        /// The field.
+        field: String,
+        /// The value.
+        value: String,
+    },
+    /// A range bound relative to the wall clock (`now-1d`), which a stream cannot honour.
+    DateMath {
+        /// The field.
+        field: String,
+        /// The bound.
+        value: String,
+    },
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WildcardField(field) => {
+                write!(f, "field name pattern {field:?} needs an index mapping")
+            }
+            Self::BareValue(value) => write!(f, "value {value:?} has no field"),
+            Self::NullValue(field) => write!(f, "{field}: null is not a value"),
+            Self::InvalidIp { field, value } => {
+                write!(
+                    f,
+                    "{value:?} on IP field {field} is neither an address nor a CIDR block"
+                )
+            }
+            Self::DateMath { field, value } => {
+                write!(
+                    f,
+                    "range bound {value:?} on {field} is relative to the wall clock"
+                )
+            }
+        }
+    }
+}
+
+/// A compiled query.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    root: Node,
+    /// Field names by slot.
+    fields: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    True,
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Test { slot: usize, test: Test },
+    Nested { path: String, query: Box<Compiled> },
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Exists,
+    Equals(String),
+    /// Compared after [`pattern::fold`]; holds the folded value.
+    EqualsCaseless(String),
+    Pattern(Pattern),
+    Ip(Block),
+    Range(Bound, RangeOp),
+}
+
+#[derive(Debug, Clone)]
+enum Bound {
+    Number(f64),
+    Time(EpochMillis),
+    Text(String),
+}
+
+/// One document's field values, read once per field and shared by every query compiled against the
+/// same field table ([`Compiled::new_in`]).
+pub struct Document<'a> {
+    document: &'a Json,
+    names: &'a [String],
+    values: Vec<Option<Vec<Cow<'a, str>>>>,
+}
+
+impl<'a> Document<'a> {
+    /// `document`, to be read for the fields of `names` (a field table).
+    pub fn new(document: &'a Json, names: &'a [String]) -> Self {
+        Self {
+            document,
+            names,
+            values: vec![None; names.len()],
+        }
+    }
+
+    fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
+        let (document, names) = (self.document, self.names);
+        match self.values.get_mut(slot) {
+            Some(entry) => entry.get_or_insert_with(|| {
+                fields::values(document, names.get(slot).map_or("", String::as_str))
+            }),
+            None => &[],
+        }
+    }
+}
+
+impl Compiled {
+    /// Compiles a parsed query with a field table of its own.
+    pub fn new(query: &Query) -> Result<Self, CompileError> {
+        let mut fields = Vec::new();
+        let root = compile(query, &mut fields)?;
+        Ok(Self { root, fields })
+    }
+
+    /// Compiles a parsed query against a shared field table (`table` gains its new fields), for
+    /// [`Compiled::matches_in`].
+    pub fn new_in(query: &Query, table: &mut Vec<String>) -> Result<Self, CompileError> {
+        let root = compile(query, table)?;
+        Ok(Self {
+            root,
+            fields: Vec::new(),
+        })
+    }
+
+    /// Whether `document` matches (a query from [`Compiled::new`]).
+    pub fn matches(&self, document: &Json) -> bool {
+        let mut document = Document::new(document, &self.fields);
+        self.holds(&self.root, &mut document)
+    }
+
+    /// Whether the document matches (a query compiled with [`Compiled::new_in`] against the field
+    /// table `document` was made for).
+    pub fn matches_in(&self, document: &mut Document<'_>) -> bool {
+        self.holds(&self.root, document)
+    }
+
+    /// The distinct fields the query reads (base names for `.caseless`), nested ones with their
+    /// full path (empty for a query compiled against a shared table).
+    pub fn fields(&self) -> Vec<String> {
+        let mut out = self.fields.clone();
+        collect_nested_fields(&self.root, "", &mut out);
+        out
+    }
+
+    fn holds(&self, node: &Node, document: &mut Document<'_>) -> bool {
+        match node {
+            Node::True => true,
+            Node::And(parts) => parts.iter().all(|part| self.holds(part, document)),
+            Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
+            Node::Not(part) => !self.holds(part, document),
+            Node::Test { slot, test } => test.holds(document.values(*slot)),
+            Node::Nested { path, query } => nested_objects(document.document, path)
+                .iter()
+                .any(|object| query.matches(object)),
+        }
+    }
+}
+
+fn collect_nested_fields(node: &Node, prefix: &str, out: &mut Vec<String>) {
+    match node {
+        Node::And(parts) | Node::Or(parts) => {
+            for part in parts {
+                collect_nested_fields(part, prefix, out);
+            }
+        }
+        Node::Not(part) => collect_nested_fields(part, prefix, out),
+        Node::Nested { path, query } => {
+            let full = format!("{prefix}{path}.");
+            for field in &query.fields {
+                let name = format!("{full}{field}");
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            collect_nested_fields(&query.root, &full, out);
+        }
+        Node::True | Node::Test { .. } => {}
+    }
+}
+
+/// The objects at `path` (arrays flattened), in any key spelling; keys that spell fields beneath the
+/// path from a parent object (`{"a.b.c": 1, "a.b.d": 2}` for path `a.b`) make one object, as
+/// Elasticsearch expands dotted keys.
+fn nested_objects(document: &Json, path: &str) -> Vec<Json> {
+    let mut out = Vec::new();
+    collect_objects(document, path, &mut out);
+    out
+}
+
+fn collect_objects(value: &Json, path: &str, out: &mut Vec<Json>) {
+    match value {
+        Json::Array(items) => {
+            for item in items {
+                collect_objects(item, path, out);
+            }
+        }
+        Json::Object(map) => {
+            if let Some(found) = map.get(path) {
+                push_objects(found, out);
+            }
+            for (split, _) in path.match_indices('.') {
+                if let Some(child) = map.get(&path[..split]) {
+                    collect_objects(child, &path[split + 1..], out);
+                }
+            }
+            let prefix = format!("{path}.");
+            let beneath: Map<String, Json> = map
+                .iter()
+                .filter_map(|(key, child)| {
+                    key.strip_prefix(&prefix)
+                        .map(|rest| (rest.to_owned(), child.clone()))
+                })
+                .collect();
+            if !beneath.is_empty() {
+                out.push(Json::Object(beneath));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push_objects(value: &Json, out: &mut Vec<Json>) {
+    match value {
+        Json::Object(_) => out.push(value.clone()),
+        Json::Array(items) => {
+            for item in items {
+                push_objects(item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Test {
+    fn holds(&self, values: &[Cow<'_, str>]) -> bool {
+        match self {
+            Test::Exists => !values.is_empty(),
+            Test::Equals(wanted) => values.iter().any(|value| value == wanted),
+            Test::EqualsCaseless(wanted) => {
+                values.iter().any(|value| pattern::fold(value) == *wanted)
+            }
+            Test::Pattern(pattern) => values.iter().any(|value| pattern.matches(value)),
+            Test::Ip(block) => values
+                .iter()
+                .any(|value| ip::parse(value).is_some_and(|address| block.contains(address))),
+            Test::Range(bound, op) => values.iter().any(|value| in_range(bound, *op, value)),
+        }
+    }
+}
+
+fn in_range(bound: &Bound, op: RangeOp, value: &str) -> bool {
+    let ordering = match bound {
+        Bound::Number(limit) => match number(value) {
+            Some(found) => found.partial_cmp(limit),
+            None => None,
+        },
+        Bound::Time(limit) => time::parse_iso8601(value).map(|found| found.cmp(limit)),
+        Bound::Text(limit) => Some(value.cmp(limit.as_str())),
+    };
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match op {
+        RangeOp::Lt => ordering.is_lt(),
+        RangeOp::Lte => ordering.is_le(),
+        RangeOp::Gt => ordering.is_gt(),
+        RangeOp::Gte => ordering.is_ge(),
+    }
+}
+
+/// A number as a numeric field accepts it (JSON number spelling, which a string may also hold).
+fn number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+        && text.bytes().any(|b| b.is_ascii_digit());
+    if !plain {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Whether a field is an IP field: its last name part is `ip`.
+pub fn is_ip_field(field: &str) -> bool {
+    field.rsplit('.').next() == Some("ip")
+}
+
+fn compile(query: &Query, fields: &mut Vec<String>) -> Result<Node, CompileError> {
+    Ok(match query {
+        Query::All => Node::True,
+        Query::And(parts) => Node::And(
+            parts
+                .iter()
+                .map(|part| compile(part, fields))
+                .collect::<Result<_, _>>()?,
+        ),
+        Query::Or(parts) => Node::Or(
+            parts
+                .iter()
+                .map(|part| compile(part, fields))
+                .collect::<Result<_, _>>()?,
+        ),
+        Query::Not(part) => Node::Not(Box::new(compile(part, fields)?)),
+        Query::Nested { path, query } => {
+            let path = plain_field(path)?;
+            Node::Nested {
+                path: path.to_owned(),
+                query: Box::new(Compiled::new(query)?),
+            }
+        }
+        Query::Is { field, value } => {
+            let Some(field) = field else {
+                return Err(CompileError::BareValue(value_text(value)));
+            };
+            let name = plain_field(field)?;
+            let (base, caseless) = match name.strip_suffix(CASELESS) {
+                Some(base) => (base, true),
+                None => (name, false),
+            };
+            let test = match value {
+                Value::Null => return Err(CompileError::NullValue(name.to_owned())),
+                _ if value.is_exists() => Test::Exists,
+                Value::Literal { text, .. } if is_ip_field(base) => {
+                    Test::Ip(Block::parse(text).ok_or_else(|| CompileError::InvalidIp {
+                        field: name.to_owned(),
+                        value: text.clone(),
+                    })?)
+                }
+                Value::Literal { text, .. } if caseless => {
+                    Test::EqualsCaseless(pattern::fold(text))
+                }
+                Value::Literal { text, .. } => Test::Equals(text.clone()),
+                Value::Wildcard(parts) => Test::Pattern(kql_pattern(parts, caseless)),
+            };
+            Node::Test {
+                slot: slot(fields, base),
+                test,
+            }
+        }
+        Query::Range { field, op, value } => {
+            let name = plain_field(field)?;
+            let bound = if let Some(limit) = number(value) {
+                Bound::Number(limit)
+            } else if let Some(limit) = time::parse_iso8601(value) {
+                Bound::Time(limit)
+            } else if let Some(day) = day_start(value) {
+                // Elasticsearch fills what a date leaves out with the day's end for `<=` and `>`.
+                Bound::Time(match op {
+                    RangeOp::Lte | RangeOp::Gt => day + 86_400_000 - 1,
+                    RangeOp::Lt | RangeOp::Gte => day,
+                })
+            } else if value.trim_start().starts_with("now") {
+                return Err(CompileError::DateMath {
+                    field: name.to_owned(),
+                    value: value.clone(),
+                });
+            } else {
+                Bound::Text(value.clone())
+            };
+            Node::Test {
+                slot: slot(fields, name),
+                test: Test::Range(bound, *op),
+            }
+        }
+    })
+}
+
+/// The start of a `YYYY-MM-DD` day (UTC).
+fn day_start(value: &str) -> Option<EpochMillis> {
+    let value = value.trim();
+    if value.len() != 10 {
+        return None;
+    }
+    time::parse_iso8601(&format!("{value}T00:00:00Z"))
+}
+
+fn plain_field(field: &Field) -> Result<&str, CompileError> {
+    if field.wildcard {
+        return Err(CompileError::WildcardField(field.name.clone()));
+    }
+    Ok(&field.name)
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::Literal { text, .. } => text.clone(),
+        Value::Wildcard(parts) => parts.join("*"),
+        Value::Null => "null".to_owned(),
+    }
+}
+
+/// The pattern of a KQL wildcard value: only the stars between the parts are wildcards.
+pub fn kql_pattern(parts: &[String], case_insensitive: bool) -> Pattern {
+    let mut tokens = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            tokens.push(Token::Any);
+        }
+        tokens.extend(part.chars().map(Token::Char));
+    }
+    Pattern::new(tokens, case_insensitive)
+}
+
+fn slot(fields: &mut Vec<String>, name: &str) -> usize {
+    match fields.iter().position(|known| known == name) {
+        Some(at) => at,
+        None => {
+            fields.push(name.to_owned());
+            fields.len() - 1
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Wildcard patterns compiled once: KQL's (only `*` is special, every other character, `?` included,
+//! matches itself) and Elasticsearch `wildcard` queries' (`*`, `?` for one character, `\` escapes).
+
+/// One element of a compiled pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// This character.
+    Char(char),
+    /// Exactly one character.
+    One,
+    /// Any run of characters, none included.
+    Any,
+}
+
+/// A pattern that must cover the whole value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    tokens: Vec<Token>,
+    case_insensitive: bool,
+}
+
+impl Pattern {
+    /// A pattern from its tokens; with `case_insensitive`, characters compare by [`fold`].
+    pub fn new(tokens: Vec<Token>, case_insensitive: bool) -> Self {
+        let tokens = if case_insensitive {
+            tokens
+                .into_iter()
+                .map(|token| match token {
+                    Token::Char(c) => Token::Char(fold_char(c)),
+                    other => other,
+                })
+                .collect()
+        } else {
+            tokens
+        };
+        Self {
+            tokens,
+            case_insensitive,
+        }
+    }
+
+    /// An Elasticsearch `wildcard` query value: `*` any run, `?` one character, `\` takes the next
+    /// character literally (a trailing `\` is itself).
+    pub fn elasticsearch(value: &str, case_insensitive: bool) -> Self {
+        let mut tokens = Vec::new();
+        let mut chars = value.chars();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                '*' => Token::Any,
+                '?' => Token::One,
+                '\\' => Token::Char(chars.next().unwrap_or('\\')),
+                other => Token::Char(other),
+            });
+        }
+        Self::new(tokens, case_insensitive)
+    }
+
+    /// The tokens, folded when the pattern is case-insensitive.
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+
+    /// Whether characters compare case-insensitively.
+    pub fn is_case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
+
+    /// Whether the whole of `value` matches. Backtracks only to the last `*`: at most the product of
+    /// the two lengths, never exponential.
+    pub fn matches(&self, value: &str) -> bool {
+        if self.case_insensitive {
+            let folded: Vec<char> = value.chars().map(fold_char).collect();
+            self.matches_chars(&folded)
+        } else {
+            let chars: Vec<char> = value.chars().collect();
+            self.matches_chars(&chars)
+        }
+    }
+
+    fn matches_chars(&self, value: &[char]) -> bool {
+        let tokens = &self.tokens;
+        let (mut at_value, mut at_token) = (0, 0);
+        let mut last_star: Option<(usize, usize)> = None;
+        while at_value < value.len() {
+            match tokens.get(at_token) {
+                Some(Token::Any) => {
+                    last_star = Some((at_token, at_value));
+                    at_token += 1;
+                }
+                Some(Token::One) => {
+                    at_value += 1;
+                    at_token += 1;
+                }
+                Some(Token::Char(c)) if *c == value[at_value] => {
+                    at_value += 1;
+                    at_token += 1;
+                }
+                _ => match last_star {
+                    Some((star, swallowed_to)) => {
+                        at_token = star + 1;
+                        at_value = swallowed_to + 1;
+                        last_star = Some((star, at_value));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        tokens[at_token.min(tokens.len())..]
+            .iter()
+            .all(|token| *token == Token::Any)
+    }
+}
+
+/// Case folding as Lucene's lowercase normalizer does it: one character to one character (the first
+/// of a longer lowercase mapping, which is Java's simple mapping for the cases that differ).
+pub fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        c.to_ascii_lowercase()
+    } else {
+        c.to_lowercase().next().unwrap_or(c)
+    }
+}
+
+/// `text` folded by [`fold_char`].
+pub fn fold(text: &str) -> String {
+    text.chars().map(fold_char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kql(pattern: &str) -> Pattern {
+        Pattern::new(
+            pattern
+                .chars()
+                .map(|c| if c == '*' { Token::Any } else { Token::Char(c) })
+                .collect(),
+            false,
+        )
+    }
+
+    #[test]
+    fn kql_question_mark_is_literal() {
+        assert!(kql("a?c").matches("a?c"));
+        assert!(!kql("a?c").matches("abc"));
+        assert!(kql("Invoke*").matches("InvokeAsync"));
+        assert!(!kql("Invoke*").matches("XInvoke"));
+        assert!(kql("*").matches(""));
+        assert!(kql("**a**").matches("bab"));
+        assert!(!kql("*a*a*a*a*b").matches(&"a".repeat(5_000)));
+    }
+
+    #[test]
+    fn elasticsearch_wildcards_and_escapes() {
+        let pattern = Pattern::elasticsearch("?:\\\\Program Files\\\\*.exe", true);
+        assert!(pattern.matches("C:\\Program Files\\x\\y.EXE"));
+        assert!(!pattern.matches("C:\\Program Files (x86)\\y.dll"));
+        assert!(Pattern::elasticsearch("a\\*", false).matches("a*"));
+        assert!(!Pattern::elasticsearch("a\\*", false).matches("ab"));
+        assert!(Pattern::elasticsearch("a\\", false).matches("a\\"));
+    }
+}

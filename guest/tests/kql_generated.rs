@@ -1,0 +1,474 @@
+//! For every published rule: documents derived from its query's syntax tree, one that matches and
+//! near misses (each clause flipped), in three key styles, evaluated by the engine and by a plain
+//! oracle over a flat field-to-values model; and the prefilter's needles are in every matching text.
+#![cfg(feature = "rule-toml")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use newterms_guest::kql::eval::{is_ip_field, kql_pattern};
+use newterms_guest::kql::ip::{self, Block};
+use newterms_guest::kql::parse::{Query, RangeOp, Value};
+use newterms_guest::kql::pattern;
+use newterms_guest::kql::{self, Pack, Rule};
+use serde_json::{Map, Value as Json};
+
+type Model = BTreeMap<String, Vec<String>>;
+
+fn rule_files() -> Vec<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut folders = vec![manifest.join("tests/data/elastic-rules")];
+    if let Ok(root) = manifest.join("..").canonicalize() {
+        folders.extend(
+            root.ancestors()
+                .skip(1)
+                .map(|folder| folder.join("shared/data/elastic-rules/new_terms"))
+                .find(|path| path.exists()),
+        );
+    }
+    let mut files = Vec::new();
+    for folder in folders {
+        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|ext| ext == "toml") {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A leaf clause: field (full path, base name for `.caseless`) and what its values must satisfy.
+#[derive(Clone, Debug)]
+enum Leaf {
+    Exists,
+    Equals(String, bool),
+    Wildcard(Vec<String>, bool),
+    Ip(String),
+    Range(RangeOp, f64),
+}
+
+fn leaf_of(query: &Query, prefix: &str) -> Option<(String, Leaf)> {
+    match query {
+        Query::Is {
+            field: Some(field),
+            value,
+        } => {
+            let full = format!("{prefix}{}", field.name);
+            let (base, caseless) = match full.strip_suffix(".caseless") {
+                Some(base) => (base.to_owned(), true),
+                None => (full, false),
+            };
+            let leaf = match value {
+                _ if value.is_exists() => Leaf::Exists,
+                Value::Literal { text, .. } if is_ip_field(&base) => Leaf::Ip(text.clone()),
+                Value::Literal { text, .. } => Leaf::Equals(text.clone(), caseless),
+                Value::Wildcard(parts) => Leaf::Wildcard(parts.clone(), caseless),
+                Value::Null => return None,
+            };
+            Some((base, leaf))
+        }
+        Query::Range { field, op, value } => Some((
+            format!("{prefix}{}", field.name),
+            Leaf::Range(*op, value.parse().ok()?),
+        )),
+        _ => None,
+    }
+}
+
+/// The oracle for one value: what each leaf means on keyword fields.
+fn leaf_holds(leaf: &Leaf, value: &str) -> bool {
+    match leaf {
+        Leaf::Exists => true,
+        Leaf::Equals(text, false) => value == text,
+        Leaf::Equals(text, true) => pattern::fold(value) == pattern::fold(text),
+        Leaf::Wildcard(parts, caseless) => kql_pattern(parts, *caseless).matches(value),
+        Leaf::Ip(text) => Block::parse(text)
+            .zip(ip::parse(value))
+            .is_some_and(|(block, address)| block.contains(address)),
+        Leaf::Range(op, limit) => value.parse::<f64>().is_ok_and(|n| match op {
+            RangeOp::Lt => n < *limit,
+            RangeOp::Lte => n <= *limit,
+            RangeOp::Gt => n > *limit,
+            RangeOp::Gte => n >= *limit,
+        }),
+    }
+}
+
+/// A value satisfying the leaf (`.caseless` ones in another case, to test folding).
+fn sample(leaf: &Leaf) -> String {
+    match leaf {
+        Leaf::Exists => "present".into(),
+        Leaf::Equals(text, false) => text.clone(),
+        Leaf::Equals(text, true) => swap_case(text),
+        Leaf::Wildcard(parts, caseless) => {
+            let joined = parts.join("Zz");
+            if *caseless {
+                swap_case(&joined)
+            } else {
+                joined
+            }
+        }
+        Leaf::Ip(text) => text.split('/').next().unwrap_or_default().to_owned(),
+        Leaf::Range(op, limit) => match op {
+            RangeOp::Lt => format!("{}", limit - 1.0),
+            RangeOp::Gt => format!("{}", limit + 1.0),
+            RangeOp::Lte | RangeOp::Gte => format!("{limit}"),
+        },
+    }
+}
+
+fn swap_case(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// The oracle: the query over a flat model (nested queries over a model of one object).
+fn oracle(query: &Query, model: &Model, prefix: &str) -> bool {
+    match query {
+        Query::All => true,
+        Query::And(parts) => parts.iter().all(|part| oracle(part, model, prefix)),
+        Query::Or(parts) => parts.iter().any(|part| oracle(part, model, prefix)),
+        Query::Not(part) => !oracle(part, model, prefix),
+        Query::Nested { path, query } => oracle(query, model, &format!("{prefix}{}.", path.name)),
+        leaf => leaf_of(leaf, prefix).is_some_and(|(field, leaf)| {
+            model.get(&field).is_some_and(|values| {
+                // `""` is no value, as the ingest pipeline and keyword fields have it.
+                values
+                    .iter()
+                    .any(|value| !value.is_empty() && leaf_holds(&leaf, value))
+            })
+        }),
+    }
+}
+
+/// What a witness asks of a field.
+#[derive(Clone, Debug)]
+enum Want {
+    Value(String),
+    NotMatching(Leaf),
+}
+
+/// Up to [`ALTERNATIVES`] sets of facts that make `query` come out as `truth` and agree with the
+/// facts already chosen (`given`), searched depth-first with backtracking.
+fn witnesses(
+    query: &Query,
+    truth: bool,
+    prefix: &str,
+    given: &[(String, Want)],
+) -> Vec<Vec<(String, Want)>> {
+    let consistent = |facts: &[(String, Want)]| {
+        let mut all = given.to_vec();
+        all.extend_from_slice(facts);
+        model_of(&all).is_some()
+    };
+    match (query, truth) {
+        (Query::All, true) => vec![Vec::new()],
+        (Query::All, false) => Vec::new(),
+        (Query::Not(part), _) => witnesses(part, !truth, prefix, given),
+        (Query::Nested { path, query }, _) => {
+            witnesses(query, truth, &format!("{prefix}{}.", path.name), given)
+        }
+        (Query::And(parts), true) | (Query::Or(parts), false) => {
+            let mut out = Vec::new();
+            every(parts, truth, prefix, given, Vec::new(), &mut out);
+            out
+        }
+        (Query::And(parts), false) | (Query::Or(parts), true) => parts
+            .iter()
+            .flat_map(|part| witnesses(part, truth, prefix, given))
+            .filter(|facts| consistent(facts))
+            .take(ALTERNATIVES)
+            .collect(),
+        (leaf, truth) => {
+            let Some((field, leaf)) = leaf_of(leaf, prefix) else {
+                return Vec::new();
+            };
+            let facts = vec![(
+                field,
+                if truth {
+                    Want::Value(sample(&leaf))
+                } else {
+                    Want::NotMatching(leaf)
+                },
+            )];
+            if consistent(&facts) {
+                vec![facts]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
+
+const ALTERNATIVES: usize = 4;
+
+/// Every part of `parts` as `truth`, given the facts so far: depth-first over each part's
+/// alternatives.
+fn every(
+    parts: &[Query],
+    truth: bool,
+    prefix: &str,
+    given: &[(String, Want)],
+    chosen: Vec<(String, Want)>,
+    out: &mut Vec<Vec<(String, Want)>>,
+) {
+    let Some((first, rest)) = parts.split_first() else {
+        out.push(chosen);
+        return;
+    };
+    let mut context = given.to_vec();
+    context.extend_from_slice(&chosen);
+    for alternative in witnesses(first, truth, prefix, &context) {
+        if out.len() >= ALTERNATIVES {
+            return;
+        }
+        let mut next = chosen.clone();
+        next.extend(alternative);
+        every(rest, truth, prefix, given, next, out);
+    }
+}
+
+/// The model the facts describe, or `None` when they contradict each other.
+fn model_of(facts: &[(String, Want)]) -> Option<Model> {
+    let mut model = Model::new();
+    for (field, want) in facts {
+        if let Want::Value(value) = want {
+            let values = model.entry(field.clone()).or_default();
+            if !values.contains(value) {
+                values.push(value.clone());
+            }
+        }
+    }
+    for (field, want) in facts {
+        if let Want::NotMatching(leaf) = want
+            && model.get(field).is_some_and(|values| {
+                values
+                    .iter()
+                    .any(|value| !value.is_empty() && leaf_holds(leaf, value))
+            })
+        {
+            return None;
+        }
+    }
+    Some(model)
+}
+
+/// The model as a JSON document: `style` 0 nests every field, 1 writes dotted keys, 2 nests the
+/// first name part and dots the rest. Several values make an array; nested-query paths hold arrays
+/// of one object, written nested.
+fn document(model: &Model, nested_paths: &[String], style: usize) -> Json {
+    let mut root = Map::new();
+    for (field, values) in model {
+        let value = match values.as_slice() {
+            [one] => Json::String(one.clone()),
+            many => Json::Array(many.iter().cloned().map(Json::String).collect()),
+        };
+        let path = nested_paths
+            .iter()
+            .filter(|path| field.starts_with(&format!("{path}.")))
+            .max_by_key(|path| path.len());
+        match path {
+            Some(path) => {
+                let rest = &field[path.len() + 1..];
+                let slot = insert_nested(&mut root, path);
+                if let Json::Array(items) = slot {
+                    if items.is_empty() {
+                        items.push(Json::Object(Map::new()));
+                    }
+                    if let Some(Json::Object(object)) = items.first_mut() {
+                        insert(object, rest, value, style);
+                    }
+                }
+            }
+            None => insert(&mut root, field, value, style),
+        }
+    }
+    Json::Object(root)
+}
+
+fn insert(object: &mut Map<String, Json>, field: &str, value: Json, style: usize) {
+    match (style, field.split_once('.')) {
+        (1, _) | (_, None) => {
+            object.insert(field.to_owned(), value);
+        }
+        (2, Some((head, rest))) => {
+            if let Json::Object(child) = object
+                .entry(head.to_owned())
+                .or_insert_with(|| Json::Object(Map::new()))
+            {
+                child.insert(rest.to_owned(), value);
+            }
+        }
+        (_, Some((head, rest))) => {
+            if let Json::Object(child) = object
+                .entry(head.to_owned())
+                .or_insert_with(|| Json::Object(Map::new()))
+            {
+                insert(child, rest, value, style);
+            }
+        }
+    }
+}
+
+fn insert_nested<'a>(object: &'a mut Map<String, Json>, path: &str) -> &'a mut Json {
+    match path.split_once('.') {
+        None => object
+            .entry(path.to_owned())
+            .or_insert_with(|| Json::Array(Vec::new())),
+        Some((head, rest)) => {
+            let child = object
+                .entry(head.to_owned())
+                .or_insert_with(|| Json::Object(Map::new()));
+            if !child.is_object() {
+                *child = Json::Object(Map::new());
+            }
+            match child {
+                Json::Object(map) => insert_nested(map, rest),
+                other => other,
+            }
+        }
+    }
+}
+
+fn nested_paths(query: &Query, prefix: &str, out: &mut Vec<String>) {
+    match query {
+        Query::And(parts) | Query::Or(parts) => {
+            for part in parts {
+                nested_paths(part, prefix, out);
+            }
+        }
+        Query::Not(part) => nested_paths(part, prefix, out),
+        Query::Nested { path, query } => {
+            let full = format!("{prefix}{}", path.name);
+            nested_paths(query, &format!("{full}."), out);
+            out.push(full);
+        }
+        _ => {}
+    }
+}
+
+fn contains_needle(rule: &Rule, text: &str) -> bool {
+    let Some(needles) = rule.requirement().and_then(|r| r.any_of(&|_| true)) else {
+        return true;
+    };
+    let lower = text.to_ascii_lowercase();
+    needles.iter().any(|needle| {
+        if needle.case_insensitive {
+            lower.contains(&needle.text)
+        } else {
+            text.contains(&needle.text)
+        }
+    })
+}
+
+#[test]
+fn every_rule_agrees_with_the_oracle_on_matches_and_near_misses() {
+    let files = rule_files();
+    assert!(files.len() >= 5);
+    let (mut rules, mut near_misses, mut rejected, mut with_needles) = (0, 0, 0, 0);
+    let loaded: Vec<Rule> = files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", file.display()))
+        })
+        .collect();
+    let pack = Pack::new(loaded.clone()).unwrap_or_else(|error| panic!("{error}"));
+    for (file, rule) in files.iter().zip(&loaded) {
+        let name = file.display();
+        let facts = witnesses(&rule.query, true, "", &[])
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{name}: no matching document derived"));
+        let model = model_of(&facts).unwrap_or_default();
+        assert!(
+            oracle(&rule.query, &model, ""),
+            "{name}: the witness {model:?}"
+        );
+        let mut paths = Vec::new();
+        nested_paths(&rule.query, "", &mut paths);
+        for style in 0..3 {
+            let doc = document(&model, &paths, style);
+            assert!(rule.compiled().matches(&doc), "{name}: should match {doc}");
+            // The pack, reading each field once for all rules, decides as each rule alone.
+            let mut by_pack = Vec::new();
+            pack.matching(&doc, &mut by_pack);
+            let alone: Vec<usize> = (0..loaded.len())
+                .filter(|at| loaded[*at].matches(&doc))
+                .collect();
+            assert_eq!(by_pack, alone, "{name}: {doc}");
+            assert!(
+                contains_needle(rule, &doc.to_string()),
+                "{name}: needles not in {doc}"
+            );
+        }
+        with_needles += usize::from(
+            rule.requirement()
+                .and_then(|r| r.any_of(&|_| true))
+                .is_some(),
+        );
+
+        // Near misses: each fact flipped (a value removed, changed, or a forbidden one given).
+        let mut variants: Vec<Model> = Vec::new();
+        for (field, want) in &facts {
+            match want {
+                Want::Value(value) => {
+                    let mut without = model.clone();
+                    if let Some(values) = without.get_mut(field) {
+                        values.retain(|found| found != value);
+                        if values.is_empty() {
+                            without.remove(field);
+                        }
+                    }
+                    variants.push(without);
+                    let mut changed = model.clone();
+                    if let Some(values) = changed.get_mut(field) {
+                        for found in values.iter_mut().filter(|found| *found == value) {
+                            *found = format!("~{found}~");
+                        }
+                    }
+                    variants.push(changed);
+                }
+                Want::NotMatching(leaf) => {
+                    let mut given = model.clone();
+                    given.entry(field.clone()).or_default().push(sample(leaf));
+                    variants.push(given);
+                }
+            }
+        }
+        let mut rule_rejected = 0;
+        for variant in &variants {
+            let expected = oracle(&rule.query, variant, "");
+            rule_rejected += usize::from(!expected);
+            for style in 0..3 {
+                let doc = document(variant, &paths, style);
+                assert_eq!(
+                    rule.compiled().matches(&doc),
+                    expected,
+                    "{name}: near miss {doc}"
+                );
+                if expected {
+                    assert!(
+                        contains_needle(rule, &doc.to_string()),
+                        "{name}: needles not in {doc}"
+                    );
+                }
+            }
+            near_misses += 1;
+        }
+        assert!(rule_rejected > 0, "{name}: no near miss is rejected");
+        rejected += rule_rejected;
+        rules += 1;
+    }
+    eprintln!(
+        "{rules} rules, {near_misses} near misses ({rejected} rejected), {with_needles} with prefilter needles"
+    );
+}
