@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::alert::{AlertRule, AlertSource};
 use crate::cloudtrail;
 use crate::definition::{
-    Clause, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
+    self, LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, ProfileDefinition, RuleDefinition,
 };
 use crate::fastpath::{self, QuoteIndex, Slot};
 use crate::fields;
@@ -290,29 +290,10 @@ impl Detector {
         if !fields.raw {
             return false;
         }
-        for clause in self.rule.query {
-            let holds = match *clause {
-                Clause::Is { field, value } => match fields.ecs(field) {
-                    None => return false,
-                    Some(slot) => slot == Slot::Text(value),
-                },
-                Clause::Matches { field, pattern } => match fields.ecs(field) {
-                    None => return false,
-                    Some(Slot::Text(found)) => wildcard::matches(pattern, found),
-                    Some(_) => false,
-                },
-                Clause::Exists { field } => match fields.ecs(field) {
-                    None => return false,
-                    Some(slot) => matches!(slot, Slot::Text(_)),
-                },
-                Clause::Absent { field } => match fields.ecs(field) {
-                    None => return false,
-                    Some(slot) => slot == Slot::Absent,
-                },
-            };
-            if !holds {
-                return true;
-            }
+        match definition::query_holds(self.rule.query, &fields) {
+            None => return false,
+            Some(false) => return true,
+            Some(true) => {}
         }
         // The event matches: the full path would read its time, then exceptions, then terms.
         if !self.config.exceptions.is_empty() {
@@ -433,7 +414,7 @@ impl Detector {
             &document
         };
 
-        if !self.rule.query.iter().all(|clause| holds(clause, ecs)) {
+        if definition::query_holds(self.rule.query, &fields::Document(ecs)) != Some(true) {
             return Ok(Vec::new());
         }
         self.stats.matched += 1;
@@ -622,19 +603,6 @@ impl Detector {
             term_signature: &self.term_signature,
             term_arity: self.profile.terms.len(),
         }
-    }
-}
-
-fn holds(clause: &Clause, ecs: &Value) -> bool {
-    match *clause {
-        Clause::Is { field, value } => fields::values(ecs, field)
-            .iter()
-            .any(|found| found == value),
-        Clause::Matches { field, pattern } => fields::values(ecs, field)
-            .iter()
-            .any(|found| wildcard::matches(pattern, found)),
-        Clause::Exists { field } => fields::exists(ecs, field),
-        Clause::Absent { field } => !fields::exists(ecs, field),
     }
 }
 
