@@ -170,6 +170,9 @@ pub struct History {
     oldest: u32,
     capacity: NonZeroUsize,
     evictions: u64,
+    /// Counts changes, so that a reader walking the history in several calls (a snapshot read in
+    /// pieces) can tell that it changed under it.
+    generation: u64,
 }
 
 impl History {
@@ -186,6 +189,7 @@ impl History {
             oldest: NIL,
             capacity,
             evictions: 0,
+            generation: 0,
         }
     }
 
@@ -210,6 +214,7 @@ impl History {
 
     /// Records that `term` was seen at `time` and says whether it was new within `window_ms`.
     pub fn observe(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
+        self.generation = self.generation.wrapping_add(1);
         let hash = self.hash(term);
         if let Some(index) = self.find(term, hash) {
             let entry = &mut self.entries[index as usize];
@@ -234,12 +239,14 @@ impl History {
         }
         entry.last_seen = entry.last_seen.max(time);
         self.promote(index);
+        self.generation = self.generation.wrapping_add(1);
         true
     }
 
     /// Sets the time of `term` and makes it the most recently updated, evicting the least recently
     /// updated term when full (a snapshot's entries, oldest first).
     pub fn insert(&mut self, term: &[u8], time: EpochMillis) {
+        self.generation = self.generation.wrapping_add(1);
         let hash = self.hash(term);
         if let Some(index) = self.find(term, hash) {
             self.entries[index as usize].last_seen = time;
@@ -291,6 +298,20 @@ impl History {
     /// Adds to the eviction count carried over from a snapshot.
     pub fn add_evictions(&mut self, count: u64) {
         self.evictions = self.evictions.saturating_add(count);
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Becomes `other` (a restored history), as a change: a reader of the old one sees it ended.
+    pub fn replace(&mut self, other: History) {
+        let generation = self.generation.max(other.generation).wrapping_add(1);
+        *self = other;
+        self.generation = generation;
+    }
+
+    /// Changes so far: a reader that saw one value knows the history is as it was while the value
+    /// stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Bytes held by this history's own allocations (for measurements).
