@@ -27,6 +27,8 @@ fn run() -> Result<(), String> {
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
+        "snapshot/src",
+        "snapshot/Cargo.toml",
         "tests/hostile-guest",
         "wit",
         "Cargo.toml",
@@ -159,7 +161,7 @@ fn provenance_section(wit_package: &str) -> Vec<u8> {
         rule.rule_id,
         rule.name,
         rule.version,
-        newterms_guest::snapshot::FORMAT_VERSION
+        newterms_snapshot::FORMAT_VERSION
     );
     let name = b"newterms:rule";
     let mut content = leb128(name.len());

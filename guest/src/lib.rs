@@ -13,8 +13,6 @@ pub mod fields;
 pub mod history;
 mod lanes;
 pub mod prefilter;
-pub mod snapshot;
-pub mod time;
 pub mod wildcard;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
@@ -26,3 +24,8 @@ pub use detector::{
     Config, ConfigError, Detector, EventError, Exception, Footprint, LineError, LineOutcome, Stats,
 };
 pub use snapshot::RestoreError;
+
+/// The snapshot format, a crate of its own (see its documentation).
+pub use newterms_snapshot as snapshot;
+/// Event time, shared with the snapshot format.
+pub use newterms_snapshot::time;

@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 
 use crate::definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, ProfileDefinition, RuleDefinition};
 use crate::fastpath::QuoteIndex;
-use crate::history::{History, TermKey};
+use crate::history::{Cursor, History, TermKey};
 use crate::prefilter::{self, Needle, Survey};
 use crate::snapshot::{Decoder, Identity, Writer};
 
@@ -38,7 +38,7 @@ pub struct Detector {
     quotes: QuoteIndex,
     /// A snapshot being read in pieces, and the history's generation when it began: it walks the
     /// history, so any change to the history (a new generation) ends it.
-    snapshot_writer: Option<(Writer, u64)>,
+    snapshot_writer: Option<(Writer<Cursor>, u64)>,
     /// A restore being written in pieces, and the history it fills (swapped in at its end).
     restoring: Option<(Decoder, History)>,
 }

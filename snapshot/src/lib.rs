@@ -17,9 +17,16 @@
 //! Both directions also work in pieces ([`Writer`], [`Decoder`]), so that a component never holds a
 //! whole snapshot in its linear memory, which does not shrink once grown. Every read is
 //! bounds-checked: damaged bytes give a [`RestoreError`], never a panic.
+//!
+//! A crate of its own, with no rule logic and no component bindings, so that tools over saved
+//! histories (the host's `state inspect` and `state merge`) read the format without linking a rule.
+//! A change to the bytes is a new [`FORMAT_VERSION`].
 
-use crate::history::{Cursor, History, is_term};
-use crate::time::EpochMillis;
+pub mod term;
+pub mod time;
+
+use term::is_term;
+use time::EpochMillis;
 
 /// Identifies a snapshot of this project's rules.
 pub const MAGIC: &[u8; 8] = b"NTRMSNAP";
@@ -51,7 +58,7 @@ pub enum RestoreError {
 pub struct Identity<'a> {
     /// The rule's id.
     pub rule_id: &'a str,
-    /// Term fields and sources, as [`crate::detector::Detector::term_signature`] spells them.
+    /// Term fields and sources, as the rule spells them (`name<-source|source;…`).
     pub term_signature: &'a str,
     /// How many values make a term.
     pub term_arity: usize,
@@ -112,11 +119,32 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// A snapshot of a [`History`] handed out in pieces, the same bytes [`encode`] writes. It walks
-/// the history with a [`Cursor`], so the history must not change between pieces (the detector
-/// ends a writer whenever its history changes).
+/// A history as a [`Writer`] walks it: entries least recently updated first, reached through a
+/// cursor that outlives a borrow of the history.
+pub trait Entries {
+    /// A place in the history's order.
+    type Cursor: Copy;
+    /// How many entries there are.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The bytes of all the terms together.
+    fn term_bytes(&self) -> usize;
+    /// Evictions counted by the history.
+    fn evictions(&self) -> u64;
+    /// The cursor of the least recently updated entry.
+    fn first(&self) -> Self::Cursor;
+    /// The entry at `cursor` and the cursor of the next one; `None` past the last.
+    fn at(&self, cursor: Self::Cursor) -> Option<(&[u8], EpochMillis, Self::Cursor)>;
+}
+
+/// A snapshot of a history ([`Entries`]) handed out in pieces, the same bytes [`encode`] writes.
+/// It walks the history with a cursor, so the history must not change between pieces (the
+/// detector ends a writer whenever its history changes).
 #[derive(Debug)]
-pub struct Writer {
+pub struct Writer<C> {
     length: u64,
     handed_out: u64,
     crc: crc32fast::Hasher,
@@ -124,12 +152,12 @@ pub struct Writer {
     carry: Vec<u8>,
     carried: usize,
     /// The next entry to write; `None` once the checksum is made.
-    next: Option<Cursor>,
+    next: Option<C>,
 }
 
-impl Writer {
+impl<C: Copy> Writer<C> {
     /// Starts a snapshot of `history`.
-    pub fn new(identity: &Identity<'_>, history: &History) -> Self {
+    pub fn new(identity: &Identity<'_>, history: &impl Entries<Cursor = C>) -> Self {
         let entries = history.len();
         let mut carry = Vec::new();
         put_header(&mut carry, identity, history.evictions(), entries);
@@ -144,7 +172,7 @@ impl Writer {
             crc,
             carry,
             carried: 0,
-            next: Some(history.oldest_cursor()),
+            next: Some(history.first()),
         }
     }
 
@@ -155,7 +183,7 @@ impl Writer {
 
     /// The next at most `max` bytes (at least one while any are left: a `max` of 0 counts as 1);
     /// empty at the end.
-    pub fn read(&mut self, history: &History, max: usize) -> Vec<u8> {
+    pub fn read(&mut self, history: &impl Entries<Cursor = C>, max: usize) -> Vec<u8> {
         let max = max.max(1);
         let left = usize::try_from(self.length - self.handed_out).unwrap_or(usize::MAX);
         let mut piece = Vec::with_capacity(max.min(left));
@@ -632,7 +660,7 @@ fn corrupt(what: &str) -> RestoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::TermKey;
+    use crate::term::TermKey;
 
     const IDENTITY: Identity<'static> = Identity {
         rule_id: "rule",
@@ -770,38 +798,5 @@ mod tests {
         let cut = &bytes[..bytes.len() - 1];
         short.write(cut, Some(&IDENTITY), |_| {}).expect("a prefix");
         assert_eq!(short.finish(), Err(RestoreError::Truncated));
-    }
-
-    #[test]
-    fn the_writer_hands_out_the_encoded_bytes_in_pieces() {
-        let mut history = History::new(std::num::NonZeroUsize::new(50).expect("50"), (1, 2));
-        let mut key = TermKey::default();
-        // Past the capacity, so that evictions and arena compaction happen.
-        for round in 0..400_i64 {
-            let user = format!("user-{}-{}", round % 70, "x".repeat((round % 9) as usize));
-            key.encode(["123456789012", user.as_str()]);
-            history.insert(key.as_bytes(), round);
-        }
-        assert!(history.evictions() > 0);
-        let expected = encode(
-            &IDENTITY,
-            history.evictions(),
-            history.len(),
-            history.oldest_first(),
-        );
-        for size in [1, 3, 16, 100, 1 << 20] {
-            let mut writer = Writer::new(&IDENTITY, &history);
-            assert_eq!(writer.length(), expected.len() as u64);
-            let mut bytes = Vec::new();
-            loop {
-                let piece = writer.read(&history, size);
-                assert!(piece.len() <= size);
-                if piece.is_empty() {
-                    break;
-                }
-                bytes.extend_from_slice(&piece);
-            }
-            assert_eq!(bytes, expected, "pieces of {size}");
-        }
     }
 }
