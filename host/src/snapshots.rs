@@ -110,7 +110,7 @@ fn from_guest(error: snapshot::RestoreError) -> RestoreError {
         Guest::UnsupportedVersion(version) => RestoreError::UnsupportedVersion(version),
         Guest::Truncated => RestoreError::Truncated,
         Guest::ChecksumMismatch => RestoreError::ChecksumMismatch,
-        Guest::Corrupt(why) => RestoreError::Corrupt(why),
-        Guest::Incompatible(why) => RestoreError::Incompatible(why),
+        Guest::Corrupt(why) => RestoreError::Corrupt(why.to_string()),
+        Guest::Incompatible(why) => RestoreError::Incompatible(why.to_string()),
     }
 }

@@ -25,6 +25,8 @@
 pub mod term;
 pub mod time;
 
+use std::fmt;
+
 use term::is_term;
 use time::EpochMillis;
 
@@ -49,9 +51,125 @@ pub enum RestoreError {
     /// The checksum does not match.
     ChecksumMismatch,
     /// The content does not decode.
-    Corrupt(String),
+    Corrupt(Corruption),
     /// Another rule's snapshot, or other term fields.
-    Incompatible(String),
+    Incompatible(Incompatibility),
+}
+
+/// How a snapshot's content fails to decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Corruption {
+    /// The header's body length cannot be a snapshot's.
+    ImpossibleBodyLength(u64),
+    /// Bytes follow the checksum.
+    AfterChecksum(u64),
+    /// More bytes were written than the length announced.
+    PastAnnouncedLength(u64),
+    /// The body ends before this item.
+    Unreadable(Item),
+    /// An entry count larger than the bytes left can hold.
+    TooManyEntries {
+        /// Entries the header claims.
+        count: u64,
+        /// Body bytes left for them.
+        left: u64,
+    },
+    /// An entry's term is not an encoding of as many values as the rule's terms have.
+    NotATerm {
+        /// The entry's index.
+        entry: u64,
+        /// Values a term has.
+        arity: usize,
+    },
+    /// Bytes between the last entry and the checksum.
+    AfterLastEntry(u64),
+    /// A piece or the end of a restore came with no restore begun.
+    NotBegun,
+}
+
+/// A part of a snapshot's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// The rule id.
+    RuleId,
+    /// The term signature.
+    TermSignature,
+    /// The eviction count.
+    Evictions,
+    /// The entry count.
+    EntryCount,
+    /// The entry of this index.
+    Entry(u64),
+    /// The time of the entry of this index.
+    EntryTime(u64),
+}
+
+/// Why a sound snapshot is not one this rule reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incompatibility {
+    /// Written by another rule.
+    Rule {
+        /// The snapshot's rule id.
+        snapshot: String,
+        /// This rule's id.
+        this: String,
+    },
+    /// Of other term fields (another profile).
+    Terms {
+        /// The snapshot's term signature.
+        snapshot: String,
+        /// This profile's term signature.
+        this: String,
+    },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::ImpossibleBodyLength(length) => {
+                write!(f, "body length {length} is impossible")
+            }
+            Corruption::AfterChecksum(bytes) => write!(f, "{bytes} bytes after the checksum"),
+            Corruption::PastAnnouncedLength(length) => {
+                write!(f, "more than the {length} bytes announced")
+            }
+            Corruption::Unreadable(item) => write!(f, "cannot read {item}"),
+            Corruption::TooManyEntries { count, left } => {
+                write!(f, "{count} entries cannot fit in {left} bytes")
+            }
+            Corruption::NotATerm { entry, arity } => {
+                write!(f, "entry {entry} is not a term of {arity} values")
+            }
+            Corruption::AfterLastEntry(bytes) => write!(f, "{bytes} bytes after the last entry"),
+            Corruption::NotBegun => f.write_str("no restore was begun"),
+        }
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::RuleId => f.write_str("the rule id"),
+            Item::TermSignature => f.write_str("the term signature"),
+            Item::Evictions => f.write_str("the eviction count"),
+            Item::EntryCount => f.write_str("the entry count"),
+            Item::Entry(index) => write!(f, "entry {index}"),
+            Item::EntryTime(index) => write!(f, "the time of entry {index}"),
+        }
+    }
+}
+
+impl fmt::Display for Incompatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Incompatibility::Rule { snapshot, this } => {
+                write!(f, "snapshot of rule {snapshot}, this is rule {this}")
+            }
+            Incompatibility::Terms { snapshot, this } => {
+                write!(f, "snapshot of terms {snapshot}, this profile uses {this}")
+            }
+        }
+    }
 }
 
 /// What identifies the terms a snapshot holds.
@@ -297,59 +415,208 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, RestoreError> {
     })?;
     let evictions = decoder.finish()?;
     Ok(Parsed {
-        rule_id: decoder.rule_id,
-        term_signature: decoder.term_signature,
+        rule_id: std::mem::take(&mut decoder.header.rule_id),
+        term_signature: std::mem::take(&mut decoder.header.term_signature),
         evictions,
         entries,
     })
 }
 
+/// The header, read whole before any entry.
+#[derive(Debug, Default)]
+struct Header {
+    rule_id: String,
+    term_signature: String,
+    evictions: u64,
+    count: u64,
+}
+
+/// What reading the header so far gives.
+enum HeaderRead {
+    /// At least this many bytes of the header are needed in all.
+    More(usize),
+    /// The body does not hold the header (or its identity is not the one asked for); the body
+    /// ends at the offset given.
+    Bad(u64, RestoreError),
+    /// The header, and where the body ends.
+    Done(Header, u64),
+}
+
+/// Reads the header from its first bytes `bytes` of a snapshot of `length` bytes. `Err` is an
+/// error that ends the reading at once (magic, version, lengths); errors in the body come as
+/// [`HeaderRead::Bad`], reported once the checksum is known to match, as a whole-buffer check
+/// would.
+fn read_header(
+    bytes: &[u8],
+    length: u64,
+    identity: Option<&Identity<'_>>,
+) -> Result<HeaderRead, RestoreError> {
+    use HeaderRead::{Bad, Done, More};
+    if !MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
+        return Err(RestoreError::BadMagic);
+    }
+    let Some(version) = bytes.get(MAGIC.len()..MAGIC.len() + 4) else {
+        return Ok(More(MAGIC.len() + 4));
+    };
+    let version = number(version) as u32;
+    if version != FORMAT_VERSION {
+        return Err(RestoreError::UnsupportedVersion(version));
+    }
+    let Some(body_len) = bytes.get(MAGIC.len() + 4..HEADER_LEN) else {
+        return Ok(More(HEADER_LEN));
+    };
+    let body_len = number(body_len);
+    let expected = body_len
+        .checked_add((HEADER_LEN + CHECKSUM_LEN) as u64)
+        .filter(|&expected| usize::try_from(expected).is_ok())
+        .ok_or(RestoreError::Corrupt(Corruption::ImpossibleBodyLength(
+            body_len,
+        )))?;
+    if length < expected {
+        return Err(RestoreError::Truncated);
+    }
+    if length > expected {
+        return Err(RestoreError::Corrupt(Corruption::AfterChecksum(
+            length - expected,
+        )));
+    }
+    let body_end = expected - CHECKSUM_LEN as u64;
+
+    // The variable part: each field is checked against the body before it is waited for.
+    let mut fields = HeaderFields {
+        bytes,
+        at: HEADER_LEN,
+        body_end,
+    };
+    let read = (|| {
+        let rule_id = fields.text(Item::RuleId)?;
+        let term_signature = fields.text(Item::TermSignature)?;
+        let evictions = number(fields.field(8, Item::Evictions)?);
+        let count = number(fields.field(8, Item::EntryCount)?);
+        Ok(Header {
+            rule_id,
+            term_signature,
+            evictions,
+            count,
+        })
+    })();
+    let at = fields.at;
+    let header = match read {
+        Ok(header) => header,
+        Err(step) => return Ok(step),
+    };
+    let left = body_end - at as u64;
+    // Bound what is reserved by what the bytes can hold, whatever the count claims.
+    let refusal = if header.count > left / MIN_ENTRY_LEN as u64 {
+        Some(RestoreError::Corrupt(Corruption::TooManyEntries {
+            count: header.count,
+            left,
+        }))
+    } else if let Some(identity) = identity
+        && header.rule_id != identity.rule_id
+    {
+        Some(RestoreError::Incompatible(Incompatibility::Rule {
+            snapshot: header.rule_id.clone(),
+            this: identity.rule_id.to_owned(),
+        }))
+    } else if let Some(identity) = identity
+        && header.term_signature != identity.term_signature
+    {
+        Some(RestoreError::Incompatible(Incompatibility::Terms {
+            snapshot: header.term_signature.clone(),
+            this: identity.term_signature.to_owned(),
+        }))
+    } else {
+        None
+    };
+    Ok(match refusal {
+        Some(error) => Bad(body_end, error),
+        None => Done(header, body_end),
+    })
+}
+
+/// The header's variable part, read field by field.
+struct HeaderFields<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    body_end: u64,
+}
+
+impl<'a> HeaderFields<'a> {
+    /// The next `size` bytes, `item` of the header.
+    fn field(&mut self, size: usize, item: Item) -> Result<&'a [u8], HeaderRead> {
+        if size as u64 > self.body_end - self.at as u64 {
+            return Err(self.bad(item));
+        }
+        let end = self.at + size;
+        let found = self.bytes.get(self.at..end).ok_or(HeaderRead::More(end))?;
+        self.at = end;
+        Ok(found)
+    }
+
+    /// A length-prefixed UTF-8 string.
+    fn text(&mut self, item: Item) -> Result<String, HeaderRead> {
+        let size = number(self.field(4, item)?) as usize;
+        let found = self.field(size, item)?;
+        std::str::from_utf8(found)
+            .map(str::to_owned)
+            .map_err(|_| self.bad(item))
+    }
+
+    fn bad(&self, item: Item) -> HeaderRead {
+        HeaderRead::Bad(
+            self.body_end,
+            RestoreError::Corrupt(Corruption::Unreadable(item)),
+        )
+    }
+}
+
+/// A little-endian number of at most 8 bytes.
+fn number(bytes: &[u8]) -> u64 {
+    let mut buffer = [0; 8];
+    let size = bytes.len().min(8);
+    buffer[..size].copy_from_slice(&bytes[..size]);
+    u64::from_le_bytes(buffer)
+}
+
 /// What a [`Decoder`] reads next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Magic,
-    Version,
-    BodyLength,
-    RuleIdLength,
-    RuleId(usize),
-    SignatureLength,
-    Signature(usize),
-    Evictions,
-    Count,
-    EntryLength,
-    /// A term of this many bytes and its time.
-    Entry(usize),
-    /// Bytes up to the checksum, after an error in the body (reported once the checksum is known
-    /// to match, as a whole-buffer check would).
-    Skip(u64),
+enum Stage {
+    /// The header, gathered whole.
+    Header,
+    /// The entries, one at a time.
+    Entries,
+    /// Bytes up to the checksum, after an error in the body.
+    Skip,
+    /// The checksum.
     Checksum,
+    /// All of it.
     Done,
 }
 
-/// Reads a snapshot given in pieces of any size, keeping at most one item (an entry, the rule id)
-/// of it at a time. Errors come in the order a check of the whole buffer gives them: the header,
-/// then the length, then the checksum, then the content.
+/// Reads a snapshot given in pieces of any size: the header is gathered and read whole, then the
+/// entries are read one by one (at most one entry is held at a time). Errors come in the order a
+/// check of the whole buffer gives them: the header, then the length, then the checksum, then the
+/// content.
 #[derive(Debug)]
 pub struct Decoder {
     /// The length announced: the bytes that will be written.
     length: u64,
     received: u64,
-    /// Where the item being read starts.
-    position: u64,
-    /// Where the checksum starts, once the header is read.
+    /// Bytes taken from pieces so far (gathered into `gathered` or read through).
+    taken: u64,
+    /// Where the checksum starts, once the header's fixed part is read.
     body_end: u64,
     crc: crc32fast::Hasher,
-    /// The start of an item that a piece ended in.
-    pending: Vec<u8>,
-    step: Step,
+    /// The header being gathered, the start of an entry that a piece ended in, or the checksum.
+    gathered: Vec<u8>,
+    stage: Stage,
     /// An error that ends the reading at once.
     fatal: Option<RestoreError>,
     /// The first error in the body.
     failure: Option<RestoreError>,
-    rule_id: String,
-    term_signature: String,
-    evictions: u64,
-    count: u64,
+    header: Header,
+    /// The next entry.
     index: u64,
 }
 
@@ -359,17 +626,14 @@ impl Decoder {
         Self {
             length,
             received: 0,
-            position: 0,
+            taken: 0,
             body_end: u64::MAX,
             crc: crc32fast::Hasher::new(),
-            pending: Vec::new(),
-            step: Step::Magic,
+            gathered: Vec::new(),
+            stage: Stage::Header,
             fatal: None,
             failure: None,
-            rule_id: String::new(),
-            term_signature: String::new(),
-            evictions: 0,
-            count: 0,
+            header: Header::default(),
             index: 0,
         }
     }
@@ -386,47 +650,34 @@ impl Decoder {
             return Err(error.clone());
         }
         if piece.len() as u64 > self.length - self.received {
-            return Err(self.fail_now(RestoreError::Corrupt(format!(
-                "more than the {} bytes announced",
-                self.length
-            ))));
+            return Err(
+                self.fail_now(RestoreError::Corrupt(Corruption::PastAnnouncedLength(
+                    self.length,
+                ))),
+            );
         }
         self.received += piece.len() as u64;
         while !piece.is_empty() {
-            if let Step::Skip(left) = self.step {
-                let skipped = left.min(piece.len() as u64) as usize;
-                self.crc.update(&piece[..skipped]);
-                piece = &piece[skipped..];
-                self.position += skipped as u64;
-                if left == skipped as u64 {
-                    self.step = Step::Checksum;
-                } else {
-                    self.step = Step::Skip(left - skipped as u64);
+            let outcome = match self.stage {
+                Stage::Header => self.header(&mut piece, identity, &mut visit),
+                Stage::Entries => {
+                    self.entries(&mut piece, identity, &mut visit);
+                    Ok(())
                 }
-                continue;
-            }
-            let need = self.need();
-            if self.pending.is_empty() && piece.len() >= need {
-                let (item, rest) = piece.split_at(need);
-                piece = rest;
-                self.consume(item, identity, &mut visit);
-            } else {
-                let taken = (need - self.pending.len()).min(piece.len());
-                self.pending.extend_from_slice(&piece[..taken]);
-                piece = &piece[taken..];
-                if self.step == Step::Magic && !MAGIC.starts_with(&self.pending) {
-                    return Err(self.fail_now(RestoreError::BadMagic));
+                Stage::Skip => {
+                    let skipped = self.take(&mut piece, self.body_end - self.taken);
+                    self.crc.update(skipped);
+                    if self.taken == self.body_end {
+                        self.stage = Stage::Checksum;
+                    }
+                    Ok(())
                 }
-                if self.pending.len() < need {
-                    break;
-                }
-                let item = std::mem::take(&mut self.pending);
-                self.consume(&item, identity, &mut visit);
-                self.pending = item;
-                self.pending.clear();
-            }
-            if let Some(error) = &self.fatal {
-                return Err(error.clone());
+                Stage::Checksum => self.checksum(&mut piece),
+                // The announced length ends with the checksum: nothing is left to read.
+                Stage::Done => break,
+            };
+            if let Err(error) = outcome {
+                return Err(self.fail_now(error));
             }
         }
         Ok(())
@@ -437,9 +688,8 @@ impl Decoder {
         if let Some(error) = &self.fatal {
             return Err(error.clone());
         }
-        if self.step != Step::Done {
-            let started = self.step != Step::Magic || !self.pending.is_empty();
-            return Err(if started {
+        if self.stage != Stage::Done {
+            return Err(if self.received > 0 {
                 RestoreError::Truncated
             } else {
                 RestoreError::BadMagic
@@ -447,8 +697,170 @@ impl Decoder {
         }
         match &self.failure {
             Some(error) => Err(error.clone()),
-            None => Ok(self.evictions),
+            None => Ok(self.header.evictions),
         }
+    }
+
+    /// Takes at most `most` bytes off the front of `piece`.
+    fn take<'p>(&mut self, piece: &mut &'p [u8], most: u64) -> &'p [u8] {
+        let size = usize::try_from(most).unwrap_or(usize::MAX).min(piece.len());
+        let (taken, rest) = piece.split_at(size);
+        *piece = rest;
+        self.taken += size as u64;
+        taken
+    }
+
+    /// Gathers the header until it reads whole, then moves on to the entries.
+    fn header(
+        &mut self,
+        piece: &mut &[u8],
+        identity: Option<&Identity<'_>>,
+        visit: &mut impl FnMut(Visit<'_>),
+    ) -> Result<(), RestoreError> {
+        // Reading the gathered bytes again as more arrive is cheap: the header is small, and
+        // every field's length is checked against the body before its bytes are waited for.
+        loop {
+            match read_header(&self.gathered, self.length, identity)? {
+                HeaderRead::More(need) => {
+                    if piece.is_empty() {
+                        return Ok(());
+                    }
+                    let taken = self.take(piece, (need - self.gathered.len()) as u64);
+                    self.crc.update(taken);
+                    self.gathered.extend_from_slice(taken);
+                }
+                HeaderRead::Bad(body_end, error) => {
+                    self.body_end = body_end;
+                    self.fail(error);
+                    return Ok(());
+                }
+                HeaderRead::Done(header, body_end) => {
+                    self.body_end = body_end;
+                    self.gathered.clear();
+                    self.header = header;
+                    let left = self.body_end - self.taken;
+                    visit(Visit::Count {
+                        entries: self.header.count as usize,
+                        term_bytes: (left - self.header.count * MIN_ENTRY_LEN as u64) as usize,
+                    });
+                    self.next_entry();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads entries: whole ones straight from the piece, one that a piece ends in gathered.
+    fn entries(
+        &mut self,
+        piece: &mut &[u8],
+        identity: Option<&Identity<'_>>,
+        visit: &mut impl FnMut(Visit<'_>),
+    ) {
+        while self.stage == Stage::Entries && !piece.is_empty() {
+            let known = if self.gathered.is_empty() {
+                *piece
+            } else {
+                &self.gathered
+            };
+            let size = match self.entry_size(known) {
+                Ok(size) => size,
+                Err(error) => return self.fail(error),
+            };
+            if self.gathered.is_empty() && piece.len() >= size {
+                let entry = self.take(piece, size as u64);
+                self.crc.update(entry);
+                self.entry(entry, identity, visit);
+                continue;
+            }
+            let taken = self.take(piece, (size - self.gathered.len()) as u64);
+            self.crc.update(taken);
+            self.gathered.extend_from_slice(taken);
+            if self.gathered.len() == size && size > 4 {
+                let entry = std::mem::take(&mut self.gathered);
+                self.entry(&entry, identity, visit);
+                // Keep the allocation for the next entry that a piece ends in.
+                self.gathered = entry;
+                self.gathered.clear();
+            }
+        }
+    }
+
+    /// The size of the entry whose first bytes are `known`: 4 while its length is not known yet.
+    fn entry_size(&self, known: &[u8]) -> Result<usize, RestoreError> {
+        let Some(length) = known.get(..4) else {
+            return Ok(4);
+        };
+        let length = number(length);
+        // The body left after the entry's length.
+        let start = self.taken - self.gathered.len() as u64;
+        let left = self.body_end - start - 4;
+        let index = self.index;
+        if length > left {
+            return Err(RestoreError::Corrupt(Corruption::Unreadable(Item::Entry(
+                index,
+            ))));
+        }
+        if length + 8 > left {
+            return Err(RestoreError::Corrupt(Corruption::Unreadable(
+                Item::EntryTime(index),
+            )));
+        }
+        Ok(4 + length as usize + 8)
+    }
+
+    /// A whole entry.
+    fn entry(
+        &mut self,
+        entry: &[u8],
+        identity: Option<&Identity<'_>>,
+        visit: &mut impl FnMut(Visit<'_>),
+    ) {
+        let (term, time) = entry[4..].split_at(entry.len() - 4 - 8);
+        if let Some(identity) = identity
+            && !is_term(term, identity.term_arity)
+        {
+            return self.fail(RestoreError::Corrupt(Corruption::NotATerm {
+                entry: self.index,
+                arity: identity.term_arity,
+            }));
+        }
+        visit(Visit::Entry(term, number(time) as i64));
+        self.index += 1;
+        self.next_entry();
+    }
+
+    /// After the header or an entry: the next entry if the body holds its length, else the
+    /// checksum if the body ends here.
+    fn next_entry(&mut self) {
+        let left = self.body_end - self.taken;
+        if self.index < self.header.count {
+            if left < 4 {
+                return self.fail(RestoreError::Corrupt(Corruption::Unreadable(Item::Entry(
+                    self.index,
+                ))));
+            }
+            self.stage = Stage::Entries;
+        } else if left == 0 {
+            self.stage = Stage::Checksum;
+        } else {
+            self.fail(RestoreError::Corrupt(Corruption::AfterLastEntry(left)));
+        }
+    }
+
+    /// Gathers the checksum and compares it.
+    fn checksum(&mut self, piece: &mut &[u8]) -> Result<(), RestoreError> {
+        let taken = self.take(piece, (CHECKSUM_LEN - self.gathered.len()) as u64);
+        self.gathered.extend_from_slice(taken);
+        if self.gathered.len() < CHECKSUM_LEN {
+            return Ok(());
+        }
+        self.stage = Stage::Done;
+        let crc = std::mem::take(&mut self.crc).finalize();
+        if self.gathered != crc.to_le_bytes() {
+            return Err(RestoreError::ChecksumMismatch);
+        }
+        Ok(())
     }
 
     fn fail_now(&mut self, error: RestoreError) -> RestoreError {
@@ -456,205 +868,16 @@ impl Decoder {
         error
     }
 
-    /// Bytes the current step reads at once.
-    fn need(&self) -> usize {
-        match self.step {
-            Step::Magic => MAGIC.len(),
-            Step::Version | Step::RuleIdLength | Step::SignatureLength | Step::EntryLength => 4,
-            Step::Checksum => CHECKSUM_LEN,
-            Step::BodyLength | Step::Evictions | Step::Count => 8,
-            Step::RuleId(length) | Step::Signature(length) => length,
-            Step::Entry(length) => length + 8,
-            Step::Skip(_) | Step::Done => 0,
-        }
-    }
-
-    /// Moves to the body item `step` if the body holds it, else records that `what` cannot be read.
-    fn expect(&mut self, step: Step, what: impl FnOnce() -> String) {
-        self.step = step;
-        if self.need() as u64 > self.body_end - self.position {
-            self.fail(corrupt(&what()));
-        }
-    }
-
-    fn consume(
-        &mut self,
-        item: &[u8],
-        identity: Option<&Identity<'_>>,
-        visit: &mut impl FnMut(Visit<'_>),
-    ) {
-        if self.step != Step::Checksum {
-            self.crc.update(item);
-        }
-        self.position += item.len() as u64;
-        let number = |item: &[u8]| {
-            let mut bytes = [0; 8];
-            bytes[..item.len()].copy_from_slice(item);
-            u64::from_le_bytes(bytes)
-        };
-        match self.step {
-            Step::Magic => {
-                if item != MAGIC {
-                    self.fail_now(RestoreError::BadMagic);
-                }
-                self.step = Step::Version;
-            }
-            Step::Version => {
-                let version = number(item) as u32;
-                if version != FORMAT_VERSION {
-                    self.fail_now(RestoreError::UnsupportedVersion(version));
-                }
-                self.step = Step::BodyLength;
-            }
-            Step::BodyLength => {
-                let body_len = number(item);
-                let Some(expected) = body_len
-                    .checked_add((HEADER_LEN + CHECKSUM_LEN) as u64)
-                    .filter(|&expected| usize::try_from(expected).is_ok())
-                else {
-                    self.fail_now(RestoreError::Corrupt(format!(
-                        "body length {body_len} is impossible"
-                    )));
-                    return;
-                };
-                if self.length < expected {
-                    self.fail_now(RestoreError::Truncated);
-                } else if self.length > expected {
-                    self.fail_now(RestoreError::Corrupt(format!(
-                        "{} bytes after the checksum",
-                        self.length - expected
-                    )));
-                }
-                self.body_end = expected - CHECKSUM_LEN as u64;
-                self.expect(Step::RuleIdLength, || "the rule id".into());
-            }
-            Step::RuleIdLength => {
-                let length = number(item) as usize;
-                self.expect(Step::RuleId(length), || "the rule id".into());
-            }
-            Step::RuleId(_) => match std::str::from_utf8(item) {
-                Ok(rule_id) => {
-                    self.rule_id = rule_id.to_owned();
-                    self.expect(Step::SignatureLength, || "the term signature".into());
-                }
-                Err(_) => self.fail(corrupt("the rule id")),
-            },
-            Step::SignatureLength => {
-                let length = number(item) as usize;
-                self.expect(Step::Signature(length), || "the term signature".into());
-            }
-            Step::Signature(_) => match std::str::from_utf8(item) {
-                Ok(signature) => {
-                    self.term_signature = signature.to_owned();
-                    self.expect(Step::Evictions, || "the eviction count".into());
-                }
-                Err(_) => self.fail(corrupt("the term signature")),
-            },
-            Step::Evictions => {
-                self.evictions = number(item);
-                self.expect(Step::Count, || "the entry count".into());
-            }
-            Step::Count => self.entry_count(number(item), identity, visit),
-            Step::EntryLength => {
-                let length = number(item) as usize;
-                let left = self.body_end - self.position;
-                let index = self.index;
-                if length as u64 > left {
-                    self.fail(corrupt(&format!("entry {index}")));
-                } else {
-                    self.expect(Step::Entry(length), || format!("the time of entry {index}"));
-                }
-            }
-            Step::Entry(length) => {
-                let (term, time) = item.split_at(length);
-                if let Some(identity) = identity
-                    && !is_term(term, identity.term_arity)
-                {
-                    self.fail(RestoreError::Corrupt(format!(
-                        "entry {} is not a term of {} values",
-                        self.index, identity.term_arity
-                    )));
-                    return;
-                }
-                visit(Visit::Entry(term, number(time) as i64));
-                self.index += 1;
-                self.next_entry();
-            }
-            Step::Checksum => {
-                let crc = std::mem::take(&mut self.crc).finalize();
-                if item != crc.to_le_bytes() {
-                    self.fail_now(RestoreError::ChecksumMismatch);
-                }
-                self.step = Step::Done;
-            }
-            Step::Skip(_) | Step::Done => {}
-        }
-    }
-
-    /// After the entry count: checks it and the identity, then reads the entries.
-    fn entry_count(
-        &mut self,
-        count: u64,
-        identity: Option<&Identity<'_>>,
-        visit: &mut impl FnMut(Visit<'_>),
-    ) {
-        let left = self.body_end - self.position;
-        // Bound what is reserved by what the bytes can hold, whatever the count claims.
-        if count > left / MIN_ENTRY_LEN as u64 {
-            self.fail(RestoreError::Corrupt(format!(
-                "{count} entries cannot fit in {left} bytes"
-            )));
-            return;
-        }
-        if let Some(identity) = identity {
-            if self.rule_id != identity.rule_id {
-                let why = format!(
-                    "snapshot of rule {}, this is rule {}",
-                    self.rule_id, identity.rule_id
-                );
-                self.fail(RestoreError::Incompatible(why));
-                return;
-            }
-            if self.term_signature != identity.term_signature {
-                let why = format!(
-                    "snapshot of terms {}, this profile uses {}",
-                    self.term_signature, identity.term_signature
-                );
-                self.fail(RestoreError::Incompatible(why));
-                return;
-            }
-        }
-        self.count = count;
-        visit(Visit::Count {
-            entries: count as usize,
-            term_bytes: (left - count * MIN_ENTRY_LEN as u64) as usize,
-        });
-        self.next_entry();
-    }
-
-    fn next_entry(&mut self) {
-        if self.index < self.count {
-            let index = self.index;
-            self.expect(Step::EntryLength, || format!("entry {index}"));
-            return;
-        }
-        match self.body_end - self.position {
-            0 => self.step = Step::Checksum,
-            left => self.fail(RestoreError::Corrupt(format!(
-                "{left} bytes after the last entry"
-            ))),
-        }
-    }
-
     /// Records an error in the body and skips to the checksum.
     fn fail(&mut self, error: RestoreError) {
         self.failure.get_or_insert(error);
-        self.step = Step::Skip(self.body_end - self.position);
+        self.gathered.clear();
+        self.stage = if self.taken == self.body_end {
+            Stage::Checksum
+        } else {
+            Stage::Skip
+        };
     }
-}
-
-fn corrupt(what: &str) -> RestoreError {
-    RestoreError::Corrupt(format!("cannot read {what}"))
 }
 
 #[cfg(test)]
@@ -798,5 +1021,37 @@ mod tests {
         let cut = &bytes[..bytes.len() - 1];
         short.write(cut, Some(&IDENTITY), |_| {}).expect("a prefix");
         assert_eq!(short.finish(), Err(RestoreError::Truncated));
+    }
+
+    #[test]
+    fn typed_errors_say_what_is_wrong() {
+        let (bytes, _) = sample();
+        let mut short = bytes.clone();
+        // An entry count of one more than the body holds, with a good checksum: the typed error.
+        let count_at = HEADER_LEN + 4 + 4 + 4 + 3 + 8;
+        short[count_at..count_at + 8].copy_from_slice(&100_u64.to_le_bytes());
+        let end = short.len() - CHECKSUM_LEN;
+        let crc = crc32fast::hash(&short[..end]);
+        short[end..].copy_from_slice(&crc.to_le_bytes());
+        let error = decode(&short, &IDENTITY).expect_err("too many");
+        assert!(matches!(
+            error,
+            RestoreError::Corrupt(Corruption::TooManyEntries { count: 100, .. })
+        ));
+        assert_eq!(
+            Corruption::Unreadable(Item::EntryTime(3)).to_string(),
+            "cannot read the time of entry 3"
+        );
+        let other = Identity {
+            rule_id: "other",
+            ..IDENTITY
+        };
+        assert_eq!(
+            decode(&bytes, &other),
+            Err(RestoreError::Incompatible(Incompatibility::Rule {
+                snapshot: "rule".into(),
+                this: "other".into()
+            }))
+        );
     }
 }

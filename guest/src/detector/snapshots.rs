@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 
 use super::Detector;
 use crate::history::History;
-use crate::snapshot::{self, Decoder, RestoreError, Visit, Writer};
+use crate::snapshot::{self, Corruption, Decoder, RestoreError, Visit, Writer};
 
 impl Detector {
     /// The history as a snapshot.
@@ -67,7 +67,7 @@ impl Detector {
     /// The next piece of the snapshot begun. An error ends the restore; the history is unchanged.
     pub fn restore_write(&mut self, piece: &[u8]) -> Result<(), RestoreError> {
         let Some((mut decoder, mut history)) = self.restoring.take() else {
-            return Err(RestoreError::Corrupt("no restore was begun".into()));
+            return Err(RestoreError::Corrupt(Corruption::NotBegun));
         };
         // Straight from the pieces into the new history.
         decoder.write(piece, Some(&self.identity()), |visit| match visit {
@@ -85,7 +85,7 @@ impl Detector {
     /// reads; otherwise the history is unchanged.
     pub fn restore_end(&mut self) -> Result<(), RestoreError> {
         let Some((mut decoder, mut history)) = self.restoring.take() else {
-            return Err(RestoreError::Corrupt("no restore was begun".into()));
+            return Err(RestoreError::Corrupt(Corruption::NotBegun));
         };
         let evictions = decoder.finish()?;
         history.add_evictions(evictions);
