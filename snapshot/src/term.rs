@@ -36,26 +36,7 @@ impl TermKey {
 pub fn decode_term(mut bytes: &[u8], count: usize) -> Option<Vec<&str>> {
     let mut values = Vec::with_capacity(count);
     while !bytes.is_empty() {
-        let mut length: usize = 0;
-        let mut shift = 0;
-        loop {
-            let (&byte, rest) = bytes.split_first()?;
-            bytes = rest;
-            if shift >= usize::BITS {
-                return None;
-            }
-            length |= usize::from(byte & 0x7f).checked_shl(shift)?;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        if length > bytes.len() {
-            return None;
-        }
-        let (value, rest) = bytes.split_at(length);
-        values.push(std::str::from_utf8(value).ok()?);
-        bytes = rest;
+        values.push(next_value(&mut bytes)?);
     }
     (values.len() == count).then_some(values)
 }
@@ -64,34 +45,62 @@ pub fn decode_term(mut bytes: &[u8], count: usize) -> Option<Vec<&str>> {
 pub fn is_term(mut bytes: &[u8], count: usize) -> bool {
     let mut values = 0;
     while !bytes.is_empty() {
-        let mut length: usize = 0;
-        let mut shift = 0;
-        loop {
-            let Some((&byte, rest)) = bytes.split_first() else {
-                return false;
-            };
-            bytes = rest;
-            if shift >= usize::BITS {
-                return false;
-            }
-            let Some(part) = usize::from(byte & 0x7f).checked_shl(shift) else {
-                return false;
-            };
-            length |= part;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        if length > bytes.len() {
+        if next_value(&mut bytes).is_none() {
             return false;
         }
-        let (value, rest) = bytes.split_at(length);
-        if std::str::from_utf8(value).is_err() {
-            return false;
-        }
-        bytes = rest;
         values += 1;
     }
     values == count
+}
+
+/// The value at the front of an encoded term, which `bytes` then starts after; `None` if the bytes
+/// there are not a LEB128 length and as many bytes of UTF-8.
+fn next_value<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
+    let mut length: usize = 0;
+    let mut shift = 0;
+    loop {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        if shift >= usize::BITS {
+            return None;
+        }
+        length |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    if length > bytes.len() {
+        return None;
+    }
+    let (value, rest) = bytes.split_at(length);
+    *bytes = rest;
+    std::str::from_utf8(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_round_trip_and_damage_is_seen() {
+        let mut key = TermKey::default();
+        let long = "x".repeat(300);
+        key.encode(["123", "", long.as_str(), "é"]);
+        let bytes = key.as_bytes();
+        assert_eq!(
+            decode_term(bytes, 4),
+            Some(vec!["123", "", long.as_str(), "é"])
+        );
+        assert!(is_term(bytes, 4));
+        assert!(!is_term(bytes, 3));
+        for cut in 0..bytes.len() {
+            let part = &bytes[..cut];
+            for count in 0..5 {
+                assert_eq!(is_term(part, count), decode_term(part, count).is_some());
+            }
+        }
+        assert!(!is_term(&[0x80; 12], 1));
+        assert!(!is_term(&[2, 0xff, 0xfe], 1));
+    }
 }
