@@ -42,6 +42,16 @@ pub trait QueryFields {
 }
 
 impl Clause {
+    /// The ECS field the clause reads.
+    pub const fn field(&self) -> &'static str {
+        match *self {
+            Clause::Is { field, .. }
+            | Clause::Matches { field, .. }
+            | Clause::Exists { field }
+            | Clause::Absent { field } => field,
+        }
+    }
+
     /// Whether the clause holds for `document`; `None` when the document cannot tell.
     pub fn holds(&self, document: &impl QueryFields) -> Option<bool> {
         match *self {

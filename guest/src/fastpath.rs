@@ -10,7 +10,7 @@
 //! what it does answer must be exactly what full evaluation would find. Duplicate keys behave as in
 //! `serde_json` (the last one wins).
 
-use crate::cloudtrail::{self, Derivation, RawField};
+use crate::cloudtrail::{self, Derivation, Mapping, RawField};
 use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
 use crate::prefilter;
@@ -55,7 +55,14 @@ impl<'a> RawFields<'a> {
     /// it: `None` when this module does not map that field (or cannot tell), `Some(Absent)` for no
     /// value.
     pub fn ecs(&self, field: &str) -> Option<Slot<'a>> {
-        let slot = match cloudtrail::mapping(field)?.derivation {
+        self.derive(cloudtrail::mapping(field)?)
+    }
+
+    /// The value of the ECS field of `row` of the mapping, as [`RawFields::ecs`]: for callers that
+    /// look the row up once rather than per record.
+    #[inline]
+    pub fn derive(&self, row: &Mapping) -> Option<Slot<'a>> {
+        let slot = match row.derivation {
             Derivation::First(sources) => {
                 let mut found = Slot::Absent;
                 for &source in sources {
@@ -115,14 +122,30 @@ impl<'a> RawFields<'a> {
 
 impl QueryFields for RawFields<'_> {
     fn any_value(&self, field: &str, test: impl Fn(&str) -> bool) -> Option<bool> {
-        Some(match self.ecs(field)? {
+        Found(self.ecs(field)).any_value(field, test)
+    }
+
+    fn exists(&self, field: &str) -> Option<bool> {
+        Found(self.ecs(field)).exists(field)
+    }
+}
+
+/// One field's value as the fast path found it (`None`: it cannot tell), as the query reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a>(pub Option<Slot<'a>>);
+
+impl QueryFields for Found<'_> {
+    #[inline]
+    fn any_value(&self, _: &str, test: impl Fn(&str) -> bool) -> Option<bool> {
+        Some(match self.0? {
             Slot::Text(found) => test(found),
             Slot::Absent | Slot::Other => false,
         })
     }
 
-    fn exists(&self, field: &str) -> Option<bool> {
-        Some(matches!(self.ecs(field)?, Slot::Text(_)))
+    #[inline]
+    fn exists(&self, _: &str) -> Option<bool> {
+        Some(matches!(self.0?, Slot::Text(_)))
     }
 }
 

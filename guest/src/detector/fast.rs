@@ -2,9 +2,39 @@
 
 use super::Detector;
 use super::full::TIME_RANGE;
-use crate::definition;
-use crate::fastpath::{self, Slot};
+use crate::cloudtrail::{self, Mapping};
+use crate::definition::{ProfileDefinition, RuleDefinition};
+use crate::fastpath::{self, Found, Slot};
 use crate::time;
+
+/// The rows of the mapping that the query's fields and the terms' sources read, looked up once
+/// rather than per record (`None` for a field the mapping does not fill).
+pub(super) struct FastPlan {
+    query: Box<[Option<&'static Mapping>]>,
+    terms: Box<[Box<[Option<&'static Mapping>]>]>,
+}
+
+impl FastPlan {
+    pub(super) fn new(rule: &RuleDefinition, profile: &ProfileDefinition) -> Self {
+        Self {
+            query: rule
+                .query
+                .iter()
+                .map(|clause| cloudtrail::mapping(clause.field()))
+                .collect(),
+            terms: profile
+                .terms
+                .iter()
+                .map(|term| {
+                    term.sources
+                        .iter()
+                        .map(|source| cloudtrail::mapping(source))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
 
 impl Detector {
     /// The fast path for records the prefilter lets through: reads a plain raw CloudTrail record
@@ -20,10 +50,15 @@ impl Detector {
         if !fields.raw {
             return false;
         }
-        match definition::query_holds(self.rule.query, &fields) {
-            None => return false,
-            Some(false) => return true,
-            Some(true) => {}
+        // The query, clause by clause as `definition::query_holds` reads it, each clause on the
+        // one field it reads.
+        for (clause, row) in self.rule.query.iter().zip(&self.fast_plan.query) {
+            let found = Found(row.and_then(|row| fields.derive(row)));
+            match clause.holds(&found) {
+                None => return false,
+                Some(false) => return true,
+                Some(true) => {}
+            }
         }
         // The event matches: the full path would read its time, then exceptions, then terms.
         if !self.config.exceptions.is_empty() {
@@ -40,10 +75,10 @@ impl Detector {
         if self.profile.terms.len() > values.len() {
             return false;
         }
-        for (value, term) in values.iter_mut().zip(self.profile.terms) {
+        for (value, sources) in values.iter_mut().zip(&self.fast_plan.terms) {
             let mut found = None;
-            for source in term.sources {
-                match fields.ecs(source) {
+            for row in sources {
+                match row.and_then(|row| fields.derive(row)) {
                     None => return false,
                     Some(Slot::Text(text)) => {
                         found = Some(text);

@@ -36,6 +36,7 @@ pub struct Detector {
     needle: Needle,
     scratch_key: TermKey,
     quotes: QuoteIndex,
+    fast_plan: fast::FastPlan,
     /// A snapshot being read in pieces, and the history's generation when it began: it walks the
     /// history, so any change to the history (a new generation) ends it.
     snapshot_writer: Option<(Writer<Cursor>, u64)>,
@@ -78,6 +79,7 @@ impl Detector {
             needle: Needle::for_rule(),
             scratch_key: TermKey::default(),
             quotes: QuoteIndex::default(),
+            fast_plan: fast::FastPlan::new(rule, profile),
             snapshot_writer: None,
             restoring: None,
             config,
