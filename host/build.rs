@@ -96,6 +96,8 @@ fn run() -> Result<(), String> {
         "guest/src",
         "guest/Cargo.toml",
         "faces",
+        "snapshot/src",
+        "snapshot/Cargo.toml",
         "wit",
         "Cargo.toml",
         "Cargo.lock",
@@ -214,7 +216,7 @@ fn provenance_section(wit_package: &str) -> Vec<u8> {
         rule.rule_id,
         rule.name,
         rule.version,
-        newterms_guest::snapshot::FORMAT_VERSION
+        newterms_snapshot::FORMAT_VERSION
     );
     let name = b"newterms:rule";
     let mut content = leb128(name.len());

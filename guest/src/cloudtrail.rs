@@ -23,32 +23,157 @@ pub fn is_raw_record(document: &Map<String, Value>) -> bool {
     .any(|key| document.contains_key(*key))
 }
 
-/// ECS fields whose values [`to_ecs`] copies from the raw record as they are (blank values aside), so
-/// that a value of one of them is spelled in the raw record's text. Constants the mapping adds
-/// (`data_stream.dataset`, `event.kind`), computed fields (`event.outcome`) and rewritten ones
-/// (`@timestamp`, `aws.cloudtrail.request_parameters`, `source.ip`) are not here.
-const VERBATIM_FIELDS: &[&str] = &[
-    "event.provider",
-    "event.action",
-    "event.id",
-    "cloud.region",
-    "aws.cloudtrail.user_identity.arn",
-    "aws.cloudtrail.user_identity.type",
-    "aws.cloudtrail.user_identity.access_key_id",
-    "aws.cloudtrail.user_identity.invoked_by",
-    "aws.cloudtrail.recipient_account_id",
-    "source.address",
-    "user_agent.original",
-    "user.name",
-    "cloud.account.id",
-];
+/// A field of the raw record that the mapping reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawField {
+    /// `eventSource`
+    EventSource,
+    /// `eventName`
+    EventName,
+    /// `eventID`
+    EventId,
+    /// `eventTime`
+    EventTime,
+    /// `awsRegion`
+    AwsRegion,
+    /// `errorCode`
+    ErrorCode,
+    /// `errorMessage`
+    ErrorMessage,
+    /// `recipientAccountId`
+    RecipientAccountId,
+    /// `sourceIPAddress`
+    SourceIpAddress,
+    /// `userAgent`
+    UserAgent,
+    /// `requestParameters`
+    RequestParameters,
+    /// `userIdentity.arn`
+    IdentityArn,
+    /// `userIdentity.type`
+    IdentityType,
+    /// `userIdentity.accessKeyId`
+    IdentityAccessKeyId,
+    /// `userIdentity.invokedBy`
+    IdentityInvokedBy,
+    /// `userIdentity.userName`
+    IdentityUserName,
+    /// `userIdentity.accountId`
+    IdentityAccountId,
+    /// `userIdentity.sessionContext.sessionIssuer.userName`
+    IssuerUserName,
+}
 
-/// Whether [`to_ecs`] copies the values of the ECS field `field` verbatim from the raw record.
+impl RawField {
+    /// The keys that lead to the field from the top of the record.
+    pub const fn path(self) -> &'static [&'static str] {
+        match self {
+            RawField::EventSource => &["eventSource"],
+            RawField::EventName => &["eventName"],
+            RawField::EventId => &["eventID"],
+            RawField::EventTime => &["eventTime"],
+            RawField::AwsRegion => &["awsRegion"],
+            RawField::ErrorCode => &["errorCode"],
+            RawField::ErrorMessage => &["errorMessage"],
+            RawField::RecipientAccountId => &["recipientAccountId"],
+            RawField::SourceIpAddress => &["sourceIPAddress"],
+            RawField::UserAgent => &["userAgent"],
+            RawField::RequestParameters => &["requestParameters"],
+            RawField::IdentityArn => &["userIdentity", "arn"],
+            RawField::IdentityType => &["userIdentity", "type"],
+            RawField::IdentityAccessKeyId => &["userIdentity", "accessKeyId"],
+            RawField::IdentityInvokedBy => &["userIdentity", "invokedBy"],
+            RawField::IdentityUserName => &["userIdentity", "userName"],
+            RawField::IdentityAccountId => &["userIdentity", "accountId"],
+            RawField::IssuerUserName => &[
+                "userIdentity",
+                "sessionContext",
+                "sessionIssuer",
+                "userName",
+            ],
+        }
+    }
+}
+
+/// How the mapping fills one ECS field from the raw record. Fields the record lacks (or holds
+/// blank: `null`, `""`) count as absent, as the pipeline drops them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derivation {
+    /// The first of these raw fields that is present, copied as it is (blank values aside).
+    First(&'static [RawField]),
+    /// `failure` when any of these raw fields is present, else `success`.
+    FailureIfAny(&'static [RawField]),
+    /// A constant the pipeline adds.
+    Constant(&'static str),
+    /// The raw field's string when it parses as an IP address.
+    IpAddress(RawField),
+    /// The raw field rendered as Java's `toString` would (the pipeline's script).
+    JavaString(RawField),
+    /// The raw field's time in ISO 8601 with milliseconds (the date processor), kept as it was when
+    /// it does not parse.
+    Timestamp(RawField),
+}
+
+/// One row of the mapping: an ECS field and how it is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// The ECS field.
+    pub ecs: &'static str,
+    /// Where its value comes from.
+    pub derivation: Derivation,
+}
+
+/// Defines [`MAPPING`] and [`mapping`] from one list, so that the lookup is a `match` (as fast as
+/// the fast path needs) and cannot disagree with the table.
+macro_rules! mapping_table {
+    ($($ecs:literal => $derivation:expr,)*) => {
+        /// Every ECS field the mapping fills, in the order [`to_ecs`] fills them: the one table
+        /// both the full path ([`to_ecs`]) and the fast path ([`crate::fastpath`]) read.
+        pub const MAPPING: &[Mapping] = &[$(Mapping { ecs: $ecs, derivation: $derivation },)*];
+
+        /// The row of [`MAPPING`] for the ECS field `ecs`, if the mapping fills it.
+        pub fn mapping(ecs: &str) -> Option<&'static Mapping> {
+            match ecs {
+                $($ecs => Some(&Mapping { ecs: $ecs, derivation: $derivation }),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+use Derivation::{Constant, FailureIfAny, First, IpAddress, JavaString, Timestamp};
+use RawField::*;
+
+mapping_table! {
+    "event.provider" => First(&[EventSource]),
+    "event.action" => First(&[EventName]),
+    "event.id" => First(&[EventId]),
+    "cloud.region" => First(&[AwsRegion]),
+    "aws.cloudtrail.user_identity.arn" => First(&[IdentityArn]),
+    "aws.cloudtrail.user_identity.type" => First(&[IdentityType]),
+    "aws.cloudtrail.user_identity.access_key_id" => First(&[IdentityAccessKeyId]),
+    "aws.cloudtrail.user_identity.invoked_by" => First(&[IdentityInvokedBy]),
+    "aws.cloudtrail.recipient_account_id" => First(&[RecipientAccountId]),
+    "source.address" => First(&[SourceIpAddress]),
+    "user_agent.original" => First(&[UserAgent]),
+    "user.name" => First(&[IdentityUserName, IssuerUserName]),
+    "cloud.account.id" => First(&[IdentityAccountId, RecipientAccountId]),
+    "source.ip" => IpAddress(SourceIpAddress),
+    "aws.cloudtrail.request_parameters" => JavaString(RequestParameters),
+    "@timestamp" => Timestamp(EventTime),
+    "event.outcome" => FailureIfAny(&[ErrorCode, ErrorMessage]),
+    "event.kind" => Constant("event"),
+    "data_stream.dataset" => Constant("aws.cloudtrail"),
+}
+
+/// Whether [`to_ecs`] copies the values of the ECS field `field` verbatim from the raw record, so
+/// that a value of it is spelled in the raw record's text. Constants the mapping adds, computed
+/// fields and rewritten ones are not copied.
 pub const fn copies_verbatim(field: &str) -> bool {
     let mut index = 0;
-    while index < VERBATIM_FIELDS.len() {
-        if same_bytes(VERBATIM_FIELDS[index].as_bytes(), field.as_bytes()) {
-            return true;
+    while index < MAPPING.len() {
+        if same_bytes(MAPPING[index].ecs.as_bytes(), field.as_bytes()) {
+            return matches!(MAPPING[index].derivation, First(_));
         }
         index += 1;
     }
@@ -70,101 +195,47 @@ const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     true
 }
 
-/// The ECS document the ingest pipeline would index for `record` (the fields of the mapping table).
+/// The ECS document the ingest pipeline would index for `record` (the rows of [`MAPPING`]).
 pub fn to_ecs(record: &Map<String, Value>) -> Value {
     let mut ecs = Map::new();
-    let mut copy = |ecs_field: &str, raw_path: &[&str]| {
-        if let Some(value) = raw(record, raw_path) {
-            fields::set(&mut ecs, ecs_field, without_blanks(value));
-        }
-    };
-
-    copy("event.provider", &["eventSource"]);
-    copy("event.action", &["eventName"]);
-    copy("event.id", &["eventID"]);
-    copy("cloud.region", &["awsRegion"]);
-    copy("aws.cloudtrail.user_identity.arn", &["userIdentity", "arn"]);
-    copy(
-        "aws.cloudtrail.user_identity.type",
-        &["userIdentity", "type"],
-    );
-    copy(
-        "aws.cloudtrail.user_identity.access_key_id",
-        &["userIdentity", "accessKeyId"],
-    );
-    copy(
-        "aws.cloudtrail.user_identity.invoked_by",
-        &["userIdentity", "invokedBy"],
-    );
-    copy(
-        "aws.cloudtrail.recipient_account_id",
-        &["recipientAccountId"],
-    );
-    copy("source.address", &["sourceIPAddress"]);
-    copy("user_agent.original", &["userAgent"]);
-
-    let user_name = raw(record, &["userIdentity", "userName"]).or_else(|| {
-        raw(
-            record,
-            &[
-                "userIdentity",
-                "sessionContext",
-                "sessionIssuer",
-                "userName",
-            ],
-        )
-    });
-    if let Some(name) = user_name {
-        fields::set(&mut ecs, "user.name", without_blanks(name));
-    }
-
-    let account = raw(record, &["userIdentity", "accountId"])
-        .or_else(|| raw(record, &["recipientAccountId"]));
-    if let Some(account) = account {
-        fields::set(&mut ecs, "cloud.account.id", without_blanks(account));
-    }
-
-    if let Some(Value::String(address)) = raw(record, &["sourceIPAddress"])
-        && address.parse::<IpAddr>().is_ok()
-    {
-        fields::set(&mut ecs, "source.ip", Value::String(address.clone()));
-    }
-
-    if let Some(parameters) = raw(record, &["requestParameters"]) {
-        let mut rendered = String::new();
-        render_java_style(&without_blanks(parameters), &mut rendered);
-        fields::set(
-            &mut ecs,
-            "aws.cloudtrail.request_parameters",
-            Value::String(rendered),
-        );
-    }
-
-    // The pipeline's date processor rewrites the time; a value it cannot parse is kept as it was, so
-    // that the rule reports it instead of guessing.
-    if let Some(event_time) = raw(record, &["eventTime"]) {
-        let normalized = match event_time {
-            Value::String(text) => time::parse_iso8601(text).map_or_else(
-                || event_time.clone(),
-                |millis| time::format_iso8601(millis).into(),
-            ),
-            other => other.clone(),
+    for row in MAPPING {
+        let value = match row.derivation {
+            First(sources) => sources
+                .iter()
+                .find_map(|source| raw(record, source.path()))
+                .map(without_blanks),
+            FailureIfAny(sources) => {
+                let failed = sources
+                    .iter()
+                    .any(|source| raw(record, source.path()).is_some());
+                Some(Value::from(if failed { "failure" } else { "success" }))
+            }
+            Constant(value) => Some(Value::from(value)),
+            IpAddress(source) => match raw(record, source.path()) {
+                Some(Value::String(address)) if address.parse::<IpAddr>().is_ok() => {
+                    Some(Value::String(address.clone()))
+                }
+                _ => None,
+            },
+            JavaString(source) => raw(record, source.path()).map(|parameters| {
+                let mut rendered = String::new();
+                render_java_style(&without_blanks(parameters), &mut rendered);
+                Value::String(rendered)
+            }),
+            // A value the date processor cannot parse is kept as it was, so that the rule reports
+            // it instead of guessing.
+            Timestamp(source) => raw(record, source.path()).map(|event_time| match event_time {
+                Value::String(text) => time::parse_iso8601(text).map_or_else(
+                    || event_time.clone(),
+                    |millis| time::format_iso8601(millis).into(),
+                ),
+                other => other.clone(),
+            }),
         };
-        fields::set(&mut ecs, "@timestamp", normalized);
+        if let Some(value) = value {
+            fields::set(&mut ecs, row.ecs, value);
+        }
     }
-
-    let failed = raw(record, &["errorCode"]).is_some() || raw(record, &["errorMessage"]).is_some();
-    fields::set(
-        &mut ecs,
-        "event.outcome",
-        Value::from(if failed { "failure" } else { "success" }),
-    );
-    fields::set(&mut ecs, "event.kind", Value::from("event"));
-    fields::set(
-        &mut ecs,
-        "data_stream.dataset",
-        Value::from("aws.cloudtrail"),
-    );
     Value::Object(ecs)
 }
 
@@ -290,6 +361,17 @@ mod tests {
         }
         let record = map(json!({"eventName": "Invoke", "errorCode": "", "errorMessage": null}));
         assert_eq!(to_ecs(&record)["event"]["outcome"], "success");
+    }
+
+    #[test]
+    fn the_lookup_is_the_table() {
+        for row in MAPPING {
+            assert_eq!(mapping(row.ecs), Some(row), "{}", row.ecs);
+        }
+        assert_eq!(mapping("host.name"), None);
+        assert!(copies_verbatim("user.name"));
+        assert!(!copies_verbatim("event.outcome"));
+        assert!(!copies_verbatim("data_stream.dataset"));
     }
 
     #[test]

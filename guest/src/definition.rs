@@ -32,6 +32,50 @@ pub enum Clause {
     },
 }
 
+/// A document as the query reads it. A reader that sees only part of a record (the fast path)
+/// answers `None` where it cannot tell.
+pub trait QueryFields {
+    /// Whether some value of `field` passes `test`.
+    fn any_value(&self, field: &str, test: impl Fn(&str) -> bool) -> Option<bool>;
+    /// Whether `field` has a value.
+    fn exists(&self, field: &str) -> Option<bool>;
+}
+
+impl Clause {
+    /// The ECS field the clause reads.
+    pub const fn field(&self) -> &'static str {
+        match *self {
+            Clause::Is { field, .. }
+            | Clause::Matches { field, .. }
+            | Clause::Exists { field }
+            | Clause::Absent { field } => field,
+        }
+    }
+
+    /// Whether the clause holds for `document`; `None` when the document cannot tell.
+    pub fn holds(&self, document: &impl QueryFields) -> Option<bool> {
+        match *self {
+            Clause::Is { field, value } => document.any_value(field, |found| found == value),
+            Clause::Matches { field, pattern } => {
+                document.any_value(field, |found| crate::wildcard::matches(pattern, found))
+            }
+            Clause::Exists { field } => document.exists(field),
+            Clause::Absent { field } => document.exists(field).map(|exists| !exists),
+        }
+    }
+}
+
+/// Whether every clause of a conjunctive query holds for `document`, clause by clause: `None` as
+/// soon as a clause cannot be told before one is known to fail.
+pub fn query_holds(query: &[Clause], document: &impl QueryFields) -> Option<bool> {
+    for clause in query {
+        if !clause.holds(document)? {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
 /// A term field: the first of `sources` that has a value gives the term its values.
 #[derive(Debug, Clone, Copy)]
 pub struct TermField {

@@ -10,6 +10,8 @@
 //! what it does answer must be exactly what full evaluation would find. Duplicate keys behave as in
 //! `serde_json` (the last one wins).
 
+use crate::cloudtrail::{self, Derivation, Mapping, RawField};
+use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
 use crate::prefilter;
 
@@ -23,15 +25,6 @@ pub enum Slot<'a> {
     Text(&'a str),
     /// Anything else: only full evaluation knows what the rule makes of it.
     Other,
-}
-
-impl<'a> Slot<'a> {
-    fn or(self, fallback: Slot<'a>) -> Slot<'a> {
-        match self {
-            Slot::Absent => fallback,
-            other => other,
-        }
-    }
 }
 
 /// The fields of a raw CloudTrail record that the rule reads.
@@ -58,26 +51,64 @@ struct Identity<'a> {
 }
 
 impl<'a> RawFields<'a> {
-    /// The value of the ECS field `field` as the raw mapping would fill it: `None` when this module
-    /// does not map that field (or cannot tell), `Some(Absent)` for no value.
+    /// The value of the ECS field `field` as the raw mapping ([`cloudtrail::MAPPING`]) would fill
+    /// it: `None` when this module does not map that field (or cannot tell), `Some(Absent)` for no
+    /// value.
     pub fn ecs(&self, field: &str) -> Option<Slot<'a>> {
-        let slot = match field {
-            "data_stream.dataset" => Slot::Text("aws.cloudtrail"),
-            "event.provider" => self.event_source,
-            "event.action" => self.event_name,
-            "event.outcome" => match (self.error_code, self.error_message) {
-                (Slot::Other, _) | (_, Slot::Other) => Slot::Other,
-                (Slot::Absent, Slot::Absent) => Slot::Text("success"),
-                _ => Slot::Text("failure"),
-            },
-            "aws.cloudtrail.user_identity.invoked_by" => self.identity.invoked_by,
-            "aws.cloudtrail.user_identity.arn" => self.identity.arn,
-            "aws.cloudtrail.recipient_account_id" => self.recipient_account_id,
-            "cloud.account.id" => self.identity.account_id.or(self.recipient_account_id),
-            "user.name" => self.identity.user_name.or(self.identity.issuer_user_name),
-            _ => return None,
+        self.derive(cloudtrail::mapping(field)?)
+    }
+
+    /// The value of the ECS field of `row` of the mapping, as [`RawFields::ecs`]: for callers that
+    /// look the row up once rather than per record.
+    #[inline]
+    pub fn derive(&self, row: &Mapping) -> Option<Slot<'a>> {
+        let slot = match row.derivation {
+            Derivation::First(sources) => {
+                let mut found = Slot::Absent;
+                for &source in sources {
+                    found = self.raw(source)?;
+                    if found != Slot::Absent {
+                        break;
+                    }
+                }
+                found
+            }
+            Derivation::FailureIfAny(sources) => {
+                let mut outcome = Slot::Text("success");
+                for &source in sources {
+                    match self.raw(source)? {
+                        Slot::Absent => {}
+                        Slot::Text(_) => outcome = Slot::Text("failure"),
+                        Slot::Other => return None,
+                    }
+                }
+                outcome
+            }
+            Derivation::Constant(value) => Slot::Text(value),
+            // Rewritten values: only full evaluation makes them.
+            Derivation::IpAddress(_) | Derivation::JavaString(_) | Derivation::Timestamp(_) => {
+                return None;
+            }
         };
         (slot != Slot::Other).then_some(slot)
+    }
+
+    /// A raw field as the scan found it; `None` for fields the scan does not keep.
+    fn raw(&self, field: RawField) -> Option<Slot<'a>> {
+        Some(match field {
+            RawField::EventSource => self.event_source,
+            RawField::EventName => self.event_name,
+            RawField::EventTime => self.event_time,
+            RawField::ErrorCode => self.error_code,
+            RawField::ErrorMessage => self.error_message,
+            RawField::RecipientAccountId => self.recipient_account_id,
+            RawField::IdentityInvokedBy => self.identity.invoked_by,
+            RawField::IdentityArn => self.identity.arn,
+            RawField::IdentityUserName => self.identity.user_name,
+            RawField::IdentityAccountId => self.identity.account_id,
+            RawField::IssuerUserName => self.identity.issuer_user_name,
+            _ => return None,
+        })
     }
 
     /// `eventTime`, when it is a string.
@@ -86,6 +117,35 @@ impl<'a> RawFields<'a> {
             Slot::Text(text) => Some(text),
             _ => None,
         }
+    }
+}
+
+impl QueryFields for RawFields<'_> {
+    fn any_value(&self, field: &str, test: impl Fn(&str) -> bool) -> Option<bool> {
+        Found(self.ecs(field)).any_value(field, test)
+    }
+
+    fn exists(&self, field: &str) -> Option<bool> {
+        Found(self.ecs(field)).exists(field)
+    }
+}
+
+/// One field's value as the fast path found it (`None`: it cannot tell), as the query reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a>(pub Option<Slot<'a>>);
+
+impl QueryFields for Found<'_> {
+    #[inline]
+    fn any_value(&self, _: &str, test: impl Fn(&str) -> bool) -> Option<bool> {
+        Some(match self.0? {
+            Slot::Text(found) => test(found),
+            Slot::Absent | Slot::Other => false,
+        })
+    }
+
+    #[inline]
+    fn exists(&self, _: &str) -> Option<bool> {
+        Some(matches!(self.0?, Slot::Text(_)))
     }
 }
 

@@ -36,6 +36,19 @@ pub fn exists(document: &Value, field: &str) -> bool {
     !values(document, field).is_empty()
 }
 
+/// An ECS document as the query reads it: it can always tell.
+pub struct Document<'a>(pub &'a Value);
+
+impl crate::definition::QueryFields for Document<'_> {
+    fn any_value(&self, field: &str, test: impl Fn(&str) -> bool) -> Option<bool> {
+        Some(values(self.0, field).iter().any(|found| test(found)))
+    }
+
+    fn exists(&self, field: &str) -> Option<bool> {
+        Some(exists(self.0, field))
+    }
+}
+
 fn collect_in_object<'a>(map: &'a Map<String, Value>, field: &str, values: &mut Vec<Cow<'a, str>>) {
     if let Some(value) = map.get(field) {
         push_scalars(value, values);

@@ -6,103 +6,10 @@ use std::num::NonZeroUsize;
 
 use siphasher::sip::SipHasher13;
 
+use crate::snapshot::Entries;
 use crate::time::EpochMillis;
 
-/// A term's values, encoded as one byte string: each value as a LEB128 length and its UTF-8 bytes.
-///
-/// Length prefixes keep `("ab", "c")` and `("a", "bc")` apart whatever bytes the values hold.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct TermKey(Vec<u8>);
-
-impl TermKey {
-    /// Builds the key of `values`, reusing this key's buffer.
-    pub fn encode<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
-        self.0.clear();
-        for value in values {
-            let mut length = value.len();
-            loop {
-                let low = (length & 0x7f) as u8;
-                length >>= 7;
-                if length == 0 {
-                    self.0.push(low);
-                    break;
-                }
-                self.0.push(low | 0x80);
-            }
-            self.0.extend_from_slice(value.as_bytes());
-        }
-    }
-
-    /// The encoded bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// Decodes an encoded term into its values; `None` if the bytes are not an encoding of `count`
-/// UTF-8 values.
-pub fn decode_term(mut bytes: &[u8], count: usize) -> Option<Vec<&str>> {
-    let mut values = Vec::with_capacity(count);
-    while !bytes.is_empty() {
-        let mut length: usize = 0;
-        let mut shift = 0;
-        loop {
-            let (&byte, rest) = bytes.split_first()?;
-            bytes = rest;
-            if shift >= usize::BITS {
-                return None;
-            }
-            length |= usize::from(byte & 0x7f).checked_shl(shift)?;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        if length > bytes.len() {
-            return None;
-        }
-        let (value, rest) = bytes.split_at(length);
-        values.push(std::str::from_utf8(value).ok()?);
-        bytes = rest;
-    }
-    (values.len() == count).then_some(values)
-}
-
-/// Whether `bytes` encode `count` UTF-8 values, like [`decode_term`] but without allocating.
-pub fn is_term(mut bytes: &[u8], count: usize) -> bool {
-    let mut values = 0;
-    while !bytes.is_empty() {
-        let mut length: usize = 0;
-        let mut shift = 0;
-        loop {
-            let Some((&byte, rest)) = bytes.split_first() else {
-                return false;
-            };
-            bytes = rest;
-            if shift >= usize::BITS {
-                return false;
-            }
-            let Some(part) = usize::from(byte & 0x7f).checked_shl(shift) else {
-                return false;
-            };
-            length |= part;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        if length > bytes.len() {
-            return false;
-        }
-        let (value, rest) = bytes.split_at(length);
-        if std::str::from_utf8(value).is_err() {
-            return false;
-        }
-        bytes = rest;
-        values += 1;
-    }
-    values == count
-}
+pub use newterms_snapshot::term::{TermKey, decode_term, is_term};
 
 /// SipHash-1-3 keyed by the host: term values come from logs an attacker may write into, and
 /// wasm32-unknown-unknown has no randomness of its own to seed a hasher with.
@@ -170,6 +77,9 @@ pub struct History {
     oldest: u32,
     capacity: NonZeroUsize,
     evictions: u64,
+    /// Counts changes, so that a reader walking the history in several calls (a snapshot read in
+    /// pieces) can tell that it changed under it.
+    generation: u64,
 }
 
 impl History {
@@ -186,6 +96,7 @@ impl History {
             oldest: NIL,
             capacity,
             evictions: 0,
+            generation: 0,
         }
     }
 
@@ -210,6 +121,7 @@ impl History {
 
     /// Records that `term` was seen at `time` and says whether it was new within `window_ms`.
     pub fn observe(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
+        self.generation = self.generation.wrapping_add(1);
         let hash = self.hash(term);
         if let Some(index) = self.find(term, hash) {
             let entry = &mut self.entries[index as usize];
@@ -234,12 +146,14 @@ impl History {
         }
         entry.last_seen = entry.last_seen.max(time);
         self.promote(index);
+        self.generation = self.generation.wrapping_add(1);
         true
     }
 
     /// Sets the time of `term` and makes it the most recently updated, evicting the least recently
     /// updated term when full (a snapshot's entries, oldest first).
     pub fn insert(&mut self, term: &[u8], time: EpochMillis) {
+        self.generation = self.generation.wrapping_add(1);
         let hash = self.hash(term);
         if let Some(index) = self.find(term, hash) {
             self.entries[index as usize].last_seen = time;
@@ -291,6 +205,20 @@ impl History {
     /// Adds to the eviction count carried over from a snapshot.
     pub fn add_evictions(&mut self, count: u64) {
         self.evictions = self.evictions.saturating_add(count);
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Becomes `other` (a restored history), as a change: a reader of the old one sees it ended.
+    pub fn replace(&mut self, other: History) {
+        let generation = self.generation.max(other.generation).wrapping_add(1);
+        *self = other;
+        self.generation = generation;
+    }
+
+    /// Changes so far: a reader that saw one value knows the history is as it was while the value
+    /// stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Bytes held by this history's own allocations (for measurements).
@@ -484,6 +412,31 @@ impl History {
     }
 }
 
+/// A history is what a snapshot [`crate::snapshot::Writer`] walks.
+impl Entries for History {
+    type Cursor = Cursor;
+
+    fn len(&self) -> usize {
+        History::len(self)
+    }
+
+    fn term_bytes(&self) -> usize {
+        History::term_bytes(self)
+    }
+
+    fn evictions(&self) -> u64 {
+        History::evictions(self)
+    }
+
+    fn first(&self) -> Cursor {
+        self.oldest_cursor()
+    }
+
+    fn at(&self, cursor: Cursor) -> Option<(&[u8], EpochMillis, Cursor)> {
+        History::at(self, cursor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,5 +549,44 @@ mod tests {
             .collect();
         assert_eq!(kept, model);
         assert!(history.term_bytes() <= history.arena.len());
+    }
+
+    #[test]
+    fn the_snapshot_writer_hands_out_the_encoded_bytes_in_pieces() {
+        use crate::snapshot::{Identity, Writer, encode};
+        const IDENTITY: Identity<'static> = Identity {
+            rule_id: "rule",
+            term_signature: "a;b",
+            term_arity: 2,
+        };
+        let mut history = History::new(std::num::NonZeroUsize::new(50).expect("50"), (1, 2));
+        let mut key = TermKey::default();
+        // Past the capacity, so that evictions and arena compaction happen.
+        for round in 0..400_i64 {
+            let user = format!("user-{}-{}", round % 70, "x".repeat((round % 9) as usize));
+            key.encode(["123456789012", user.as_str()]);
+            history.insert(key.as_bytes(), round);
+        }
+        assert!(history.evictions() > 0);
+        let expected = encode(
+            &IDENTITY,
+            history.evictions(),
+            history.len(),
+            history.oldest_first(),
+        );
+        for size in [1, 3, 16, 100, 1 << 20] {
+            let mut writer = Writer::new(&IDENTITY, &history);
+            assert_eq!(writer.length(), expected.len() as u64);
+            let mut bytes = Vec::new();
+            loop {
+                let piece = writer.read(&history, size);
+                assert!(piece.len() <= size);
+                if piece.is_empty() {
+                    break;
+                }
+                bytes.extend_from_slice(&piece);
+            }
+            assert_eq!(bytes, expected, "pieces of {size}");
+        }
     }
 }

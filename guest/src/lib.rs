@@ -18,8 +18,6 @@ mod messages;
 pub mod prefilter;
 #[cfg(feature = "settings")]
 pub mod settings;
-pub mod snapshot;
-pub mod time;
 pub mod wildcard;
 
 pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};
@@ -27,3 +25,8 @@ pub use detector::{
     Config, ConfigError, Detector, EventError, Exception, Footprint, LineError, LineOutcome, Stats,
 };
 pub use snapshot::RestoreError;
+
+/// The snapshot format, a crate of its own (see its documentation).
+pub use newterms_snapshot as snapshot;
+/// Event time, shared with the snapshot format.
+pub use newterms_snapshot::time;

@@ -1,10 +1,10 @@
 //! What the rule's errors say to people: one wording for every face that reports them as text
-//! (the Extism plugin's errors, and the host's error types, which display through these).
+//! (the Extism plugin's errors, and the host's error types, which display through these). A
+//! snapshot's refusal has its wording beside it, in `newterms-snapshot`.
 
 use std::fmt;
 
 use crate::detector::{EventError, LineError};
-use crate::snapshot::RestoreError;
 
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,28 +30,6 @@ impl fmt::Display for LineError {
         match self {
             LineError::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
             LineError::Event(error) => error.fmt(f),
-        }
-    }
-}
-
-impl fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RestoreError::BadMagic => f.write_str("not a newterms snapshot (wrong magic number)"),
-            RestoreError::UnsupportedVersion(version) => {
-                write!(
-                    f,
-                    "snapshot format version {version} is not one this rule reads"
-                )
-            }
-            RestoreError::Truncated => f.write_str("the snapshot is truncated"),
-            RestoreError::ChecksumMismatch => {
-                f.write_str("the snapshot is damaged (checksum mismatch)")
-            }
-            RestoreError::Corrupt(why) => write!(f, "the snapshot is corrupt: {why}"),
-            RestoreError::Incompatible(why) => {
-                write!(f, "the snapshot does not fit this rule: {why}")
-            }
         }
     }
 }

@@ -780,3 +780,24 @@ fn a_snapshot_in_pieces_ends_when_the_history_changes() {
     // Nothing left begun.
     assert!(restored.restore_end().is_err());
 }
+
+#[test]
+fn a_snapshot_in_pieces_survives_what_leaves_the_history_alone_and_ends_at_a_restore() {
+    let mut rule = detector(Config::default());
+    for user in ["alice", "bob"] {
+        count(&mut rule, &invoke(user, "2024-03-01T00:00:00Z"));
+    }
+    let whole = rule.snapshot();
+    rule.snapshot_begin();
+    let first = rule.snapshot_read(10);
+    // Not a Lambda invocation: the history stays as it was, and so does the snapshot.
+    rule.process(r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#)
+        .expect("ok");
+    let rest = rule.snapshot_read(1 << 20);
+    assert_eq!([first, rest].concat(), whole);
+
+    rule.snapshot_begin();
+    assert_eq!(rule.snapshot_read(10), whole[..10]);
+    rule.restore(&whole).expect("restore");
+    assert_eq!(rule.snapshot_read(1 << 20), Vec::<u8>::new());
+}

@@ -22,7 +22,7 @@ pub fn detection_finding(alert: &str) -> Result<String, serde_json::Error> {
     };
     let time = kibana["original_time"]
         .as_str()
-        .and_then(newterms_guest::time::parse_iso8601);
+        .and_then(newterms_snapshot::time::parse_iso8601);
     let attacks: Vec<Value> = rule["threat"]
         .as_array()
         .into_iter()

@@ -2,13 +2,14 @@
 //!
 //! A first-seen history is a map from term to the latest time it was seen, so the histories of
 //! workers that each saw a share of a stream merge exactly: for every term, the latest time wins.
-//! These read the snapshot format with the rule's own code (the guest crate, compiled natively).
+//! These read the snapshot format with its own crate (`newterms-snapshot`), not the rule: the host
+//! links no rule natively.
 
 use std::collections::{BTreeMap, HashMap};
 
-use newterms_guest::history::decode_term;
-use newterms_guest::snapshot::{self, Identity, Parsed};
-use newterms_guest::time::format_iso8601;
+use newterms_snapshot::term::decode_term;
+use newterms_snapshot::time::format_iso8601;
+use newterms_snapshot::{self as snapshot, Identity, Parsed};
 
 use crate::types::RestoreError;
 
@@ -102,14 +103,14 @@ pub fn merge(snapshots: &[Vec<u8>]) -> Result<Vec<u8>, RestoreError> {
     ))
 }
 
-fn from_guest(error: newterms_guest::RestoreError) -> RestoreError {
-    use newterms_guest::RestoreError as Guest;
+fn from_guest(error: snapshot::RestoreError) -> RestoreError {
+    use snapshot::RestoreError as Guest;
     match error {
         Guest::BadMagic => RestoreError::BadMagic,
         Guest::UnsupportedVersion(version) => RestoreError::UnsupportedVersion(version),
         Guest::Truncated => RestoreError::Truncated,
         Guest::ChecksumMismatch => RestoreError::ChecksumMismatch,
-        Guest::Corrupt(why) => RestoreError::Corrupt(why),
-        Guest::Incompatible(why) => RestoreError::Incompatible(why),
+        Guest::Corrupt(why) => RestoreError::Corrupt(why.to_string()),
+        Guest::Incompatible(why) => RestoreError::Incompatible(why.to_string()),
     }
 }

@@ -174,14 +174,18 @@ pub enum RestoreError {
 
 impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use newterms_guest::RestoreError as Guest;
-        let error = match self.clone() {
-            RestoreError::BadMagic => Guest::BadMagic,
-            RestoreError::UnsupportedVersion(version) => Guest::UnsupportedVersion(version),
-            RestoreError::Truncated => Guest::Truncated,
-            RestoreError::ChecksumMismatch => Guest::ChecksumMismatch,
-            RestoreError::Corrupt(why) => Guest::Corrupt(why),
-            RestoreError::Incompatible(why) => Guest::Incompatible(why),
+        use newterms_snapshot::RestoreError as Refusal;
+        let error = match self {
+            RestoreError::BadMagic => Refusal::BadMagic,
+            RestoreError::UnsupportedVersion(version) => Refusal::UnsupportedVersion(*version),
+            RestoreError::Truncated => Refusal::Truncated,
+            RestoreError::ChecksumMismatch => Refusal::ChecksumMismatch,
+            RestoreError::Corrupt(why) => {
+                return write!(f, "{}: {why}", newterms_snapshot::CORRUPT);
+            }
+            RestoreError::Incompatible(why) => {
+                return write!(f, "{}: {why}", newterms_snapshot::INCOMPATIBLE);
+            }
         };
         error.fmt(f)
     }

@@ -226,8 +226,8 @@ impl From<DomainRestoreError> for RestoreError {
             }
             DomainRestoreError::Truncated => RestoreError::Truncated,
             DomainRestoreError::ChecksumMismatch => RestoreError::ChecksumMismatch,
-            DomainRestoreError::Corrupt(why) => RestoreError::Corrupt(why),
-            DomainRestoreError::Incompatible(why) => RestoreError::Incompatible(why),
+            DomainRestoreError::Corrupt(why) => RestoreError::Corrupt(why.to_string()),
+            DomainRestoreError::Incompatible(why) => RestoreError::Incompatible(why.to_string()),
         }
     }
 }

@@ -1,0 +1,88 @@
+//! How a detector is configured, and which configurations are refused.
+
+use std::num::NonZeroUsize;
+
+use crate::definition::Profile;
+
+/// History capacity when the configuration names none.
+pub const DEFAULT_CAPACITY: u32 = 1_000_000;
+
+/// How the rule runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Which reading of the rule.
+    pub profile: Profile,
+    /// Window override in milliseconds.
+    pub window_ms: Option<u64>,
+    /// Exceptions: matching events neither alert nor count.
+    pub exceptions: Vec<Exception>,
+    /// History capacity; `None` for [`DEFAULT_CAPACITY`].
+    pub capacity: Option<u32>,
+    /// Build history without raising alerts.
+    pub learn: bool,
+    /// Key for hashing term values.
+    pub hash_key: (u64, u64),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Default,
+            window_ms: None,
+            exceptions: Vec::new(),
+            capacity: None,
+            learn: false,
+            hash_key: (0, 0),
+        }
+    }
+}
+
+/// Events with a value of `field` matching one of `patterns` are dropped after the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// ECS field name.
+    pub field: String,
+    /// KQL wildcard patterns.
+    pub patterns: Vec<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A capacity of zero.
+    ZeroCapacity,
+    /// A window of zero.
+    InvalidWindow(u64),
+    /// An exception without field or patterns.
+    InvalidException(String),
+}
+
+impl Config {
+    /// The history capacity in force.
+    pub fn capacity(&self) -> u32 {
+        self.capacity.unwrap_or(DEFAULT_CAPACITY)
+    }
+
+    /// Checks the configuration; the capacity it gives the history.
+    pub(super) fn validate(&self) -> Result<NonZeroUsize, ConfigError> {
+        let capacity =
+            NonZeroUsize::new(self.capacity() as usize).ok_or(ConfigError::ZeroCapacity)?;
+        if self.window_ms == Some(0) {
+            return Err(ConfigError::InvalidWindow(0));
+        }
+        for exception in &self.exceptions {
+            if exception.field.is_empty() {
+                return Err(ConfigError::InvalidException(
+                    "an exception names no field".into(),
+                ));
+            }
+            if exception.patterns.is_empty() {
+                return Err(ConfigError::InvalidException(format!(
+                    "the exception on {} has no values",
+                    exception.field
+                )));
+            }
+        }
+        Ok(capacity)
+    }
+}
