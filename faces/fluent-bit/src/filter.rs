@@ -113,7 +113,8 @@ impl Filter {
         if matches!(self.phase, Phase::Start) {
             self.phase = match self.start() {
                 Ok(running) => Phase::Running(Box::new(running)),
-                Err(why) => Phase::Stopped(why),
+                // One line per report: parser messages (TOML's) span several.
+                Err(why) => Phase::Stopped(why.split_whitespace().collect::<Vec<_>>().join(" ")),
             };
         }
         match &mut self.phase {
