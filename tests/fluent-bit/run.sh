@@ -147,29 +147,31 @@ compare mixed-default "$work/mixed_all.ndjson" default
 compare generated-default "$work/generated.ndjson" default
 compare generated-elastic "$work/generated.ndjson" elastic
 
-# SIGKILL mid-stream, then a restart on the rest (tail's offset database, filesystem buffering): the
-# alerts of one uninterrupted run, none twice.
+# SIGKILL, then a restart on the rest of the stream: the alerts of one uninterrupted run, none twice.
+# Fluent Bit is killed once the first part's alerts are written out (its journal holds history changes
+# not yet folded into the state), so that the check is on the filter's state, not on records Fluent
+# Bit itself had in flight: those it loses on SIGKILL whatever the filter does (see README).
 python3 "$repo/tests/cross-host/gen_stream.py" --events 150000 --seed 12 >"$work/long.ndjson"
 "$newterms" scan "$work/long.ndjson" >"$work/long.expected" 2>/dev/null
 total=$(wc -l <"$work/long.expected")
+head -n 75000 "$work/long.ndjson" >"$work/long-1.ndjson"
+tail -n +75001 "$work/long.ndjson" >"$work/long-2.ndjson"
+first_expected=$("$newterms" scan "$work/long-1.ndjson" 2>/dev/null | wc -l)
 kill_state=$work/killed/state
 mkdir -p "$work/killed" "$kill_state"
-tail_db=$'    DB '"$work/killed/tail.db"$'\n    storage.type filesystem'
-storage=$work/killed/storage
-start_fb killed-1 "$work/long.ndjson" "$kill_state" "$tail_db"
-wait_for "$work/killed-1/out" 1 60
+start_fb killed-1 "$work/long-1.ndjson" "$kill_state"
+wait_for "$work/killed-1/out" "$first_expected" 120
+journal_before_kill=$(wc -c <"$kill_state/newterms.journal" 2>/dev/null || echo 0)
 kill -KILL "$fb_pid" 2>/dev/null
 wait "$fb_pid" 2>/dev/null
 first=$(count "$work/killed-1/out")
-run_fb killed-2 "$work/long.ndjson" "$kill_state" $((total - first)) "$tail_db"
-unset storage
-# (Killed, the first run's file may end in a partial line.)
+run_fb killed-2 "$work/long-2.ndjson" "$kill_state" $((total - first))
 sort <(alert_keys "$work/killed-1/out" lenient) <(alert_keys "$work/killed-2/out") >"$work/killed.keys"
-if [ "$first" -gt 0 ] && [ "$first" -lt "$total" ] \
+if [ "$first" -gt 0 ] && [ "$first" -lt "$total" ] && [ "$journal_before_kill" -gt 40 ] \
   && diff <(alert_keys "$work/long.expected") "$work/killed.keys" >"$work/killed.diff"; then
-  pass "SIGKILL after $first of $total alerts, restart on the rest: the alerts of one run, none twice"
+  pass "SIGKILL after $first of $total alerts (journal of $journal_before_kill bytes unfolded), restart on the rest: the alerts of one run, none twice"
 else
-  fail "SIGKILL and restart" "first run $first of $total; $(head -3 "$work/killed.diff" | tr '\n' ' ')"
+  fail "SIGKILL and restart" "first run $first of $total, journal $journal_before_kill bytes; $(head -3 "$work/killed.diff" | tr '\n' ' ')"
 fi
 
 # A corrupt state file: reported (more than once), left as it is, nothing raised.
