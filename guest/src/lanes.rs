@@ -134,54 +134,112 @@ mod imp {
     target_arch = "x86_64"
 )))]
 mod imp {
+    pub use super::words::Lanes;
+}
+
+/// Sixteen bytes as two 64-bit words, each operation a few word instructions on all eight bytes at
+/// once (SWAR): for builds without vectors, such as the Fluent Bit and Extism modules that WAMR and
+/// Chicory interpret, where a byte at a time costs an interpreted instruction per byte and per
+/// operation. Lanes that hold a truth are 0xFF or 0x00, as the vector instructions give them.
+#[cfg(any(
+    test,
+    not(any(
+        all(target_arch = "wasm32", target_feature = "simd128"),
+        target_arch = "x86_64"
+    ))
+))]
+mod words {
     use super::WIDTH;
 
-    /// Sixteen bytes in an array.
+    /// The low seven bits of every byte.
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    /// The top bit of every byte.
+    const HIGH: u64 = !LOW;
+
+    /// Sixteen bytes in two little-endian words: byte `i` is lane `i`.
     #[derive(Clone, Copy)]
-    pub struct Lanes([u8; WIDTH]);
+    pub struct Lanes([u64; 2]);
+
+    /// From a word whose bytes' top bits say true or false, a word whose bytes are 0xFF or 0x00.
+    #[inline(always)]
+    fn widen(top_bits: u64) -> u64 {
+        ((top_bits & HIGH) >> 7) * 0xff
+    }
+
+    /// Where the bytes of `x` are zero, exactly (no false positives from borrows).
+    #[inline(always)]
+    fn zero_bytes(x: u64) -> u64 {
+        !(((x & LOW) + LOW) | x) & HIGH
+    }
+
+    /// Where the bytes of `a` are below those of `b`, as unsigned bytes, exactly.
+    #[inline(always)]
+    fn below(a: u64, b: u64) -> u64 {
+        // Bit 7 of each byte of `d`: the low seven bits of `a` are at least those of `b` (a byte
+        // of `a | HIGH` is at least 0x80, one of `b & LOW` at most 0x7f: no borrow crosses bytes).
+        let d = (a | HIGH) - (b & LOW);
+        ((!a & b) | (!(a ^ b) & !d)) & HIGH
+    }
 
     impl Lanes {
         #[inline(always)]
-        fn zip(self, other: Self, op: impl Fn(u8, u8) -> u8) -> Self {
-            let mut out = [0; WIDTH];
-            for ((out, a), b) in out.iter_mut().zip(self.0).zip(other.0) {
-                *out = op(a, b);
-            }
-            Self(out)
+        fn zip(self, other: Self, op: impl Fn(u64, u64) -> u64) -> Self {
+            Self([op(self.0[0], other.0[0]), op(self.0[1], other.0[1])])
         }
 
+        #[inline(always)]
         pub fn load(bytes: &[u8; WIDTH]) -> Self {
-            Self(*bytes)
+            let (low, high) = bytes.split_at(WIDTH / 2);
+            let word = |half: &[u8]| half.try_into().map_or(0, u64::from_le_bytes);
+            Self([word(low), word(high)])
         }
 
+        #[inline(always)]
         pub fn splat(byte: u8) -> Self {
-            Self([byte; WIDTH])
+            Self([u64::from(byte) * 0x0101_0101_0101_0101; 2])
         }
 
+        #[inline(always)]
         pub fn eq(self, other: Self) -> Self {
-            self.zip(other, |a, b| if a == b { 0xFF } else { 0 })
+            self.zip(other, |a, b| widen(zero_bytes(a ^ b)))
         }
 
+        #[inline(always)]
         pub fn lt_signed(self, other: Self) -> Self {
-            self.zip(other, |a, b| if (a as i8) < (b as i8) { 0xFF } else { 0 })
+            // Signed order is unsigned order with the top bits flipped.
+            self.zip(other, |a, b| widen(below(a ^ HIGH, b ^ HIGH)))
         }
 
+        #[inline(always)]
         pub fn or(self, other: Self) -> Self {
             self.zip(other, |a, b| a | b)
         }
 
+        #[inline(always)]
         pub fn and(self, other: Self) -> Self {
             self.zip(other, |a, b| a & b)
         }
 
+        #[inline(always)]
         pub fn any(self) -> bool {
-            self.0.iter().any(|&lane| lane != 0)
+            self.0[0] | self.0[1] != 0
         }
 
+        /// The top bit of each lane, lane 0 in bit 0.
+        #[inline(always)]
         pub fn bitmask(self) -> u16 {
-            self.0.iter().enumerate().fold(0, |mask, (index, &lane)| {
-                mask | (u16::from(lane >> 7) << index)
-            })
+            // The multiplication gathers the eight top bits into the word's top byte.
+            let gather =
+                |word: u64| ((word & HIGH).wrapping_mul(0x0002_0408_1020_4081) >> 56) as u16;
+            gather(self.0[0]) | gather(self.0[1]) << 8
+        }
+
+        #[cfg(test)]
+        pub fn bytes(self) -> [u8; WIDTH] {
+            let mut out = [0; WIDTH];
+            out[..8].copy_from_slice(&self.0[0].to_le_bytes());
+            out[8..].copy_from_slice(&self.0[1].to_le_bytes());
+            out
         }
     }
 }
@@ -206,5 +264,62 @@ mod tests {
         assert!(!zero.any());
         assert_eq!(open.or(lanes.eq(Lanes::splat(b'}'))).and(open).bitmask(), 1);
         assert_eq!(lanes.lt_signed(zero).bitmask(), 1 << 6);
+    }
+
+    /// The word-at-a-time lanes give, byte for byte, what the vector instructions give, on random
+    /// bytes and on bytes chosen around the edges of each operation (equal, 0x00, 0x7f, 0x80, 0xff).
+    #[test]
+    fn words_equal_vectors() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let edges = [
+            0x00, 0x01, 0x1f, 0x20, 0x5c, 0x7e, 0x7f, 0x80, 0x81, 0xfe, 0xff,
+        ];
+        let mut byte = || {
+            let r = next();
+            if r % 3 == 0 {
+                edges[(r >> 8) as usize % edges.len()]
+            } else {
+                (r >> 16) as u8
+            }
+        };
+        let lanes_of = |v: Lanes| {
+            let mut out = [0u8; WIDTH];
+            for (i, lane) in out.iter_mut().enumerate() {
+                *lane = if v.bitmask() >> i & 1 == 1 { 0xff } else { 0 };
+            }
+            out
+        };
+        for _ in 0..20_000 {
+            let a: [u8; WIDTH] = std::array::from_fn(|_| byte());
+            let mut b: [u8; WIDTH] = std::array::from_fn(|_| byte());
+            // Some lanes equal.
+            for (i, lane) in b.iter_mut().enumerate() {
+                if (a[i] ^ *lane) & 3 == 0 {
+                    *lane = a[i];
+                }
+            }
+            let (va, vb) = (Lanes::load(&a), Lanes::load(&b));
+            let (wa, wb) = (words::Lanes::load(&a), words::Lanes::load(&b));
+            assert_eq!(wa.eq(wb).bytes(), lanes_of(va.eq(vb)), "{a:?} {b:?}");
+            assert_eq!(
+                wa.lt_signed(wb).bytes(),
+                lanes_of(va.lt_signed(vb)),
+                "{a:?} {b:?}"
+            );
+            assert_eq!(wa.bitmask(), va.bitmask());
+            assert_eq!(wa.or(wb).bitmask(), va.or(vb).bitmask());
+            assert_eq!(wa.and(wb).bitmask(), va.and(vb).bitmask());
+            assert_eq!(wa.and(wb).any(), va.and(vb).any());
+            assert_eq!(
+                wa.eq(words::Lanes::splat(a[3])).bitmask(),
+                va.eq(Lanes::splat(a[3])).bitmask()
+            );
+        }
     }
 }

@@ -219,12 +219,9 @@ fn step(
     output: &mut Vec<u8>,
     entry: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let Ok(text) = std::str::from_utf8(record) else {
-        refused(counters);
-        return Ok(());
-    };
     let before = history_changes(&running.detector);
-    let outcome = running.detector.process(text);
+    // Not UTF-8, not an event: refused below, and it changes nothing.
+    let outcome = running.detector.process_bytes(record);
     if history_changes(&running.detector) != before {
         // Written before the alert leaves: a restart replays it and does not raise it again.
         entry.clear();

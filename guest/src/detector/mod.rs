@@ -139,6 +139,32 @@ impl Detector {
         self.process_exact(text)
     }
 
+    /// [`Detector::process`] of a record given as bytes, which need not be UTF-8: a record that is
+    /// not is reported as [`LineError::NotUtf8`] and is not an event. Plain ASCII, which the survey
+    /// tells, is not checked again: hosts that hand bytes over (Fluent Bit) save a pass.
+    pub fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, LineError> {
+        let survey = prefilter::survey(bytes);
+        self.process_surveyed(bytes, &survey)
+    }
+
+    /// One record and its survey: as [`Detector::process_bytes`].
+    fn process_surveyed(&mut self, text: &[u8], survey: &Survey) -> Result<Vec<String>, LineError> {
+        if survey.non_ascii
+            && let Err(error) = std::str::from_utf8(text)
+        {
+            return Err(LineError::NotUtf8(
+                u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
+            ));
+        }
+        if self.quiet(text, survey) {
+            self.stats.events += 1;
+            return Ok(Vec::new());
+        }
+        // Plain ASCII, or checked above: this cannot fail.
+        let text = String::from_utf8_lossy(text);
+        self.process_exact(&text).map_err(LineError::Event)
+    }
+
     /// Whether the prefilter or the fast path settles the record (UTF-8 text) with nothing to
     /// report; when it does, its effect on the history is applied, but not the event count.
     fn quiet(&mut self, text: &[u8], survey: &Survey) -> bool {
@@ -172,26 +198,9 @@ impl Detector {
             let (length, survey) = prefilter::survey_line(rest);
             let text = rest.get(..length).unwrap_or_default().trim_ascii();
             if !text.is_empty() {
-                let outcome = if survey.non_ascii
-                    && let Err(error) = std::str::from_utf8(text)
-                {
-                    Some(Err(LineError::NotUtf8(
-                        u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
-                    )))
-                } else if self.quiet(text, &survey) {
-                    self.stats.events += 1;
-                    None
-                } else {
-                    // Plain ASCII, or checked above: this cannot fail.
-                    let text = String::from_utf8_lossy(text);
-                    match self.process_exact(&text) {
-                        Ok(alerts) if alerts.is_empty() => None,
-                        Ok(alerts) => Some(Ok(alerts)),
-                        Err(error) => Some(Err(LineError::Event(error))),
-                    }
-                };
-                if let Some(outcome) = outcome {
-                    out.push(LineOutcome { line, outcome });
+                match self.process_surveyed(text, &survey) {
+                    Ok(alerts) if alerts.is_empty() => {}
+                    outcome => out.push(LineOutcome { line, outcome }),
                 }
             }
             start += length + 1;
