@@ -78,7 +78,7 @@ $extra
 [FILTER]
     Name wasm
     Match events
-    WASM_Path $work/filter.wasm
+    WASM_Path ${module:-$work/filter.wasm}
     Function_Name newterms_filter
     Event_Format json
     Accessible_Paths $state
@@ -211,6 +211,8 @@ handover=$work/to-scan/state
 mkdir -p "$handover"
 run_fb to-scan "$work/first-half.ndjson" "$handover" "$(wc -l <"$work/first-half.expected")"
 "$newterms" state fold "$handover" 2>/dev/null
+# `scan --state` updates the file it is given: the plugin below gets this copy.
+cp "$handover/newterms.state" "$work/handover.state"
 "$newterms" scan --state "$handover/newterms.state" "$work/second-half.ndjson" >"$work/to-scan.second" 2>/dev/null
 cat "$work/to-scan/out" "$work/to-scan.second" >"$work/to-scan.all"
 if diff <(alert_keys "$work/whole.expected") <(alert_keys "$work/to-scan.all") >/dev/null \
@@ -218,6 +220,27 @@ if diff <(alert_keys "$work/whole.expected") <(alert_keys "$work/to-scan.all") >
   pass "a filter state continues in newterms scan --state"
 else
   fail "filter -> scan" "$(count "$work/to-scan/out") + $(wc -l <"$work/to-scan.second") vs $(wc -l <"$work/whole.expected")"
+fi
+
+# Filter -> Extism plugin: the same folded state restored in the plugin, which takes the second half:
+# the alerts `newterms scan --state` gave above. The Extism runtime is tests/extism/run.sh's.
+extism_python=$repo/target/extism/venv/bin/python
+if [ -x "$extism_python" ]; then
+  "$newterms" component --target extism --output "$work/plugin.wasm" >/dev/null 2>&1
+  "$extism_python" - "$work/plugin.wasm" "$work/handover.state" "$work/second-half.ndjson" >"$work/to-plugin.second" <<'EOF'
+import sys
+import extism
+plugin = extism.Plugin(open(sys.argv[1], "rb").read(), wasi=False)
+plugin.call("restore", open(sys.argv[2], "rb").read())
+sys.stdout.buffer.write(plugin.call("process_ndjson", open(sys.argv[3], "rb").read()))
+EOF
+  if [ -s "$work/to-scan.second" ] && diff <(alert_keys "$work/to-scan.second") <(alert_keys "$work/to-plugin.second") >/dev/null; then
+    pass "a filter state continues in the Extism plugin ($(wc -l <"$work/to-plugin.second") alerts on the second half, as newterms scan)"
+  else
+    fail "filter -> Extism plugin" "$(wc -l <"$work/to-plugin.second") vs $(wc -l <"$work/to-scan.second")"
+  fi
+else
+  fail "filter -> Extism plugin" "no Extism runtime in target/extism/venv: run tests/extism/run.sh first"
 fi
 
 # Scan -> filter: warm up with `newterms scan --learn --state` on the first half, hand the file to the
@@ -232,6 +255,16 @@ if [ -s "$work/from-scan.expected" ] && diff <(alert_keys "$work/from-scan.expec
   pass "a state warmed up by newterms scan --learn continues in the filter"
 else
   fail "scan -> filter" "$(count "$work/from-scan/out") vs $(wc -l <"$work/from-scan.expected")"
+fi
+
+# Compiled ahead of time by WAMR's wamrc (tests/fluent-bit/wamrc.sh; needs LLVM 15), which is how a
+# deployment that needs speed runs it: the same alerts.
+if wamrc=$("$here/wamrc.sh"); then
+  "$wamrc" --target=x86_64 --disable-simd -o "$work/filter.aot" "$work/filter.wasm" >/dev/null
+  module=$work/filter.aot compare aot-example-default "$repo/examples/lambda-invocations.ndjson" default
+  module=$work/filter.aot compare aot-generated-elastic "$work/generated.ndjson" elastic
+else
+  fail "ahead of time" "wamrc could not be built (see above)"
 fi
 
 echo "$passed passed, $failed failed"
