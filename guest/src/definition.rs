@@ -102,6 +102,13 @@ impl Profile {
             Profile::Elastic => "elastic",
         }
     }
+
+    /// The profile of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Profile::Default, Profile::Elastic]
+            .into_iter()
+            .find(|profile| profile.name() == name)
+    }
 }
 
 /// How a rule runs under one profile.

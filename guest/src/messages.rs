@@ -1,26 +1,21 @@
-//! What the rule's errors say to people: one wording for every face that reports them as text
-//! (the Extism plugin's errors, and the host's error types, which display through these). A
-//! snapshot's refusal has its wording beside it, in `newterms-snapshot`.
+//! The rule's errors, said in the one wording the faces and the host share
+//! ([`newterms_contract::wording`]). A snapshot's refusal has its wording beside it, in
+//! `newterms-snapshot`.
 
 use std::fmt;
 
-use crate::detector::{EventError, LineError};
+use newterms_contract::wording;
+
+use crate::detector::{ConfigError, EventError, LineError};
 
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventError::MalformedJson(why) => write!(f, "malformed JSON: {why}"),
-            EventError::NotAnObject => f.write_str("not a JSON object"),
-            EventError::MissingTime => {
-                f.write_str("matching event without a time (@timestamp or eventTime)")
-            }
-            EventError::InvalidTime(value) => {
-                write!(f, "matching event with an unreadable time {value:?}")
-            }
-            EventError::TooManyTerms(count) => write!(
-                f,
-                "{count} term combinations in one event is more than the rule takes"
-            ),
+            EventError::MalformedJson(why) => wording::malformed_json(f, why),
+            EventError::NotAnObject => wording::not_an_object(f),
+            EventError::MissingTime => wording::missing_time(f),
+            EventError::InvalidTime(value) => wording::invalid_time(f, value),
+            EventError::TooManyTerms(count) => wording::too_many_terms(f, *count),
         }
     }
 }
@@ -28,8 +23,18 @@ impl fmt::Display for EventError {
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LineError::NotUtf8(offset) => write!(f, "not UTF-8 (invalid byte at {offset})"),
+            LineError::NotUtf8(offset) => wording::not_utf8(f, *offset),
             LineError::Event(error) => error.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroCapacity => wording::zero_capacity(f),
+            ConfigError::InvalidWindow(window) => wording::invalid_window(f, *window),
+            ConfigError::InvalidException(why) => wording::invalid_exception(f, why),
         }
     }
 }

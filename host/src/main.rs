@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use newterms_guest::settings::{self, Settings, parse_duration_ms};
+use newterms_contract::settings::{ARN_FIELD, Refused, Settings, parse_duration_ms};
 
 use newterms::scan::BatchLimits;
 use newterms::{
-    EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
+    ConfigError, EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
 };
 use newterms::{faces, snapshots};
+use newterms_snapshot::journal;
 
 /// Runs the "AWS Lambda Function Invoked by an Unusual Principal" new-terms rule, a sandboxed
 /// WebAssembly component, over CloudTrail records or ECS documents.
@@ -134,6 +135,24 @@ struct RuleArgs {
     cpu_deadline_ms: u64,
 }
 
+impl RuleArgs {
+    /// The embedded rule, its default configuration and the default limits.
+    fn embedded_defaults() -> Self {
+        let limits = Limits::default();
+        RuleArgs {
+            profile: None,
+            config: None,
+            window: None,
+            capacity: None,
+            exclude_arns: Vec::new(),
+            rule: None,
+            rule_sha256: None,
+            max_memory: limits.max_memory_bytes >> 20,
+            cpu_deadline_ms: limits.call_deadline.as_millis() as u64,
+        }
+    }
+}
+
 #[derive(Args)]
 struct ScanArgs {
     #[command(flatten)]
@@ -197,22 +216,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn rule_config(args: &RuleArgs, learn: bool) -> Result<RuleConfig> {
-    // The file's keys are the rule crate's schema, checked there; flags then override them.
+/// The rule component the arguments name, and its configuration (the `--config` file, then the
+/// flags), checked by the rule itself: a value it refuses is reported with the key it came from.
+fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleConfig)> {
     let settings = match &args.config {
         Some(path) => read_config_file(path)?,
         None => Settings::default(),
     };
-    let file = settings
-        .to_config()
-        .with_context(|| format!("in configuration file {}", config_path(args)))?;
+    let in_file = || format!("in configuration file {}", config_path(args));
+    // The file's syntax is read here; its values are the rule's to check, below.
+    let file = settings.resolve().with_context(in_file)?;
+    let file_profile = match file.profile.as_deref() {
+        None => Profile::Default,
+        Some(name) => name
+            .parse()
+            .map_err(|message| settings.key_of(Refused::Profile, message))
+            .with_context(in_file)?,
+    };
     let mut exceptions: Vec<Exception> = file
         .exceptions
         .into_iter()
-        .map(|exception| Exception {
-            field: exception.field,
-            patterns: exception.patterns,
-        })
+        .map(|(field, patterns)| Exception { field, patterns })
         .collect();
     if !args.exclude_arns.is_empty() {
         // One exception on the ARN field, as `exclude_arns` in the file makes.
@@ -222,22 +246,41 @@ fn rule_config(args: &RuleArgs, learn: bool) -> Result<RuleConfig> {
                 arns.patterns.extend(args.exclude_arns.iter().cloned());
             }
             _ => exceptions.push(Exception {
-                field: settings::ARN_FIELD.into(),
+                field: ARN_FIELD.into(),
                 patterns: args.exclude_arns.clone(),
             }),
         }
     }
-    let file_profile = match file.profile {
-        newterms_guest::Profile::Default => Profile::Default,
-        newterms_guest::Profile::Elastic => Profile::Elastic,
-    };
-    Ok(RuleConfig {
+    let config = RuleConfig {
         profile: args.profile.unwrap_or(file_profile),
         window_ms: args.window.or(file.window_ms),
         exceptions,
         capacity: args.capacity.or(file.capacity),
         learn: learn || file.learn,
-    })
+    };
+    let component = load_component(args)?;
+    match component.instantiate(&config) {
+        Err(newterms::Error::Config(error)) if args.config.is_some() => {
+            Err(settings.key_of(refused(&error, &config), error.to_string())).with_context(in_file)
+        }
+        Err(error) => Err(error.into()),
+        Ok(_) => Ok((component, config)),
+    }
+}
+
+/// Which value of a configuration the rule's refusal is about.
+fn refused(error: &ConfigError, config: &RuleConfig) -> Refused {
+    match error {
+        ConfigError::ZeroCapacity => Refused::Capacity,
+        ConfigError::InvalidWindow(_) => Refused::Window,
+        ConfigError::InvalidException(_) => Refused::Exception(
+            config
+                .exceptions
+                .iter()
+                .position(|e| e.field.is_empty() || e.patterns.is_empty())
+                .unwrap_or(usize::MAX),
+        ),
+    }
 }
 
 fn config_path(args: &RuleArgs) -> String {
@@ -303,8 +346,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let config = rule_config(&args.rule, args.learn)?;
-    let component = load_component(&args.rule)?;
+    let (component, config) = configured_rule(&args.rule, args.learn)?;
     let request = scan_command::ScanRequest {
         inputs: args.inputs,
         state: args.state,
@@ -321,8 +363,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
 }
 
 fn run_info(args: RuleArgs) -> Result<()> {
-    let config = rule_config(&args, false)?;
-    let component = load_component(&args)?;
+    let (component, config) = configured_rule(&args, false)?;
     let mut rule = component.instantiate(&config)?;
     let metadata = rule.metadata()?;
     let mut out = io::stdout().lock();
@@ -382,6 +423,59 @@ fn run_info(args: RuleArgs) -> Result<()> {
     Ok(())
 }
 
+/// `state fold DIR`: what the Fluent Bit filter does when it starts, run through the rule component
+/// (the one this host embeds) rather than the filter's native code: restore `newterms.state`, replay
+/// the journal's records over it, write the snapshot and an empty journal naming it, each atomically.
+/// The configuration is the filter's own `newterms.toml`, when there is one.
+fn fold_filter_state(dir: &Path) -> Result<()> {
+    let config_file = dir.join(journal::CONFIG_FILE);
+    let args = RuleArgs {
+        config: config_file.exists().then_some(config_file),
+        ..RuleArgs::embedded_defaults()
+    };
+    let (component, config) = configured_rule(&args, false)?;
+    let mut rule = component.instantiate(&config)?;
+    let state_path = dir.join(journal::STATE_FILE);
+    let base = match std::fs::read(&state_path) {
+        Ok(bytes) => {
+            rule.restore(&bytes)
+                .with_context(|| format!("{} cannot be used", state_path.display()))?;
+            journal::base_of(&bytes)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => journal::NO_SNAPSHOT,
+        Err(error) => return Err(error).context(format!("cannot read {}", state_path.display())),
+    };
+    let journal_path = dir.join(journal::JOURNAL_FILE);
+    let mut replayed = 0u64;
+    match std::fs::read(&journal_path) {
+        Ok(bytes) => {
+            let records = journal::records(&bytes, &base)
+                .map_err(|error| anyhow::anyhow!("journal {} {error}", journal_path.display()))?;
+            for record in records {
+                // As the filter replays: its alerts were handed back and its refusal counted when
+                // it first ran; a record that is not UTF-8 was refused and changed nothing.
+                if let Ok(text) = std::str::from_utf8(record) {
+                    let _outcome = rule.process_event(text)?;
+                }
+                replayed += 1;
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).context(format!("cannot read {}", journal_path.display())),
+    }
+    let snapshot = rule.snapshot()?;
+    newterms::durable::write_atomically(&state_path, &snapshot)
+        .with_context(|| format!("cannot write {}", state_path.display()))?;
+    newterms::durable::write_atomically(&journal_path, &journal::header(&snapshot))
+        .with_context(|| format!("cannot write {}", journal_path.display()))?;
+    eprintln!(
+        "newterms: folded {} ({replayed} records) into {}",
+        journal_path.display(),
+        state_path.display()
+    );
+    Ok(())
+}
+
 fn run_state(command: StateCommand) -> Result<()> {
     let read = |path: &Path| {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
@@ -426,18 +520,8 @@ fn run_state(command: StateCommand) -> Result<()> {
             }
             Ok(())
         }
-        StateCommand::Fold { dir } => {
-            newterms_fluent_bit::filter::Filter::fold_directory(&dir)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("cannot fold the filter state in {}", dir.display()))?;
-            eprintln!(
-                "newterms: folded {} into {}",
-                dir.join(newterms_fluent_bit::filter::JOURNAL_FILE)
-                    .display(),
-                dir.join(newterms_fluent_bit::filter::STATE_FILE).display()
-            );
-            Ok(())
-        }
+        StateCommand::Fold { dir } => fold_filter_state(&dir)
+            .with_context(|| format!("cannot fold the filter state in {}", dir.display())),
         StateCommand::Merge { inputs, output } => {
             let parts = inputs
                 .iter()

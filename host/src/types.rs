@@ -1,7 +1,10 @@
 //! The host's own view of what crosses the component boundary. Generated binding types stay in
-//! [`crate::bindings`]; everything public speaks these.
+//! [`crate::bindings`]; everything public speaks these. Errors say what the rule crate's say, in the
+//! wording both take from `newterms-contract`.
 
 use std::fmt;
+
+use newterms_contract::wording;
 
 /// Which reading of the rule to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,9 +33,7 @@ impl std::str::FromStr for Profile {
         match name {
             "default" => Ok(Profile::Default),
             "elastic" => Ok(Profile::Elastic),
-            other => Err(format!(
-                "unknown profile {other:?}: expected default or elastic"
-            )),
+            other => Err(wording::unknown_profile(other)),
         }
     }
 }
@@ -76,9 +77,9 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::ZeroCapacity => f.write_str("the history capacity must be at least 1"),
-            ConfigError::InvalidWindow(window) => write!(f, "a window of {window} ms is refused"),
-            ConfigError::InvalidException(why) => write!(f, "invalid exception: {why}"),
+            ConfigError::ZeroCapacity => wording::zero_capacity(f),
+            ConfigError::InvalidWindow(window) => wording::invalid_window(f, *window),
+            ConfigError::InvalidException(why) => wording::invalid_exception(f, why),
         }
     }
 }
@@ -98,18 +99,15 @@ pub enum EventError {
     TooManyTerms(u64),
 }
 
-// The wording is the rule crate's, which the faces that report errors as text share.
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use newterms_guest::EventError as Guest;
-        let error = match self.clone() {
-            EventError::MalformedJson(why) => Guest::MalformedJson(why),
-            EventError::NotAnObject => Guest::NotAnObject,
-            EventError::MissingTime => Guest::MissingTime,
-            EventError::InvalidTime(value) => Guest::InvalidTime(value),
-            EventError::TooManyTerms(count) => Guest::TooManyTerms(count),
-        };
-        error.fmt(f)
+        match self {
+            EventError::MalformedJson(why) => wording::malformed_json(f, why),
+            EventError::NotAnObject => wording::not_an_object(f),
+            EventError::MissingTime => wording::missing_time(f),
+            EventError::InvalidTime(value) => wording::invalid_time(f, value),
+            EventError::TooManyTerms(count) => wording::too_many_terms(f, *count),
+        }
     }
 }
 
@@ -139,7 +137,7 @@ pub enum LineError {
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LineError::NotUtf8(offset) => newterms_guest::LineError::NotUtf8(*offset).fmt(f),
+            LineError::NotUtf8(offset) => wording::not_utf8(f, *offset),
             LineError::Event(error) => error.fmt(f),
         }
     }

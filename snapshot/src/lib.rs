@@ -22,6 +22,7 @@
 //! histories (the host's `state inspect` and `state merge`) read the format without linking a rule.
 //! A change to the bytes is a new [`FORMAT_VERSION`].
 
+pub mod journal;
 pub mod term;
 pub mod time;
 

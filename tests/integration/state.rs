@@ -306,3 +306,105 @@ fn a_large_snapshot_crosses_in_pieces_and_linear_memory_grows_by_the_history_onl
         saved.linear_memory_bytes
     );
 }
+
+/// `state fold DIR` (a Fluent Bit filter's directory): the state restored, the journal's records
+/// replayed through the component, written back with an empty journal naming it. The result is the
+/// state `scan --state` makes of the same records, byte for byte; a torn last entry is left out (its
+/// record comes again), and a journal that continues another snapshot is ignored.
+#[test]
+fn state_fold_replays_the_journal_through_the_component() {
+    use newterms_snapshot::journal;
+
+    let dir = scratch("fold");
+    let users = |range: std::ops::Range<u32>| -> Vec<String> {
+        range
+            .map(|index| {
+                let time = newterms_guest::time::format_iso8601(
+                    1_709_251_200_000 + i64::from(index) * 60_000,
+                );
+                direct_invoke(&format!("user-{}", index % 7), &time).to_string()
+            })
+            .collect()
+    };
+    let first = users(0..10);
+    let later = users(10..30);
+    let write = |path: &std::path::Path, lines: &[String]| {
+        std::fs::write(
+            path,
+            lines
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>(),
+        )
+        .expect("write events");
+    };
+    write(&dir.join("first.ndjson"), &first);
+    write(&dir.join("later.ndjson"), &later);
+    let scan = |state: &std::path::Path, input: &str| {
+        let run = crate::support::newterms(
+            &[
+                "scan",
+                "--state",
+                &state.display().to_string(),
+                &dir.join(input).display().to_string(),
+            ],
+            b"",
+        );
+        assert!(run.status.success(), "{}", run.stderr);
+    };
+    // The reference: the first events, then the later ones, through `scan --state`.
+    let reference = dir.join("reference.state");
+    scan(&reference, "first.ndjson");
+    let filter_dir = dir.join("filter");
+    std::fs::create_dir_all(&filter_dir).expect("filter dir");
+    let state_path = filter_dir.join(journal::STATE_FILE);
+    std::fs::copy(&reference, &state_path).expect("copy state");
+    scan(&reference, "later.ndjson");
+
+    // The filter's directory: the state after the first events, a journal of the later ones and a
+    // torn entry at its end.
+    let base = std::fs::read(&state_path).expect("state");
+    let mut journal_bytes = journal::header(&base);
+    let mut entry = Vec::new();
+    for record in &later {
+        journal::entry(record.as_bytes(), &mut entry);
+        journal_bytes.extend_from_slice(&entry);
+    }
+    journal::entry(first[0].as_bytes(), &mut entry);
+    journal_bytes.extend_from_slice(&entry[..entry.len() / 2]);
+    let journal_path = filter_dir.join(journal::JOURNAL_FILE);
+    std::fs::write(&journal_path, &journal_bytes).expect("journal");
+
+    let fold =
+        || crate::support::newterms(&["state", "fold", &filter_dir.display().to_string()], b"");
+    let run = fold();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.stderr.contains("(20 records)"), "{}", run.stderr);
+    let folded = std::fs::read(&state_path).expect("folded state");
+    assert_eq!(folded, std::fs::read(&reference).expect("reference"));
+    assert_eq!(
+        std::fs::read(&journal_path).expect("journal"),
+        journal::header(&folded)
+    );
+
+    // Folding again changes nothing; a journal naming another snapshot is ignored.
+    let mut stale = journal::header(b"an older snapshot");
+    journal::entry(users(40..41)[0].as_bytes(), &mut entry);
+    stale.extend_from_slice(&entry);
+    std::fs::write(&journal_path, &stale).expect("stale journal");
+    let run = fold();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.stderr.contains("(0 records)"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&state_path).expect("state"), folded);
+
+    // Not a journal: refused, and the state is left as it is.
+    std::fs::write(&journal_path, b"not a journal").expect("bad journal");
+    let run = fold();
+    assert!(!run.status.success());
+    assert!(
+        run.stderr.contains("is not a newterms journal"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&state_path).expect("state"), folded);
+}

@@ -25,5 +25,5 @@ pub fn from_json(json: &[u8]) -> Result<Config, String> {
             return Err(culprit.unwrap_or_else(|| error.to_string()));
         }
     };
-    settings.to_config().map_err(|error| error.to_string())
+    newterms_guest::settings::config_of(&settings).map_err(|error| error.to_string())
 }

@@ -4,16 +4,12 @@
 //!
 //! # State and crashes
 //! The directory holds [`STATE_FILE`], a snapshot in the rule's own format (what `newterms scan
-//! --state` reads and writes), and [`JOURNAL_FILE`]: a header naming the snapshot it continues (the
-//! SHA-256 of its bytes), then one entry per record that changed the history (the record itself,
-//! length and CRC-32 first), appended before that record's alert is handed back. At start the
-//! snapshot is restored and the journal's entries replayed through the rule (a replay of an event
-//! the history already holds changes nothing), then both are folded into a new snapshot: written to a
+//! --state` reads and writes), and [`JOURNAL_FILE`], the records that changed the history since (the
+//! format, and why a torn or stale journal is safe: [`newterms_snapshot::journal`]); each entry is
+//! appended before its record's alert is handed back. At start the snapshot is restored and the
+//! journal replayed through the rule, then both are folded into a new snapshot: written to a
 //! temporary file and renamed over the old one, then a new empty journal naming it, also by rename.
-//! Killed between the two renames, the old journal names a snapshot that is gone and is ignored,
-//! which is right, since its entries are in the new snapshot. A torn last entry (killed mid-write)
-//! fails its length or CRC and ends the replay: its record's alert was never handed back, so Fluent
-//! Bit delivers the record again. The journal is folded every [`FOLD_ENTRIES`] entries too.
+//! The journal is folded every [`FOLD_ENTRIES`] entries too.
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
@@ -22,16 +18,11 @@ use std::path::{Path, PathBuf};
 
 use newterms_guest::settings::Settings;
 use newterms_guest::{Config, Detector};
-use sha2::{Digest, Sha256};
+use newterms_snapshot::journal;
 
-/// The configuration file, in the filter's directory.
-pub const CONFIG_FILE: &str = "newterms.toml";
-/// The history, in the rule's snapshot format.
-pub const STATE_FILE: &str = "newterms.state";
-/// History changes since [`STATE_FILE`] was written.
-pub const JOURNAL_FILE: &str = "newterms.journal";
-/// The journal's first bytes, then the SHA-256 of the snapshot it continues.
-pub const JOURNAL_MAGIC: &[u8; 8] = b"NTJRNL01";
+/// The configuration, the history (in the rule's snapshot format) and the history's changes since,
+/// in the filter's directory.
+pub use newterms_snapshot::journal::{CONFIG_FILE, JOURNAL_FILE, STATE_FILE};
 /// Journal entries that trigger a fold into the snapshot.
 pub const FOLD_ENTRIES: u64 = 20_000;
 /// Journal bytes that trigger a fold into the snapshot.
@@ -150,12 +141,6 @@ impl Filter {
         self.dir.join(name)
     }
 
-    /// Folds the journal of a filter's directory into its state file, as a start of the filter does,
-    /// for handing the state to `newterms scan --state` while Fluent Bit is stopped.
-    pub fn fold_directory(dir: &Path) -> Result<(), String> {
-        Filter::new(dir.to_path_buf()).start().map(drop)
-    }
-
     /// Reads the configuration and the state, and folds the journal.
     fn start(&mut self) -> Result<Running, String> {
         let config_path = self.path(CONFIG_FILE);
@@ -165,8 +150,7 @@ impl Filter {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Settings::default(),
             Err(error) => return Err(format!("cannot read {}: {error}", config_path.display())),
         };
-        let config = settings
-            .to_config()
+        let config = newterms_guest::settings::config_of(&settings)
             .map_err(|error| format!("{}: {error}", config_path.display()))?;
         let mut detector = Detector::new(Config {
             hash_key: random_hash_key(),
@@ -183,9 +167,9 @@ impl Filter {
                         state_path.display()
                     )
                 })?;
-                Sha256::digest(&bytes).into()
+                journal::base_of(&bytes)
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => [0; 32],
+            Err(error) if error.kind() == io::ErrorKind::NotFound => journal::NO_SNAPSHOT,
             Err(error) => return Err(format!("cannot read {}: {error}", state_path.display())),
         };
 
@@ -224,10 +208,7 @@ fn step(
     let outcome = running.detector.process_bytes(record);
     if history_changes(&running.detector) != before {
         // Written before the alert leaves: a restart replays it and does not raise it again.
-        entry.clear();
-        entry.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        entry.extend_from_slice(&crc32fast::hash(record).to_le_bytes());
-        entry.extend_from_slice(record);
+        journal::entry(record, entry);
         running
             .journal
             .write_all(entry)
@@ -295,33 +276,12 @@ fn answer(alerts: &[String], output: &mut Vec<u8>, counters: &mut Counters) {
     }
 }
 
-/// Replays the journal's entries when it continues the snapshot `base`; a torn last entry ends it.
-fn replay(detector: &mut Detector, journal: &[u8], base: &[u8; 32]) -> Result<(), String> {
-    let Some(rest) = journal.strip_prefix(JOURNAL_MAGIC.as_slice()) else {
-        return Err("is not a newterms journal".into());
-    };
-    let Some((journal_base, mut entries)) = rest.split_first_chunk::<32>() else {
-        return Err("has a truncated header".into());
-    };
-    if journal_base != base {
-        // Continues an older snapshot: killed after the fold renamed the snapshot and before it
-        // renamed the new journal; these entries are in the snapshot already.
-        return Ok(());
-    }
-    while let Some((header, after)) = entries.split_first_chunk::<8>() {
-        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(record) = after.get(..length) else {
-            break;
-        };
-        if crc32fast::hash(record) != crc {
-            break;
-        }
+/// Replays the journal's records when it continues the snapshot `base`.
+fn replay(detector: &mut Detector, bytes: &[u8], base: &[u8; 32]) -> Result<(), String> {
+    let records = journal::records(bytes, base).map_err(|error| error.to_string())?;
+    for record in records {
         // Replayed as it ran: its alerts were handed back then, its errors counted then.
-        if let Ok(text) = std::str::from_utf8(record) {
-            let _ = detector.process(text);
-        }
-        entries = &after[length..];
+        let _ = detector.process_bytes(record);
     }
     Ok(())
 }
@@ -331,10 +291,8 @@ fn replay(detector: &mut Detector, journal: &[u8], base: &[u8; 32]) -> Result<()
 fn fold(dir: &Path, detector: &Detector) -> Result<File, String> {
     let snapshot = detector.snapshot();
     replace(&dir.join(STATE_FILE), &snapshot)?;
-    let mut header = JOURNAL_MAGIC.to_vec();
-    header.extend_from_slice(&Sha256::digest(&snapshot));
     let journal_path = dir.join(JOURNAL_FILE);
-    replace(&journal_path, &header)?;
+    replace(&journal_path, &journal::header(&snapshot))?;
     OpenOptions::new()
         .append(true)
         .open(&journal_path)
