@@ -1,5 +1,8 @@
 //! Checkpoints of a scan over files: where it was, how long its output files were, and the rule's
-//! history at that point, in one file replaced atomically.
+//! history at that point, in one file replaced atomically. A scan over files that ends leaves a last
+//! one that says it ended ([`Checkpoint::completed`], with no history: the state file has it), so that
+//! the same command run again, because the first was killed while it exited, does nothing rather
+//! than scan again and replace the alerts it wrote with none.
 //!
 //! ```text
 //! magic    8 bytes  "NTCHKPT1"
@@ -27,6 +30,44 @@ pub struct Checkpoint {
     pub dead_letter_len: Option<u64>,
     /// The rule's history at this point.
     pub snapshot: Vec<u8>,
+    /// The scan ended, over these files with this rule: the same scan of them, unchanged, has nothing
+    /// to do.
+    pub completed: Option<Completion>,
+}
+
+/// What an ended scan was: its input files as they were, and the rule and configuration it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The inputs' fingerprints, in order.
+    pub files: Vec<Fingerprint>,
+    /// The rule component and its configuration, as the host describes them.
+    pub rule: String,
+}
+
+/// What a file input was when a scan read it: its length and modification time, which change when it
+/// is written again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Length in bytes.
+    pub len: u64,
+    /// Modification time: seconds and nanoseconds since the epoch (zero where the system has none).
+    pub modified: (u64, u32),
+}
+
+impl Fingerprint {
+    /// The fingerprint of the file at `path`.
+    pub fn of(path: &std::path::Path) -> std::io::Result<Self> {
+        let metadata = std::fs::metadata(path)?;
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or((0, 0), |since| (since.as_secs(), since.subsec_nanos()));
+        Ok(Self {
+            len: metadata.len(),
+            modified,
+        })
+    }
 }
 
 /// What identifies a scan: a checkpoint is resumed only by the same scan.
@@ -45,6 +86,8 @@ struct Header {
     position: Position,
     output_len: Option<u64>,
     dead_letter_len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    completed: Option<Completion>,
 }
 
 impl Checkpoint {
@@ -55,6 +98,7 @@ impl Checkpoint {
             position: self.position,
             output_len: self.output_len,
             dead_letter_len: self.dead_letter_len,
+            completed: self.completed.clone(),
         };
         // Serialising plain data to a Vec cannot fail.
         let header = serde_json::to_vec(&header).unwrap_or_default();
@@ -98,6 +142,7 @@ impl Checkpoint {
             output_len: header.output_len,
             dead_letter_len: header.dead_letter_len,
             snapshot: snapshot.to_vec(),
+            completed: header.completed,
         })
     }
 }
@@ -133,12 +178,25 @@ mod tests {
             output_len: Some(1_234),
             dead_letter_len: None,
             snapshot: b"NTRMSNAP...".to_vec(),
+            completed: None,
         }
     }
 
     #[test]
     fn round_trips() {
         assert_eq!(Checkpoint::decode(&sample().encode()), Ok(sample()));
+        let completed = Checkpoint {
+            completed: Some(Completion {
+                files: vec![Fingerprint {
+                    len: 7,
+                    modified: (1_700_000_000, 5),
+                }],
+                rule: "default profile".into(),
+            }),
+            snapshot: Vec::new(),
+            ..sample()
+        };
+        assert_eq!(Checkpoint::decode(&completed.encode()), Ok(completed));
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   opens one, cut back to its checkpointed length when resuming.
 //! - [`DurableRun::checkpoint`]: the outputs on disk first, then the checkpoint (history, position,
 //!   output lengths), replaced atomically.
-//! - [`DurableRun::finish`]: the end-of-run order: the state saved, then the checkpoint removed.
+//! - [`DurableRun::finish`]: the end-of-run order: the state saved, then the checkpoint says the run
+//!   ended (over files; removed after a stream), so that the same run again, because the first was
+//!   killed while it exited, does nothing ([`DurableRun::completed`]) rather than scan again and
+//!   replace the alerts it wrote with none.
 //! - [`write_atomically`]: the one routine that replaces a file (state, checkpoint, compiled cache).
 //!
 //! A library user with its own [`crate::scan::Sink`] gets exactly-once output by writing alerts to
@@ -20,7 +23,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::checkpoint::{Checkpoint, RunIdentity};
+use crate::checkpoint::{Checkpoint, Completion, RunIdentity};
 use crate::error::Error;
 use crate::input::Position;
 use crate::state::{FileStateStore, StateStore};
@@ -281,6 +284,8 @@ pub struct DurableRun {
     checkpoints: Option<FileStateStore>,
     run: RunIdentity,
     resumed: Option<Checkpoint>,
+    /// The same scan, of the same unchanged files, already ended.
+    completed: bool,
     reset: bool,
 }
 
@@ -288,12 +293,39 @@ impl DurableRun {
     /// A run identified by `run`, with its state in `state` (none: a run that keeps nothing, and
     /// resumes nothing). Takes the lock and loads the checkpoint, unless `reset` (start with an
     /// empty history, discarding the checkpoint).
-    pub fn open(state: Option<&Path>, run: RunIdentity, reset: bool) -> Result<Self, DurableError> {
+    ///
+    /// `completion` is what the run is when its inputs are all files (their fingerprints, the rule
+    /// and its configuration): such a run, when it ends, says so in its checkpoint, and the same run
+    /// over the same unchanged files then has nothing to do ([`DurableRun::completed`]).
+    pub fn open(
+        state: Option<&Path>,
+        run: RunIdentity,
+        completion: Option<&Completion>,
+        reset: bool,
+    ) -> Result<Self, DurableError> {
         let lock = state.map(StateLock::acquire).transpose()?;
         let checkpoints = state.map(|state| FileStateStore::new(sibling(state, "checkpoint")));
-        let resumed = match &checkpoints {
-            Some(store) if !reset => load_checkpoint(store, &run)?,
+        let last = match &checkpoints {
+            Some(store) if !reset => load_checkpoint(store)?,
             _ => None,
+        };
+        let (resumed, completed) = match last {
+            // An ended run: this one is the same run again, or another that starts afresh.
+            Some(checkpoint) if checkpoint.completed.is_some() => {
+                let same = checkpoint.run == run
+                    && completion.is_some()
+                    && checkpoint.completed.as_ref() == completion;
+                (None, same)
+            }
+            Some(checkpoint) if checkpoint.run != run => {
+                return Err(DurableError::OtherRun {
+                    path: checkpoints
+                        .map(|store| store.path().to_owned())
+                        .unwrap_or_default(),
+                    run: checkpoint.run,
+                });
+            }
+            interrupted => (interrupted, false),
         };
         Ok(Self {
             _lock: lock,
@@ -301,8 +333,16 @@ impl DurableRun {
             checkpoints,
             run,
             resumed,
+            completed,
             reset,
         })
+    }
+
+    /// This run, over the same unchanged files, already ended: its outputs are whole, its state
+    /// saved. It was run again (killed while it exited, say): there is nothing to do, and scanning
+    /// again would replace its alerts with none.
+    pub fn completed(&self) -> bool {
+        self.completed
     }
 
     /// The checkpoint this run resumes, if any.
@@ -380,47 +420,61 @@ impl DurableRun {
             output_len,
             dead_letter_len,
             snapshot: snapshot.to_vec(),
+            completed: None,
         };
         write_atomically(store.path(), &checkpoint.encode())
     }
 
     /// The run ended (every input read, or a stream stopped): the state is saved with `history`,
-    /// then the checkpoint removed. Call it with the outputs already on disk and the rule's
-    /// instance dropped: a run killed before the checkpoint is gone resumes and rewrites nothing.
-    pub fn finish(self, history: Option<&[u8]>) -> Result<(), DurableError> {
+    /// then the checkpoint says so: with a `completion` (inputs that are all files) it records that
+    /// the run ended, so that running it again does nothing; otherwise it is removed. Call it with the outputs already on disk and the rule's instance dropped: a run killed
+    /// before the checkpoint changes resumes and rewrites nothing, and one killed after it (while it
+    /// exits) is found ended.
+    pub fn finish(
+        self,
+        history: Option<&[u8]>,
+        completion: Option<Completion>,
+    ) -> Result<(), DurableError> {
         if let (Some(store), Some(history)) = (&self.state, history) {
             store.save(history)?;
         }
-        if let Some(store) = &self.checkpoints {
-            match fs::remove_file(store.path()) {
-                Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                    return Err(io_at(store.path())(error));
-                }
-                _ => {}
+        let Some(store) = &self.checkpoints else {
+            return Ok(());
+        };
+        match completion {
+            Some(completion) => {
+                let ended = Checkpoint {
+                    run: self.run.clone(),
+                    // Past the last input.
+                    position: Position {
+                        input: self.run.inputs.len(),
+                        items: 0,
+                    },
+                    output_len: None,
+                    dead_letter_len: None,
+                    snapshot: Vec::new(),
+                    completed: Some(completion),
+                };
+                write_atomically(store.path(), &ended.encode()).map_err(io_at(store.path()))
             }
+            None => match fs::remove_file(store.path()) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    Err(io_at(store.path())(error))
+                }
+                _ => Ok(()),
+            },
         }
-        Ok(())
     }
 }
 
-fn load_checkpoint(
-    store: &FileStateStore,
-    run: &RunIdentity,
-) -> Result<Option<Checkpoint>, DurableError> {
+fn load_checkpoint(store: &FileStateStore) -> Result<Option<Checkpoint>, DurableError> {
     let Some(bytes) = store.load()? else {
         return Ok(None);
     };
-    let path = store.path().to_owned();
-    let checkpoint =
-        Checkpoint::decode(&bytes).map_err(|why| DurableError::UnusableCheckpoint {
-            path: path.clone(),
+    Checkpoint::decode(&bytes)
+        .map(Some)
+        .map_err(|why| DurableError::UnusableCheckpoint {
+            path: store.path().to_owned(),
             why,
-        })?;
-    if checkpoint.run != *run {
-        return Err(DurableError::OtherRun {
-            path,
-            run: checkpoint.run,
-        });
-    }
-    Ok(Some(checkpoint))
+        })
 }

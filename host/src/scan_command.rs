@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use newterms::checkpoint::RunIdentity;
+use newterms::checkpoint::{Completion, Fingerprint, RunIdentity};
 use newterms::durable::{DurableRun, TrackedFile, sibling};
 use newterms::input::{Input, InputReader, Position};
 use newterms::scan::{
@@ -90,7 +90,40 @@ pub fn run(
             .map(|path| path.display().to_string()),
     };
 
-    let durable = DurableRun::open(request.state.as_deref(), identity, request.reset_state)?;
+    // What this scan is when its inputs are all files: a scan of them records that it ended.
+    let completion = inputs
+        .iter()
+        .map(|input| match input {
+            Input::File(path) => Fingerprint::of(path).ok(),
+            Input::Stdin | Input::Stream(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|files| Completion {
+            files,
+            rule: format!(
+                "{} {} version {} {config:?}",
+                component.origin(),
+                component.provenance().rule_id,
+                component.provenance().rule_version
+            ),
+        });
+    let durable = DurableRun::open(
+        request.state.as_deref(),
+        identity,
+        completion.as_ref(),
+        request.reset_state,
+    )?;
+    if durable.completed() {
+        eprintln!(
+            "newterms: this scan of these files already ended (its alerts are written, its state saved): nothing to do; to scan them again, remove {}",
+            request
+                .state
+                .as_deref()
+                .map(|state| sibling(state, "checkpoint").display().to_string())
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let (initial, source) = durable.history()?;
     let source = source.map(|path| path.display().to_string());
     let mut scanner = match Scanner::new(component, config, initial) {
@@ -186,8 +219,10 @@ pub fn run(
     // and rewrites nothing; the moment after it holds only the process's own exit.
     drop(scanner);
     if finished {
+        // A scan that could not read an input to its end is not one to skip when run again.
+        let completion = completion.filter(|_| summary.unreadable_inputs == 0);
         durable
-            .finish(history.as_deref())
+            .finish(history.as_deref(), completion)
             .context("cannot save the state")?;
     }
     Ok(if summary.unreadable_inputs > 0 {

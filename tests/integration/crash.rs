@@ -146,11 +146,9 @@ fn killed_at_random_points_it_ends_with_the_alerts_of_an_uninterrupted_run() {
             expected_state,
             "trial {trial}: state differs"
         );
-        assert!(
-            !directory
-                .join(format!("trial-{trial}.state.checkpoint"))
-                .exists()
-        );
+        assert!(crate::support::ended(
+            &directory.join(format!("trial-{trial}.state.checkpoint"))
+        ));
     }
     eprintln!("crash harness: {kills} kills, {resumed} resumed runs, all 10 trials exact");
     assert!(
@@ -179,10 +177,34 @@ fn a_finished_run_leaves_nothing_pending() {
             .count(),
         1
     );
-    // The same inputs again: read from the start, with the history of the first run.
+    // The same scan again (as after a kill while it exited): nothing to do, its alerts stay.
     let again = newterms(&args, b"");
-    assert!(again.stderr.contains("1 events read"), "{}", again.stderr);
-    assert_eq!(std::fs::read_to_string(&output).expect("alerts"), "");
+    assert_eq!(again.status.code(), Some(0));
+    assert!(again.stderr.contains("already ended"), "{}", again.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&output)
+            .expect("alerts")
+            .lines()
+            .count(),
+        1
+    );
+    // A changed input is another scan: read from the start, with the history of the first run.
+    crate::support::write_ndjson(
+        &input,
+        &[
+            direct_invoke("alice", "2024-03-01T00:00:00Z"),
+            direct_invoke("bob", "2024-03-02T00:00:00Z"),
+        ],
+    );
+    let changed = newterms(&args, b"");
+    assert!(
+        changed.stderr.contains("2 events read"),
+        "{}",
+        changed.stderr
+    );
+    let alerts = std::fs::read_to_string(&output).expect("alerts");
+    assert_eq!(alerts.lines().count(), 1, "{alerts}");
+    assert!(alerts.contains("bob"), "{alerts}");
 }
 
 #[test]

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use newterms::RuleConfig;
-use newterms::checkpoint::RunIdentity;
+use newterms::checkpoint::{Completion, Fingerprint, RunIdentity};
 use newterms::durable::{DurableRun, TrackedFile};
 use newterms::input::{Input, InputReader, Position};
 use newterms::scan::{
     BatchLimits, DeadLetter, Diagnostic, ScanEnd, ScanOptions, ScanSummary, Scanner, Sink,
 };
 
-use crate::support::{component, direct_invoke, scratch, write_ndjson};
+use crate::support::{component, direct_invoke, ended, scratch, write_ndjson};
 
 /// A library user's sink: alerts to a tracked file, checkpoints through the durable run; it asks
 /// the scan to stop once `stop_after` events were processed.
@@ -51,7 +51,16 @@ fn run(input: &Path, state: &Path, alerts: &Path, stop_after: u64, crash: bool) 
         inputs: vec![input.display().to_string()],
         output: Some(alerts.display().to_string()),
     };
-    let durable = DurableRun::open(Some(state), identity, false).expect("durable run");
+    let completion = Fingerprint::of(input).ok().map(|file| Completion {
+        files: vec![file],
+        rule: "the embedded rule, default configuration".into(),
+    });
+    let durable =
+        DurableRun::open(Some(state), identity, completion.as_ref(), false).expect("durable run");
+    if durable.completed() {
+        // This run, over the same file, ended before: nothing to do.
+        return true;
+    }
     let (history, _) = durable.history().expect("history");
     let mut scanner = Scanner::new(component(), &RuleConfig::default(), history).expect("scanner");
     let reader = match durable.resumed() {
@@ -84,7 +93,7 @@ fn run(input: &Path, state: &Path, alerts: &Path, stop_after: u64, crash: bool) 
     let history = scanner.rule().snapshot().expect("snapshot");
     drop(sink);
     drop(scanner);
-    durable.finish(Some(&history)).expect("finish");
+    durable.finish(Some(&history), completion).expect("finish");
     end == ScanEnd::Finished
 }
 
@@ -111,7 +120,9 @@ fn a_library_user_gets_exactly_once_output_across_a_crash() {
     assert!(!run(&input, &state, &alerts, 40, true));
     assert!(directory.join("state.checkpoint").exists());
     assert!(run(&input, &state, &alerts, u64::MAX, false));
-    assert!(!directory.join("state.checkpoint").exists());
+    assert!(ended(&directory.join("state.checkpoint")));
+    // Run again (as after a kill while it exited): nothing to do, the alerts stay.
+    assert!(run(&input, &state, &alerts, u64::MAX, false));
     let expected = std::fs::read_to_string(&whole).expect("whole");
     assert_eq!(expected.lines().count(), 100);
     assert_eq!(std::fs::read_to_string(&alerts).expect("alerts"), expected);

@@ -168,3 +168,16 @@ pub fn event_ids(alerts: &[Value]) -> Vec<String> {
         .map(|alert| alert["event"]["id"].as_str().unwrap_or("<none>").to_owned())
         .collect()
 }
+
+/// Whether the checkpoint at `path` says its scan ended (a scan over files leaves one), or there is
+/// none: either way, nothing is left to resume.
+pub fn ended(path: &Path) -> bool {
+    match std::fs::read(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
+        Err(error) => panic!("{}: {error}", path.display()),
+        Ok(bytes) => newterms::checkpoint::Checkpoint::decode(&bytes)
+            .unwrap_or_else(|why| panic!("{}: {why}", path.display()))
+            .completed
+            .is_some(),
+    }
+}

@@ -16,6 +16,10 @@ use newterms_guest::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreErro
 wit_bindgen::generate!({
     world: "rule",
     path: "../../wit",
+    // Test components (tests/hostile-guest) wrap [`Component`] and export themselves with these
+    // bindings' `export!`.
+    pub_export_macro: true,
+    export_macro_name: "export_rule",
 });
 
 use exports::newterms::rule::detector::{
@@ -28,7 +32,8 @@ thread_local! {
     static DETECTOR: RefCell<Detector> = RefCell::new(Detector::default());
 }
 
-struct Component;
+/// The rule's exports.
+pub struct Component;
 
 impl Guest for Component {
     fn configure(config: Config) -> Result<(), ConfigError> {
@@ -232,4 +237,6 @@ impl From<DomainRestoreError> for RestoreError {
     }
 }
 
-export!(Component);
+// A crate that wraps the component (a test guest) exports its own type instead.
+#[cfg(feature = "export")]
+export_rule!(Component with_types_in self);

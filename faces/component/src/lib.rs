@@ -4,5 +4,5 @@
 //! `host/build.rs` builds it for `wasm32-unknown-unknown` and encodes it as a component.
 
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)] // the canonical-ABI glue that wit-bindgen generates
-mod bindings;
+#[allow(unsafe_code, missing_docs)] // the canonical-ABI glue and items that wit-bindgen generates
+pub mod bindings;

@@ -1,5 +1,6 @@
-//! A hostile rule component, for tests only: the real detector, except on events whose text holds a
-//! marker, where it does what a buggy or malicious component would.
+//! A hostile rule component, for tests only: the real component (`newterms-component`, whose exports
+//! it wraps and delegates to), except on events whose text holds a marker, where it does what a
+//! buggy or malicious component would.
 //!
 //! | marker | behaviour |
 //! |---|---|
@@ -11,23 +12,13 @@
 //! A batch holding a marker event misbehaves as a whole, as a real faulty component would.
 
 #![cfg(target_arch = "wasm32")]
-#![allow(unsafe_code, missing_docs)] // the canonical-ABI glue and items that wit-bindgen generates
+#![allow(missing_docs)]
 
-use std::cell::RefCell;
-
-use newterms_guest::detector::LineError;
-use newterms_guest::{Config, Detector, Profile};
-
-wit_bindgen::generate!({
-    world: "rule",
-    path: "../../wit",
-});
-
-use exports::newterms::rule::detector::{self as wit, Guest, RuleMetadata, RuleStats};
-
-thread_local! {
-    static DETECTOR: RefCell<Detector> = RefCell::new(Detector::default());
-}
+use newterms_component::bindings::Component as Real;
+use newterms_component::bindings::exports::newterms::rule::detector::{
+    Config, ConfigError, EventOutcome, Footprint, Guest, LineOutcome, RestoreError, RuleMetadata,
+    RuleStats,
+};
 
 /// Does what the marker in `event` asks for, if any; returns the malformed alert for that marker.
 fn misbehave(event: &str) -> Option<Vec<String>> {
@@ -52,172 +43,89 @@ fn misbehave(event: &str) -> Option<Vec<String>> {
         .then(|| vec!["this alert is not JSON".to_owned()])
 }
 
-fn process(detector: &mut Detector, event: &str) -> Result<Vec<String>, wit::EventError> {
-    if let Some(malformed) = misbehave(event) {
-        return Ok(malformed);
-    }
-    detector
-        .process(event)
-        .map_err(|_| wit::EventError::NotAnObject)
-}
+struct Hostile;
 
-struct Component;
-
-impl Guest for Component {
-    fn configure(config: wit::Config) -> Result<(), wit::ConfigError> {
-        let profile = match config.profile {
-            wit::Profile::Default => Profile::Default,
-            wit::Profile::Elastic => Profile::Elastic,
-        };
-        let detector = Detector::new(Config {
-            profile,
-            window_ms: config.window_ms,
-            capacity: config.capacity,
-            learn: config.learn,
-            hash_key: config.hash_key,
-            ..Config::default()
-        })
-        .map_err(|_| wit::ConfigError::ZeroCapacity)?;
-        DETECTOR.with_borrow_mut(|current| *current = detector);
-        Ok(())
+impl Guest for Hostile {
+    fn configure(config: Config) -> Result<(), ConfigError> {
+        Real::configure(config)
     }
 
-    fn process_event(event: String) -> wit::EventOutcome {
-        DETECTOR.with_borrow_mut(|detector| process(detector, &event))
-    }
-
-    fn process_batch(events: Vec<String>) -> Vec<wit::EventOutcome> {
-        for event in &events {
-            if event.contains("NEWTERMS_TRAP")
-                || event.contains("NEWTERMS_LOOP")
-                || event.contains("NEWTERMS_ALLOC")
-            {
-                misbehave(event);
-            }
+    fn process_event(event: String) -> EventOutcome {
+        match misbehave(&event) {
+            Some(malformed) => Ok(malformed),
+            None => Real::process_event(event),
         }
-        DETECTOR.with_borrow_mut(|detector| {
-            events
-                .iter()
-                .map(|event| process(detector, event))
-                .collect()
-        })
     }
 
-    fn process_ndjson(records: Vec<u8>) -> Vec<wit::LineOutcome> {
+    fn process_batch(events: Vec<String>) -> Vec<EventOutcome> {
+        // Traps, loops and hoards before any event of the batch is processed.
+        let malformed: Vec<_> = events.iter().map(|event| misbehave(event)).collect();
+        events
+            .into_iter()
+            .zip(malformed)
+            .map(|(event, malformed)| match malformed {
+                Some(malformed) => Ok(malformed),
+                None => Real::process_event(event),
+            })
+            .collect()
+    }
+
+    fn process_ndjson(records: Vec<u8>) -> Vec<LineOutcome> {
         let text = String::from_utf8_lossy(&records);
         for line in text.lines() {
             if let Some(malformed) = misbehave(line) {
-                return vec![wit::LineOutcome {
+                return vec![LineOutcome {
                     line: 0,
                     outcome: Ok(malformed),
                 }];
             }
         }
-        DETECTOR.with_borrow_mut(|detector| {
-            detector
-                .process_ndjson(&records)
-                .into_iter()
-                .map(|outcome| wit::LineOutcome {
-                    line: outcome.line,
-                    outcome: outcome.outcome.map_err(|error| match error {
-                        LineError::NotUtf8(offset) => wit::LineError::NotUtf8(offset),
-                        LineError::Event(_) => wit::LineError::Event(wit::EventError::NotAnObject),
-                    }),
-                })
-                .collect()
-        })
-    }
-
-    fn memory_footprint() -> wit::Footprint {
-        let footprint = DETECTOR.with_borrow(Detector::footprint);
-        wit::Footprint {
-            linear_memory_bytes: footprint.linear_memory_bytes,
-            history_bytes: footprint.history_bytes,
-            term_bytes: footprint.term_bytes,
-            terms: footprint.terms,
-        }
+        Real::process_ndjson(records)
     }
 
     fn snapshot() -> Vec<u8> {
-        DETECTOR.with_borrow(Detector::snapshot)
+        Real::snapshot()
     }
 
-    fn restore(snapshot: Vec<u8>) -> Result<(), wit::RestoreError> {
-        DETECTOR.with_borrow_mut(|detector| {
-            detector
-                .restore(&snapshot)
-                .map_err(|error| wit::RestoreError::Corrupt(format!("{error:?}")))
-        })
+    fn memory_footprint() -> Footprint {
+        Real::memory_footprint()
+    }
+
+    fn restore(snapshot: Vec<u8>) -> Result<(), RestoreError> {
+        Real::restore(snapshot)
     }
 
     fn snapshot_begin() -> u64 {
-        DETECTOR.with_borrow_mut(Detector::snapshot_begin)
+        Real::snapshot_begin()
     }
 
     fn snapshot_read(max_bytes: u32) -> Vec<u8> {
-        DETECTOR.with_borrow_mut(|detector| detector.snapshot_read(max_bytes as usize))
+        Real::snapshot_read(max_bytes)
     }
 
     fn restore_begin(length: u64) {
-        DETECTOR.with_borrow_mut(|detector| detector.restore_begin(length));
+        Real::restore_begin(length)
     }
 
-    fn restore_write(piece: Vec<u8>) -> Result<(), wit::RestoreError> {
-        DETECTOR.with_borrow_mut(|detector| {
-            detector
-                .restore_write(&piece)
-                .map_err(|error| wit::RestoreError::Corrupt(format!("{error:?}")))
-        })
+    fn restore_write(piece: Vec<u8>) -> Result<(), RestoreError> {
+        Real::restore_write(piece)
     }
 
-    fn restore_end() -> Result<(), wit::RestoreError> {
-        DETECTOR.with_borrow_mut(|detector| {
-            detector
-                .restore_end()
-                .map_err(|error| wit::RestoreError::Corrupt(format!("{error:?}")))
-        })
+    fn restore_end() -> Result<(), RestoreError> {
+        Real::restore_end()
     }
 
     fn metadata() -> RuleMetadata {
-        DETECTOR.with_borrow(|detector| {
-            let rule = detector.rule();
-            let reference = |id: &str| wit::AttackReference {
-                id: id.into(),
-                name: String::new(),
-                reference: String::new(),
-            };
-            RuleMetadata {
-                name: format!("{} (hostile test build)", rule.name),
-                rule_id: rule.rule_id.into(),
-                rule_version: rule.version,
-                severity: rule.severity.into(),
-                risk_score: rule.risk_score,
-                tactic: reference(rule.tactic.id),
-                techniques: Vec::new(),
-                tags: Vec::new(),
-                query: rule.kql.into(),
-                profile: wit::Profile::Default,
-                window_ms: detector.window_ms(),
-                term_fields: Vec::new(),
-                capacity: detector.capacity(),
-                learn: detector.config().learn,
-                snapshot_format: 1,
-            }
-        })
+        let metadata = Real::metadata();
+        RuleMetadata {
+            name: format!("{} (hostile test build)", metadata.name),
+            ..metadata
+        }
     }
 
     fn stats() -> RuleStats {
-        let stats = DETECTOR.with_borrow(Detector::stats);
-        RuleStats {
-            events: stats.events,
-            matched: stats.matched,
-            excepted: stats.excepted,
-            alerts: stats.alerts,
-            errors: stats.errors,
-            terms: stats.terms,
-            evictions: stats.evictions,
-        }
+        Real::stats()
     }
 }
 
-export!(Component);
+newterms_component::bindings::export_rule!(Hostile with_types_in newterms_component::bindings);
