@@ -330,7 +330,8 @@ fn load_component(args: &RuleArgs) -> Result<RuleComponent> {
     })
 }
 
-/// Where compiled components are kept between runs (compiling takes ~100 ms, loading ~2 ms):
+/// Where compiled components are kept between runs (compiling takes ~200 ms, loading ~2 ms; see
+/// `benches/README.md`):
 /// `$XDG_CACHE_HOME/newterms`, else `~/.cache/newterms`. The cache only loads files this host wrote
 /// there for the same component and engine; without a home, every run compiles.
 fn cache_dir() -> Option<PathBuf> {
