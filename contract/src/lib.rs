@@ -1,8 +1,10 @@
 //! What the newterms faces and hosts share beside the WIT, with no rule logic, so that a host reads a
-//! configuration and reports the rule's errors without linking the rule: the configuration file
-//! schema ([`settings`]) and the wording of the rule's refusals ([`wording`]). The snapshot format
+//! configuration and reports the rule's errors without linking the rule: the types of what the rule
+//! reports and how it is configured ([`outcome`]), their wording ([`wording`]) and the configuration
+//! file schema ([`settings`]). The snapshot format
 //! has a crate of its own (`newterms-snapshot`), with its wording.
 
+pub mod outcome;
 #[cfg(feature = "settings")]
 pub mod settings;
 pub mod wording;

@@ -85,31 +85,8 @@ pub struct TermField {
     pub sources: &'static [&'static str],
 }
 
-/// The profiles a rule can run under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// The seed's wording, with the root-identity gap closed.
-    Default,
-    /// Parity with the published rule.
-    Elastic,
-}
-
-impl Profile {
-    /// The profile's name as the CLI and configuration spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Default => "default",
-            Profile::Elastic => "elastic",
-        }
-    }
-
-    /// The profile of that name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Profile::Default, Profile::Elastic]
-            .into_iter()
-            .find(|profile| profile.name() == name)
-    }
-}
+/// The profiles a rule can run under (the contract's type, which the host speaks too).
+pub use newterms_contract::outcome::Profile;
 
 /// How a rule runs under one profile.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,6 @@ pub mod fields;
 pub mod history;
 pub mod kql;
 mod lanes;
-mod messages;
 pub mod prefilter;
 #[cfg(feature = "settings")]
 pub mod settings;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use newterms::RuleConfig;
 use newterms::checkpoint::{Completion, Fingerprint, RunIdentity};
-use newterms::durable::{DurableRun, TrackedFile};
+use newterms::durable::{DurableError, DurableRun, TrackedFile};
 use newterms::input::{Input, InputReader, Position};
 use newterms::scan::{
     BatchLimits, DeadLetter, Diagnostic, ScanEnd, ScanOptions, ScanSummary, Scanner, Sink,
@@ -55,8 +55,19 @@ fn run(input: &Path, state: &Path, alerts: &Path, stop_after: u64, crash: bool) 
         files: vec![file],
         rule: "the embedded rule, default configuration".into(),
     });
-    let durable =
-        DurableRun::open(Some(state), identity, completion.as_ref(), false).expect("durable run");
+    // The previous run's lock is released when its file closes, but a child process that another
+    // test of this binary forks at that moment holds a copy of the descriptor until it execs: wait
+    // for that, as a second process of the CLI would be told to.
+    let mut waited = 0;
+    let durable = loop {
+        match DurableRun::open(Some(state), identity.clone(), completion.as_ref(), false) {
+            Err(DurableError::Rule(newterms::Error::Locked { .. })) if waited < 100 => {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => break opened.expect("durable run"),
+        }
+    };
     if durable.completed() {
         // This run, over the same file, ended before: nothing to do.
         return true;

@@ -46,16 +46,8 @@ pub struct Exception {
     pub patterns: Vec<String>,
 }
 
-/// Why a configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// A capacity of zero.
-    ZeroCapacity,
-    /// A window of zero.
-    InvalidWindow(u64),
-    /// An exception without field or patterns.
-    InvalidException(String),
-}
+/// Why a configuration was refused (the contract's type, which the host speaks too).
+pub use newterms_contract::outcome::ConfigError;
 
 impl Config {
     /// The history capacity in force.

@@ -1,0 +1,117 @@
+//! What a rule reports, and how it is configured, in the words both sides use: refusals, per-line
+//! outcomes, counters and memory, configuration refusals, profiles. The rule crate and the host both
+//! speak these (each converts its generated WIT types to them in one file); their wording is in
+//! [`crate::wording`].
+
+/// Why an event was refused; it changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// Not JSON, or nested too deep.
+    MalformedJson(String),
+    /// JSON, but not an object.
+    NotAnObject,
+    /// Matches the query but has no time.
+    MissingTime,
+    /// Matches the query but its time does not parse.
+    InvalidTime(String),
+    /// More term combinations than the rule takes in one event.
+    TooManyTerms(u64),
+}
+
+/// Why one line of a newline-delimited buffer raised no alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// The line is not UTF-8; carries the offset of the first invalid byte within the (trimmed)
+    /// line. Such a line is not an event: it changes no counter.
+    NotUtf8(u32),
+    /// The event was refused.
+    Event(EventError),
+}
+
+/// What one line of a newline-delimited buffer produced, when it produced anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOutcome {
+    /// 0-based index of the line within the buffer (every `\n` ends a line, blank lines included).
+    pub line: u32,
+    /// The alerts it raised (never empty), or why it was refused.
+    pub outcome: Result<Vec<String>, LineError>,
+}
+
+/// Memory the rule holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// The whole linear memory when running as WebAssembly, else 0.
+    pub linear_memory_bytes: u64,
+    /// Bytes allocated by the history.
+    pub history_bytes: u64,
+    /// Bytes of the encoded terms themselves.
+    pub term_bytes: u64,
+    /// Terms in history.
+    pub terms: u64,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Events matching the query.
+    pub matched: u64,
+    /// Matching events dropped by an exception.
+    pub excepted: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Events refused.
+    pub errors: u64,
+    /// Terms in history.
+    pub terms: u64,
+    /// Terms evicted for room.
+    pub evictions: u64,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A capacity of zero.
+    ZeroCapacity,
+    /// A window of zero.
+    InvalidWindow(u64),
+    /// An exception without field or patterns.
+    InvalidException(String),
+}
+
+/// Which reading of the rule runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// The seed's wording, with the root-identity gap closed: 14-day window; `user.name` falls back
+    /// to the identity's ARN.
+    #[default]
+    Default,
+    /// Parity with the published rule: 7-day window, no fallback.
+    Elastic,
+}
+
+impl Profile {
+    /// The profile's name as the CLI and configuration spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Elastic => "elastic",
+        }
+    }
+
+    /// The profile of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Profile::Default, Profile::Elastic]
+            .into_iter()
+            .find(|profile| profile.name() == name)
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Profile::from_name(name).ok_or_else(|| crate::wording::unknown_profile(name))
+    }
+}
