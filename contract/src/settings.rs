@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::outcome::ConfigError;
+
 /// The ECS field that `exclude_arns` filters on.
 pub const ARN_FIELD: &str = "aws.cloudtrail.user_identity.arn";
 
@@ -87,6 +89,20 @@ pub enum Refused {
     Capacity,
     /// The exception at this index of [`Resolved::exceptions`].
     Exception(usize),
+}
+
+impl Refused {
+    /// Which value a refusal of the rule's is about; `empty_exception` is the index of the first
+    /// exception without a field or patterns, if any.
+    pub fn of(error: &ConfigError, empty_exception: Option<usize>) -> Self {
+        match error {
+            ConfigError::ZeroCapacity => Refused::Capacity,
+            ConfigError::InvalidWindow(_) => Refused::Window,
+            ConfigError::InvalidException(_) => {
+                Refused::Exception(empty_exception.unwrap_or(usize::MAX))
+            }
+        }
+    }
 }
 
 impl Settings {

@@ -9,7 +9,7 @@ pub use newterms_contract::settings::{ARN_FIELD, Settings, SettingsError, parse_
 use newterms_contract::wording;
 
 use crate::definition::Profile;
-use crate::detector::{Config, ConfigError, Detector, Exception};
+use crate::detector::{Config, Detector, Exception};
 
 /// The rule's configuration from `settings`, checked as the rule checks it (the hash key is left
 /// zero: the face sets it).
@@ -35,22 +35,13 @@ pub fn config_of(settings: &Settings) -> Result<Config, SettingsError> {
     // The rule's own checks (a detector starts empty: nothing is allocated), mapped to the key.
     match Detector::new(config.clone()) {
         Ok(_) => Ok(config),
-        Err(error) => Err(settings.key_of(refused(&error, &config), error.to_string())),
-    }
-}
-
-/// Which value a refusal of the rule's is about.
-pub fn refused(error: &ConfigError, config: &Config) -> Refused {
-    match error {
-        ConfigError::ZeroCapacity => Refused::Capacity,
-        ConfigError::InvalidWindow(_) => Refused::Window,
-        ConfigError::InvalidException(_) => Refused::Exception(
-            config
+        Err(error) => {
+            let empty = config
                 .exceptions
                 .iter()
-                .position(|e| e.field.is_empty() || e.patterns.is_empty())
-                .unwrap_or(usize::MAX),
-        ),
+                .position(|e| e.field.is_empty() || e.patterns.is_empty());
+            Err(settings.key_of(Refused::of(&error, empty), error.to_string()))
+        }
     }
 }
 

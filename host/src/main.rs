@@ -13,7 +13,7 @@ use newterms_contract::settings::{ARN_FIELD, Refused, Settings, parse_duration_m
 
 use newterms::scan::BatchLimits;
 use newterms::{
-    ConfigError, EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
+    EMBEDDED_COMPONENT, Exception, Limits, Profile, RuleComponent, RuleConfig, Sandbox,
 };
 use newterms::{faces, snapshots};
 use newterms_snapshot::journal;
@@ -261,25 +261,15 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
     let component = load_component(args)?;
     match component.instantiate(&config) {
         Err(newterms::Error::Config(error)) if args.config.is_some() => {
-            Err(settings.key_of(refused(&error, &config), error.to_string())).with_context(in_file)
+            let empty = config
+                .exceptions
+                .iter()
+                .position(|e| e.field.is_empty() || e.patterns.is_empty());
+            Err(settings.key_of(Refused::of(&error, empty), error.to_string()))
+                .with_context(in_file)
         }
         Err(error) => Err(error.into()),
         Ok(_) => Ok((component, config)),
-    }
-}
-
-/// Which value of a configuration the rule's refusal is about.
-fn refused(error: &ConfigError, config: &RuleConfig) -> Refused {
-    match error {
-        ConfigError::ZeroCapacity => Refused::Capacity,
-        ConfigError::InvalidWindow(_) => Refused::Window,
-        ConfigError::InvalidException(_) => Refused::Exception(
-            config
-                .exceptions
-                .iter()
-                .position(|e| e.field.is_empty() || e.patterns.is_empty())
-                .unwrap_or(usize::MAX),
-        ),
     }
 }
 
