@@ -27,6 +27,7 @@ pub mod ocsf;
 pub mod provenance;
 mod sandbox;
 pub mod scan;
+pub mod settings;
 pub mod snapshots;
 pub mod state;
 mod types;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use newterms_contract::settings::{ARN_FIELD, Refused, Settings, parse_duration_ms};
+use newterms::settings::{self, ARN_FIELD, Settings, parse_duration_ms};
 
 use newterms::scan::BatchLimits;
 use newterms::{
@@ -224,20 +224,8 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
         None => Settings::default(),
     };
     let in_file = || format!("in configuration file {}", config_path(args));
-    // The file's syntax is read here; its values are the rule's to check, below.
-    let file = settings.resolve().with_context(in_file)?;
-    let file_profile = match file.profile.as_deref() {
-        None => Profile::Default,
-        Some(name) => name
-            .parse()
-            .map_err(|message| settings.key_of(Refused::Profile, message))
-            .with_context(in_file)?,
-    };
-    let mut exceptions: Vec<Exception> = file
-        .exceptions
-        .into_iter()
-        .map(|(field, patterns)| Exception { field, patterns })
-        .collect();
+    let file = settings::rule_config(&settings).with_context(in_file)?;
+    let mut exceptions = file.exceptions;
     if !args.exclude_arns.is_empty() {
         // One exception on the ARN field, as `exclude_arns` in the file makes.
         match exceptions.last_mut() {
@@ -252,7 +240,7 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
         }
     }
     let config = RuleConfig {
-        profile: args.profile.unwrap_or(file_profile),
+        profile: args.profile.unwrap_or(file.profile),
         window_ms: args.window.or(file.window_ms),
         exceptions,
         capacity: args.capacity.or(file.capacity),
@@ -261,12 +249,7 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
     let component = load_component(args)?;
     match component.instantiate(&config) {
         Err(newterms::Error::Config(error)) if args.config.is_some() => {
-            let empty = config
-                .exceptions
-                .iter()
-                .position(|e| e.field.is_empty() || e.patterns.is_empty());
-            Err(settings.key_of(Refused::of(&error, empty), error.to_string()))
-                .with_context(in_file)
+            Err(settings::refused_key(&settings, &config, &error)).with_context(in_file)
         }
         Err(error) => Err(error.into()),
         Ok(_) => Ok((component, config)),
