@@ -2,7 +2,9 @@
 //! refusal of the rule's named by the key it is about: one reading for the CLI and the Python package.
 
 use newterms_contract::settings::Refused;
-pub use newterms_contract::settings::{ARN_FIELD, Settings, SettingsError, parse_duration_ms};
+pub use newterms_contract::settings::{
+    ARN_FIELD, ExceptionSettings, Settings, SettingsError, parse_duration_ms,
+};
 
 use crate::{ConfigError, Exception, Profile, RuleConfig};
 

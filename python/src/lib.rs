@@ -1,0 +1,315 @@
+//! `newterms._native`: the newterms host library (sandbox, embedded component, snapshots) for Python.
+//! Everything the rule decides happens in the component, as in `newterms scan`; this is glue: Python
+//! values in, the host's calls, Python values and typed exceptions out.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use newterms::settings::{ExceptionSettings, Settings};
+use newterms::{Error, Limits, RuleComponent, RuleConfig, RuleInstance, Sandbox, snapshots};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+create_exception!(
+    _native,
+    NewtermsError,
+    PyException,
+    "Any error of newterms."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    NewtermsError,
+    "A configuration the rule refuses."
+);
+create_exception!(
+    _native,
+    RestoreError,
+    NewtermsError,
+    "A snapshot the rule refuses; its state is unchanged."
+);
+create_exception!(
+    _native,
+    RuleFault,
+    NewtermsError,
+    "The component failed (trap, deadline, memory cap): this Rule cannot be used again."
+);
+
+/// Most bytes of events handed to the component in one call (it copies them into its memory).
+const CALL_BYTES: usize = 8 << 20;
+/// Most events in one call of `process`.
+const CALL_EVENTS: usize = 1024;
+
+/// The embedded component compiled once per process, for rules with the default limits.
+fn shared() -> Result<&'static (Sandbox, RuleComponent), Error> {
+    static SHARED: OnceLock<(Sandbox, RuleComponent)> = OnceLock::new();
+    if let Some(shared) = SHARED.get() {
+        return Ok(shared);
+    }
+    let sandbox = Sandbox::new(Limits::default())?;
+    let component = RuleComponent::embedded(&sandbox)?;
+    Ok(SHARED.get_or_init(|| (sandbox, component)))
+}
+
+fn fault(error: Error) -> PyErr {
+    match error {
+        Error::Config(error) => ConfigError::new_err(error.to_string()),
+        Error::Restore(error) => RestoreError::new_err(error.to_string()),
+        other => RuleFault::new_err(other.to_string()),
+    }
+}
+
+/// One rule instance with its own first-seen history: the rule `newterms scan` runs.
+#[pyclass(module = "newterms")]
+struct Rule {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    instance: RuleInstance,
+    /// The lines or events the last call refused: (index, why).
+    errors: Vec<(u64, String)>,
+}
+
+impl Rule {
+    fn with<T>(
+        &self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut Inner) -> Result<T, Error> + Send,
+    ) -> PyResult<T>
+    where
+        T: Send,
+    {
+        py.detach(|| {
+            let mut inner = self
+                .inner
+                .lock()
+                .map_err(|_| RuleFault::new_err("a previous call failed"))?;
+            work(&mut inner).map_err(fault)
+        })
+    }
+}
+
+#[pymethods]
+impl Rule {
+    /// A rule configured with the keys of `newterms scan --config`: `config` names a TOML file of
+    /// them, and the other arguments (the same keys) override it. `max_memory_mib` and
+    /// `cpu_deadline_ms` are the sandbox's limits (default: 1024 MiB, 5000 ms a call).
+    #[new]
+    #[pyo3(signature = (*, config=None, profile=None, window=None, capacity=None, learn=None, exclude_arns=None, exceptions=None, max_memory_mib=None, cpu_deadline_ms=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        config: Option<std::path::PathBuf>,
+        profile: Option<String>,
+        window: Option<String>,
+        capacity: Option<u32>,
+        learn: Option<bool>,
+        exclude_arns: Option<Vec<String>>,
+        exceptions: Option<Vec<(String, Vec<String>)>>,
+        max_memory_mib: Option<usize>,
+        cpu_deadline_ms: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut settings = match &config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::new_err(format!("cannot read {}: {error}", path.display()))
+                })?;
+                toml::from_str::<Settings>(&text)
+                    .map_err(|error| ConfigError::new_err(format!("{}: {error}", path.display())))?
+            }
+            None => Settings::default(),
+        };
+        settings.profile = profile.or(settings.profile);
+        settings.window = window.or(settings.window);
+        settings.capacity = capacity.or(settings.capacity);
+        settings.learn = learn.or(settings.learn);
+        if let Some(arns) = exclude_arns {
+            settings.exclude_arns = arns;
+        }
+        if let Some(exceptions) = exceptions {
+            settings.exceptions = exceptions
+                .into_iter()
+                .map(|(field, values)| ExceptionSettings { field, values })
+                .collect();
+        }
+        let rule_config: RuleConfig = newterms::settings::rule_config(&settings)
+            .map_err(|error| ConfigError::new_err(error.to_string()))?;
+        let instance = py.detach(|| -> Result<RuleInstance, Error> {
+            if max_memory_mib.is_none() && cpu_deadline_ms.is_none() {
+                return shared()?.1.instantiate(&rule_config);
+            }
+            let defaults = Limits::default();
+            let sandbox = Sandbox::new(Limits {
+                max_memory_bytes: max_memory_mib
+                    .map_or(defaults.max_memory_bytes, |mib| mib.saturating_mul(1 << 20)),
+                call_deadline: cpu_deadline_ms
+                    .map_or(defaults.call_deadline, Duration::from_millis),
+            })?;
+            RuleComponent::embedded(&sandbox)?.instantiate(&rule_config)
+        });
+        let instance = match instance {
+            Err(Error::Config(error)) => {
+                let key = newterms::settings::refused_key(&settings, &rule_config, &error);
+                return Err(ConfigError::new_err(key.to_string()));
+            }
+            other => other.map_err(fault)?,
+        };
+        Ok(Rule {
+            inner: Mutex::new(Inner {
+                instance,
+                errors: Vec::new(),
+            }),
+        })
+    }
+
+    /// Newline-delimited events (raw CloudTrail or ECS, one a line) in order: the alerts they raise,
+    /// as the JSON documents `newterms scan` prints. Refused lines are in `errors()` afterwards.
+    fn process_ndjson(&self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<String>> {
+        self.with(py, |inner| {
+            inner.errors.clear();
+            let mut alerts = Vec::new();
+            let mut start = 0;
+            let mut first_line: u64 = 0;
+            while start < data.len() {
+                // Whole lines, at most CALL_BYTES (a longer line goes alone).
+                let rest = &data[start..];
+                let end = if rest.len() <= CALL_BYTES {
+                    rest.len()
+                } else {
+                    match rest[..CALL_BYTES].iter().rposition(|&byte| byte == b'\n') {
+                        Some(at) => at + 1,
+                        None => rest
+                            .iter()
+                            .position(|&byte| byte == b'\n')
+                            .map_or(rest.len(), |at| at + 1),
+                    }
+                };
+                let piece = &rest[..end];
+                for outcome in inner.instance.process_ndjson(piece)? {
+                    let line = first_line + u64::from(outcome.line);
+                    match outcome.outcome {
+                        Ok(raised) => alerts.extend(raised),
+                        Err(error) => inner.errors.push((line, error.to_string())),
+                    }
+                }
+                first_line += piece.iter().filter(|&&byte| byte == b'\n').count() as u64;
+                start += end;
+            }
+            Ok(alerts)
+        })
+    }
+
+    /// Events (JSON texts) in order: the alerts they raise. Refused events are in `errors()`.
+    fn process(&self, py: Python<'_>, events: Vec<String>) -> PyResult<Vec<String>> {
+        self.with(py, |inner| {
+            inner.errors.clear();
+            let mut alerts = Vec::new();
+            for (chunk_index, chunk) in events.chunks(CALL_EVENTS).enumerate() {
+                for (index, outcome) in inner.instance.process_batch(chunk)?.into_iter().enumerate()
+                {
+                    match outcome {
+                        Ok(raised) => alerts.extend(raised),
+                        Err(error) => inner.errors.push((
+                            (chunk_index * CALL_EVENTS + index) as u64,
+                            error.to_string(),
+                        )),
+                    }
+                }
+            }
+            Ok(alerts)
+        })
+    }
+
+    /// What the last `process_ndjson` or `process` refused: (0-based line or event index, why).
+    fn errors(&self) -> PyResult<Vec<(u64, String)>> {
+        let inner = self
+            .inner
+            .lock()
+            .map_err(|_| RuleFault::new_err("a previous call failed"))?;
+        Ok(inner.errors.clone())
+    }
+
+    /// The first-seen history, in the format `newterms scan --state` reads and writes.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.with(py, |inner| inner.instance.snapshot())?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Replaces the history with a snapshot's; a refused one raises `RestoreError` and changes nothing.
+    fn restore(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<()> {
+        self.with(py, |inner| inner.instance.restore(snapshot))
+    }
+
+    /// The counters: events, matched, excepted, alerts, errors, terms, evictions.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = self.with(py, |inner| inner.instance.stats())?;
+        let dict = PyDict::new(py);
+        dict.set_item("events", stats.events)?;
+        dict.set_item("matched", stats.matched)?;
+        dict.set_item("excepted", stats.excepted)?;
+        dict.set_item("alerts", stats.alerts)?;
+        dict.set_item("errors", stats.errors)?;
+        dict.set_item("terms", stats.terms)?;
+        dict.set_item("evictions", stats.evictions)?;
+        Ok(dict)
+    }
+
+    /// The rule's identity and the configuration in force.
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let metadata = self.with(py, |inner| inner.instance.metadata())?;
+        let dict = PyDict::new(py);
+        dict.set_item("name", metadata.name)?;
+        dict.set_item("rule_id", metadata.rule_id)?;
+        dict.set_item("rule_version", metadata.rule_version)?;
+        dict.set_item("severity", metadata.severity)?;
+        dict.set_item("risk_score", metadata.risk_score)?;
+        dict.set_item("query", metadata.query)?;
+        dict.set_item("profile", metadata.profile.name())?;
+        dict.set_item("window_ms", metadata.window_ms)?;
+        dict.set_item("term_fields", metadata.term_fields)?;
+        dict.set_item("capacity", metadata.capacity)?;
+        dict.set_item("learn", metadata.learn)?;
+        dict.set_item("snapshot_format", metadata.snapshot_format)?;
+        Ok(dict)
+    }
+}
+
+/// The union of workers' histories (latest time wins per term): what `newterms state merge` writes.
+#[pyfunction]
+fn merge<'py>(py: Python<'py>, snapshots: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+    let merged =
+        snapshots::merge(&snapshots).map_err(|error| RestoreError::new_err(error.to_string()))?;
+    Ok(PyBytes::new(py, &merged))
+}
+
+/// What a snapshot holds: format, rule id, terms, evictions, oldest and newest, terms per account.
+#[pyfunction]
+fn inspect<'py>(py: Python<'py>, snapshot: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+    let summary =
+        snapshots::inspect(snapshot).map_err(|error| RestoreError::new_err(error.to_string()))?;
+    let dict = PyDict::new(py);
+    dict.set_item("format", summary.format)?;
+    dict.set_item("rule_id", summary.rule_id)?;
+    dict.set_item("term_signature", summary.term_signature)?;
+    dict.set_item("terms", summary.terms)?;
+    dict.set_item("evictions", summary.evictions)?;
+    dict.set_item("oldest", summary.oldest)?;
+    dict.set_item("newest", summary.newest)?;
+    dict.set_item("terms_per_account", summary.per_first_field)?;
+    Ok(dict)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Rule>()?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add("NewtermsError", m.py().get_type::<NewtermsError>())?;
+    m.add("ConfigError", m.py().get_type::<ConfigError>())?;
+    m.add("RestoreError", m.py().get_type::<RestoreError>())?;
+    m.add("RuleFault", m.py().get_type::<RuleFault>())?;
+    Ok(())
+}

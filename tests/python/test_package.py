@@ -1,0 +1,138 @@
+"""The Python package against `newterms scan`: the same alerts, refusals, states and merges."""
+
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import newterms
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+NEWTERMS = os.environ["NEWTERMS"]
+WORK = tempfile.mkdtemp(prefix="newterms-python.")
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok      {name}")
+    else:
+        failed += 1
+        print(f"FAIL    {name}: {detail}"[:2000])
+
+
+def scan(*args):
+    done = subprocess.run([NEWTERMS, "scan", *args], capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode()[-800:])
+    return done.stdout.decode().splitlines()
+
+
+def path(*parts):
+    return os.path.join(WORK, *parts)
+
+
+# Inputs: the bundled example, a real CloudTrail fixture, the real mixed corpus, a generated stream.
+example = os.path.join(REPO, "examples", "lambda-invocations.ndjson")
+fixture = os.path.join(REPO, "tests", "fixtures", "cloudtrail", "lambda_invoke.ndjson")
+mixed = path("mixed.ndjson")
+with gzip.open(os.path.join(REPO, "tests", "fixtures", "cloudtrail", "mixed_all.ndjson.gz")) as f:
+    open(mixed, "wb").write(f.read())
+generated = path("generated.ndjson")
+with open(generated, "wb") as out:
+    subprocess.run([sys.executable, os.path.join(REPO, "tests", "cross-host", "gen_stream.py"),
+                    "--events", "30000", "--seed", "21"], stdout=out, check=True)
+
+print("alerts equal newterms scan, byte for byte")
+for name, source in [("example", example), ("fixture", fixture), ("mixed", mixed), ("generated", generated)]:
+    data = open(source, "rb").read()
+    for profile in ["default", "elastic"]:
+        expected = scan("--profile", profile, source)
+        got = newterms.Rule(profile=profile).process_ndjson(data)
+        check(f"{name} {profile}: {len(expected)} alerts (process_ndjson)", got == expected,
+              f"{len(got)} vs {len(expected)}")
+    lines = [line for line in data.decode().splitlines() if line.strip()]
+    got = newterms.Rule().process(lines)
+    check(f"{name}: process(list of str) = process_ndjson", got == scan(source))
+
+# A configuration file and keyword arguments: the keys of --config, the same alerts.
+config = path("rule.toml")
+open(config, "w").write('profile = "elastic"\nwindow = "3d"\nexclude_arns = ["arn:aws:iam::*:user/deploy-*"]\n')
+expected = scan("--config", config, generated)
+check("config file = scan --config", newterms.Rule(config=config).process_ndjson(open(generated, "rb").read()) == expected)
+check("keyword arguments = scan --config",
+      newterms.Rule(profile="elastic", window="3d", exclude_arns=["arn:aws:iam::*:user/deploy-*"])
+      .process_ndjson(open(generated, "rb").read()) == expected)
+
+print("\nrefused lines")
+bad = path("bad.ndjson")
+open(bad, "wb").write(b'{"eventSource": "lambda.amazonaws.com", "eventName": "Invoke"\nnot json\n\n[1]\n'
+                      + open(example, "rb").read())
+rule = newterms.Rule()
+alerts = rule.process_ndjson(open(bad, "rb").read())
+errors = rule.errors()
+check("alerts of the good lines", alerts == scan(example))
+check("refused lines with their index", [line for line, _ in errors] == [0, 1, 3], errors)
+check("and why", all(isinstance(why, str) and why for _, why in errors), errors)
+
+print("\nsnapshots move between the package and newterms scan --state")
+half = 15000
+lines = open(generated, "rb").read().splitlines(keepends=True)
+first, second = path("first.ndjson"), path("second.ndjson")
+open(first, "wb").write(b"".join(lines[:half]))
+open(second, "wb").write(b"".join(lines[half:]))
+state = path("state")
+scan("--state", state, first)
+rule = newterms.Rule()
+rule.process_ndjson(open(first, "rb").read())
+check("after the first half, snapshot = scan's state file", rule.snapshot() == open(state, "rb").read())
+first_half_state = open(state, "rb").read()
+expected_second = scan("--state", state, second)  # updates the state file to the whole
+restored = newterms.Rule()
+restored.restore(first_half_state)
+check("restored, the second half raises scan's alerts", restored.process_ndjson(open(second, "rb").read()) == expected_second)
+check("and its state is scan's after the whole", restored.snapshot() == open(state, "rb").read())
+
+print("\nmerge and inspect")
+a, b = newterms.Rule(), newterms.Rule()
+a.process_ndjson(open(first, "rb").read())
+b.process_ndjson(open(second, "rb").read())
+sa, sb = path("a.state"), path("b.state")
+open(sa, "wb").write(a.snapshot())
+open(sb, "wb").write(b.snapshot())
+subprocess.run([NEWTERMS, "state", "merge", sa, sb, "--output", path("merged.state")], check=True, capture_output=True)
+check("merge = newterms state merge", newterms.merge([a.snapshot(), b.snapshot()]) == open(path("merged.state"), "rb").read())
+summary = newterms.inspect(a.snapshot())
+check("inspect counts the terms", summary["terms"] == a.stats()["terms"] > 0, summary)
+
+print("\ntyped exceptions")
+for name, kwargs, error, says in [
+    ("unknown profile", {"profile": "strict"}, newterms.ConfigError, "profile"),
+    ("bad window", {"window": "7 days"}, newterms.ConfigError, "window"),
+    ("zero capacity", {"capacity": 0}, newterms.ConfigError, "capacity"),
+    ("empty exception", {"exceptions": [("user.name", [])]}, newterms.ConfigError, "exceptions[1]"),
+]:
+    try:
+        newterms.Rule(**kwargs)
+        check(name, False, "accepted")
+    except error as e:
+        check(f"{name}: {type(e).__name__} naming `{says}`", says in str(e), str(e))
+for name, snapshot, says in [("bytes that are no snapshot", b"not a snapshot", "magic"),
+                             ("a truncated snapshot", a.snapshot()[:50], "truncated")]:
+    rule = newterms.Rule()
+    try:
+        rule.restore(snapshot)
+        check(name, False, "accepted")
+    except newterms.RestoreError as e:
+        check(f"{name}: RestoreError ({e})", says in str(e).lower(), str(e))
+check("all are NewtermsError", issubclass(newterms.ConfigError, newterms.NewtermsError)
+      and issubclass(newterms.RestoreError, newterms.NewtermsError) and issubclass(newterms.RuleFault, newterms.NewtermsError))
+check("the sandbox's memory cap is the package's too",
+      newterms.Rule(max_memory_mib=64).process_ndjson(open(example, "rb").read()) == scan(example))
+
+print(f"\n{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
