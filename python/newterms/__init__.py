@@ -16,8 +16,9 @@ from ._native import (  # noqa: F401  (the package's API)
     RestoreError,
     Rule,
     RuleFault,
+    events,
     inspect,
     merge,
 )
 
-__all__ = ["Rule", "merge", "inspect", "NewtermsError", "ConfigError", "RestoreError", "RuleFault"]
+__all__ = ["Rule", "events", "merge", "inspect", "NewtermsError", "ConfigError", "RestoreError", "RuleFault"]

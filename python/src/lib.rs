@@ -5,6 +5,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use newterms::input::{Input, InputReader, Stream};
 use newterms::settings::{ExceptionSettings, Settings};
 use newterms::{
     Error, Limits, Partition, RuleComponent, RuleConfig, RuleInstance, Sandbox, snapshots,
@@ -308,6 +309,26 @@ impl Rule {
     }
 }
 
+/// The events of one input as `newterms scan` reads them: `data` is a file's bytes (NDJSON, or a
+/// CloudTrail delivery file `{"Records": [...]}`; gzip or not), `name` names it in errors. Returns
+/// `(events, errors)`: the events' JSON texts in order, and what is not an event, as text.
+#[pyfunction]
+#[pyo3(signature = (data, name = "input"))]
+fn events(py: Python<'_>, data: Vec<u8>, name: &str) -> (Vec<String>, Vec<String>) {
+    let name = name.to_owned();
+    py.detach(move || {
+        let stream = Stream::new(&name, std::io::Cursor::new(data));
+        let (mut events, mut errors) = (Vec::new(), Vec::new());
+        for item in InputReader::new([Input::Stream(stream)]) {
+            match item {
+                Ok(record) => events.push(record.text),
+                Err(error) => errors.push(error.to_string()),
+            }
+        }
+        (events, errors)
+    })
+}
+
 /// The union of workers' histories (latest time wins per term): what `newterms state merge` writes.
 #[pyfunction]
 fn merge<'py>(py: Python<'py>, snapshots: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyBytes>> {
@@ -337,6 +358,7 @@ fn inspect<'py>(py: Python<'py>, snapshot: &[u8]) -> PyResult<Bound<'py, PyDict>
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Rule>()?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(events, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add("NewtermsError", m.py().get_type::<NewtermsError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
