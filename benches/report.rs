@@ -137,10 +137,12 @@ fn throughput(
 ) {
     println!("## Throughput (single thread, sandbox limits on, median of {RUNS} runs)\n");
     println!(
-        "| stream | bytes/event | native | component per event | component `list<string>` x{BATCH} | component NDJSON x{BATCH} | `newterms scan` file ({SCAN_EVENTS} events, incl. start) | `newterms scan` minus start |"
+        "| stream | bytes/event | native | component per event | component `list<string>` x{BATCH} | component NDJSON x{BATCH} | `newterms scan` file ({SCAN_EVENTS} events, incl. start) | `newterms scan` minus start | `newterms scan` gzip file minus start |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    let start_cost = scan_time(scratch, "empty.ndjson", &[]);
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let start_cost = scan_time(scratch, "empty.ndjson", b"");
+    let mut targets = Vec::new();
+    let mut gzip_ratios = Vec::new();
     for (name, events) in stream_list {
         let bytes = streams::bytes(events);
         let n = events.len();
@@ -180,33 +182,91 @@ fn throughput(
         let scan_events: Vec<String> = events.iter().cycle().take(SCAN_EVENTS).cloned().collect();
         let scan_bytes = streams::bytes(&scan_events);
         let file_name = format!("{}.ndjson", name.split(' ').next().unwrap_or("stream"));
-        let scan = scan_time(scratch, &file_name, &scan_events);
+        let text = ndjson_text(&scan_events);
+        let scan = scan_time(scratch, &file_name, text.as_bytes());
+        let gzip = scan_time(
+            scratch,
+            &format!("{file_name}.gz"),
+            &gzipped(text.as_bytes()),
+        );
+        drop(text);
+        let scan_run = scan.saturating_sub(start_cost);
+        let gzip_run = gzip.saturating_sub(start_cost);
         println!(
-            "| {name} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             bytes as f64 / n as f64,
             rate(n, bytes, native),
             rate(n, bytes, per_event),
             rate(n, bytes, batched),
             rate(n, bytes, ndjson),
             rate(SCAN_EVENTS, scan_bytes, scan),
-            rate(SCAN_EVENTS, scan_bytes, scan.saturating_sub(start_cost)),
+            rate(SCAN_EVENTS, scan_bytes, scan_run),
+            rate(SCAN_EVENTS, scan_bytes, gzip_run),
         );
+        let per_second = |events: usize, elapsed: Duration| events as f64 / elapsed.as_secs_f64();
+        let ndjson_rate = per_second(n, ndjson);
+        gzip_ratios.push(format!(
+            "{name}: {:.2}x",
+            per_second(SCAN_EVENTS, gzip_run) / per_second(SCAN_EVENTS, scan_run)
+        ));
+        targets.push((
+            format!("`newterms scan` (minus start) / component NDJSON, {name}"),
+            per_second(SCAN_EVENTS, scan_run) / ndjson_rate,
+            0.9,
+        ));
+
+        if name.starts_with("all Invoke") {
+            targets.push((
+                format!("component NDJSON / native, {name}"),
+                ndjson_rate / per_second(n, native),
+                0.8,
+            ));
+        }
     }
     println!(
         "\n`newterms scan` start (process start, compile, instantiate) on an empty file: {:.1} ms\n",
         start_cost.as_secs_f64() * 1e3
     );
+    println!(
+        "`newterms scan` on the gzip file / on the plain file (no target: inflating is serial, see benches/README.md): {}\n",
+        gzip_ratios.join(", ")
+    );
+    println!("## Targets (ratios of the figures above, measured in this run)\n");
+    println!("| ratio | measured | target | met |\n|---|---|---|---|");
+    for (what, measured, target) in targets {
+        let met = if measured >= target { "yes" } else { "no" };
+        println!("| {what} | {measured:.2}x | >= {target:.1}x | {met} |");
+    }
+    println!(
+        "| `newterms scan --threads 2` / one thread, all Invoke | not measured: `--threads` is not implemented (benches/README.md) | >= 1.8x | no |"
+    );
+    println!(
+        "| `newterms scan --threads 2` / one thread, mixed | not measured: `--threads` is not implemented (benches/README.md) | >= 1.6x | no |\n"
+    );
 }
 
-/// Median wall time of `newterms scan` over a file of `events` (alerts to /dev/null).
-fn scan_time(dir: &Path, name: &str, events: &[String]) -> Duration {
-    let path = dir.join(name);
+/// The events as one NDJSON text.
+fn ndjson_text(events: &[String]) -> String {
     let mut text = String::with_capacity(streams::bytes(events) as usize);
     for event in events {
         text.push_str(event);
         text.push('\n');
     }
-    std::fs::write(&path, text).expect("write stream file");
+    text
+}
+
+/// `bytes` compressed with gzip at the fast level (as a log shipper would write it).
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// Median wall time of `newterms scan` over a file holding `content` (alerts to /dev/null).
+fn scan_time(dir: &Path, name: &str, content: &[u8]) -> Duration {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write stream file");
     let mut samples = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();

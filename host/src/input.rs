@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 use flate2::bufread::MultiGzDecoder;
 
 mod delivery;
+mod inflate;
 
 use delivery::{Document, Next, Stop};
+use inflate::Inflating;
 
 /// Longest line (or delivery record) read; a longer one is reported and skipped, so one runaway
 /// line cannot exhaust memory.
@@ -96,7 +98,8 @@ impl Input {
         !matches!(self, Input::File(_))
     }
 
-    /// Opens the input, decompressing gzip when its magic number says so.
+    /// Opens the input, decompressing gzip when its magic number says so (on a thread of its own,
+    /// see `input/inflate.rs`).
     pub fn open(&self) -> io::Result<BufReader<Box<dyn Read + Send>>> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
@@ -106,7 +109,8 @@ impl Input {
         let mut reader = BufReader::with_capacity(1 << 16, raw);
         let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(if is_gzip {
-            let decoder: Box<dyn Read + Send> = Box::new(MultiGzDecoder::new(reader));
+            let decoder: Box<dyn Read + Send> =
+                Box::new(Inflating::new(MultiGzDecoder::new(reader))?);
             BufReader::with_capacity(1 << 16, decoder)
         } else {
             reader

@@ -40,10 +40,10 @@ const JOURNAL_PER_SNAPSHOT_BYTE: usize = 64;
 const CHECKPOINTS_AT_MOST_ONE_IN: u32 = 10;
 
 /// Batch buffers at most waiting to be filled again by the reader: enough for a whole journal of
-/// batches of ~1 KiB events (64 MiB in ~1 MiB batches), so that the reader fills the same buffers
+/// batches of ~1 KiB events (64 MiB in ~330 KB batches), so that the reader fills the same buffers
 /// over and over rather than new memory, which the kernel must first map and clear (with 4, the
 /// scan ran ~30 % slower).
-const FINISHED_BATCHES: usize = 128;
+const FINISHED_BATCHES: usize = 256;
 
 /// How events are grouped into calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +56,12 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        // Crossing into the component costs ~100 ns per call: 1,024 events amortise it well, and
-        // 8 MiB bounds the copy into the guest's memory.
+        // Crossing into the component costs ~100 ns per call: 256 events amortise it well, and a
+        // batch of ~1 KB events (~330 KB) stays in the caches between the reader, which writes it,
+        // the copy into the guest's memory and the guest (1,024 made the scan of the mixed stream
+        // ~5 % slower, 64 slower still; benches/README.md). 8 MiB bounds the copy of long events.
         Self {
-            events: 1_024,
+            events: 256,
             bytes: 8 << 20,
         }
     }

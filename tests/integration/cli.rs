@@ -434,3 +434,37 @@ fn streams_alerts_as_events_arrive_and_stops_cleanly_on_sigterm() {
     );
     assert!(again.alerts.is_empty());
 }
+
+/// Gzip is inflated on a thread of its own in blocks of 256 KiB: a file many blocks long, from a
+/// file and from standard input, raises exactly the alerts of the plain file, in the same order.
+#[test]
+fn a_gzip_input_many_blocks_long_raises_the_alerts_of_the_plain_one_in_order() {
+    let directory = scratch("gzip-blocks");
+    // ~4 MB of events: 400 users, each seen every 3 days (within the window: one alert each).
+    let events: Vec<Value> = (0..4_000)
+        .map(|index| {
+            let user = format!("user-{}", index % 400);
+            let day = 1 + index / 400 * 3;
+            direct_invoke(&user, &format!("2024-04-{day:02}T00:00:{:02}Z", index % 60))
+        })
+        .collect();
+    let plain = directory.join("events.ndjson");
+    write_ndjson(&plain, &events);
+    let text = std::fs::read(&plain).expect("read");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&text).expect("gzip");
+    let compressed = encoder.finish().expect("gzip");
+    let gzipped = directory.join("events.ndjson.gz");
+    std::fs::write(&gzipped, &compressed).expect("write");
+
+    let from_plain = newterms(&["scan", path(&plain)], b"");
+    assert!(from_plain.status.success(), "{}", from_plain.stderr);
+    assert_eq!(from_plain.alerts.len(), 400);
+    for run in [
+        newterms(&["scan", path(&gzipped)], b""),
+        newterms(&["scan"], &compressed),
+    ] {
+        assert!(run.status.success(), "{}", run.stderr);
+        assert_eq!(run.stdout, from_plain.stdout);
+    }
+}
