@@ -6,6 +6,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use newterms::input::{Input, InputReader, Stream};
+use newterms::scan::BatchLimits;
 use newterms::settings::{ExceptionSettings, Settings};
 use newterms::{
     Error, Limits, Partition, RuleComponent, RuleConfig, RuleInstance, Sandbox, snapshots,
@@ -40,10 +41,13 @@ create_exception!(
     "The component failed (trap, deadline, memory cap): this Rule cannot be used again."
 );
 
-/// Most bytes of events handed to the component in one call (it copies them into its memory).
-const CALL_BYTES: usize = 8 << 20;
-/// Most events in one call of `process`.
-const CALL_EVENTS: usize = 1024;
+/// Where the piece of `rest` holding its first `lines` lines ends: after the `lines`-th line break,
+/// which stands before `at`.
+fn start_of_line_after(rest: &[u8], lines: usize, at: usize) -> usize {
+    memchr::memchr_iter(b'\n', &rest[..at])
+        .nth(lines - 1)
+        .map_or(at, |newline| newline + 1)
+}
 
 /// The embedded component compiled once per process, for rules with the default limits.
 fn shared() -> Result<&'static (Sandbox, RuleComponent), Error> {
@@ -178,20 +182,24 @@ impl Rule {
             let mut alerts = Vec::new();
             let mut start = 0;
             let mut first_line: u64 = 0;
+            // In the scan's batches: a batch that stays in the caches from here into the guest
+            // (one home for the size: the host's `BatchLimits`).
+            let limits = BatchLimits::default();
             while start < data.len() {
-                // Whole lines, at most CALL_BYTES (a longer line goes alone).
                 let rest = &data[start..];
-                let end = if rest.len() <= CALL_BYTES {
-                    rest.len()
-                } else {
-                    match rest[..CALL_BYTES].iter().rposition(|&byte| byte == b'\n') {
-                        Some(at) => at + 1,
-                        None => rest
-                            .iter()
-                            .position(|&byte| byte == b'\n')
-                            .map_or(rest.len(), |at| at + 1),
+                let mut lines = 0;
+                let mut end = rest.len();
+                for at in memchr::memchr_iter(b'\n', rest) {
+                    if lines > 0 && at >= limits.bytes {
+                        end = start_of_line_after(rest, lines, at);
+                        break;
                     }
-                };
+                    lines += 1;
+                    if lines == limits.events {
+                        end = at + 1;
+                        break;
+                    }
+                }
                 let piece = &rest[..end];
                 for outcome in inner.instance.process_ndjson(piece)? {
                     let line = first_line + u64::from(outcome.line);
@@ -200,7 +208,7 @@ impl Rule {
                         Err(error) => inner.errors.push((line, error.to_string())),
                     }
                 }
-                first_line += piece.iter().filter(|&&byte| byte == b'\n').count() as u64;
+                first_line += memchr::memchr_iter(b'\n', piece).count() as u64;
                 start += end;
             }
             Ok(alerts)
@@ -212,13 +220,13 @@ impl Rule {
         self.with(py, |inner| {
             inner.errors.clear();
             let mut alerts = Vec::new();
-            for (chunk_index, chunk) in events.chunks(CALL_EVENTS).enumerate() {
+            for (chunk_index, chunk) in events.chunks(BatchLimits::default().events).enumerate() {
                 for (index, outcome) in inner.instance.process_batch(chunk)?.into_iter().enumerate()
                 {
                     match outcome {
                         Ok(raised) => alerts.extend(raised),
                         Err(error) => inner.errors.push((
-                            (chunk_index * CALL_EVENTS + index) as u64,
+                            (chunk_index * BatchLimits::default().events + index) as u64,
                             error.to_string(),
                         )),
                     }
@@ -242,7 +250,7 @@ impl Rule {
     ) -> PyResult<Vec<(Vec<u32>, Option<i64>)>> {
         self.with(py, |inner| {
             let mut routes = Vec::with_capacity(events.len());
-            for chunk in events.chunks(CALL_EVENTS) {
+            for chunk in events.chunks(BatchLimits::default().events) {
                 routes.extend(
                     inner
                         .instance
