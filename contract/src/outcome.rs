@@ -69,6 +69,16 @@ pub struct Stats {
     pub evictions: u64,
 }
 
+/// Events with a value of `field` matching one of `patterns` (`*`, `?` wildcards) are dropped after
+/// the query: they neither alert nor count as history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// ECS field name, e.g. `aws.cloudtrail.user_identity.arn`.
+    pub field: String,
+    /// Case-sensitive KQL wildcard patterns.
+    pub patterns: Vec<String>,
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {

@@ -7,18 +7,9 @@ use std::fmt;
 /// What the rule reports and how it is configured: the contract's types, which the rule crate speaks
 /// too (their wording is the contract's).
 pub use newterms_contract::outcome::{
-    ConfigError, EventError, Footprint, LineError, LineOutcome, Partition, Profile, Route, Stats,
+    ConfigError, EventError, Exception, Footprint, LineError, LineOutcome, Partition, Profile,
+    Route, Stats,
 };
-
-/// Events whose `field` has a value matching one of `patterns` (`*`, `?` wildcards) neither alert nor
-/// count as history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exception {
-    /// ECS field name, e.g. `aws.cloudtrail.user_identity.arn`.
-    pub field: String,
-    /// Case-sensitive patterns.
-    pub patterns: Vec<String>,
-}
 
 /// How the rule runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -44,14 +44,9 @@ impl Default for Config {
     }
 }
 
-/// Events with a value of `field` matching one of `patterns` are dropped after the query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exception {
-    /// ECS field name.
-    pub field: String,
-    /// KQL wildcard patterns.
-    pub patterns: Vec<String>,
-}
+/// Events with a value of `field` matching one of `patterns` are dropped after the query (the
+/// contract's type, which the host speaks too).
+pub use newterms_contract::outcome::Exception;
 
 /// Why a configuration was refused (the contract's type, which the host speaks too).
 pub use newterms_contract::outcome::ConfigError;
