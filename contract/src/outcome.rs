@@ -78,6 +78,32 @@ pub enum ConfigError {
     InvalidWindow(u64),
     /// An exception without field or patterns.
     InvalidException(String),
+    /// A partition whose index is not below its count.
+    InvalidPartition {
+        /// The bucket asked for.
+        index: u32,
+        /// The buckets there are.
+        count: u32,
+    },
+}
+
+/// An instance's share of the terms when an engine spreads a stream over several: bucket `index` of
+/// `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// Which bucket, below `count`.
+    pub index: u32,
+    /// How many buckets the terms are spread over.
+    pub count: u32,
+}
+
+/// Where an event goes when a stream is spread over several instances (the rule's `route`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    /// The buckets of its terms, sorted; empty when it changes no history.
+    pub buckets: Vec<u32>,
+    /// Its time, milliseconds since the epoch, when it has buckets.
+    pub time: Option<i64>,
 }
 
 /// Which reading of the rule runs.

@@ -89,6 +89,8 @@ pub enum Refused {
     Capacity,
     /// The exception at this index of [`Resolved::exceptions`].
     Exception(usize),
+    /// The partition (not a key of the file: given by an engine's host).
+    Partition,
 }
 
 impl Refused {
@@ -101,6 +103,7 @@ impl Refused {
             ConfigError::InvalidException(_) => {
                 Refused::Exception(empty_exception.unwrap_or(usize::MAX))
             }
+            ConfigError::InvalidPartition { .. } => Refused::Partition,
         }
     }
 }
@@ -144,6 +147,7 @@ impl Settings {
                 format!("exceptions[{}]", index + 1)
             }
             Refused::Exception(_) => "exclude_arns".to_owned(),
+            Refused::Partition => "partition".to_owned(),
         };
         SettingsError { key, message }
     }

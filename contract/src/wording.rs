@@ -43,6 +43,9 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroCapacity => f.write_str("the history capacity must be at least 1"),
             ConfigError::InvalidWindow(window) => write!(f, "a window of {window} ms is refused"),
             ConfigError::InvalidException(why) => write!(f, "invalid exception: {why}"),
+            ConfigError::InvalidPartition { index, count } => {
+                write!(f, "partition {index} of {count} does not exist")
+            }
         }
     }
 }

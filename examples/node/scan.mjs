@@ -178,6 +178,7 @@ async function main() {
       capacity: undefined,
       learn: options.learn,
       hashKey: [hashKey.readBigUInt64LE(0), hashKey.readBigUInt64LE(8)],
+      partition: undefined,
     });
   } catch (error) {
     fail(`configuration refused: ${describeVariant(error.payload ?? error)}`);

@@ -26,7 +26,7 @@ from wasmtime import Engine, Store, Trap, WasmtimeError
 from wasmtime.component import Component, Linker, Record, Variant
 
 HERE = Path(__file__).resolve().parent
-INTERFACE = "newterms:rule/detector@0.2.0"
+INTERFACE = "newterms:rule/detector@0.3.0"
 DELIVERY = re.compile(rb"^\{\s*\"Records\"")
 ASCII_SPACE = b" \t\n\x0c\r"
 
@@ -129,6 +129,7 @@ class Rule:
             "capacity": None,
             "learn": learn,
             "hash-key": (secrets.randbits(64), secrets.randbits(64)),
+            "partition": None,
         }.items():
             setattr(config, name, value)
         return refusal(self._call(self._configure, config))

@@ -26,6 +26,10 @@ impl From<&types::RuleConfig> for wit::Config {
             capacity: config.capacity,
             learn: config.learn,
             hash_key: random_hash_key(),
+            partition: config.partition.map(|partition| wit::Partition {
+                index: partition.index,
+                count: partition.count,
+            }),
         }
     }
 }
@@ -66,6 +70,10 @@ impl From<wit::ConfigError> for types::ConfigError {
             wit::ConfigError::ZeroCapacity => types::ConfigError::ZeroCapacity,
             wit::ConfigError::InvalidWindow(window) => types::ConfigError::InvalidWindow(window),
             wit::ConfigError::InvalidException(why) => types::ConfigError::InvalidException(why),
+            wit::ConfigError::InvalidPartition(partition) => types::ConfigError::InvalidPartition {
+                index: partition.index,
+                count: partition.count,
+            },
         }
     }
 }
@@ -162,6 +170,15 @@ impl From<wit::RuleStats> for types::Stats {
             errors: stats.errors,
             terms: stats.terms,
             evictions: stats.evictions,
+        }
+    }
+}
+
+impl From<wit::Routing> for types::Route {
+    fn from(route: wit::Routing) -> Self {
+        types::Route {
+            buckets: route.buckets,
+            time: route.time,
         }
     }
 }

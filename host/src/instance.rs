@@ -5,7 +5,7 @@ use wasmtime::{Store, Trap};
 use crate::bindings::{Rule, wit};
 use crate::error::{Error, Fault};
 use crate::sandbox::{MemoryLimiter, Sandbox};
-use crate::types::{EventError, Footprint, LineOutcome, Metadata, Stats};
+use crate::types::{EventError, Footprint, LineOutcome, Metadata, Route, Stats};
 
 /// What the host keeps for an instance: only its memory limiter, since the rule imports nothing.
 pub struct HostState {
@@ -108,6 +108,27 @@ impl RuleInstance {
                     .map_err(|what| malformed("process-batch", format!("event {index}: {what}")))
             })
             .collect()
+    }
+
+    /// For each event, where it goes when an engine runs `count` instances each with its
+    /// [`crate::Partition`]: the buckets of its terms and its time (see the WIT's `route`).
+    /// Stateless.
+    pub fn route(&mut self, events: &[String], count: u32) -> Result<Vec<Route>, Error> {
+        let routes = self.call("route", |detector, store| {
+            detector.call_route(store, events, count)
+        })?;
+        if routes.len() != events.len() {
+            let what = format!("{} answers for {} events", routes.len(), events.len());
+            return Err(malformed("route", what));
+        }
+        if routes
+            .iter()
+            .flat_map(|route| &route.buckets)
+            .any(|&bucket| bucket >= count.max(1))
+        {
+            return Err(malformed("route", format!("a bucket beyond {count}")));
+        }
+        Ok(routes.into_iter().map(Route::from).collect())
     }
 
     /// Processes a buffer of newline-delimited events (NDJSON) in order in one call, as

@@ -245,6 +245,7 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
         exceptions,
         capacity: args.capacity.or(file.capacity),
         learn: learn || file.learn,
+        partition: None,
     };
     let component = load_component(args)?;
     match component.instantiate(&config) {

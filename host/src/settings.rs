@@ -29,6 +29,7 @@ pub fn rule_config(settings: &Settings) -> Result<RuleConfig, SettingsError> {
             .collect(),
         capacity: file.capacity,
         learn: file.learn,
+        partition: None,
     })
 }
 

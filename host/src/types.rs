@@ -7,7 +7,7 @@ use std::fmt;
 /// What the rule reports and how it is configured: the contract's types, which the rule crate speaks
 /// too (their wording is the contract's).
 pub use newterms_contract::outcome::{
-    ConfigError, EventError, Footprint, LineError, LineOutcome, Profile, Stats,
+    ConfigError, EventError, Footprint, LineError, LineOutcome, Partition, Profile, Route, Stats,
 };
 
 /// Events whose `field` has a value matching one of `patterns` (`*`, `?` wildcards) neither alert nor
@@ -33,6 +33,9 @@ pub struct RuleConfig {
     pub capacity: Option<u32>,
     /// Build history without raising alerts.
     pub learn: bool,
+    /// This instance's share of the terms, when an engine spreads a stream over several instances
+    /// (see [`crate::RuleInstance::route`]); `None`: all of them.
+    pub partition: Option<Partition>,
 }
 
 /// Why the component refused a snapshot. Its state is unchanged.

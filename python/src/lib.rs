@@ -6,7 +6,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use newterms::settings::{ExceptionSettings, Settings};
-use newterms::{Error, Limits, RuleComponent, RuleConfig, RuleInstance, Sandbox, snapshots};
+use newterms::{
+    Error, Limits, Partition, RuleComponent, RuleConfig, RuleInstance, Sandbox, snapshots,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -98,7 +100,7 @@ impl Rule {
     /// them, and the other arguments (the same keys) override it. `max_memory_mib` and
     /// `cpu_deadline_ms` are the sandbox's limits (default: 1024 MiB, 5000 ms a call).
     #[new]
-    #[pyo3(signature = (*, config=None, profile=None, window=None, capacity=None, learn=None, exclude_arns=None, exceptions=None, max_memory_mib=None, cpu_deadline_ms=None))]
+    #[pyo3(signature = (*, config=None, profile=None, window=None, capacity=None, learn=None, exclude_arns=None, exceptions=None, partition=None, max_memory_mib=None, cpu_deadline_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -109,6 +111,7 @@ impl Rule {
         learn: Option<bool>,
         exclude_arns: Option<Vec<String>>,
         exceptions: Option<Vec<(String, Vec<String>)>>,
+        partition: Option<(u32, u32)>,
         max_memory_mib: Option<usize>,
         cpu_deadline_ms: Option<u64>,
     ) -> PyResult<Self> {
@@ -135,8 +138,9 @@ impl Rule {
                 .map(|(field, values)| ExceptionSettings { field, values })
                 .collect();
         }
-        let rule_config: RuleConfig = newterms::settings::rule_config(&settings)
+        let mut rule_config: RuleConfig = newterms::settings::rule_config(&settings)
             .map_err(|error| ConfigError::new_err(error.to_string()))?;
+        rule_config.partition = partition.map(|(index, count)| Partition { index, count });
         let instance = py.detach(|| -> Result<RuleInstance, Error> {
             if max_memory_mib.is_none() && cpu_deadline_ms.is_none() {
                 return shared()?.1.instantiate(&rule_config);
@@ -220,6 +224,33 @@ impl Rule {
                 }
             }
             Ok(alerts)
+        })
+    }
+
+    /// For each event, where an engine running `count` rules, each made with
+    /// `partition=(index, count)`, sends it: `(buckets, time)`, the buckets of its terms (sorted,
+    /// computed by the rule itself; usually one, several for array-valued term fields, each rule
+    /// then taking its own terms; none for an event that changes no history: send it to one rule,
+    /// bucket 0 say) and its time in milliseconds since the epoch (`None` without buckets).
+    #[allow(clippy::type_complexity)]
+    fn route(
+        &self,
+        py: Python<'_>,
+        events: Vec<String>,
+        count: u32,
+    ) -> PyResult<Vec<(Vec<u32>, Option<i64>)>> {
+        self.with(py, |inner| {
+            let mut routes = Vec::with_capacity(events.len());
+            for chunk in events.chunks(CALL_EVENTS) {
+                routes.extend(
+                    inner
+                        .instance
+                        .route(chunk, count)?
+                        .into_iter()
+                        .map(|route| (route.buckets, route.time)),
+                );
+            }
+            Ok(routes)
         })
     }
 

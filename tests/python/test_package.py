@@ -97,6 +97,28 @@ restored.restore(first_half_state)
 check("restored, the second half raises scan's alerts", restored.process_ndjson(open(second, "rb").read()) == expected_second)
 check("and its state is scan's after the whole", restored.snapshot() == open(state, "rb").read())
 
+print("\npartitions routed by the rule raise the alerts of one rule, and merge into its state")
+events = [line for line in open(generated).read().splitlines() if line.strip()]
+one = newterms.Rule()
+expected = sorted(one.process(events))
+for count in [1, 3, 4]:
+    router = newterms.Rule()
+    buckets = [targets for targets, _ in router.route(events, count)]
+    parts = [newterms.Rule(partition=(index, count)) for index in range(count)]
+    shares = [[] for _ in range(count)]
+    for event, targets in zip(events, buckets):
+        for bucket in targets or [0]:
+            shares[bucket].append(event)
+    got = sorted(alert for part, share in zip(parts, shares) for alert in part.process(share))
+    check(f"{count} partitions: {len(got)} alerts = one rule's", got == expected, f"{len(got)} vs {len(expected)}")
+    merged = newterms.merge([part.snapshot() for part in parts])
+    check(f"{count} partitions: merged state = one rule's state", merged == one.snapshot())
+try:
+    newterms.Rule(partition=(3, 3))
+    check("a partition that does not exist", False, "accepted")
+except newterms.ConfigError as e:
+    check(f"a partition that does not exist: ConfigError ({e})", "partition" in str(e), str(e))
+
 print("\nmerge and inspect")
 a, b = newterms.Rule(), newterms.Rule()
 a.process_ndjson(open(first, "rb").read())

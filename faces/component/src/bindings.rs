@@ -9,7 +9,7 @@ use newterms_guest::definition::{
 use newterms_guest::detector::{
     Config as DomainConfig, ConfigError as DomainConfigError, Detector,
     EventError as DomainEventError, Exception as DomainException, LineError as DomainLineError,
-    LineOutcome as DomainLineOutcome,
+    LineOutcome as DomainLineOutcome, Partition as DomainPartition,
 };
 use newterms_guest::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
 
@@ -24,7 +24,7 @@ wit_bindgen::generate!({
 
 use exports::newterms::rule::detector::{
     AttackReference, Config, ConfigError, EventError, EventOutcome, Footprint, Guest, LineError,
-    LineOutcome, Profile, RestoreError, RuleMetadata, RuleStats,
+    LineOutcome, Partition, Profile, RestoreError, Routing, RuleMetadata, RuleStats,
 };
 
 thread_local! {
@@ -51,6 +51,21 @@ impl Guest for Component {
             events
                 .iter()
                 .map(|event| detector.process(event).map_err(EventError::from))
+                .collect()
+        })
+    }
+
+    fn route(events: Vec<String>, count: u32) -> Vec<Routing> {
+        DETECTOR.with_borrow(|detector| {
+            events
+                .iter()
+                .map(|event| {
+                    let route = detector.route(event, count);
+                    Routing {
+                        buckets: route.buckets,
+                        time: route.time,
+                    }
+                })
                 .collect()
         })
     }
@@ -165,6 +180,10 @@ impl From<Config> for DomainConfig {
             capacity: config.capacity,
             learn: config.learn,
             hash_key: config.hash_key,
+            partition: config.partition.map(|partition| DomainPartition {
+                index: partition.index,
+                count: partition.count,
+            }),
         }
     }
 }
@@ -194,6 +213,9 @@ impl From<DomainConfigError> for ConfigError {
             DomainConfigError::ZeroCapacity => ConfigError::ZeroCapacity,
             DomainConfigError::InvalidWindow(window) => ConfigError::InvalidWindow(window),
             DomainConfigError::InvalidException(why) => ConfigError::InvalidException(why),
+            DomainConfigError::InvalidPartition { index, count } => {
+                ConfigError::InvalidPartition(Partition { index, count })
+            }
         }
     }
 }

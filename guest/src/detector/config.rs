@@ -22,7 +22,13 @@ pub struct Config {
     pub learn: bool,
     /// Key for hashing term values.
     pub hash_key: (u64, u64),
+    /// This instance's share of the terms, when an engine spreads a stream over several: it keeps
+    /// and alerts on only the terms in bucket `index` of `count` (see [`super::bucket_of`]).
+    pub partition: Option<Partition>,
 }
+
+/// Bucket `index` of `count` (the contract's type, which the host speaks too).
+pub use newterms_contract::outcome::Partition;
 
 impl Default for Config {
     fn default() -> Self {
@@ -33,6 +39,7 @@ impl Default for Config {
             capacity: None,
             learn: false,
             hash_key: (0, 0),
+            partition: None,
         }
     }
 }
@@ -61,6 +68,11 @@ impl Config {
             NonZeroUsize::new(self.capacity() as usize).ok_or(ConfigError::ZeroCapacity)?;
         if self.window_ms == Some(0) {
             return Err(ConfigError::InvalidWindow(0));
+        }
+        if let Some(Partition { index, count }) = self.partition
+            && index >= count
+        {
+            return Err(ConfigError::InvalidPartition { index, count });
         }
         for exception in &self.exceptions {
             if exception.field.is_empty() {

@@ -1,7 +1,7 @@
 //! The fast path: settles plain raw CloudTrail records that raise nothing without a JSON tree.
 
-use super::Detector;
 use super::full::TIME_RANGE;
+use super::{Detector, terms};
 use crate::cloudtrail::{self, Mapping};
 use crate::definition::{ProfileDefinition, RuleDefinition};
 use crate::fastpath::{self, Found, Slot};
@@ -99,6 +99,13 @@ impl Detector {
         self.scratch_key
             .encode(values[..self.profile.terms.len()].iter().copied());
         let key = self.scratch_key.as_bytes();
+        if let Some(partition) = self.config.partition
+            && terms::bucket_of(key, partition.count) != partition.index
+        {
+            // Another instance's term: counted, nothing else, as the full path does.
+            self.stats.matched += 1;
+            return true;
+        }
         if self.config.learn {
             self.history.observe(key, time, self.window_ms);
         } else if !self.history.observe_known(key, time, self.window_ms) {

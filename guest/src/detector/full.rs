@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Detector, EventError, terms};
+use super::{Detector, EventError, Route, terms};
 use crate::alert::{AlertRule, AlertSource};
 use crate::cloudtrail;
 use crate::definition;
@@ -16,7 +16,13 @@ pub(super) const TIME_RANGE: std::ops::RangeInclusive<EpochMillis> =
     -62_135_596_800_000..=253_402_300_799_999;
 
 impl Detector {
-    pub(super) fn evaluate(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+    /// `then` on the ECS form of `text` (raw CloudTrail mapped) and whether it was raw, when the
+    /// rule's query holds for it; `Ok(None)` when it does not.
+    fn when_matching<R>(
+        query: &[definition::Clause],
+        text: &str,
+        then: impl FnOnce(&Value, bool) -> R,
+    ) -> Result<Option<R>, EventError> {
         let document: Value = serde_json::from_str(text)
             .map_err(|error| EventError::MalformedJson(error.to_string()))?;
         let Value::Object(object) = &document else {
@@ -30,10 +36,49 @@ impl Detector {
         } else {
             &document
         };
+        let holds = definition::query_holds(query, &fields::Document(ecs)) == Some(true);
+        Ok(holds.then(|| then(ecs, raw)))
+    }
 
-        if definition::query_holds(self.rule.query, &fields::Document(ecs)) != Some(true) {
-            return Ok(Vec::new());
-        }
+    /// Where processing `text` would observe terms (see [`Detector::route`]): their buckets and the
+    /// event's time; nothing for an event that would be refused, excepted or has no term.
+    pub(super) fn route_matching(&self, text: &str, count: u32) -> Route {
+        let route = Self::when_matching(self.rule.query, text, |ecs, _| {
+            let Ok(time) = event_time(ecs) else {
+                return Route::default();
+            };
+            if self.is_excepted(ecs) {
+                return Route::default();
+            }
+            let Ok(Some(terms)) = terms::combinations(self.profile.terms, ecs) else {
+                return Route::default();
+            };
+            let mut key = TermKey::default();
+            let mut buckets: Vec<u32> = terms
+                .iter()
+                .map(|values| {
+                    key.encode(values.iter().map(|value| value.as_ref()));
+                    terms::bucket_of(key.as_bytes(), count)
+                })
+                .collect();
+            buckets.sort_unstable();
+            buckets.dedup();
+            Route {
+                buckets,
+                time: Some(time),
+            }
+        });
+        route.ok().flatten().unwrap_or_default()
+    }
+
+    pub(super) fn evaluate(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        let raised =
+            Self::when_matching(self.rule.query, text, |ecs, raw| self.raise(text, ecs, raw))?;
+        raised.unwrap_or(Ok(Vec::new()))
+    }
+
+    /// A matching event: time, exceptions, terms, history, alerts.
+    fn raise(&mut self, text: &str, ecs: &Value, raw: bool) -> Result<Vec<String>, EventError> {
         self.stats.matched += 1;
         let time = event_time(ecs)?;
         if self.is_excepted(ecs) {
@@ -60,6 +105,12 @@ impl Detector {
         for values in terms {
             let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
             key.encode(values.iter().copied());
+            if let Some(partition) = self.config.partition
+                && terms::bucket_of(key.as_bytes(), partition.count) != partition.index
+            {
+                // Another instance's term.
+                continue;
+            }
             let new = self.history.observe(key.as_bytes(), time, self.window_ms);
             if new && !self.config.learn {
                 alerts.push(raiser.alert(&source, &values, key.as_bytes()));

@@ -20,9 +20,9 @@ pub mod outcome;
 mod snapshots;
 pub(crate) mod terms;
 
-pub use config::{Config, ConfigError, DEFAULT_CAPACITY, Exception};
-pub use outcome::{EventError, Footprint, LineError, LineOutcome, Stats};
-pub use terms::MAX_TERMS_PER_EVENT;
+pub use config::{Config, ConfigError, DEFAULT_CAPACITY, Exception, Partition};
+pub use outcome::{EventError, Footprint, LineError, LineOutcome, Route, Stats};
+pub use terms::{MAX_TERMS_PER_EVENT, bucket_of};
 
 /// One configured rule and its history.
 pub struct Detector {
@@ -169,6 +169,20 @@ impl Detector {
     /// report; when it does, its effect on the history is applied, but not the event count.
     fn quiet(&mut self, text: &[u8], survey: &Survey) -> bool {
         self.needle.skips_surveyed(text, survey) || (!survey.special && self.decided_quietly(text))
+    }
+
+    /// Where an engine that spreads a stream over `count` instances, each configured with its
+    /// [`Partition`], sends `text`: the buckets of the terms the event carries (sorted), with the
+    /// event's time, by which a hunt orders each bucket. Most events carry one term; one with
+    /// array-valued term fields may carry terms of several buckets, and each of those instances then
+    /// keeps and alerts on its own terms only. An event with no bucket (it cannot match, is refused,
+    /// excepted, or has no term) changes no history: an engine sends it to one instance (bucket 0,
+    /// say), which reports any refusal once. The history is not consulted.
+    pub fn route(&self, text: &str, count: u32) -> Route {
+        if self.needle.skips(text.as_bytes()) {
+            return Route::default();
+        }
+        self.route_matching(text, count)
     }
 
     /// [`Detector::process`] without the prefilter: every record is parsed. The reference the

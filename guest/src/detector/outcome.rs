@@ -1,4 +1,4 @@
 //! What processing reports: refusals, per-line outcomes, counters and memory. The types are the
 //! contract's (`newterms-contract`), which the host speaks too.
 
-pub use newterms_contract::outcome::{EventError, Footprint, LineError, LineOutcome, Stats};
+pub use newterms_contract::outcome::{EventError, Footprint, LineError, LineOutcome, Route, Stats};

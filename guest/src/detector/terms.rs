@@ -8,6 +8,12 @@ use super::EventError;
 use crate::definition::TermField;
 use crate::fields;
 
+/// The bucket (of `count`) of a term, by its encoded key: how engines spread terms over instances
+/// ([`super::Detector::route`] and [`super::Config::partition`] both use it, so they cannot disagree).
+pub fn bucket_of(key: &[u8], count: u32) -> u32 {
+    crc32fast::hash(key) % count.max(1)
+}
+
 /// Most term combinations one event may carry (array-valued term fields multiply).
 pub const MAX_TERMS_PER_EVENT: usize = 1_024;
 

@@ -16,8 +16,8 @@
 
 use newterms_component::bindings::Component as Real;
 use newterms_component::bindings::exports::newterms::rule::detector::{
-    Config, ConfigError, EventOutcome, Footprint, Guest, LineOutcome, RestoreError, RuleMetadata,
-    RuleStats,
+    Config, ConfigError, EventOutcome, Footprint, Guest, LineOutcome, RestoreError, Routing,
+    RuleMetadata, RuleStats,
 };
 
 /// Does what the marker in `event` asks for, if any; returns the malformed alert for that marker.
@@ -68,6 +68,10 @@ impl Guest for Hostile {
                 None => Real::process_event(event),
             })
             .collect()
+    }
+
+    fn route(events: Vec<String>, count: u32) -> Vec<Routing> {
+        Real::route(events, count)
     }
 
     fn process_ndjson(records: Vec<u8>) -> Vec<LineOutcome> {
