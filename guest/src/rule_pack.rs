@@ -17,12 +17,15 @@ use crate::alert::{AlertSource, rule_file_alert};
 use crate::cloudtrail;
 use crate::detector::full::event_time;
 use crate::detector::terms::combinations_of_fields;
-use crate::detector::{Config, ConfigError, EventError, LineError, LineOutcome, Stats};
+use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
 use crate::fields;
 use crate::history::{History, TermKey};
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
 use crate::wildcard;
+
+/// The rule id a pack reports as a whole (each alert carries its own rule's).
+pub const PACK_RULE_ID: &str = "rule-pack";
 
 /// Magic of a pack's state: a sequence of per-rule snapshots.
 pub const PACK_MAGIC: &[u8; 8] = b"NTRMPACK";
@@ -69,6 +72,12 @@ pub struct RulePackDetector {
     stats: Stats,
     candidates: Vec<bool>,
     matching: Vec<usize>,
+    /// A snapshot being read in pieces, and how much of it was read; any event ends it.
+    snapshot_pieces: Option<(Vec<u8>, usize)>,
+    /// A restore being written in pieces: its announced length and the bytes so far.
+    restore_pieces: Option<(u64, Vec<u8>)>,
+    /// What the last restore did not keep.
+    notices: Vec<Notice>,
 }
 
 impl RulePackDetector {
@@ -93,7 +102,15 @@ impl RulePackDetector {
             stats: Stats::default(),
             candidates: Vec::new(),
             matching: Vec::new(),
+            snapshot_pieces: None,
+            restore_pieces: None,
+            notices: Vec::new(),
         })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The rules.
@@ -172,6 +189,7 @@ impl RulePackDetector {
     }
 
     fn evaluate(&mut self, text: &str, prefiltered: bool) -> Result<Vec<String>, EventError> {
+        self.snapshot_pieces = None;
         let document: Value = serde_json::from_str(text)
             .map_err(|error| EventError::MalformedJson(error.to_string()))?;
         let Value::Object(object) = &document else {
@@ -272,6 +290,79 @@ impl RulePackDetector {
         out
     }
 
+    /// Memory the histories hold.
+    pub fn footprint(&self) -> Footprint {
+        #[cfg(target_arch = "wasm32")]
+        let linear_memory_bytes = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+        #[cfg(not(target_arch = "wasm32"))]
+        let linear_memory_bytes = 0;
+        let histories = self.tracked.iter().map(|tracked| &tracked.history);
+        Footprint {
+            linear_memory_bytes,
+            history_bytes: histories.clone().map(|h| h.heap_bytes() as u64).sum(),
+            term_bytes: histories.clone().map(|h| h.term_bytes() as u64).sum(),
+            terms: histories.map(|h| h.len() as u64).sum(),
+        }
+    }
+
+    /// Starts a snapshot to be read in pieces with [`RulePackDetector::snapshot_read`]; returns
+    /// its length. Processing an event before the last piece ends it.
+    pub fn snapshot_begin(&mut self) -> u64 {
+        let bytes = self.snapshot();
+        let length = bytes.len() as u64;
+        self.snapshot_pieces = Some((bytes, 0));
+        length
+    }
+
+    /// The next at most `max_bytes` (at least 1) bytes of the snapshot begun; empty at its end or
+    /// when none is being read.
+    pub fn snapshot_read(&mut self, max_bytes: usize) -> Vec<u8> {
+        let Some((bytes, read)) = self.snapshot_pieces.as_mut() else {
+            return Vec::new();
+        };
+        let end = bytes.len().min(read.saturating_add(max_bytes.max(1)));
+        let piece = bytes.get(*read..end).unwrap_or_default().to_vec();
+        *read = end;
+        if piece.is_empty() {
+            self.snapshot_pieces = None;
+        }
+        piece
+    }
+
+    /// Starts a restore of `length` bytes given in pieces.
+    pub fn restore_begin(&mut self, length: u64) {
+        self.restore_pieces = Some((length, Vec::new()));
+    }
+
+    /// The next piece of the restore begun.
+    pub fn restore_write(&mut self, piece: &[u8]) -> Result<(), RestoreError> {
+        let Some((length, bytes)) = self.restore_pieces.as_mut() else {
+            return Err(RestoreError::Corrupt(snapshot::Corruption::NotBegun));
+        };
+        if bytes.len() as u64 + piece.len() as u64 > *length {
+            self.restore_pieces = None;
+            return Err(RestoreError::Truncated);
+        }
+        bytes.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// Ends the restore begun: as [`RulePackDetector::restore`] of its bytes.
+    pub fn restore_end(&mut self) -> Result<(), RestoreError> {
+        let Some((length, bytes)) = self.restore_pieces.take() else {
+            return Err(RestoreError::Corrupt(snapshot::Corruption::NotBegun));
+        };
+        if (bytes.len() as u64) < length {
+            return Err(RestoreError::Truncated);
+        }
+        self.restore(&bytes).map(|_| ())
+    }
+
+    /// What the last restore did not keep, in the order found.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
     /// Restores a pack's state: every rule in both keeps its history; a rule whose signature
     /// changed, or that is no longer in the pack, is reported. Nothing changes on error.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<Vec<Notice>, RestoreError> {
@@ -337,6 +428,8 @@ impl RulePackDetector {
             tracked.history =
                 history.unwrap_or_else(|| History::new(self.capacity, self.config.hash_key));
         }
+        self.snapshot_pieces = None;
+        self.notices.clone_from(&notices);
         Ok(notices)
     }
 }
@@ -373,4 +466,67 @@ fn term_signature(rule: &Rule) -> String {
         .map(|field| format!("{field}<-{field}"))
         .collect::<Vec<_>>()
         .join(";")
+}
+
+/// A rule file as the host hands it over: the name it is known by (its path) and its text.
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    /// The file's name, for messages.
+    pub name: String,
+    /// The TOML text.
+    pub text: String,
+}
+
+/// Fields filled by enrichment newterms does not do (autonomous systems, geolocation): a rule
+/// reading them matches only documents that already carry them.
+const ENRICHED: [&str; 4] = [
+    "source.as.",
+    "destination.as.",
+    "source.geo.",
+    "destination.geo.",
+];
+
+/// The fields of `rule`'s query that only enriched ECS documents carry.
+pub fn enrichment_fields(rule: &Rule) -> Vec<String> {
+    rule.compiled()
+        .fields()
+        .into_iter()
+        .filter(|field| ENRICHED.iter().any(|prefix| field.starts_with(prefix)))
+        .collect()
+}
+
+#[cfg(feature = "rule-toml")]
+/// Each file loaded as a rule, or why it is refused (the message names the file).
+pub fn load_rule_files(files: &[RuleFile]) -> Vec<Result<Rule, String>> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    files
+        .iter()
+        .map(|file| {
+            let rule = crate::kql::load_rule(&file.text)
+                .map_err(|error| format!("{}: {error}", file.name))?;
+            if let Some((_, first)) = seen.iter().find(|(id, _)| *id == rule.rule_id) {
+                return Err(format!(
+                    "{}: rule_id {} is also the rule_id of {first}",
+                    file.name, rule.rule_id
+                ));
+            }
+            seen.push((rule.rule_id.clone(), file.name.clone()));
+            Ok(rule)
+        })
+        .collect()
+}
+
+#[cfg(feature = "rule-toml")]
+impl RulePackDetector {
+    /// A detector for the rules of `files` under `config`; the first refusal is the error.
+    pub fn from_files(files: &[RuleFile], config: Config) -> Result<Self, String> {
+        if files.is_empty() {
+            return Err("no rule files".to_owned());
+        }
+        let rules = load_rule_files(files)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let pack = Pack::new(rules).map_err(|error| error.to_string())?;
+        Self::new(pack, config).map_err(|error| error.to_string())
+    }
 }

@@ -283,6 +283,20 @@ fn state_keeps_every_unchanged_rules_history() {
     assert!(notices[0].to_string().contains("starts afresh"));
     assert_eq!(next.terms_per_rule(), [1, 0]);
 
+    // The same in pieces, as hosts hand large states over.
+    let mut pieces = pack_detector(vec![probe_rule("probe-one", &["user.name"], query, 1)]);
+    pieces.restore_begin(state.len() as u64);
+    for piece in state.chunks(7) {
+        pieces
+            .restore_write(piece)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    pieces
+        .restore_end()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(pieces.notices(), [Notice::Removed("probe-two".to_owned())]);
+    assert_eq!(pieces.terms_per_rule(), [1]);
+
     // Not a pack's state: refused, nothing changed.
     assert!(next.restore(b"NTRMSNAP...").is_err());
     assert!(next.restore(&state[..state.len() - 3]).is_err());
