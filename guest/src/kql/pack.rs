@@ -6,7 +6,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document};
-use super::require::Needle;
+use super::require::{Needle, Requirement};
 use super::rule::Rule;
 use crate::cloudtrail;
 
@@ -24,8 +24,63 @@ struct Prefilter {
     searcher: Option<AhoCorasick>,
     /// Per needle of the searcher: its text, and whether it must match case-sensitively.
     needles: Vec<(Vec<u8>, bool)>,
-    /// Per rule: the indices of its needles, or `None` when the rule needs none.
-    per_rule: Vec<Option<Vec<usize>>>,
+    /// Per rule: what its text must contain, over needle indices; `None` when nothing is required.
+    per_rule: Vec<Option<Needed>>,
+}
+
+/// A rule's requirement over the searcher's needles: every part of an `All`, one of an `Any`.
+#[derive(Debug, Clone)]
+enum Needed {
+    Needle(usize),
+    All(Vec<Needed>),
+    Any(Vec<Needed>),
+}
+
+impl Needed {
+    /// `requirement` with its needles numbered in `needles` (added when new); needles `usable`
+    /// refuses are dropped (an `All` without them, an `Any` with one of them requires nothing).
+    fn of(
+        requirement: &Requirement,
+        usable: &dyn Fn(&Needle) -> bool,
+        needles: &mut Vec<(Vec<u8>, bool)>,
+    ) -> Option<Self> {
+        match requirement {
+            Requirement::Needle(needle) => {
+                if !usable(needle) {
+                    return None;
+                }
+                let key = (needle.text.as_bytes().to_vec(), !needle.case_insensitive);
+                let index = needles
+                    .iter()
+                    .position(|known| *known == key)
+                    .unwrap_or_else(|| {
+                        needles.push(key);
+                        needles.len() - 1
+                    });
+                Some(Self::Needle(index))
+            }
+            Requirement::All(parts) => {
+                let parts: Vec<Self> = parts
+                    .iter()
+                    .filter_map(|part| Self::of(part, usable, needles))
+                    .collect();
+                (!parts.is_empty()).then_some(Self::All(parts))
+            }
+            Requirement::Any(parts) => parts
+                .iter()
+                .map(|part| Self::of(part, usable, needles))
+                .collect::<Option<Vec<Self>>>()
+                .map(Self::Any),
+        }
+    }
+
+    fn holds(&self, found: &[bool]) -> bool {
+        match self {
+            Self::Needle(index) => found.get(*index).copied().unwrap_or(true),
+            Self::All(parts) => parts.iter().all(|part| part.holds(found)),
+            Self::Any(parts) => parts.iter().any(|part| part.holds(found)),
+        }
+    }
 }
 
 impl Pack {
@@ -95,23 +150,7 @@ impl Prefilter {
         let mut needles: Vec<(Vec<u8>, bool)> = Vec::new();
         let per_rule = rules
             .iter()
-            .map(|rule| {
-                let set = rule.requirement()?.any_of(&usable)?;
-                Some(
-                    set.iter()
-                        .map(|needle| {
-                            let key = (needle.text.as_bytes().to_vec(), !needle.case_insensitive);
-                            needles
-                                .iter()
-                                .position(|known| *known == key)
-                                .unwrap_or_else(|| {
-                                    needles.push(key);
-                                    needles.len() - 1
-                                })
-                        })
-                        .collect(),
-                )
-            })
+            .map(|rule| Needed::of(&rule.requirement()?, &usable, &mut needles))
             .collect();
         let searcher = (!needles.is_empty())
             .then(|| {
@@ -159,9 +198,7 @@ impl Prefilter {
         }
         let mut any = false;
         out.extend(self.per_rule.iter().map(|needles| {
-            let candidate = needles
-                .as_ref()
-                .is_none_or(|needles| needles.iter().any(|&index| found[index]));
+            let candidate = needles.as_ref().is_none_or(|needed| needed.holds(&found));
             any |= candidate;
             candidate
         }));
