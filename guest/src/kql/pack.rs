@@ -2,7 +2,7 @@
 //! field table shared by the rules' compiled queries; and a prefilter that tells, in one pass over an
 //! event's text, which rules may match it (the needles of [`super::require`]).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document};
@@ -157,6 +157,7 @@ impl Prefilter {
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
                     .build(needles.iter().map(|(text, _)| text))
                     .ok()
             })
