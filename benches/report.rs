@@ -9,7 +9,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)] // a measurement harness
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -119,6 +119,9 @@ fn main() {
     }
     if section("cold") {
         cold_start(&scratch);
+    }
+    if section("rules") {
+        rule_packs(&stream_list[0].1, &scratch);
     }
     println!("\n## Component\n");
     println!(
@@ -265,6 +268,11 @@ fn gzipped(bytes: &[u8]) -> Vec<u8> {
 
 /// Median wall time of `newterms scan` over a file holding `content` (alerts to /dev/null).
 fn scan_time(dir: &Path, name: &str, content: &[u8]) -> Duration {
+    scan_time_with(dir, name, content, &[])
+}
+
+/// [`scan_time`] with more arguments to `newterms scan`.
+fn scan_time_with(dir: &Path, name: &str, content: &[u8], arguments: &[String]) -> Duration {
     let path = dir.join(name);
     std::fs::write(&path, content).expect("write stream file");
     let mut samples = Vec::new();
@@ -272,6 +280,7 @@ fn scan_time(dir: &Path, name: &str, content: &[u8]) -> Duration {
         let start = Instant::now();
         let status = Command::new(env!("CARGO_BIN_EXE_newterms"))
             .arg("scan")
+            .args(arguments)
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -487,4 +496,75 @@ fn cold_start(scratch: &Path) {
         "| precompiled, from the host's cache | {:.2} ms |",
         precompiled.as_secs_f64() * 1e3
     );
+}
+
+/// Elastic's published new_terms rules (`shared/data/elastic-rules/new_terms` beside the
+/// repository), if present.
+fn published_rules() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .ok()?;
+    root.ancestors()
+        .skip(1)
+        .map(|folder| folder.join("shared/data/elastic-rules/new_terms"))
+        .find(|path| path.is_dir())
+}
+
+/// `newterms scan` on the mixed stream with the built-in rule, with the 49 AWS CloudTrail rules
+/// from their files, and with all 221 published rules: one pass over each event in each case.
+fn rule_packs(mixed: &[String], scratch: &Path) {
+    let Some(folder) = published_rules() else {
+        println!("\n## Rule packs\n\nskipped: shared/data/elastic-rules/new_terms not found");
+        return;
+    };
+    let mut all = Vec::new();
+    let cloudtrail = scratch.join("cloudtrail-rules");
+    std::fs::create_dir_all(&cloudtrail).expect("rule folder");
+    for entry in std::fs::read_dir(&folder).expect("rule folder").flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            let text = std::fs::read_to_string(&path).expect("rule file");
+            if text.contains("logs-aws.cloudtrail") {
+                std::fs::write(cloudtrail.join(entry.file_name()), text).expect("copy rule");
+            }
+            all.push(path);
+        }
+    }
+    let count = std::fs::read_dir(&cloudtrail).map_or(0, Iterator::count);
+    let events: Vec<String> = mixed.iter().cycle().take(SCAN_EVENTS).cloned().collect();
+    let bytes = streams::bytes(&events);
+    let start = scan_time(scratch, "empty.ndjson", b"");
+    let text = ndjson_text(&events);
+    let builtin = scan_time(scratch, "rules-mixed.ndjson", text.as_bytes());
+    let rules = |folder: &Path| vec!["--rules".to_owned(), folder.display().to_string()];
+    let aws = scan_time_with(
+        scratch,
+        "rules-mixed.ndjson",
+        text.as_bytes(),
+        &rules(&cloudtrail),
+    );
+    let published = scan_time_with(
+        scratch,
+        "rules-mixed.ndjson",
+        text.as_bytes(),
+        &rules(&folder),
+    );
+    println!("\n## Rule packs (`newterms scan`, mixed stream, {SCAN_EVENTS} events)\n");
+    println!("| rules | throughput | minus start | speed vs built-in (minus start) |");
+    println!("|---|---|---|---|");
+    let base = builtin.saturating_sub(start).as_secs_f64();
+    for (name, elapsed) in [
+        ("built-in Lambda rule".to_owned(), builtin),
+        (format!("{count} AWS CloudTrail rule files"), aws),
+        (format!("{} published rule files", all.len()), published),
+    ] {
+        let net = elapsed.saturating_sub(start);
+        println!(
+            "| {name} | {} | {} | {:.2}x |",
+            rate(SCAN_EVENTS, bytes, elapsed),
+            rate(SCAN_EVENTS, bytes, net),
+            base / net.as_secs_f64().max(f64::EPSILON)
+        );
+    }
 }

@@ -34,6 +34,10 @@ pub struct Settings {
     /// Exceptions on any ECS field.
     #[serde(default)]
     pub exceptions: Vec<ExceptionSettings>,
+    /// Elastic detection-rules files or folders of them (`*.toml`), run in place of the built-in
+    /// rule; relative paths are from the configuration file's folder.
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// One `[[exceptions]]` entry.

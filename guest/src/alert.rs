@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use crate::definition::{AttackReference, ProfileDefinition, RuleDefinition};
 use crate::fields;
+use crate::kql::rule::{Reference, Rule};
 use crate::time::{self, EpochMillis};
 
 /// What an alert is built from.
@@ -33,21 +34,12 @@ impl AlertRule<'_> {
     /// The alert for a new term (`values`, in term-field order; `term_key` its encoding) of `source`.
     pub fn alert(&self, source: &AlertSource<'_>, values: &[&str], term_key: &[u8]) -> String {
         let rule = self.rule;
-        let mut document = match source.ecs {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        };
-        if let Some(original) = source.original {
-            fields::set(&mut document, "event.original", Value::from(original));
-        }
-        fields::set(&mut document, "event.kind", Value::from("signal"));
-
         let event_id = first_value(source.ecs, "event.id");
         let alert = json!({
             "uuid": alert_uuid(rule.rule_id, event_id.as_deref(), source.text, term_key),
             "original_time": time::format_iso8601(source.time),
             "new_terms": values,
-            "reason": reason(rule, source.ecs),
+            "reason": reason(rule.severity, rule.name, source.ecs),
             "severity": rule.severity,
             "risk_score": rule.risk_score,
             "status": "active",
@@ -75,9 +67,87 @@ impl AlertRule<'_> {
                 },
             },
         });
-        fields::set(&mut document, "kibana.alert", alert);
-        Value::Object(document).to_string()
+        signal(source, alert)
     }
+}
+
+/// The alert for a new term (`values`, in the rule's term-field order; `term_key` its encoding) of
+/// `source`, raised by a rule from a rule file: its metadata as the file gives it.
+pub fn rule_file_alert(
+    rule: &Rule,
+    source: &AlertSource<'_>,
+    values: &[&str],
+    term_key: &[u8],
+) -> String {
+    let event_id = first_value(source.ecs, "event.id");
+    let threat: Vec<Value> = rule
+        .threat
+        .iter()
+        .map(|threat| {
+            json!({
+                "framework": threat.framework,
+                "tactic": file_reference(&threat.tactic),
+                "technique": threat.techniques.iter().map(|technique| {
+                    let mut value = file_reference(&technique.technique);
+                    if !technique.subtechniques.is_empty()
+                        && let Value::Object(map) = &mut value
+                    {
+                        map.insert(
+                            "subtechnique".to_owned(),
+                            technique.subtechniques.iter().map(file_reference).collect(),
+                        );
+                    }
+                    value
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let alert = json!({
+        "uuid": alert_uuid(&rule.rule_id, event_id.as_deref(), source.text, term_key),
+        "original_time": time::format_iso8601(source.time),
+        "new_terms": values,
+        "reason": reason(&rule.severity, &rule.name, source.ecs),
+        "severity": rule.severity,
+        "risk_score": rule.risk_score,
+        "status": "active",
+        "workflow_status": "open",
+        "rule": {
+            "name": rule.name,
+            "rule_id": rule.rule_id,
+            "version": rule.version,
+            "type": "new_terms",
+            "category": "New Terms Rule",
+            "severity": rule.severity,
+            "risk_score": rule.risk_score,
+            "tags": rule.tags,
+            "threat": threat,
+            "parameters": {
+                "query": rule.query_text,
+                "language": "kuery",
+                "new_terms_fields": rule.new_terms_fields,
+                "history_window_start": rule.history_window_start,
+            },
+        },
+    });
+    signal(source, alert)
+}
+
+/// The event as a signal document carrying `alert` as `kibana.alert`.
+fn signal(source: &AlertSource<'_>, alert: Value) -> String {
+    let mut document = match source.ecs {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    if let Some(original) = source.original {
+        fields::set(&mut document, "event.original", Value::from(original));
+    }
+    fields::set(&mut document, "event.kind", Value::from("signal"));
+    fields::set(&mut document, "kibana.alert", alert);
+    Value::Object(document).to_string()
+}
+
+fn file_reference(reference: &Reference) -> Value {
+    json!({"id": reference.id, "name": reference.name, "reference": reference.reference})
 }
 
 fn reference(attack: &AttackReference) -> Value {
@@ -92,7 +162,7 @@ fn first_value(document: &Value, field: &str) -> Option<String> {
 }
 
 /// "event with source 203.0.113.7 by deploy-bot created medium alert <rule name>.", as Kibana words it.
-fn reason(rule: &RuleDefinition, ecs: &Value) -> String {
+fn reason(severity: &str, name: &str, ecs: &Value) -> String {
     let mut reason = String::from("event");
     let source = first_value(ecs, "source.ip").or_else(|| first_value(ecs, "source.address"));
     if let Some(source) = source {
@@ -103,7 +173,7 @@ fn reason(rule: &RuleDefinition, ecs: &Value) -> String {
         reason.push_str(" by ");
         reason.push_str(&user);
     }
-    reason.push_str(&format!(" created {} alert {}.", rule.severity, rule.name));
+    reason.push_str(&format!(" created {severity} alert {name}."));
     reason
 }
 

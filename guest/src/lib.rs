@@ -15,6 +15,7 @@ pub mod history;
 pub mod kql;
 mod lanes;
 pub mod prefilter;
+pub mod rule_pack;
 #[cfg(feature = "settings")]
 pub mod settings;
 pub mod wildcard;
@@ -23,6 +24,7 @@ pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinitio
 pub use detector::{
     Config, ConfigError, Detector, EventError, Exception, Footprint, LineError, LineOutcome, Stats,
 };
+pub use rule_pack::{Notice, RulePackDetector};
 pub use snapshot::RestoreError;
 
 /// The snapshot format, a crate of its own (see its documentation).

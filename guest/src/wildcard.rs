@@ -1,5 +1,6 @@
-//! KQL wildcard values: `*` matches any run of characters (none included), `?` exactly one; every
-//! other character matches itself, case-sensitively, and the pattern covers the whole value.
+//! Exception patterns (`exclude_arns`, `[[exceptions]]`): `*` matches any run of characters (none
+//! included), `?` exactly one; every other character matches itself, case-sensitively, and the
+//! pattern covers the whole value. Not KQL: in a rule's query only `*` is a wildcard (`kql::pattern`).
 
 /// Whether the whole of `value` matches `pattern`.
 ///

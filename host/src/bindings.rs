@@ -182,3 +182,26 @@ impl From<wit::Routing> for types::Route {
         }
     }
 }
+
+impl From<&types::RuleFile> for wit::RuleFile {
+    fn from(file: &types::RuleFile) -> Self {
+        Self {
+            name: file.name.clone(),
+            text: file.text.clone(),
+        }
+    }
+}
+
+impl From<wit::RuleSummary> for types::RuleSummary {
+    fn from(summary: wit::RuleSummary) -> Self {
+        Self {
+            rule_id: summary.rule_id,
+            name: summary.name,
+            query: summary.query,
+            term_fields: summary.term_fields,
+            history_window_start: summary.history_window_start,
+            window_ms: summary.window_ms,
+            enrichment: summary.enrichment,
+        }
+    }
+}

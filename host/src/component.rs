@@ -144,7 +144,11 @@ impl RuleComponent {
                 origin: self.origin.clone(),
                 source,
             })?;
-        instance.configure(&wit::Config::from(config))?;
+        if config.rules.is_empty() {
+            instance.configure(&wit::Config::from(config))?;
+        } else {
+            instance.configure_rules(&wit::Config::from(config), &config.rules)?;
+        }
         Ok(instance)
     }
 }

@@ -83,6 +83,8 @@ pub enum Error {
     Config(ConfigError),
     /// The component refused a snapshot.
     Restore(RestoreError),
+    /// The component refused a rule file (the message names it).
+    Rules(String),
 }
 
 impl fmt::Display for Error {
@@ -107,6 +109,7 @@ impl fmt::Display for Error {
             }
             Error::Config(error) => write!(f, "the rule refused its configuration: {error}"),
             Error::Restore(error) => write!(f, "the rule refused the saved state: {error}"),
+            Error::Rules(message) => write!(f, "rule file {message}"),
         }
     }
 }
@@ -119,7 +122,7 @@ impl std::error::Error for Error {
             Error::Compile { source, .. }
             | Error::Incompatible { source, .. }
             | Error::Guest { source, .. } => Some(source.as_ref()),
-            Error::Config(_) | Error::Restore(_) | Error::Locked { .. } => None,
+            Error::Config(_) | Error::Restore(_) | Error::Rules(_) | Error::Locked { .. } => None,
         }
     }
 }

@@ -5,7 +5,9 @@ use wasmtime::{Store, Trap};
 use crate::bindings::{Rule, wit};
 use crate::error::{Error, Fault};
 use crate::sandbox::{MemoryLimiter, Sandbox};
-use crate::types::{EventError, Footprint, LineOutcome, Metadata, Route, Stats};
+use crate::types::{
+    EventError, Footprint, LineOutcome, Metadata, Route, RuleFile, RuleSummary, Stats,
+};
 
 /// What the host keeps for an instance: only its memory limiter, since the rule imports nothing.
 pub struct HostState {
@@ -81,6 +83,41 @@ impl RuleInstance {
             detector.call_configure(store, config)
         })?;
         outcome.map_err(|error| Error::Config(error.into()))
+    }
+
+    /// Configures the component with rule files run in place of the built-in rule.
+    pub(crate) fn configure_rules(
+        &mut self,
+        config: &wit::Config,
+        rules: &[RuleFile],
+    ) -> Result<(), Error> {
+        let files: Vec<wit::RuleFile> = rules.iter().map(wit::RuleFile::from).collect();
+        let outcome = self.call("configure-rules", |detector, store| {
+            detector.call_configure_rules(store, config, &files)
+        })?;
+        outcome.map_err(Error::Rules)
+    }
+
+    /// Each rule file loaded by the component, or why it refuses it (the message names the file).
+    pub fn check_rules(
+        &mut self,
+        rules: &[RuleFile],
+    ) -> Result<Vec<Result<RuleSummary, String>>, Error> {
+        let files: Vec<wit::RuleFile> = rules.iter().map(wit::RuleFile::from).collect();
+        let checked = self.call("check-rules", |detector, store| {
+            detector.call_check_rules(store, &files)
+        })?;
+        Ok(checked
+            .into_iter()
+            .map(|outcome| outcome.map(RuleSummary::from))
+            .collect())
+    }
+
+    /// What the last restore did not keep of a rule pack's history (a rule removed or changed).
+    pub fn restore_notices(&mut self) -> Result<Vec<String>, Error> {
+        self.call("restore-notices", |detector, store| {
+            detector.call_restore_notices(store)
+        })
     }
 
     /// Processes one event (JSON text: raw CloudTrail or ECS).

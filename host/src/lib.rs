@@ -40,5 +40,5 @@ pub use sandbox::{Limits, Sandbox};
 pub use state::{FileStateStore, MemoryStateStore, StateStore};
 pub use types::{
     AttackReference, ConfigError, EventError, Exception, Footprint, LineError, LineOutcome,
-    Metadata, Partition, Profile, RestoreError, Route, RuleConfig, Stats,
+    Metadata, Partition, Profile, RestoreError, Route, RuleConfig, RuleFile, RuleSummary, Stats,
 };

@@ -121,6 +121,10 @@ struct RuleArgs {
     /// Drop events by this principal ARN (`*` and `?` wildcards); repeatable.
     #[arg(long = "exclude-arn", value_name = "ARN")]
     exclude_arns: Vec<String>,
+    /// Elastic detection-rules file (`new_terms`, KQL), or a folder of `*.toml` ones, run in place
+    /// of the built-in rule, all in one pass; repeatable.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
     /// Run another component of the newterms:rule world instead of the embedded one.
     #[arg(long, value_name = "FILE.wasm")]
     rule: Option<PathBuf>,
@@ -145,6 +149,7 @@ impl RuleArgs {
             window: None,
             capacity: None,
             exclude_arns: Vec::new(),
+            rules: Vec::new(),
             rule: None,
             rule_sha256: None,
             max_memory: limits.max_memory_bytes >> 20,
@@ -246,6 +251,7 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
         capacity: args.capacity.or(file.capacity),
         learn: learn || file.learn,
         partition: None,
+        rules: rule_files(&args.rules, &settings.rules, args.config.as_deref())?,
     };
     let component = load_component(args)?;
     match component.instantiate(&config) {
@@ -255,6 +261,51 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
         Err(error) => Err(error.into()),
         Ok(_) => Ok((component, config)),
     }
+}
+
+/// The rule files of `--rules` and of the configuration file's `rules` (relative to its folder):
+/// files as given, folders as the `*.toml` files in them, in name order. Errors name the file.
+fn rule_files(
+    flags: &[PathBuf],
+    in_file: &[String],
+    config: Option<&Path>,
+) -> Result<Vec<newterms::RuleFile>> {
+    let base = config
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut paths = Vec::new();
+    let given = flags
+        .iter()
+        .cloned()
+        .chain(in_file.iter().map(|path| base.join(path)));
+    for path in given {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
+                .with_context(|| format!("cannot read rule folder {}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|file| file.is_file() && file.extension().is_some_and(|ext| ext == "toml"))
+                .collect();
+            if found.is_empty() {
+                bail!("rule folder {} has no *.toml file", path.display());
+            }
+            found.sort();
+            paths.extend(found);
+        } else {
+            paths.push(path);
+        }
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read rule file {}", path.display()))?;
+            Ok(newterms::RuleFile {
+                name: path.display().to_string(),
+                text,
+            })
+        })
+        .collect()
 }
 
 fn config_path(args: &RuleArgs) -> String {
@@ -337,7 +388,63 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     scan_command::run(request, &component, &config)
 }
 
+/// `info --rules`: each rule file as the component loads it, or why it refuses it.
+fn run_rules_info(args: &RuleArgs, rules: Vec<newterms::RuleFile>) -> Result<()> {
+    let component = load_component(args)?;
+    let mut rule = component.instantiate(&RuleConfig::default())?;
+    let mut out = io::stdout().lock();
+    let mut refused = 0;
+    for (file, checked) in rules.iter().zip(rule.check_rules(&rules)?) {
+        match checked {
+            Ok(summary) => {
+                writeln!(out, "{}", file.name)?;
+                writeln!(out, "  rule id:   {}", summary.rule_id)?;
+                writeln!(out, "  name:      {}", summary.name)?;
+                writeln!(
+                    out,
+                    "  query:     {}",
+                    summary.query.trim().replace('\n', "\n             ")
+                )?;
+                writeln!(out, "  new terms: {}", summary.term_fields.join(" + "))?;
+                writeln!(
+                    out,
+                    "  window:    {} ({} ms)",
+                    summary.history_window_start, summary.window_ms
+                )?;
+                if !summary.enrichment.is_empty() {
+                    writeln!(
+                        out,
+                        "  enrichment: reads {}, which only enriched ECS documents carry",
+                        summary.enrichment.join(", ")
+                    )?;
+                }
+            }
+            Err(why) => {
+                refused += 1;
+                writeln!(out, "refused: {why}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} rules loaded, {refused} refused",
+        rules.len() - refused
+    )?;
+    if refused > 0 {
+        bail!("{refused} rule files refused");
+    }
+    Ok(())
+}
+
 fn run_info(args: RuleArgs) -> Result<()> {
+    let settings = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => Settings::default(),
+    };
+    let rules = rule_files(&args.rules, &settings.rules, args.config.as_deref())?;
+    if !rules.is_empty() {
+        return run_rules_info(&args, rules);
+    }
     let (component, config) = configured_rule(&args, false)?;
     let mut rule = component.instantiate(&config)?;
     let metadata = rule.metadata()?;

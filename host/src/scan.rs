@@ -250,6 +250,12 @@ impl<'c> Scanner<'c> {
         let mut rule = component.instantiate(config)?;
         if let Some(snapshot) = &snapshot {
             rule.restore(snapshot)?;
+            if !config.rules.is_empty() {
+                // A rule pack's state keeps each unchanged rule's history: say what it did not keep.
+                for notice in rule.restore_notices()? {
+                    eprintln!("newterms: {notice}");
+                }
+            }
         }
         Ok(Self {
             component,

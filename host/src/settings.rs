@@ -30,6 +30,7 @@ pub fn rule_config(settings: &Settings) -> Result<RuleConfig, SettingsError> {
         capacity: file.capacity,
         learn: file.learn,
         partition: None,
+        rules: Vec::new(),
     })
 }
 

@@ -27,6 +27,36 @@ pub struct RuleConfig {
     /// This instance's share of the terms, when an engine spreads a stream over several instances
     /// (see [`crate::RuleInstance::route`]); `None`: all of them.
     pub partition: Option<Partition>,
+    /// Elastic rule files run in place of the built-in rule (empty: the built-in rule).
+    pub rules: Vec<RuleFile>,
+}
+
+/// An Elastic detection-rules file handed to the component, which parses and compiles it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFile {
+    /// The name messages give (its path).
+    pub name: String,
+    /// Its TOML text.
+    pub text: String,
+}
+
+/// A rule file as the component loaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSummary {
+    /// `rule.rule_id`.
+    pub rule_id: String,
+    /// `rule.name`.
+    pub name: String,
+    /// The query as written.
+    pub query: String,
+    /// The new-terms fields.
+    pub term_fields: Vec<String>,
+    /// `history_window_start` as written.
+    pub history_window_start: String,
+    /// The window in milliseconds.
+    pub window_ms: u64,
+    /// Fields only enriched ECS documents carry.
+    pub enrichment: Vec<String>,
 }
 
 /// Why the component refused a snapshot. Its state is unchanged.

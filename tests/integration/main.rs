@@ -20,5 +20,6 @@ mod durable;
 mod faults;
 mod reader;
 mod real_data;
+mod rule_pack;
 mod state;
 mod vectors;

@@ -11,6 +11,7 @@ use newterms_guest::detector::{
     EventError as DomainEventError, Exception as DomainException, LineError as DomainLineError,
     LineOutcome as DomainLineOutcome, Partition as DomainPartition,
 };
+use newterms_guest::rule_pack::{self, RuleFile as DomainRuleFile, RulePackDetector};
 use newterms_guest::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
 
 wit_bindgen::generate!({
@@ -24,12 +25,36 @@ wit_bindgen::generate!({
 
 use exports::newterms::rule::detector::{
     AttackReference, Config, ConfigError, EventError, EventOutcome, Footprint, Guest, LineError,
-    LineOutcome, Partition, Profile, RestoreError, Routing, RuleMetadata, RuleStats,
+    LineOutcome, Partition, Profile, RestoreError, Routing, RuleFile, RuleMetadata, RuleStats,
+    RuleSummary,
 };
 
 thread_local! {
     // The component is single-threaded and never re-entered: one detector per instance.
     static DETECTOR: RefCell<Detector> = RefCell::new(Detector::default());
+    // Rules from rule files (`configure-rules`), run in place of the built-in rule when present.
+    static PACK: RefCell<Option<RulePackDetector>> = const { RefCell::new(None) };
+}
+
+/// `pack(detector)` under `configure-rules`, else `builtin(detector)`.
+fn with_engine<T>(
+    pack: impl FnOnce(&mut RulePackDetector) -> T,
+    builtin: impl FnOnce(&mut Detector) -> T,
+) -> T {
+    PACK.with_borrow_mut(|current| match current {
+        Some(detector) => pack(detector),
+        None => DETECTOR.with_borrow_mut(builtin),
+    })
+}
+
+fn domain_files(rules: Vec<RuleFile>) -> Vec<DomainRuleFile> {
+    rules
+        .into_iter()
+        .map(|file| DomainRuleFile {
+            name: file.name,
+            text: file.text,
+        })
+        .collect()
 }
 
 /// The rule's exports.
@@ -39,23 +64,77 @@ impl Guest for Component {
     fn configure(config: Config) -> Result<(), ConfigError> {
         let detector = Detector::new(config.into()).map_err(ConfigError::from)?;
         DETECTOR.with_borrow_mut(|current| *current = detector);
+        PACK.with_borrow_mut(|pack| *pack = None);
         Ok(())
     }
 
-    fn process_event(event: String) -> EventOutcome {
-        DETECTOR.with_borrow_mut(|detector| detector.process(&event).map_err(EventError::from))
+    fn check_rules(rules: Vec<RuleFile>) -> Vec<Result<RuleSummary, String>> {
+        rule_pack::load_rule_files(&domain_files(rules))
+            .into_iter()
+            .map(|loaded| {
+                loaded.map(|rule| RuleSummary {
+                    enrichment: rule_pack::enrichment_fields(&rule),
+                    rule_id: rule.rule_id,
+                    name: rule.name,
+                    query: rule.query_text,
+                    term_fields: rule.new_terms_fields,
+                    history_window_start: rule.history_window_start,
+                    window_ms: u64::try_from(rule.window_ms).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
-    fn process_batch(events: Vec<String>) -> Vec<EventOutcome> {
-        DETECTOR.with_borrow_mut(|detector| {
-            events
-                .iter()
-                .map(|event| detector.process(event).map_err(EventError::from))
+    fn configure_rules(config: Config, rules: Vec<RuleFile>) -> Result<(), String> {
+        let detector = RulePackDetector::from_files(&domain_files(rules), config.into())?;
+        PACK.with_borrow_mut(|pack| *pack = Some(detector));
+        Ok(())
+    }
+
+    fn restore_notices() -> Vec<String> {
+        PACK.with_borrow(|pack| {
+            pack.iter()
+                .flat_map(|pack| pack.notices().iter().map(ToString::to_string))
                 .collect()
         })
     }
 
+    fn process_event(event: String) -> EventOutcome {
+        with_engine(
+            |pack| pack.process(&event),
+            |detector| detector.process(&event),
+        )
+        .map_err(EventError::from)
+    }
+
+    fn process_batch(events: Vec<String>) -> Vec<EventOutcome> {
+        with_engine(
+            |pack| {
+                events
+                    .iter()
+                    .map(|event| pack.process(event).map_err(EventError::from))
+                    .collect()
+            },
+            |detector| {
+                events
+                    .iter()
+                    .map(|event| detector.process(event).map_err(EventError::from))
+                    .collect()
+            },
+        )
+    }
+
     fn route(events: Vec<String>, count: u32) -> Vec<Routing> {
+        // Rules from rule files are not partitioned: every event goes to one instance.
+        if PACK.with_borrow(Option::is_some) {
+            return events
+                .iter()
+                .map(|_| Routing {
+                    buckets: Vec::new(),
+                    time: None,
+                })
+                .collect();
+        }
         DETECTOR.with_borrow(|detector| {
             events
                 .iter()
@@ -71,21 +150,21 @@ impl Guest for Component {
     }
 
     fn process_ndjson(records: Vec<u8>) -> Vec<LineOutcome> {
-        DETECTOR.with_borrow_mut(|detector| {
-            detector
-                .process_ndjson(&records)
-                .into_iter()
-                .map(LineOutcome::from)
-                .collect()
-        })
+        with_engine(
+            |pack| pack.process_ndjson(&records),
+            |detector| detector.process_ndjson(&records),
+        )
+        .into_iter()
+        .map(LineOutcome::from)
+        .collect()
     }
 
     fn snapshot() -> Vec<u8> {
-        DETECTOR.with_borrow(Detector::snapshot)
+        with_engine(|pack| pack.snapshot(), |detector| detector.snapshot())
     }
 
     fn memory_footprint() -> Footprint {
-        let footprint = DETECTOR.with_borrow(Detector::footprint);
+        let footprint = with_engine(|pack| pack.footprint(), |detector| detector.footprint());
         Footprint {
             linear_memory_bytes: footprint.linear_memory_bytes,
             history_bytes: footprint.history_bytes,
@@ -95,31 +174,49 @@ impl Guest for Component {
     }
 
     fn restore(snapshot: Vec<u8>) -> Result<(), RestoreError> {
-        DETECTOR.with_borrow_mut(|detector| detector.restore(&snapshot).map_err(RestoreError::from))
+        with_engine(
+            |pack| pack.restore(&snapshot).map(|_| ()),
+            |detector| detector.restore(&snapshot),
+        )
+        .map_err(RestoreError::from)
     }
 
     fn snapshot_begin() -> u64 {
-        DETECTOR.with_borrow_mut(Detector::snapshot_begin)
+        with_engine(RulePackDetector::snapshot_begin, Detector::snapshot_begin)
     }
 
     fn snapshot_read(max_bytes: u32) -> Vec<u8> {
-        DETECTOR.with_borrow_mut(|detector| detector.snapshot_read(max_bytes as usize))
+        let max_bytes = max_bytes as usize;
+        with_engine(
+            |pack| pack.snapshot_read(max_bytes),
+            |detector| detector.snapshot_read(max_bytes),
+        )
     }
 
     fn restore_begin(length: u64) {
-        DETECTOR.with_borrow_mut(|detector| detector.restore_begin(length));
+        with_engine(
+            |pack| pack.restore_begin(length),
+            |detector| detector.restore_begin(length),
+        );
     }
 
     fn restore_write(piece: Vec<u8>) -> Result<(), RestoreError> {
-        DETECTOR
-            .with_borrow_mut(|detector| detector.restore_write(&piece).map_err(RestoreError::from))
+        with_engine(
+            |pack| pack.restore_write(&piece),
+            |detector| detector.restore_write(&piece),
+        )
+        .map_err(RestoreError::from)
     }
 
     fn restore_end() -> Result<(), RestoreError> {
-        DETECTOR.with_borrow_mut(|detector| detector.restore_end().map_err(RestoreError::from))
+        with_engine(RulePackDetector::restore_end, Detector::restore_end)
+            .map_err(RestoreError::from)
     }
 
     fn metadata() -> RuleMetadata {
+        if let Some(metadata) = PACK.with_borrow(|pack| pack.as_ref().map(pack_metadata)) {
+            return metadata;
+        }
         DETECTOR.with_borrow(|detector| {
             let rule = detector.rule();
             RuleMetadata {
@@ -148,7 +245,7 @@ impl Guest for Component {
     }
 
     fn stats() -> RuleStats {
-        let stats = DETECTOR.with_borrow(Detector::stats);
+        let stats = with_engine(|pack| pack.stats(), |detector| detector.stats());
         RuleStats {
             events: stats.events,
             matched: stats.matched,
@@ -158,6 +255,37 @@ impl Guest for Component {
             terms: stats.terms,
             evictions: stats.evictions,
         }
+    }
+}
+
+/// The metadata of rules from rule files: the pack as a whole (each alert carries its own rule's).
+fn pack_metadata(pack: &RulePackDetector) -> RuleMetadata {
+    let rules = pack.pack().rules();
+    let config = pack.config();
+    RuleMetadata {
+        name: format!("{} rules from rule files", rules.len()),
+        rule_id: rule_pack::PACK_RULE_ID.into(),
+        rule_version: 1,
+        severity: String::new(),
+        risk_score: 0,
+        tactic: AttackReference {
+            id: String::new(),
+            name: String::new(),
+            reference: String::new(),
+        },
+        techniques: Vec::new(),
+        tags: Vec::new(),
+        query: rules
+            .iter()
+            .map(|rule| format!("{}: {}", rule.rule_id, rule.query_text.trim()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        profile: config.profile.into(),
+        window_ms: 0,
+        term_fields: Vec::new(),
+        capacity: config.capacity(),
+        learn: config.learn,
+        snapshot_format: FORMAT_VERSION,
     }
 }
 

@@ -58,7 +58,7 @@ impl Config {
     }
 
     /// Checks the configuration; the capacity it gives the history.
-    pub(super) fn validate(&self) -> Result<NonZeroUsize, ConfigError> {
+    pub(crate) fn validate(&self) -> Result<NonZeroUsize, ConfigError> {
         let capacity =
             NonZeroUsize::new(self.capacity() as usize).ok_or(ConfigError::ZeroCapacity)?;
         if self.window_ms == Some(0) {

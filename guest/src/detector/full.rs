@@ -132,7 +132,7 @@ impl Detector {
 }
 
 /// The event's time from `@timestamp`: ISO 8601, or epoch milliseconds as Elasticsearch also accepts.
-fn event_time(ecs: &Value) -> Result<EpochMillis, EventError> {
+pub(crate) fn event_time(ecs: &Value) -> Result<EpochMillis, EventError> {
     let values = fields::values(ecs, "@timestamp");
     let [value] = values.as_slice() else {
         return Err(if values.is_empty() {

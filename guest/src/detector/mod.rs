@@ -15,10 +15,10 @@ use crate::snapshot::{Decoder, Identity, Writer};
 
 pub mod config;
 mod fast;
-mod full;
+pub(crate) mod full;
 pub mod outcome;
 mod snapshots;
-mod terms;
+pub(crate) mod terms;
 
 pub use config::{Config, ConfigError, DEFAULT_CAPACITY, Exception, Partition};
 pub use outcome::{EventError, Footprint, LineError, LineOutcome, Route, Stats};

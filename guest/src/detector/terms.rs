@@ -22,14 +22,30 @@ pub(super) fn combinations<'a>(
     terms: &[TermField],
     ecs: &'a Value,
 ) -> Result<Option<Vec<Vec<Cow<'a, str>>>>, EventError> {
-    let mut per_field: Vec<Vec<Cow<'a, str>>> = Vec::with_capacity(terms.len());
-    for term in terms {
-        let mut values = term
-            .sources
+    combine(terms.iter().map(|term| {
+        term.sources
             .iter()
             .map(|source| fields::values(ecs, source))
             .find(|values| !values.is_empty())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }))
+}
+
+/// Every combination of the values of `term_fields` (ECS fields, read as they are), or `None` when
+/// a field has no value: the terms of a rule from a rule file.
+pub(crate) fn combinations_of_fields<'a>(
+    term_fields: &[String],
+    ecs: &'a Value,
+) -> Result<Option<Vec<Vec<Cow<'a, str>>>>, EventError> {
+    combine(term_fields.iter().map(|field| fields::values(ecs, field)))
+}
+
+/// Every combination of one value per field (each field's values de-duplicated first).
+fn combine<'a>(
+    fields_values: impl Iterator<Item = Vec<Cow<'a, str>>>,
+) -> Result<Option<Vec<Vec<Cow<'a, str>>>>, EventError> {
+    let mut per_field: Vec<Vec<Cow<'a, str>>> = Vec::new();
+    for mut values in fields_values {
         dedup_in_order(&mut values);
         if values.is_empty() {
             return Ok(None);

@@ -1,16 +1,86 @@
 //! Many rules over one document: every field any rule reads is read from the document once, in a
-//! field table shared by the rules' compiled queries.
+//! field table shared by the rules' compiled queries; and a prefilter that tells, in one pass over an
+//! event's text, which rules may match it (the needles of [`super::require`]).
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document};
+use super::require::{Needle, Requirement};
 use super::rule::Rule;
+use crate::cloudtrail;
 
 /// Rules evaluated together.
 pub struct Pack {
     rules: Vec<Rule>,
     compiled: Vec<Compiled>,
     fields: Vec<String>,
+    prefilter: Prefilter,
+}
+
+/// Which rules may match a text: each rule needs one of its needles, or is always a candidate.
+struct Prefilter {
+    /// All rules' needles, searched ASCII-case-insensitively in one pass; `None` when no rule has any.
+    searcher: Option<AhoCorasick>,
+    /// Per needle of the searcher: its text, and whether it must match case-sensitively.
+    needles: Vec<(Vec<u8>, bool)>,
+    /// Per rule: what its text must contain, over needle indices; `None` when nothing is required.
+    per_rule: Vec<Option<Needed>>,
+}
+
+/// A rule's requirement over the searcher's needles: every part of an `All`, one of an `Any`.
+#[derive(Debug, Clone)]
+enum Needed {
+    Needle(usize),
+    All(Vec<Needed>),
+    Any(Vec<Needed>),
+}
+
+impl Needed {
+    /// `requirement` with its needles numbered in `needles` (added when new); needles `usable`
+    /// refuses are dropped (an `All` without them, an `Any` with one of them requires nothing).
+    fn of(
+        requirement: &Requirement,
+        usable: &dyn Fn(&Needle) -> bool,
+        needles: &mut Vec<(Vec<u8>, bool)>,
+    ) -> Option<Self> {
+        match requirement {
+            Requirement::Needle(needle) => {
+                if !usable(needle) {
+                    return None;
+                }
+                let key = (needle.text.as_bytes().to_vec(), !needle.case_insensitive);
+                let index = needles
+                    .iter()
+                    .position(|known| *known == key)
+                    .unwrap_or_else(|| {
+                        needles.push(key);
+                        needles.len() - 1
+                    });
+                Some(Self::Needle(index))
+            }
+            Requirement::All(parts) => {
+                let parts: Vec<Self> = parts
+                    .iter()
+                    .filter_map(|part| Self::of(part, usable, needles))
+                    .collect();
+                (!parts.is_empty()).then_some(Self::All(parts))
+            }
+            Requirement::Any(parts) => parts
+                .iter()
+                .map(|part| Self::of(part, usable, needles))
+                .collect::<Option<Vec<Self>>>()
+                .map(Self::Any),
+        }
+    }
+
+    fn holds(&self, found: &[bool]) -> bool {
+        match self {
+            Self::Needle(index) => found.get(*index).copied().unwrap_or(true),
+            Self::All(parts) => parts.iter().all(|part| part.holds(found)),
+            Self::Any(parts) => parts.iter().any(|part| part.holds(found)),
+        }
+    }
 }
 
 impl Pack {
@@ -21,10 +91,12 @@ impl Pack {
             .iter()
             .map(|rule| Compiled::new_in(&rule.query, &mut fields))
             .collect::<Result<_, _>>()?;
+        let prefilter = Prefilter::new(&rules);
         Ok(Self {
             rules,
             compiled,
             fields,
+            prefilter,
         })
     }
 
@@ -40,13 +112,97 @@ impl Pack {
 
     /// Appends to `out` the index of every rule whose query and filters `document` (ECS) matches.
     pub fn matching(&self, document: &Json, out: &mut Vec<usize>) {
+        self.matching_among(document, None, out);
+    }
+
+    /// [`Pack::matching`] among the rules `candidates` marks (all when `None`).
+    pub fn matching_among(
+        &self,
+        document: &Json,
+        candidates: Option<&[bool]>,
+        out: &mut Vec<usize>,
+    ) {
         let mut shared = Document::new(document, &self.fields);
         for (index, (rule, compiled)) in self.rules.iter().zip(&self.compiled).enumerate() {
+            if candidates.is_some_and(|marks| !marks.get(index).copied().unwrap_or(true)) {
+                continue;
+            }
             if compiled.matches_in(&mut shared)
                 && rule.filters.iter().all(|filter| filter.passes(document))
             {
                 out.push(index);
             }
         }
+    }
+
+    /// Marks in `out` (one entry per rule) the rules that may match the event whose JSON text is
+    /// `text` (an ECS document or a raw CloudTrail record); returns whether any may. A rule not
+    /// marked cannot match (see [`super::require`] for why that is sound).
+    pub fn candidates(&self, text: &[u8], out: &mut Vec<bool>) -> bool {
+        self.prefilter.candidates(text, out)
+    }
+}
+
+impl Prefilter {
+    fn new(rules: &[Rule]) -> Self {
+        // Needles usable whatever the event is: raw CloudTrail spells only some ECS fields' values.
+        let usable = |needle: &Needle| cloudtrail::spelled_in_raw_text(&needle.field);
+        let mut needles: Vec<(Vec<u8>, bool)> = Vec::new();
+        let per_rule = rules
+            .iter()
+            .map(|rule| Needed::of(&rule.requirement()?, &usable, &mut needles))
+            .collect();
+        let searcher = (!needles.is_empty())
+            .then(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(needles.iter().map(|(text, _)| text))
+                    .ok()
+            })
+            .flatten();
+        // Without a searcher (it cannot fail on these few needles, but if it did) every rule is a
+        // candidate.
+        let per_rule = if searcher.is_some() {
+            per_rule
+        } else {
+            vec![None; rules.len()]
+        };
+        Self {
+            searcher,
+            needles,
+            per_rule,
+        }
+    }
+
+    fn candidates(&self, text: &[u8], out: &mut Vec<bool>) -> bool {
+        out.clear();
+        // A `\u` escape may spell any character of a value: every rule is a candidate.
+        let escaped = memchr::memmem::find(text, b"\\u").is_some();
+        let searcher = match &self.searcher {
+            Some(searcher) if !escaped => searcher,
+            _ => {
+                out.resize(self.per_rule.len(), true);
+                return !out.is_empty();
+            }
+        };
+        let mut found = vec![false; self.needles.len()];
+        for hit in searcher.find_overlapping_iter(text) {
+            let index = hit.pattern().as_usize();
+            let Some((needle, case_sensitive)) = self.needles.get(index) else {
+                continue;
+            };
+            if !case_sensitive || text.get(hit.range()) == Some(needle.as_slice()) {
+                found[index] = true;
+            }
+        }
+        let mut any = false;
+        out.extend(self.per_rule.iter().map(|needles| {
+            let candidate = needles.as_ref().is_none_or(|needed| needed.holds(&found));
+            any |= candidate;
+            candidate
+        }));
+        any
     }
 }

@@ -17,7 +17,7 @@
 use newterms_component::bindings::Component as Real;
 use newterms_component::bindings::exports::newterms::rule::detector::{
     Config, ConfigError, EventOutcome, Footprint, Guest, LineOutcome, RestoreError, Routing,
-    RuleMetadata, RuleStats,
+    RuleFile, RuleMetadata, RuleStats, RuleSummary,
 };
 
 /// Does what the marker in `event` asks for, if any; returns the malformed alert for that marker.
@@ -129,6 +129,18 @@ impl Guest for Hostile {
 
     fn stats() -> RuleStats {
         Real::stats()
+    }
+
+    fn check_rules(rules: Vec<RuleFile>) -> Vec<Result<RuleSummary, String>> {
+        Real::check_rules(rules)
+    }
+
+    fn configure_rules(config: Config, rules: Vec<RuleFile>) -> Result<(), String> {
+        Real::configure_rules(config, rules)
+    }
+
+    fn restore_notices() -> Vec<String> {
+        Real::restore_notices()
     }
 }
 

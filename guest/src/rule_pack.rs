@@ -1,0 +1,532 @@
+//! Rules from Elastic rule files, many at once, in one pass over each event: the prefilter tells
+//! which rules may match ([`crate::kql::Pack::candidates`]), the event is parsed (and raw CloudTrail
+//! mapped to ECS) once, the candidates' queries and filters are evaluated over one shared field
+//! table, and each matching rule's terms go to that rule's own history and window.
+//!
+//! State is per rule: [`RulePackDetector::snapshot`] writes one snapshot of the history format per
+//! rule, identified by the rule id and a signature of what decides its terms (query, filters' count,
+//! term fields, version), so that a restore keeps the history of every rule still in the pack and
+//! unchanged, and reports the others ([`Notice`]).
+
+use std::num::NonZeroUsize;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::alert::{AlertSource, rule_file_alert};
+use crate::cloudtrail;
+use crate::detector::full::event_time;
+use crate::detector::terms::combinations_of_fields;
+use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
+use crate::fields;
+use crate::history::{History, TermKey};
+use crate::kql::{Pack, Rule};
+use crate::snapshot::{self, Identity, RestoreError};
+use crate::wildcard;
+
+/// The rule id a pack reports as a whole (each alert carries its own rule's).
+pub const PACK_RULE_ID: &str = "rule-pack";
+
+/// Magic of a pack's state: a sequence of per-rule snapshots.
+pub const PACK_MAGIC: &[u8; 8] = b"NTRMPACK";
+
+/// A rule of the pack with its history.
+struct Tracked {
+    /// The rule id and a digest of what decides its terms (see [`identity_of`]).
+    state_id: String,
+    /// The term fields, as the history format spells them.
+    signature: String,
+    history: History,
+}
+
+/// What a restore did with a rule's history that it did not keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The state has history of a rule no longer in the pack: dropped.
+    Removed(String),
+    /// The rule's query, term fields or version changed: its history starts afresh.
+    Changed(String),
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Removed(id) => write!(
+                f,
+                "rule {id} is no longer in the pack: its history is dropped"
+            ),
+            Self::Changed(id) => write!(
+                f,
+                "rule {id} changed (query, filters, term fields or version): its history starts afresh"
+            ),
+        }
+    }
+}
+
+/// Many rules from rule files and their histories.
+pub struct RulePackDetector {
+    pack: Pack,
+    tracked: Vec<Tracked>,
+    config: Config,
+    capacity: NonZeroUsize,
+    stats: Stats,
+    candidates: Vec<bool>,
+    matching: Vec<usize>,
+    /// A snapshot being read in pieces, and how much of it was read; any event ends it.
+    snapshot_pieces: Option<(Vec<u8>, usize)>,
+    /// A restore being written in pieces: its announced length and the bytes so far.
+    restore_pieces: Option<(u64, Vec<u8>)>,
+    /// What the last restore did not keep.
+    notices: Vec<Notice>,
+}
+
+impl RulePackDetector {
+    /// A detector for `pack` under `config` (its capacity is per rule; profile and window are the
+    /// built-in rule's and do not apply: each rule has its own window).
+    pub fn new(pack: Pack, config: Config) -> Result<Self, ConfigError> {
+        let capacity = config.validate()?;
+        let tracked = pack
+            .rules()
+            .iter()
+            .map(|rule| Tracked {
+                state_id: identity_of(rule),
+                signature: term_signature(rule),
+                history: History::new(capacity, config.hash_key),
+            })
+            .collect();
+        Ok(Self {
+            pack,
+            tracked,
+            config,
+            capacity,
+            stats: Stats::default(),
+            candidates: Vec::new(),
+            matching: Vec::new(),
+            snapshot_pieces: None,
+            restore_pieces: None,
+            notices: Vec::new(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The rules.
+    pub fn pack(&self) -> &Pack {
+        &self.pack
+    }
+
+    /// Counters (terms and evictions summed over the rules).
+    pub fn stats(&self) -> Stats {
+        Stats {
+            terms: self.tracked.iter().map(|t| t.history.len() as u64).sum(),
+            evictions: self.tracked.iter().map(|t| t.history.evictions()).sum(),
+            ..self.stats
+        }
+    }
+
+    /// Terms in the history of each rule, in pack order.
+    pub fn terms_per_rule(&self) -> Vec<usize> {
+        self.tracked.iter().map(|t| t.history.len()).collect()
+    }
+
+    /// Processes one event (JSON text) and returns the alerts it raises, rule after rule in pack
+    /// order.
+    pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        self.stats.events += 1;
+        if !self.pack.candidates(text.as_bytes(), &mut self.candidates) {
+            return Ok(Vec::new());
+        }
+        let outcome = self.evaluate(text, true);
+        self.count(&outcome);
+        outcome
+    }
+
+    /// [`RulePackDetector::process`] without the prefilter: the reference it is tested against.
+    pub fn process_exact(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+        self.stats.events += 1;
+        let outcome = self.evaluate(text, false);
+        self.count(&outcome);
+        outcome
+    }
+
+    /// One record given as bytes, which need not be UTF-8.
+    pub fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, LineError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.process(text).map_err(LineError::Event),
+            Err(error) => Err(LineError::NotUtf8(
+                u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
+            )),
+        }
+    }
+
+    /// Newline-delimited events, as [`crate::Detector::process_ndjson`] reads them.
+    pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
+        let mut out = Vec::new();
+        for (line, text) in buffer.split(|&byte| byte == b'\n').enumerate() {
+            let text = text.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            match self.process_bytes(text) {
+                Ok(alerts) if alerts.is_empty() => {}
+                outcome => out.push(LineOutcome {
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    outcome,
+                }),
+            }
+        }
+        out
+    }
+
+    fn count(&mut self, outcome: &Result<Vec<String>, EventError>) {
+        match outcome {
+            Ok(alerts) => self.stats.alerts += alerts.len() as u64,
+            Err(_) => self.stats.errors += 1,
+        }
+    }
+
+    fn evaluate(&mut self, text: &str, prefiltered: bool) -> Result<Vec<String>, EventError> {
+        self.snapshot_pieces = None;
+        let document: Value = serde_json::from_str(text)
+            .map_err(|error| EventError::MalformedJson(error.to_string()))?;
+        let Value::Object(object) = &document else {
+            return Err(EventError::NotAnObject);
+        };
+        let raw = cloudtrail::is_raw_record(object);
+        let mapped;
+        let ecs = if raw {
+            mapped = cloudtrail::to_ecs(object);
+            &mapped
+        } else {
+            &document
+        };
+        let mut matching = std::mem::take(&mut self.matching);
+        matching.clear();
+        let candidates = prefiltered.then_some(self.candidates.as_slice());
+        self.pack.matching_among(ecs, candidates, &mut matching);
+        let outcome = self.raise(text, raw, ecs, &matching);
+        self.matching = matching;
+        outcome
+    }
+
+    fn raise(
+        &mut self,
+        text: &str,
+        raw: bool,
+        ecs: &Value,
+        matching: &[usize],
+    ) -> Result<Vec<String>, EventError> {
+        let mut alerts = Vec::new();
+        if matching.is_empty() {
+            return Ok(alerts);
+        }
+        self.stats.matched += 1;
+        let time = event_time(ecs)?;
+        if self.is_excepted(ecs) {
+            self.stats.excepted += 1;
+            return Ok(alerts);
+        }
+        let source = AlertSource {
+            ecs,
+            original: raw.then_some(text),
+            text,
+            time,
+        };
+        let mut key = TermKey::default();
+        for &index in matching {
+            let (Some(rule), Some(tracked)) =
+                (self.pack.rules().get(index), self.tracked.get_mut(index))
+            else {
+                continue;
+            };
+            let Some(terms) = combinations_of_fields(&rule.new_terms_fields, ecs)? else {
+                continue;
+            };
+            let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
+            for values in terms {
+                let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
+                key.encode(values.iter().copied());
+                let new = tracked.history.observe(key.as_bytes(), time, window_ms);
+                if new && !self.config.learn {
+                    alerts.push(rule_file_alert(rule, &source, &values, key.as_bytes()));
+                }
+            }
+        }
+        Ok(alerts)
+    }
+
+    fn is_excepted(&self, ecs: &Value) -> bool {
+        self.config.exceptions.iter().any(|exception| {
+            fields::values(ecs, &exception.field).iter().any(|value| {
+                exception
+                    .patterns
+                    .iter()
+                    .any(|pattern| wildcard::matches(pattern, value))
+            })
+        })
+    }
+
+    /// The state of the pack: `NTRMPACK`, then per rule its snapshot's length (u64, little-endian)
+    /// and the snapshot.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = PACK_MAGIC.to_vec();
+        for (rule, tracked) in self.pack.rules().iter().zip(&self.tracked) {
+            let bytes = snapshot::encode(
+                &Identity {
+                    rule_id: &tracked.state_id,
+                    term_signature: &tracked.signature,
+                    term_arity: rule.new_terms_fields.len(),
+                },
+                tracked.history.evictions(),
+                tracked.history.len(),
+                tracked.history.oldest_first(),
+            );
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// Memory the histories hold.
+    pub fn footprint(&self) -> Footprint {
+        #[cfg(target_arch = "wasm32")]
+        let linear_memory_bytes = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+        #[cfg(not(target_arch = "wasm32"))]
+        let linear_memory_bytes = 0;
+        let histories = self.tracked.iter().map(|tracked| &tracked.history);
+        Footprint {
+            linear_memory_bytes,
+            history_bytes: histories.clone().map(|h| h.heap_bytes() as u64).sum(),
+            term_bytes: histories.clone().map(|h| h.term_bytes() as u64).sum(),
+            terms: histories.map(|h| h.len() as u64).sum(),
+        }
+    }
+
+    /// Starts a snapshot to be read in pieces with [`RulePackDetector::snapshot_read`]; returns
+    /// its length. Processing an event before the last piece ends it.
+    pub fn snapshot_begin(&mut self) -> u64 {
+        let bytes = self.snapshot();
+        let length = bytes.len() as u64;
+        self.snapshot_pieces = Some((bytes, 0));
+        length
+    }
+
+    /// The next at most `max_bytes` (at least 1) bytes of the snapshot begun; empty at its end or
+    /// when none is being read.
+    pub fn snapshot_read(&mut self, max_bytes: usize) -> Vec<u8> {
+        let Some((bytes, read)) = self.snapshot_pieces.as_mut() else {
+            return Vec::new();
+        };
+        let end = bytes.len().min(read.saturating_add(max_bytes.max(1)));
+        let piece = bytes.get(*read..end).unwrap_or_default().to_vec();
+        *read = end;
+        if piece.is_empty() {
+            self.snapshot_pieces = None;
+        }
+        piece
+    }
+
+    /// Starts a restore of `length` bytes given in pieces.
+    pub fn restore_begin(&mut self, length: u64) {
+        self.restore_pieces = Some((length, Vec::new()));
+    }
+
+    /// The next piece of the restore begun.
+    pub fn restore_write(&mut self, piece: &[u8]) -> Result<(), RestoreError> {
+        let Some((length, bytes)) = self.restore_pieces.as_mut() else {
+            return Err(RestoreError::Corrupt(snapshot::Corruption::NotBegun));
+        };
+        if bytes.len() as u64 + piece.len() as u64 > *length {
+            self.restore_pieces = None;
+            return Err(RestoreError::Truncated);
+        }
+        bytes.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// Ends the restore begun: as [`RulePackDetector::restore`] of its bytes.
+    pub fn restore_end(&mut self) -> Result<(), RestoreError> {
+        let Some((length, bytes)) = self.restore_pieces.take() else {
+            return Err(RestoreError::Corrupt(snapshot::Corruption::NotBegun));
+        };
+        if (bytes.len() as u64) < length {
+            return Err(RestoreError::Truncated);
+        }
+        self.restore(&bytes).map(|_| ())
+    }
+
+    /// What the last restore did not keep, in the order found.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// Restores a pack's state: every rule in both keeps its history; a rule whose signature
+    /// changed, or that is no longer in the pack, is reported. Nothing changes on error.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<Vec<Notice>, RestoreError> {
+        let mut rest = bytes
+            .strip_prefix(PACK_MAGIC.as_slice())
+            .ok_or(RestoreError::BadMagic)?;
+        let mut restored: Vec<Option<History>> = self.tracked.iter().map(|_| None).collect();
+        let mut notices = Vec::new();
+        while !rest.is_empty() {
+            let (length, after) = rest.split_at_checked(8).ok_or(RestoreError::Truncated)?;
+            let length =
+                u64::from_le_bytes(length.try_into().map_err(|_| RestoreError::Truncated)?);
+            let length = usize::try_from(length).map_err(|_| RestoreError::Truncated)?;
+            let (piece, after) = after
+                .split_at_checked(length)
+                .ok_or(RestoreError::Truncated)?;
+            rest = after;
+            let parsed = snapshot::parse(piece)?;
+            let rule_id = parsed
+                .rule_id
+                .split_once('#')
+                .map_or(parsed.rule_id.as_str(), |(id, _)| id)
+                .to_owned();
+            let Some(index) = self
+                .pack
+                .rules()
+                .iter()
+                .position(|rule| rule.rule_id == rule_id)
+            else {
+                notices.push(Notice::Removed(rule_id));
+                continue;
+            };
+            let (Some(rule), Some(tracked)) =
+                (self.pack.rules().get(index), self.tracked.get(index))
+            else {
+                continue;
+            };
+            let identity = Identity {
+                rule_id: &tracked.state_id,
+                term_signature: &tracked.signature,
+                term_arity: rule.new_terms_fields.len(),
+            };
+            match snapshot::decode(piece, &identity) {
+                Ok(contents) => {
+                    let mut history = History::new(self.capacity, self.config.hash_key);
+                    history.reserve(
+                        contents.entries.len(),
+                        contents.entries.iter().map(|(term, _)| term.len()).sum(),
+                    );
+                    for (term, last_seen) in &contents.entries {
+                        history.insert(term, *last_seen);
+                    }
+                    history.add_evictions(contents.evictions);
+                    if let Some(slot) = restored.get_mut(index) {
+                        *slot = Some(history);
+                    }
+                }
+                Err(RestoreError::Incompatible(_)) => notices.push(Notice::Changed(rule_id)),
+                Err(error) => return Err(error),
+            }
+        }
+        for (tracked, history) in self.tracked.iter_mut().zip(restored) {
+            tracked.history =
+                history.unwrap_or_else(|| History::new(self.capacity, self.config.hash_key));
+        }
+        self.snapshot_pieces = None;
+        self.notices.clone_from(&notices);
+        Ok(notices)
+    }
+}
+
+/// The rule id and a digest of what decides its terms (version, query as written, filters, term
+/// fields), so that a changed rule does not inherit history it would not have made.
+fn identity_of(rule: &Rule) -> String {
+    let mut hasher = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    part(
+        rule.version
+            .map_or_else(String::new, |version| version.to_string())
+            .as_bytes(),
+    );
+    part(rule.query_text.as_bytes());
+    part(format!("{:?}", rule.filters).as_bytes());
+    part(term_signature(rule).as_bytes());
+    let digest = hasher.finalize();
+    let hex: String = digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{}#{hex}", rule.rule_id)
+}
+
+/// The term fields as the history format spells them (`name<-source;...`).
+fn term_signature(rule: &Rule) -> String {
+    rule.new_terms_fields
+        .iter()
+        .map(|field| format!("{field}<-{field}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// A rule file as the host hands it over: the name it is known by (its path) and its text.
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    /// The file's name, for messages.
+    pub name: String,
+    /// The TOML text.
+    pub text: String,
+}
+
+/// Fields filled by enrichment newterms does not do (autonomous systems, geolocation): a rule
+/// reading them matches only documents that already carry them.
+const ENRICHED: [&str; 4] = [
+    "source.as.",
+    "destination.as.",
+    "source.geo.",
+    "destination.geo.",
+];
+
+/// The fields of `rule`'s query that only enriched ECS documents carry.
+pub fn enrichment_fields(rule: &Rule) -> Vec<String> {
+    rule.compiled()
+        .fields()
+        .into_iter()
+        .filter(|field| ENRICHED.iter().any(|prefix| field.starts_with(prefix)))
+        .collect()
+}
+
+#[cfg(feature = "rule-toml")]
+/// Each file loaded as a rule, or why it is refused (the message names the file).
+pub fn load_rule_files(files: &[RuleFile]) -> Vec<Result<Rule, String>> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    files
+        .iter()
+        .map(|file| {
+            let rule = crate::kql::load_rule(&file.text)
+                .map_err(|error| format!("{}: {error}", file.name))?;
+            if let Some((_, first)) = seen.iter().find(|(id, _)| *id == rule.rule_id) {
+                return Err(format!(
+                    "{}: rule_id {} is also the rule_id of {first}",
+                    file.name, rule.rule_id
+                ));
+            }
+            seen.push((rule.rule_id.clone(), file.name.clone()));
+            Ok(rule)
+        })
+        .collect()
+}
+
+#[cfg(feature = "rule-toml")]
+impl RulePackDetector {
+    /// A detector for the rules of `files` under `config`; the first refusal is the error.
+    pub fn from_files(files: &[RuleFile], config: Config) -> Result<Self, String> {
+        if files.is_empty() {
+            return Err("no rule files".to_owned());
+        }
+        let rules = load_rule_files(files)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let pack = Pack::new(rules).map_err(|error| error.to_string())?;
+        Self::new(pack, config).map_err(|error| error.to_string())
+    }
+}
