@@ -143,6 +143,12 @@ impl Rule {
                 .map(|(field, values)| ExceptionSettings { field, values })
                 .collect();
         }
+        if !settings.rules.is_empty() {
+            // Said, not ignored: a hunt that silently ran the built-in rule instead would mislead.
+            return Err(ConfigError::new_err(
+                "`rules`: rule files are not loaded by the Python package yet (newterms scan --rules loads them)",
+            ));
+        }
         let mut rule_config: RuleConfig = newterms::settings::rule_config(&settings)
             .map_err(|error| ConfigError::new_err(error.to_string()))?;
         rule_config.partition = partition.map(|(index, count)| Partition { index, count });

@@ -65,6 +65,7 @@ CONF
     Function_Name newterms_filter
     Event_Format json
     Accessible_Paths $work/state
+    WASM_Stack_Size 1M
 CONF
     fi
     printf '[OUTPUT]\n    Name null\n    Match *\n'

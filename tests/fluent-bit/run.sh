@@ -82,6 +82,7 @@ $extra
     Function_Name newterms_filter
     Event_Format json
     Accessible_Paths $state
+    WASM_Stack_Size 1M
 [OUTPUT]
     Name file
     Match events

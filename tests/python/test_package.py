@@ -155,6 +155,13 @@ for name, snapshot, says in [("bytes that are no snapshot", b"not a snapshot", "
         check(name, False, "accepted")
     except newterms.RestoreError as e:
         check(f"{name}: RestoreError ({e})", says in str(e).lower(), str(e))
+rules_config = path("rules.toml")
+open(rules_config, "w").write('rules = ["some-rule.toml"]\n')
+try:
+    newterms.Rule(config=rules_config)
+    check("a configuration with rule files", False, "accepted")
+except newterms.ConfigError as e:
+    check(f"a configuration with rule files is refused, not ignored ({e})", "rules" in str(e), str(e))
 check("all are NewtermsError", issubclass(newterms.ConfigError, newterms.NewtermsError)
       and issubclass(newterms.RestoreError, newterms.NewtermsError) and issubclass(newterms.RuleFault, newterms.NewtermsError))
 check("the sandbox's memory cap is the package's too",

@@ -1,14 +1,17 @@
 //! The exports Fluent Bit calls, and the one WASI lookup std does not offer (the first preopened
 //! directory, where the filter keeps its files).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::path::PathBuf;
 
 use crate::filter::Filter;
 
 thread_local! {
-    // Fluent Bit (4.1 and later) keeps one instance per filter and calls it from one thread.
-    static FILTER: RefCell<Option<Filter>> = const { RefCell::new(None) };
+    // Fluent Bit (4.1 and later) keeps one instance per filter and calls it from one thread. The
+    // filter is taken out for a call and put back after it: a call that traps (WAMR's small stack,
+    // say) never puts it back, and the next record starts a new filter from the files, as a restart
+    // of Fluent Bit would, instead of finding it half-updated.
+    static FILTER: Cell<Option<Box<Filter>>> = const { Cell::new(None) };
 }
 
 /// Fluent Bit's filter function: `record` is the event as JSON text (`Event_Format json`); the
@@ -30,12 +33,13 @@ pub extern "C" fn newterms_filter(
         // keeps them until the call returns.
         unsafe { std::slice::from_raw_parts(record, record_len as usize) }
     };
-    FILTER.with_borrow_mut(|filter| {
-        filter
-            .get_or_insert_with(|| Filter::new(first_preopen()))
-            .filter(record)
-            .as_ptr()
-    })
+    let mut filter = FILTER
+        .take()
+        .unwrap_or_else(|| Box::new(Filter::new(first_preopen())));
+    // The answer lives in the filter's own buffer, which stays where it is when the box moves.
+    let answer = filter.filter(record).as_ptr();
+    FILTER.set(Some(filter));
+    answer
 }
 
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
