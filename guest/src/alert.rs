@@ -34,40 +34,27 @@ impl AlertRule<'_> {
     /// The alert for a new term (`values`, in term-field order; `term_key` its encoding) of `source`.
     pub fn alert(&self, source: &AlertSource<'_>, values: &[&str], term_key: &[u8]) -> String {
         let rule = self.rule;
-        let event_id = first_value(source.ecs, "event.id");
-        let alert = json!({
-            "uuid": alert_uuid(rule.rule_id, event_id.as_deref(), source.text, term_key),
-            "original_time": time::format_iso8601(source.time),
-            "new_terms": values,
-            "reason": reason(rule.severity, rule.name, source.ecs),
-            "severity": rule.severity,
-            "risk_score": rule.risk_score,
-            "status": "active",
-            "workflow_status": "open",
-            "rule": {
-                "name": rule.name,
-                "rule_id": rule.rule_id,
-                "version": rule.version,
-                "type": "new_terms",
-                "category": "New Terms Rule",
-                "severity": rule.severity,
-                "risk_score": rule.risk_score,
-                "tags": rule.tags,
-                "threat": [{
-                    "framework": "MITRE ATT&CK",
-                    "tactic": reference(&rule.tactic),
-                    "technique": rule.techniques.iter().map(reference).collect::<Vec<_>>(),
-                }],
-                "parameters": {
-                    "query": rule.kql,
-                    "language": "kuery",
-                    "new_terms_fields": self.profile.terms.iter().map(|term| term.name).collect::<Vec<_>>(),
-                    "history_window_start": history_window_start(self.window_ms),
-                    "profile": self.profile.profile.name(),
-                },
-            },
-        });
-        signal(source, alert)
+        let raiser = Raiser {
+            rule_id: rule.rule_id,
+            name: rule.name,
+            version: json!(rule.version),
+            severity: rule.severity,
+            risk_score: json!(rule.risk_score),
+            tags: json!(rule.tags),
+            threat: json!([{
+                "framework": "MITRE ATT&CK",
+                "tactic": reference(&rule.tactic),
+                "technique": rule.techniques.iter().map(reference).collect::<Vec<_>>(),
+            }]),
+            parameters: json!({
+                "query": rule.kql,
+                "language": "kuery",
+                "new_terms_fields": self.profile.terms.iter().map(|term| term.name).collect::<Vec<_>>(),
+                "history_window_start": history_window_start(self.window_ms),
+                "profile": self.profile.profile.name(),
+            }),
+        };
+        new_terms_alert(&raiser, source, values, term_key)
     }
 }
 
@@ -79,7 +66,6 @@ pub fn rule_file_alert(
     values: &[&str],
     term_key: &[u8],
 ) -> String {
-    let event_id = first_value(source.ecs, "event.id");
     let threat: Vec<Value> = rule
         .threat
         .iter()
@@ -102,31 +88,65 @@ pub fn rule_file_alert(
             })
         })
         .collect();
+    let raiser = Raiser {
+        rule_id: &rule.rule_id,
+        name: &rule.name,
+        version: json!(rule.version),
+        severity: &rule.severity,
+        risk_score: json!(rule.risk_score),
+        tags: json!(rule.tags),
+        threat: json!(threat),
+        parameters: json!({
+            "query": rule.query_text,
+            "language": "kuery",
+            "new_terms_fields": rule.new_terms_fields,
+            "history_window_start": rule.history_window_start,
+        }),
+    };
+    new_terms_alert(&raiser, source, values, term_key)
+}
+
+/// What of an alert comes from the rule that raises it: the built-in rule's definition or a rule
+/// file's metadata.
+struct Raiser<'a> {
+    rule_id: &'a str,
+    name: &'a str,
+    version: Value,
+    severity: &'a str,
+    risk_score: Value,
+    tags: Value,
+    threat: Value,
+    parameters: Value,
+}
+
+/// The one shape of a new-terms alert: `kibana.alert` with the rule's part from `raiser`.
+fn new_terms_alert(
+    raiser: &Raiser<'_>,
+    source: &AlertSource<'_>,
+    values: &[&str],
+    term_key: &[u8],
+) -> String {
+    let event_id = first_value(source.ecs, "event.id");
     let alert = json!({
-        "uuid": alert_uuid(&rule.rule_id, event_id.as_deref(), source.text, term_key),
+        "uuid": alert_uuid(raiser.rule_id, event_id.as_deref(), source.text, term_key),
         "original_time": time::format_iso8601(source.time),
         "new_terms": values,
-        "reason": reason(&rule.severity, &rule.name, source.ecs),
-        "severity": rule.severity,
-        "risk_score": rule.risk_score,
+        "reason": reason(raiser.severity, raiser.name, source.ecs),
+        "severity": raiser.severity,
+        "risk_score": raiser.risk_score,
         "status": "active",
         "workflow_status": "open",
         "rule": {
-            "name": rule.name,
-            "rule_id": rule.rule_id,
-            "version": rule.version,
+            "name": raiser.name,
+            "rule_id": raiser.rule_id,
+            "version": raiser.version,
             "type": "new_terms",
             "category": "New Terms Rule",
-            "severity": rule.severity,
-            "risk_score": rule.risk_score,
-            "tags": rule.tags,
-            "threat": threat,
-            "parameters": {
-                "query": rule.query_text,
-                "language": "kuery",
-                "new_terms_fields": rule.new_terms_fields,
-                "history_window_start": rule.history_window_start,
-            },
+            "severity": raiser.severity,
+            "risk_score": raiser.risk_score,
+            "tags": raiser.tags,
+            "threat": raiser.threat,
+            "parameters": raiser.parameters,
         },
     });
     signal(source, alert)

@@ -14,8 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::alert::{AlertSource, rule_file_alert};
-use crate::cloudtrail;
-use crate::detector::full::event_time;
+use crate::detector::full::{event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
 use crate::fields;
@@ -190,26 +189,15 @@ impl RulePackDetector {
 
     fn evaluate(&mut self, text: &str, prefiltered: bool) -> Result<Vec<String>, EventError> {
         self.snapshot_pieces = None;
-        let document: Value = serde_json::from_str(text)
-            .map_err(|error| EventError::MalformedJson(error.to_string()))?;
-        let Value::Object(object) = &document else {
-            return Err(EventError::NotAnObject);
-        };
-        let raw = cloudtrail::is_raw_record(object);
-        let mapped;
-        let ecs = if raw {
-            mapped = cloudtrail::to_ecs(object);
-            &mapped
-        } else {
-            &document
-        };
-        let mut matching = std::mem::take(&mut self.matching);
-        matching.clear();
-        let candidates = prefiltered.then_some(self.candidates.as_slice());
-        self.pack.matching_among(ecs, candidates, &mut matching);
-        let outcome = self.raise(text, raw, ecs, &matching);
-        self.matching = matching;
-        outcome
+        with_ecs(text, |ecs, raw| {
+            let mut matching = std::mem::take(&mut self.matching);
+            matching.clear();
+            let candidates = prefiltered.then_some(self.candidates.as_slice());
+            self.pack.matching_among(ecs, candidates, &mut matching);
+            let outcome = self.raise(text, raw, ecs, &matching);
+            self.matching = matching;
+            outcome
+        })?
     }
 
     fn raise(

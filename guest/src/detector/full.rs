@@ -23,21 +23,10 @@ impl Detector {
         text: &str,
         then: impl FnOnce(&Value, bool) -> R,
     ) -> Result<Option<R>, EventError> {
-        let document: Value = serde_json::from_str(text)
-            .map_err(|error| EventError::MalformedJson(error.to_string()))?;
-        let Value::Object(object) = &document else {
-            return Err(EventError::NotAnObject);
-        };
-        let raw = cloudtrail::is_raw_record(object);
-        let mapped;
-        let ecs = if raw {
-            mapped = cloudtrail::to_ecs(object);
-            &mapped
-        } else {
-            &document
-        };
-        let holds = definition::query_holds(query, &fields::Document(ecs)) == Some(true);
-        Ok(holds.then(|| then(ecs, raw)))
+        with_ecs(text, |ecs, raw| {
+            let holds = definition::query_holds(query, &fields::Document(ecs)) == Some(true);
+            holds.then(|| then(ecs, raw))
+        })
     }
 
     /// Where processing `text` would observe terms (see [`Detector::route`]): their buckets and the
@@ -128,6 +117,25 @@ impl Detector {
                     .any(|pattern| wildcard::matches(pattern, value))
             })
         })
+    }
+}
+
+/// `then` on the ECS form of the event `text` (raw CloudTrail mapped by the one table) and whether it
+/// came raw: the parse every full evaluation starts with, the built-in rule's and a pack's.
+pub(crate) fn with_ecs<R>(
+    text: &str,
+    then: impl FnOnce(&Value, bool) -> R,
+) -> Result<R, EventError> {
+    let document: Value =
+        serde_json::from_str(text).map_err(|error| EventError::MalformedJson(error.to_string()))?;
+    let Value::Object(object) = &document else {
+        return Err(EventError::NotAnObject);
+    };
+    let raw = cloudtrail::is_raw_record(object);
+    if raw {
+        Ok(then(&cloudtrail::to_ecs(object), true))
+    } else {
+        Ok(then(&document, false))
     }
 }
 
