@@ -14,14 +14,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::alert::{AlertSource, rule_file_alert};
+use crate::detector::config;
 use crate::detector::full::{event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
-use crate::fields;
 use crate::history::{History, TermKey};
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
-use crate::wildcard;
 
 /// The rule id a pack reports as a whole (each alert carries its own rule's).
 pub const PACK_RULE_ID: &str = "rule-pack";
@@ -247,14 +246,7 @@ impl RulePackDetector {
     }
 
     fn is_excepted(&self, ecs: &Value) -> bool {
-        self.config.exceptions.iter().any(|exception| {
-            fields::values(ecs, &exception.field).iter().any(|value| {
-                exception
-                    .patterns
-                    .iter()
-                    .any(|pattern| wildcard::matches(pattern, value))
-            })
-        })
+        config::excepted(&self.config.exceptions, ecs)
     }
 
     /// The state of the pack: `NTRMPACK`, then per rule its snapshot's length (u64, little-endian)

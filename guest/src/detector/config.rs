@@ -85,3 +85,18 @@ impl Config {
         Ok(capacity)
     }
 }
+
+/// Whether a value of an exception's field in the event `ecs` matches one of its patterns: the
+/// event then neither alerts nor counts as history (the built-in rule's and every pack rule's).
+pub(crate) fn excepted(exceptions: &[Exception], ecs: &serde_json::Value) -> bool {
+    exceptions.iter().any(|exception| {
+        crate::fields::values(ecs, &exception.field)
+            .iter()
+            .any(|value| {
+                exception
+                    .patterns
+                    .iter()
+                    .any(|pattern| crate::wildcard::matches(pattern, value))
+            })
+    })
+}

@@ -2,14 +2,13 @@
 
 use serde_json::Value;
 
-use super::{Detector, EventError, Route, terms};
+use super::{Detector, EventError, Route, config, terms};
 use crate::alert::{AlertRule, AlertSource};
 use crate::cloudtrail;
 use crate::definition;
 use crate::fields;
 use crate::history::TermKey;
 use crate::time::{self, EpochMillis};
-use crate::wildcard;
 
 /// Event times outside years 0001 to 9999 are refused, as Elasticsearch's `date` type refuses them.
 pub(super) const TIME_RANGE: std::ops::RangeInclusive<EpochMillis> =
@@ -109,14 +108,7 @@ impl Detector {
     }
 
     fn is_excepted(&self, ecs: &Value) -> bool {
-        self.config.exceptions.iter().any(|exception| {
-            fields::values(ecs, &exception.field).iter().any(|value| {
-                exception
-                    .patterns
-                    .iter()
-                    .any(|pattern| wildcard::matches(pattern, value))
-            })
-        })
+        config::excepted(&self.config.exceptions, ecs)
     }
 }
 
