@@ -41,14 +41,6 @@ create_exception!(
     "The component failed (trap, deadline, memory cap): this Rule cannot be used again."
 );
 
-/// Where the piece of `rest` holding its first `lines` lines ends: after the `lines`-th line break,
-/// which stands before `at`.
-fn start_of_line_after(rest: &[u8], lines: usize, at: usize) -> usize {
-    memchr::memchr_iter(b'\n', &rest[..at])
-        .nth(lines - 1)
-        .map_or(at, |newline| newline + 1)
-}
-
 /// The embedded component compiled once per process, for rules with the default limits.
 fn shared() -> Result<&'static (Sandbox, RuleComponent), Error> {
     static SHARED: OnceLock<(Sandbox, RuleComponent)> = OnceLock::new();
@@ -195,14 +187,17 @@ impl Rule {
                 let rest = &data[start..];
                 let mut lines = 0;
                 let mut end = rest.len();
+                // Where the lines counted so far end.
+                let mut after_last = 0;
                 for at in memchr::memchr_iter(b'\n', rest) {
                     if lines > 0 && at >= limits.bytes {
-                        end = start_of_line_after(rest, lines, at);
+                        end = after_last;
                         break;
                     }
                     lines += 1;
+                    after_last = at + 1;
                     if lines == limits.events {
-                        end = at + 1;
+                        end = after_last;
                         break;
                     }
                 }
@@ -214,7 +209,8 @@ impl Rule {
                         Err(error) => inner.errors.push((line, error.to_string())),
                     }
                 }
-                first_line += memchr::memchr_iter(b'\n', piece).count() as u64;
+                // Every line break counted above is inside the piece.
+                first_line += lines as u64;
                 start += end;
             }
             Ok(alerts)

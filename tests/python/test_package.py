@@ -78,6 +78,21 @@ errors = rule.errors()
 check("alerts of the good lines", alerts == scan(example))
 check("refused lines with their index", [line for line, _ in errors] == [0, 1, 3], errors)
 check("and why", all(isinstance(why, str) and why for _, why in errors), errors)
+# Across the calls a buffer is cut into, each refused line keeps its index in the whole buffer.
+many = open(generated, "rb").read().splitlines(keepends=True)[:1500]
+many[700:700] = [b"not json\n"]
+one_by_one = newterms.Rule()
+expected_lines = []
+for index, line in enumerate(many):
+    if not line.strip():
+        continue  # a blank line is no event in NDJSON
+    one_by_one.process([line.decode()])
+    expected_lines += [index] * len(one_by_one.errors())
+whole = newterms.Rule()
+whole.process_ndjson(b"".join(many))
+got_lines = [line for line, _ in whole.errors()]
+check(f"refused lines across calls keep their index ({len(got_lines)}, 700 among them)",
+      got_lines == expected_lines and 700 in got_lines, f"{got_lines} vs {expected_lines}")
 
 print("\nsnapshots move between the package and newterms scan --state")
 half = 15000
