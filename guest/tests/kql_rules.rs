@@ -8,6 +8,8 @@ use newterms_guest::kql::{self, RuleError};
 use newterms_guest::{Config, Detector, Profile, cloudtrail};
 use serde_json::Value;
 
+mod common;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -19,20 +21,6 @@ fn shared(rest: &str) -> Option<PathBuf> {
         .skip(1)
         .map(|folder| folder.join("shared/data").join(rest))
         .find(|path| path.exists())
-}
-
-/// A corpus file's text, gzip or not; empty when it cannot be read.
-fn read_corpus(path: &Path) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    if path.extension().is_some_and(|extension| extension == "gz") {
-        let mut text = String::new();
-        let decoded =
-            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text);
-        return if decoded.is_ok() { text } else { String::new() };
-    }
-    String::from_utf8(bytes).unwrap_or_default()
 }
 
 fn copied_rules() -> PathBuf {
@@ -102,7 +90,7 @@ fn the_lambda_rule_as_toml_agrees_with_the_built_in_rule() {
     corpora.extend(shared("cloudtrail/CORPUS_mixed_all.ndjson"));
     let (mut documents, mut matched) = (0, 0);
     for corpus in corpora {
-        let text = read_corpus(&corpus);
+        let text = common::read_corpus(&corpus);
         assert!(!text.is_empty(), "{}", corpus.display());
         for line in text.lines().filter(|line| !line.trim().is_empty()) {
             let Ok(Value::Object(object)) = serde_json::from_str::<Value>(line) else {

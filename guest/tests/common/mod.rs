@@ -26,3 +26,17 @@ impl Rng {
         self.below(100) < percent
     }
 }
+
+/// A corpus file's text, gzip or not; empty when it cannot be read.
+pub fn read_corpus(path: &std::path::Path) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    if path.extension().is_some_and(|extension| extension == "gz") {
+        let mut text = String::new();
+        let decoded =
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text);
+        return if decoded.is_ok() { text } else { String::new() };
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
