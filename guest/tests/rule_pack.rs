@@ -108,9 +108,26 @@ fn the_lambda_rule_as_its_toml_decides_as_the_elastic_profile() {
     corpora.extend(shared("cloudtrail/CORPUS_lambda_invoke.ndjson"));
     corpora.extend(shared("cloudtrail/CORPUS_mixed_all.ndjson"));
     let mut compared = 0;
-    for corpus in corpora {
-        let text = common::read_corpus(&corpus);
+    // Each corpus as it is, and again with its raw CloudTrail records as the ECS documents Elastic's
+    // pipeline makes of them (the other input the rule takes).
+    let as_ecs = |line: &str| -> String {
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(object)) if newterms_guest::cloudtrail::is_raw_record(&object) => {
+                newterms_guest::cloudtrail::to_ecs(&object).to_string()
+            }
+            _ => line.to_owned(),
+        }
+    };
+    let texts = corpora.iter().flat_map(|corpus| {
+        let text = common::read_corpus(corpus);
         assert!(!text.is_empty(), "{}", corpus.display());
+        let ecs: String = text.lines().map(|line| as_ecs(line) + "\n").collect();
+        [
+            (corpus.clone(), text),
+            (corpus.with_extension("as-ecs"), ecs),
+        ]
+    });
+    for (corpus, text) in texts {
         let mut builtin = Detector::new(Config {
             profile: Profile::Elastic,
             ..Config::default()
