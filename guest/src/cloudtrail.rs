@@ -62,6 +62,20 @@ pub enum RawField {
     IdentityAccountId,
     /// `userIdentity.sessionContext.sessionIssuer.userName`
     IssuerUserName,
+    /// `userIdentity.principalId`
+    IdentityPrincipalId,
+    /// `userIdentity.sessionContext.sessionIssuer.arn`
+    IssuerArn,
+    /// `tlsDetails.clientProvidedHostHeader`
+    TlsHostHeader,
+    /// `responseElements`
+    ResponseElements,
+    /// `additionalEventData`
+    AdditionalEventData,
+    /// `serviceEventDetails`
+    ServiceEventDetails,
+    /// `resources`
+    Resources,
 }
 
 impl RawField {
@@ -91,6 +105,13 @@ impl RawField {
                 "sessionIssuer",
                 "userName",
             ],
+            RawField::IdentityPrincipalId => &["userIdentity", "principalId"],
+            RawField::IssuerArn => &["userIdentity", "sessionContext", "sessionIssuer", "arn"],
+            RawField::TlsHostHeader => &["tlsDetails", "clientProvidedHostHeader"],
+            RawField::ResponseElements => &["responseElements"],
+            RawField::AdditionalEventData => &["additionalEventData"],
+            RawField::ServiceEventDetails => &["serviceEventDetails"],
+            RawField::Resources => &["resources"],
         }
     }
 }
@@ -101,8 +122,10 @@ impl RawField {
 pub enum Derivation {
     /// The first of these raw fields that is present, copied as it is (blank values aside).
     First(&'static [RawField]),
-    /// `failure` when any of these raw fields is present, else `success`.
-    FailureIfAny(&'static [RawField]),
+    /// `failure` when any of these raw fields is present, else `success`; except that a
+    /// `ConsoleLogin` event's outcome is the sign-in's own answer (`responseElements.ConsoleLogin`,
+    /// lowercased) when it has one.
+    Outcome(&'static [RawField]),
     /// A constant the pipeline adds.
     Constant(&'static str),
     /// The raw field's string when it parses as an IP address.
@@ -112,6 +135,16 @@ pub enum Derivation {
     /// The raw field's time in ISO 8601 with milliseconds (the date processor), kept as it was when
     /// it does not parse.
     Timestamp(RawField),
+    /// The raw field as it is (a `flattened` field: every leaf a keyword), unless its Java rendering
+    /// is too long for one keyword (the pipeline's script then keeps only that rendering).
+    Flattened(RawField),
+    /// The raw list of resources, each with `ARN` renamed `arn` and `accountId` renamed
+    /// `account_id`, without repeats of the same (arn, account_id, type); items that are not
+    /// objects are dropped.
+    ResourceList(RawField),
+    /// On `ConsoleLogin` events only: `false` when this key of the (flattened) raw object is `No`,
+    /// `true` for any other value.
+    ConsoleLoginFlag(RawField, &'static str),
 }
 
 /// One row of the mapping: an ECS field and how it is filled.
@@ -141,7 +174,10 @@ macro_rules! mapping_table {
     };
 }
 
-use Derivation::{Constant, FailureIfAny, First, IpAddress, JavaString, Timestamp};
+use Derivation::{
+    ConsoleLoginFlag, Constant, First, Flattened, IpAddress, JavaString, Outcome, ResourceList,
+    Timestamp,
+};
 use RawField::*;
 
 mapping_table! {
@@ -161,9 +197,26 @@ mapping_table! {
     "source.ip" => IpAddress(SourceIpAddress),
     "aws.cloudtrail.request_parameters" => JavaString(RequestParameters),
     "@timestamp" => Timestamp(EventTime),
-    "event.outcome" => FailureIfAny(&[ErrorCode, ErrorMessage]),
+    "event.outcome" => Outcome(&[ErrorCode, ErrorMessage]),
     "event.kind" => Constant("event"),
     "data_stream.dataset" => Constant("aws.cloudtrail"),
+    // The integration's index template holds `event.dataset` as a constant, as it does
+    // `data_stream.dataset`; some published rules test one, some the other.
+    "event.dataset" => Constant("aws.cloudtrail"),
+    "user.id" => First(&[IdentityPrincipalId]),
+    "aws.cloudtrail.user_identity.session_context.session_issuer.arn" => First(&[IssuerArn]),
+    "aws.cloudtrail.error_code" => First(&[ErrorCode]),
+    "aws.cloudtrail.error_message" => First(&[ErrorMessage]),
+    "aws.cloudtrail.flattened.request_parameters" => Flattened(RequestParameters),
+    "aws.cloudtrail.flattened.response_elements" => Flattened(ResponseElements),
+    "aws.cloudtrail.flattened.additional_eventdata" => Flattened(AdditionalEventData),
+    "aws.cloudtrail.flattened.service_event_details" => Flattened(ServiceEventDetails),
+    "aws.cloudtrail.console_login.additional_eventdata.mfa_used" =>
+        ConsoleLoginFlag(AdditionalEventData, "MFAUsed"),
+    "aws.cloudtrail.console_login.additional_eventdata.mobile_version" =>
+        ConsoleLoginFlag(AdditionalEventData, "MobileVersion"),
+    "aws.cloudtrail.resources" => ResourceList(Resources),
+    "tls.client.server_name" => First(&[TlsHostHeader]),
 }
 
 /// Whether [`to_ecs`] copies the values of the ECS field `field` verbatim from the raw record, so
@@ -196,7 +249,7 @@ pub fn spelled_in_raw_text(field: &str) -> bool {
                     .strip_prefix(field)
                     .is_some_and(|rest| rest.starts_with('.'))
         })
-        .is_none_or(|row| matches!(row.derivation, First(_)))
+        .is_none_or(|row| matches!(row.derivation, First(_) | Flattened(_) | ResourceList(_)))
 }
 
 /// `a == b`, in a `const fn`.
@@ -223,12 +276,7 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
                 .iter()
                 .find_map(|source| raw(record, source.path()))
                 .map(without_blanks),
-            FailureIfAny(sources) => {
-                let failed = sources
-                    .iter()
-                    .any(|source| raw(record, source.path()).is_some());
-                Some(Value::from(if failed { "failure" } else { "success" }))
-            }
+            Outcome(errors) => Some(Value::from(outcome(record, errors))),
             Constant(value) => Some(Value::from(value)),
             IpAddress(source) => match raw(record, source.path()) {
                 Some(Value::String(address)) if address.parse::<IpAddr>().is_ok() => {
@@ -250,12 +298,98 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
                 ),
                 other => other.clone(),
             }),
+            Flattened(source) => flattened(record, source),
+            ResourceList(source) => raw(record, source.path()).map(resources),
+            ConsoleLoginFlag(within, key) => console_login(record)
+                .then(|| flattened(record, within))
+                .flatten()
+                .and_then(|object| object.get(key).cloned())
+                .map(|flag| Value::Bool(flag != "No")),
         };
         if let Some(value) = value {
             fields::set(&mut ecs, row.ecs, value);
         }
     }
     Value::Object(ecs)
+}
+
+/// The length from which the pipeline's script keeps a raw object only as its Java rendering, not
+/// as a `flattened` field (the most a keyword holds, 32,766 bytes, counted in characters).
+const FLATTENED_LIMIT: usize = 32_766;
+
+/// `source` as the pipeline's `flattened` copy of it (without what the pipeline drops), if it is
+/// there and its Java rendering is short enough.
+fn flattened(record: &Map<String, Value>, source: RawField) -> Option<Value> {
+    let value = without_blanks(raw(record, source.path())?);
+    let mut rendered = String::new();
+    render_java_style(&value, &mut rendered);
+    (rendered.chars().count() < FLATTENED_LIMIT).then_some(value)
+}
+
+/// Whether `record` is a console sign-in, the one event whose outcome and flags the pipeline reads
+/// from the sign-in's own data.
+fn console_login(record: &Map<String, Value>) -> bool {
+    record.get("eventName").and_then(Value::as_str) == Some("ConsoleLogin")
+}
+
+/// `event.outcome`: `failure` when any of `errors` is present, else `success`, unless a console
+/// sign-in says otherwise in its `ConsoleLogin` answer.
+fn outcome(record: &Map<String, Value>, errors: &[RawField]) -> String {
+    let answer = console_login(record)
+        .then(|| flattened(record, RawField::ResponseElements))
+        .flatten();
+    // A non-string answer fails the pipeline's `lowercase`; the outcome set before it stays.
+    if let Some(Value::String(answer)) = answer
+        .as_ref()
+        .and_then(|elements| elements.get("ConsoleLogin"))
+    {
+        return answer.to_lowercase();
+    }
+    let failed = errors
+        .iter()
+        .any(|source| raw(record, source.path()).is_some());
+    String::from(if failed { "failure" } else { "success" })
+}
+
+/// The pipeline's `aws.cloudtrail.resources`: see [`Derivation::ResourceList`]. Repeats keep the
+/// place of their first occurrence and the content of their last, as the script's map does.
+fn resources(list: &Value) -> Value {
+    let Value::Array(items) = list else {
+        return without_blanks(list);
+    };
+    let mut kept: Vec<(String, Map<String, Value>)> = Vec::new();
+    for item in items {
+        let Value::Object(original) = without_blanks(item) else {
+            continue;
+        };
+        let mut resource = Map::new();
+        for (key, value) in original {
+            let key = match key.as_str() {
+                "ARN" => "arn".to_owned(),
+                "accountId" => "account_id".to_owned(),
+                _ => key,
+            };
+            resource.insert(key, value);
+        }
+        let part = |name: &str| resource.get(name).map(render_key_part).unwrap_or_default();
+        let identity = format!("{}_{}_{}", part("arn"), part("account_id"), part("type"));
+        match kept.iter_mut().find(|(known, _)| *known == identity) {
+            Some((_, earlier)) => *earlier = resource,
+            None => kept.push((identity, resource)),
+        }
+    }
+    Value::Array(
+        kept.into_iter()
+            .map(|(_, resource)| Value::Object(resource))
+            .collect(),
+    )
+}
+
+/// One part of a resource's identity as the script's string concatenation writes it.
+fn render_key_part(value: &Value) -> String {
+    let mut rendered = String::new();
+    render_java_style(value, &mut rendered);
+    rendered
 }
 
 /// The value at `path` in nested objects, unless the pipeline would drop it.
@@ -336,13 +470,14 @@ mod tests {
             json!({
                 "@timestamp": "2024-09-11T09:29:33.000Z",
                 "event": {"provider": "lambda.amazonaws.com", "action": "Invoke", "id": "e-1",
-                          "outcome": "success", "kind": "event"},
+                          "outcome": "success", "kind": "event", "dataset": "aws.cloudtrail"},
                 "cloud": {"region": "us-east-1", "account": {"id": "111122223333"}},
                 "aws": {"cloudtrail": {
                     "user_identity": {"arn": "arn:aws:iam::111122223333:user/alice", "type": "IAMUser",
                                       "access_key_id": "AKIA1"},
                     "recipient_account_id": "111122223333",
                     "request_parameters": "{functionName=f, payload={a=[1, b]}}",
+                    "flattened": {"request_parameters": {"functionName": "f", "payload": {"a": [1, "b"]}}},
                 }},
                 "source": {"address": "203.0.113.7", "ip": "203.0.113.7"},
                 "user_agent": {"original": "aws-cli/2"},
@@ -380,6 +515,73 @@ mod tests {
         }
         let record = map(json!({"eventName": "Invoke", "errorCode": "", "errorMessage": null}));
         assert_eq!(to_ecs(&record)["event"]["outcome"], "success");
+    }
+
+    #[test]
+    fn a_console_sign_in_answers_for_itself() {
+        let sign_in = |answer: Value, extra: Value| {
+            let mut record = map(json!({
+                "eventName": "ConsoleLogin",
+                "responseElements": {"ConsoleLogin": answer},
+                "additionalEventData": {"MFAUsed": "No", "MobileVersion": "Yes"},
+            }));
+            record.extend(map(extra));
+            to_ecs(&record)
+        };
+        let failed = sign_in(json!("Failure"), json!({}));
+        assert_eq!(failed["event"]["outcome"], "failure");
+        let flags = &failed["aws"]["cloudtrail"]["console_login"]["additional_eventdata"];
+        assert_eq!(flags["mfa_used"], false);
+        assert_eq!(flags["mobile_version"], true);
+        // The answer wins over an error field; a non-string answer leaves the error's outcome.
+        let answered = sign_in(json!("Success"), json!({"errorMessage": "x"}));
+        assert_eq!(answered["event"]["outcome"], "success");
+        let odd = sign_in(json!(1), json!({"errorMessage": "x"}));
+        assert_eq!(odd["event"]["outcome"], "failure");
+        // Other events neither read the answer nor get the flags.
+        let mut other = map(json!({
+            "eventName": "GetUser",
+            "responseElements": {"ConsoleLogin": "Failure"},
+            "additionalEventData": {"MFAUsed": "No"},
+        }));
+        let ecs = to_ecs(&other);
+        assert_eq!(ecs["event"]["outcome"], "success");
+        assert!(ecs["aws"]["cloudtrail"].get("console_login").is_none());
+        other.insert("errorCode".into(), "E".into());
+        assert_eq!(to_ecs(&other)["event"]["outcome"], "failure");
+    }
+
+    #[test]
+    fn resources_are_renamed_and_kept_once() {
+        let record = map(json!({
+            "eventName": "AssumeRole",
+            "resources": [
+                {"ARN": "arn:a", "accountId": "1", "type": "AWS::IAM::Role"},
+                "not an object",
+                {"ARN": "arn:b", "accountId": "", "type": null},
+                {"ARN": "arn:a", "accountId": "1", "type": "AWS::IAM::Role"},
+            ],
+        }));
+        assert_eq!(
+            to_ecs(&record)["aws"]["cloudtrail"]["resources"],
+            json!([
+                {"arn": "arn:a", "account_id": "1", "type": "AWS::IAM::Role"},
+                {"arn": "arn:b"},
+            ])
+        );
+    }
+
+    #[test]
+    fn flattened_copies_stop_at_a_keywords_length() {
+        let short = map(json!({"requestParameters": {"bucketName": "b", "acl": ""}}));
+        assert_eq!(
+            to_ecs(&short)["aws"]["cloudtrail"]["flattened"]["request_parameters"],
+            json!({"bucketName": "b"})
+        );
+        let long = map(json!({"requestParameters": {"policy": "x".repeat(FLATTENED_LIMIT)}}));
+        let ecs = to_ecs(&long);
+        assert!(ecs["aws"]["cloudtrail"].get("flattened").is_none());
+        assert!(ecs["aws"]["cloudtrail"]["request_parameters"].is_string());
     }
 
     #[test]

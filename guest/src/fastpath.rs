@@ -73,7 +73,12 @@ impl<'a> RawFields<'a> {
                 }
                 found
             }
-            Derivation::FailureIfAny(sources) => {
+            // A console sign-in's outcome may come from its answer, which this scan does not keep.
+            Derivation::Outcome(_) if !matches!(self.event_name, Slot::Text(name) if name != "ConsoleLogin") =>
+            {
+                return None;
+            }
+            Derivation::Outcome(sources) => {
                 let mut outcome = Slot::Text("success");
                 for &source in sources {
                     match self.raw(source)? {
@@ -86,7 +91,12 @@ impl<'a> RawFields<'a> {
             }
             Derivation::Constant(value) => Slot::Text(value),
             // Rewritten values: only full evaluation makes them.
-            Derivation::IpAddress(_) | Derivation::JavaString(_) | Derivation::Timestamp(_) => {
+            Derivation::IpAddress(_)
+            | Derivation::JavaString(_)
+            | Derivation::Timestamp(_)
+            | Derivation::Flattened(_)
+            | Derivation::ResourceList(_)
+            | Derivation::ConsoleLoginFlag(..) => {
                 return None;
             }
         };

@@ -457,22 +457,38 @@ pub struct RuleFile {
     pub text: String,
 }
 
-/// Fields filled by enrichment newterms does not do (autonomous systems, geolocation): a rule
-/// reading them matches only documents that already carry them.
-const ENRICHED: [&str; 4] = [
+/// Fields filled by enrichment newterms does not do (autonomous systems, geolocation), and by the
+/// per-action entity tables of Elastic's CloudTrail pipeline (`related.entity`, `entity.target.id`,
+/// ...), which the raw mapping does not reproduce: a rule reading them matches only documents that
+/// already carry them.
+const ENRICHED: [&str; 9] = [
     "source.as.",
     "destination.as.",
     "source.geo.",
     "destination.geo.",
+    "related.entity",
+    "entity.",
+    "actor.entity.",
+    "target.entity.",
+    "user.entity.",
 ];
 
-/// The fields of `rule`'s query that only enriched ECS documents carry.
+/// Whether only enriched ECS documents carry `field` (see [`ENRICHED`]).
+pub fn is_enriched(field: &str) -> bool {
+    ENRICHED.iter().any(|prefix| field.starts_with(prefix))
+}
+
+/// The fields of `rule` (its query's, then its term fields) that only enriched ECS documents carry.
 pub fn enrichment_fields(rule: &Rule) -> Vec<String> {
-    rule.compiled()
+    let mut fields: Vec<String> = rule
+        .compiled()
         .fields()
         .into_iter()
-        .filter(|field| ENRICHED.iter().any(|prefix| field.starts_with(prefix)))
-        .collect()
+        .chain(rule.new_terms_fields.iter().cloned())
+        .filter(|field| is_enriched(field))
+        .collect();
+    fields.dedup();
+    fields
 }
 
 #[cfg(feature = "rule-toml")]
