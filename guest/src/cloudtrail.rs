@@ -321,9 +321,28 @@ const FLATTENED_LIMIT: usize = 32_766;
 /// there and its Java rendering is short enough.
 fn flattened(record: &Map<String, Value>, source: RawField) -> Option<Value> {
     let value = without_blanks(raw(record, source.path())?);
-    let mut rendered = String::new();
-    render_java_style(&value, &mut rendered);
-    (rendered.chars().count() < FLATTENED_LIMIT).then_some(value)
+    (java_style_chars(&value) < FLATTENED_LIMIT).then_some(value)
+}
+
+/// The length in characters of [`render_java_style`]'s rendering, without writing it.
+fn java_style_chars(value: &Value) -> usize {
+    // `", "` between items, brackets around them.
+    let separators = |items: usize| 2 + 2 * items.saturating_sub(1);
+    match value {
+        Value::Object(map) => {
+            separators(map.len())
+                + map
+                    .iter()
+                    .map(|(key, child)| key.chars().count() + 1 + java_style_chars(child))
+                    .sum::<usize>()
+        }
+        Value::Array(items) => {
+            separators(items.len()) + items.iter().map(java_style_chars).sum::<usize>()
+        }
+        Value::String(text) => text.chars().count(),
+        Value::Null => 4,
+        Value::Bool(_) | Value::Number(_) => value.to_string().len(),
+    }
 }
 
 /// Whether `record` is a console sign-in, the one event whose outcome and flags the pipeline reads
@@ -569,6 +588,24 @@ mod tests {
                 {"arn": "arn:b"},
             ])
         );
+    }
+
+    #[test]
+    fn the_rendering_length_is_counted_without_rendering() {
+        for value in [
+            json!({}),
+            json!([]),
+            json!({"a": [1, "é", null, true, {"b": 2.5}], "c": {}}),
+            json!("plain"),
+        ] {
+            let mut rendered = String::new();
+            render_java_style(&value, &mut rendered);
+            assert_eq!(
+                java_style_chars(&value),
+                rendered.chars().count(),
+                "{value}"
+            );
+        }
     }
 
     #[test]
