@@ -9,6 +9,7 @@ pub mod alert;
 pub mod cloudtrail;
 pub mod definition;
 pub mod detector;
+pub mod engine;
 pub mod fastpath;
 pub mod fields;
 pub mod history;
@@ -24,6 +25,7 @@ pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinitio
 pub use detector::{
     Config, ConfigError, Detector, EventError, Exception, Footprint, LineError, LineOutcome, Stats,
 };
+pub use engine::Engine;
 pub use rule_pack::{Notice, RulePackDetector};
 pub use snapshot::RestoreError;
 

@@ -448,14 +448,9 @@ fn term_signature(rule: &Rule) -> String {
         .join(";")
 }
 
-/// A rule file as the host hands it over: the name it is known by (its path) and its text.
-#[derive(Debug, Clone)]
-pub struct RuleFile {
-    /// The file's name, for messages.
-    pub name: String,
-    /// The TOML text.
-    pub text: String,
-}
+/// A rule file as the host hands it over: the name it is known by (its path) and its text; and how
+/// a face that reads files finds them.
+pub use newterms_contract::rule_files::{RuleFile, read as read_rule_files};
 
 /// Fields filled by enrichment newterms does not do (autonomous systems, geolocation), and by the
 /// per-action entity tables of Elastic's CloudTrail pipeline (`related.entity`, `entity.target.id`,

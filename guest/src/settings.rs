@@ -12,17 +12,9 @@ use crate::definition::Profile;
 use crate::detector::{Config, Detector, Exception};
 
 /// The rule's configuration from `settings`, checked as the rule checks it (the hash key is left
-/// zero: the face sets it).
+/// zero: the face sets it). `rules` is not read here: it names files, which the face reads.
 pub fn config_of(settings: &Settings) -> Result<Config, SettingsError> {
-    // Rule files are read by the CLI host; these faces do not load them yet: refuse, never ignore.
-    if !settings.rules.is_empty() {
-        return Err(SettingsError {
-            key: "rules".to_owned(),
-            message:
-                "rule files are run by `newterms scan --rules`; this host does not load them yet"
-                    .to_owned(),
-        });
-    }
+    // `rules` names files: the face that reads files hands their texts to `Engine::from_files`.
     let resolved = settings.resolve()?;
     let profile = match resolved.profile.as_deref() {
         None => Profile::Default,

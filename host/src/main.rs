@@ -263,8 +263,7 @@ fn configured_rule(args: &RuleArgs, learn: bool) -> Result<(RuleComponent, RuleC
     }
 }
 
-/// The rule files of `--rules` and of the configuration file's `rules` (relative to its folder):
-/// files as given, folders as the `*.toml` files in them, in name order. Errors name the file.
+/// The rule files of `--rules` and of the configuration file's `rules` (relative to its folder).
 fn rule_files(
     flags: &[PathBuf],
     in_file: &[String],
@@ -274,38 +273,9 @@ fn rule_files(
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let mut paths = Vec::new();
-    let given = flags
-        .iter()
-        .cloned()
-        .chain(in_file.iter().map(|path| base.join(path)));
-    for path in given {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
-                .with_context(|| format!("cannot read rule folder {}", path.display()))?
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|file| file.is_file() && file.extension().is_some_and(|ext| ext == "toml"))
-                .collect();
-            if found.is_empty() {
-                bail!("rule folder {} has no *.toml file", path.display());
-            }
-            found.sort();
-            paths.extend(found);
-        } else {
-            paths.push(path);
-        }
-    }
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read rule file {}", path.display()))?;
-            Ok(newterms::RuleFile {
-                name: path.display().to_string(),
-                text,
-            })
-        })
-        .collect()
+    let from_file = in_file.iter().map(|path| base.join(path));
+    let given = flags.iter().cloned().chain(from_file);
+    settings::read_rule_files(Path::new(""), given).map_err(anyhow::Error::msg)
 }
 
 fn config_path(args: &RuleArgs) -> String {

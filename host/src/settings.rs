@@ -1,6 +1,7 @@
 //! A configuration file ([`Settings`], the keys of `--config`) as the host's [`RuleConfig`], and a
 //! refusal of the rule's named by the key it is about: one reading for the CLI and the Python package.
 
+pub use newterms_contract::rule_files::read as read_rule_files;
 use newterms_contract::settings::Refused;
 pub use newterms_contract::settings::{
     ARN_FIELD, ExceptionSettings, Settings, SettingsError, parse_duration_ms,

@@ -32,13 +32,7 @@ pub struct RuleConfig {
 }
 
 /// An Elastic detection-rules file handed to the component, which parses and compiles it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleFile {
-    /// The name messages give (its path).
-    pub name: String,
-    /// Its TOML text.
-    pub text: String,
-}
+pub use newterms_contract::rule_files::RuleFile;
 
 /// A rule file as the component loaded it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,6 +56,8 @@ fn fault(error: Error) -> PyErr {
     match error {
         Error::Config(error) => ConfigError::new_err(error.to_string()),
         Error::Restore(error) => RestoreError::new_err(error.to_string()),
+        // A refused rule file is configuration too; the message names the file.
+        Error::Rules(why) => ConfigError::new_err(why),
         other => RuleFault::new_err(other.to_string()),
     }
 }
@@ -97,7 +99,7 @@ impl Rule {
     /// them, and the other arguments (the same keys) override it. `max_memory_mib` and
     /// `cpu_deadline_ms` are the sandbox's limits (default: 1024 MiB, 5000 ms a call).
     #[new]
-    #[pyo3(signature = (*, config=None, profile=None, window=None, capacity=None, learn=None, exclude_arns=None, exceptions=None, partition=None, max_memory_mib=None, cpu_deadline_ms=None))]
+    #[pyo3(signature = (*, config=None, profile=None, window=None, capacity=None, learn=None, exclude_arns=None, exceptions=None, rules=None, partition=None, max_memory_mib=None, cpu_deadline_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -108,6 +110,7 @@ impl Rule {
         learn: Option<bool>,
         exclude_arns: Option<Vec<String>>,
         exceptions: Option<Vec<(String, Vec<String>)>>,
+        rules: Option<Vec<std::path::PathBuf>>,
         partition: Option<(u32, u32)>,
         max_memory_mib: Option<usize>,
         cpu_deadline_ms: Option<u64>,
@@ -135,15 +138,22 @@ impl Rule {
                 .map(|(field, values)| ExceptionSettings { field, values })
                 .collect();
         }
-        if !settings.rules.is_empty() {
-            // Said, not ignored: a hunt that silently ran the built-in rule instead would mislead.
-            return Err(ConfigError::new_err(
-                "`rules`: rule files are not loaded by the Python package yet (newterms scan --rules loads them)",
-            ));
-        }
+        // As `newterms scan`: the file's `rules` from its folder, then the argument's.
+        let base = config
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .unwrap_or(std::path::Path::new(""));
+        let rule_paths = settings
+            .rules
+            .iter()
+            .map(|path| base.join(path))
+            .chain(rules.unwrap_or_default());
+        let rule_files = newterms::settings::read_rule_files(std::path::Path::new(""), rule_paths)
+            .map_err(ConfigError::new_err)?;
         let mut rule_config: RuleConfig = newterms::settings::rule_config(&settings)
             .map_err(|error| ConfigError::new_err(error.to_string()))?;
         rule_config.partition = partition.map(|(index, count)| Partition { index, count });
+        rule_config.rules = rule_files;
         let instance = py.detach(|| -> Result<RuleInstance, Error> {
             if max_memory_mib.is_none() && cpu_deadline_ms.is_none() {
                 return shared()?.1.instantiate(&rule_config);

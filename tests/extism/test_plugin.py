@@ -297,5 +297,63 @@ alerts = instance.call("process_ndjson", b"".join(lines_of("example.ndjson")))
 check("after all that the instance still works (example's alerts)",
       alerts == scan("example.ndjson")[0], first_difference(scan("example.ndjson")[0], alerts))
 
+# ---------------------------------------------------------------------------------------------
+print("\nElastic rule files (configure_rules), as newterms scan --rules")
+RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest", "tests", "data", "elastic-rules")
+rule_paths = sorted(os.path.join(RULES, name) for name in os.listdir(RULES) if name.endswith(".toml"))
+rule_files = [{"name": path, "text": open(path).read()} for path in rule_paths]
+
+
+def pack(config=None, files=None):
+    instance = extism.Plugin(WASM, wasi=False)
+    instance.call("configure_rules", json.dumps({"config": config or {}, "rules": files or rule_files}).encode())
+    return instance
+
+
+for name in ["real-mixed", "generated"]:
+    expected, _ = scan("--rules", RULES, f"{name}.ndjson")
+    lines = lines_of(f"{name}.ndjson")
+    for batch in [len(lines), 1000]:
+        alerts, _ = run_batches(pack(), lines, batch)
+        check(f"{name}, {batch} lines a call: the rule files' alerts = newterms scan --rules "
+              f"({expected.count(NL)} alerts)", alerts == expected and expected.count(NL) > 0,
+              first_difference(expected, alerts))
+scan("--rules", RULES, "--state", "pack-first.state", "first-half.ndjson")
+scan("--rules", RULES, "--state", "pack.state", "first-half.ndjson")
+expected_second, _ = scan("--rules", RULES, "--state", "pack.state", "second-half.ndjson")
+instance = pack()
+instance.call("process_ndjson", b"".join(lines_of("first-half.ndjson")))
+with open(os.path.join(WORK, "pack-first.state"), "rb") as f:
+    check("after the first half, the plugin's snapshot = scan --rules' state file", instance.call("snapshot", b"") == f.read())
+resumed = pack()
+with open(os.path.join(WORK, "pack-first.state"), "rb") as f:
+    notices = resumed.call("restore", f.read())
+check("scan's pack state restores in the plugin, nothing dropped", notices == b"", notices)
+alerts = resumed.call("process_ndjson", b"".join(lines_of("second-half.ndjson")))
+check(f"and the second half raises scan's alerts ({expected_second.count(NL)})", alerts == expected_second,
+      first_difference(expected_second, alerts))
+fewer = pack(files=rule_files[1:])
+with open(os.path.join(WORK, "pack-first.state"), "rb") as f:
+    notices = fewer.call("restore", f.read()).decode()
+check(f"a rule removed since: its history dropped, said ({notices.strip()[:120]})",
+      "no longer in the pack" in notices, notices)
+metadata = json.loads(pack().call("metadata", b""))
+check(f"metadata lists the {len(rule_files)} rules with their term fields",
+      len(metadata["rules"]) == len(rule_files) and all(rule["term_fields"] for rule in metadata["rules"]), metadata)
+for name, given, says in [
+    ("a rule file the rule refuses", [{"name": "bad.toml", "text": "[rule]\nname = 1\n"}], "bad.toml"),
+    ("a rule entry without text", [{"name": "x.toml"}], "rules[0]"),
+]:
+    try:
+        pack(files=given)
+        check(f"configure_rules with {name} is refused", False, "accepted")
+    except extism.Error as error:
+        check(f"configure_rules with {name} is refused, naming it: {error}", says in str(error), error)
+try:
+    plugin({"rules": ["some.toml"]})
+    check("configure with `rules` (file names) is refused", False, "accepted")
+except extism.Error as error:
+    check(f"configure with `rules` (file names) is refused: {error}", "configure_rules" in str(error), error)
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -148,6 +148,27 @@ compare mixed-default "$work/mixed_all.ndjson" default
 compare generated-default "$work/generated.ndjson" default
 compare generated-elastic "$work/generated.ndjson" elastic
 
+# Elastic rule files: `rules = ["rules"]` in newterms.toml, a folder read from the filter's
+# directory (its Accessible_Paths): the alerts of `newterms scan --rules` on the same folder.
+compare_rules() {
+  local name=$1 input=$2
+  local state=$work/$name/state rules=$repo/guest/tests/data/elastic-rules
+  mkdir -p "$state"
+  cp -r "$rules" "$state/rules"
+  printf 'rules = ["rules"]\n' >"$state/newterms.toml"
+  "$newterms" scan --rules "$rules" "$input" >"$work/$name.expected" 2>/dev/null
+  local expected
+  expected=$(wc -l <"$work/$name.expected")
+  run_fb "$name" "$input" "$state" "$expected"
+  if [ "$expected" -gt 0 ] && diff <(alert_keys "$work/$name.expected") <(alert_keys "$work/$name/out") >"$work/$name.diff"; then
+    pass "$name: $expected alerts of $(ls "$rules" | grep -c '\.toml$') rule files equal newterms scan --rules"
+  else
+    fail "$name" "expected $expected alerts, got $(count "$work/$name/out") ($(grep -m1 newterms "$work/$name/log") $(head -3 "$work/$name.diff" | tr '\n' ' '))"
+  fi
+}
+compare_rules rules-mixed "$work/mixed_all.ndjson"
+compare_rules rules-generated "$work/generated.ndjson"
+
 # SIGKILL, then a restart on the rest of the stream: the alerts of one uninterrupted run, none twice.
 # Fluent Bit is killed once the first part's alerts are written out (its journal holds history changes
 # not yet folded into the state), so that the check is on the filter's state, not on records Fluent

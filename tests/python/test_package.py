@@ -170,13 +170,32 @@ for name, snapshot, says in [("bytes that are no snapshot", b"not a snapshot", "
         check(name, False, "accepted")
     except newterms.RestoreError as e:
         check(f"{name}: RestoreError ({e})", says in str(e).lower(), str(e))
+print("rule files, as newterms scan --rules")
+rule_folder = os.path.join(REPO, "guest", "tests", "data", "elastic-rules")
+for name, source in [("mixed", mixed), ("generated", generated)]:
+    expected = scan("--rules", rule_folder, source)
+    got = newterms.Rule(rules=[rule_folder]).process_ndjson(open(source, "rb").read())
+    check(f"{name}: {len(expected)} alerts of the rule folder's rules", got == expected and len(expected) > 0,
+          f"{len(got)} vs {len(expected)}")
 rules_config = path("rules.toml")
-open(rules_config, "w").write('rules = ["some-rule.toml"]\n')
-try:
-    newterms.Rule(config=rules_config)
-    check("a configuration with rule files", False, "accepted")
-except newterms.ConfigError as e:
-    check(f"a configuration with rule files is refused, not ignored ({e})", "rules" in str(e), str(e))
+os.symlink(rule_folder, path("my-rules"))
+open(rules_config, "w").write('rules = ["my-rules"]\n')
+check("`rules` in a configuration file, from its folder",
+      newterms.Rule(config=rules_config).process_ndjson(open(mixed, "rb").read()) == scan("--rules", rule_folder, mixed))
+state = path("rules.state")
+scan("--rules", rule_folder, "--state", state, mixed)
+pack = newterms.Rule(rules=[rule_folder])
+pack.process_ndjson(open(mixed, "rb").read())
+check("and the pack's state is scan's, byte for byte", pack.snapshot() == open(state, "rb").read())
+bad = path("bad-rule.toml")
+open(bad, "w").write("[rule]\nname = 1\n")
+for name, given, says in [("a rule file that does not exist", [path("nope.toml")], "nope.toml"),
+                          ("a rule file the rule refuses", [bad], "bad-rule.toml")]:
+    try:
+        newterms.Rule(rules=given)
+        check(name, False, "accepted")
+    except newterms.ConfigError as e:
+        check(f"{name}: ConfigError naming it ({e})", says in str(e), str(e))
 check("all are NewtermsError", issubclass(newterms.ConfigError, newterms.NewtermsError)
       and issubclass(newterms.RestoreError, newterms.NewtermsError) and issubclass(newterms.RuleFault, newterms.NewtermsError))
 check("the sandbox's memory cap is the package's too",

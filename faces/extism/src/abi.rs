@@ -127,6 +127,14 @@ pub extern "C" fn configure() -> i32 {
     result(PLUGIN.with_borrow_mut(|plugin| plugin.configure(json, hash_key.as_deref())))
 }
 
+/// As `configure`, with Elastic rule files: JSON `{"config": {...}, "rules": [{"name", "text"}]}`.
+#[unsafe(no_mangle)]
+pub extern "C" fn configure_rules() -> i32 {
+    let json = input();
+    let hash_key = extism_config(HASH_KEY);
+    result(PLUGIN.with_borrow_mut(|plugin| plugin.configure_rules(&json, hash_key.as_deref())))
+}
+
 /// NDJSON events in; the alerts they raise out, one a line.
 #[unsafe(no_mangle)]
 pub extern "C" fn process_ndjson() -> i32 {
@@ -152,11 +160,15 @@ pub extern "C" fn snapshot() -> i32 {
     output(&PLUGIN.with_borrow(Plugin::snapshot))
 }
 
-/// Replaces the history with the snapshot given as input.
+/// Replaces the history with the snapshot given as input; out, under rule files, what it did not
+/// keep, one a line.
 #[unsafe(no_mangle)]
 pub extern "C" fn restore() -> i32 {
     let snapshot = input();
-    result(PLUGIN.with_borrow_mut(|plugin| plugin.restore(&snapshot)))
+    match PLUGIN.with_borrow_mut(|plugin| plugin.restore(&snapshot)) {
+        Ok(notices) => output(&notices),
+        Err(message) => result(Err(message)),
+    }
 }
 
 /// The rule's identity and configuration in force, as JSON.

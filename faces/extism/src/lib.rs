@@ -9,11 +9,12 @@
 //! | export | input | output |
 //! |---|---|---|
 //! | `configure` | the configuration as JSON, the keys of `newterms scan --config` | nothing; clears history and counters |
+//! | `configure_rules` | `{"config": {...}, "rules": [{"name": ..., "text": ...}]}`: Elastic rule files' texts, run in place of the built-in rule | nothing; clears history and counters; a refused file is the error, naming it |
 //! | `process_ndjson` | events, one JSON document a line | the alerts raised, one a line, each the document `newterms scan` prints |
 //! | `errors` | nothing | the lines of the last `process_ndjson` that were refused, as JSON lines `{"line": N, "error": "..."}` (`line` from 1) |
 //! | `stats` | nothing | counters as JSON |
 //! | `snapshot` | nothing | the first-seen history, in the component's snapshot format |
-//! | `restore` | a snapshot | nothing; the history is the snapshot's (unchanged on error) |
+//! | `restore` | a snapshot | under rule files, what it did not keep (a rule removed or changed), one a line; the history is the snapshot's (unchanged on error) |
 //! | `metadata` | nothing | the rule's identity and the configuration in force, as JSON |
 //!
 //! A refused line raises no alert and does not stop the batch: it is counted in `stats` (`errors`)

@@ -1,6 +1,8 @@
 //! The plugin's state and its exports as plain Rust (native-testable); `abi` moves the bytes.
 
 use newterms_guest::detector::{Detector, Stats};
+use newterms_guest::engine::Engine;
+use newterms_guest::rule_pack::{self, RulePackDetector};
 use newterms_guest::snapshot::FORMAT_VERSION;
 use serde_json::{Value, json};
 
@@ -11,10 +13,11 @@ use crate::config;
 /// the same detections, without that protection.
 pub const HASH_KEY: &str = "hash_key";
 
-/// One plugin instance: the detector and what the last batch refused.
+/// One plugin instance: the rule (built in, or rules from rule files) and what the last batch
+/// refused.
 #[derive(Default)]
 pub struct Plugin {
-    detector: Detector,
+    engine: Engine,
     /// The refused lines of the last `process_ndjson`, as JSON lines.
     errors: Vec<u8>,
 }
@@ -23,13 +26,21 @@ impl Plugin {
     /// `configure`: replaces the configuration (JSON, the `--config` keys) and clears history and
     /// counters; `hash_key` is the manifest's [`HASH_KEY`], if set. On error nothing changes.
     pub fn configure(&mut self, json: &[u8], hash_key: Option<&[u8]>) -> Result<(), String> {
-        let mut config = config::from_json(json)?;
-        if let Some(hex) = hash_key {
-            config.hash_key = parse_hash_key(hex)
-                .ok_or_else(|| format!("the Extism config `{HASH_KEY}` is not 32 hex digits"))?;
-        }
+        let config = with_hash_key(config::from_json(json)?, hash_key)?;
         // The schema ran the rule's own checks: a refusal here would be a rule crate bug.
-        self.detector = Detector::new(config).map_err(|error| format!("refused: {error:?}"))?;
+        self.engine = Engine::built_in(config).map_err(|error| format!("refused: {error:?}"))?;
+        self.errors.clear();
+        Ok(())
+    }
+
+    /// `configure_rules`: as `configure`, with Elastic rule files run in place of the built-in
+    /// rule. The input is JSON: `{"config": {...the configure keys...}, "rules": [{"name": "...",
+    /// "text": "...TOML..."}, ...]}` (the plugin reads no files: the host hands it their texts). A
+    /// refused rule file is the error, naming it; on error nothing changes.
+    pub fn configure_rules(&mut self, json: &[u8], hash_key: Option<&[u8]>) -> Result<(), String> {
+        let (config, files) = config::rules_from_json(json)?;
+        let config = with_hash_key(config, hash_key)?;
+        self.engine = Engine::from_files(&files, config)?;
         self.errors.clear();
         Ok(())
     }
@@ -39,7 +50,7 @@ impl Plugin {
     pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<u8> {
         let mut alerts = Vec::new();
         self.errors.clear();
-        for outcome in self.detector.process_ndjson(buffer) {
+        for outcome in self.engine.process_ndjson(buffer) {
             match outcome.outcome {
                 Ok(raised) => {
                     for alert in raised {
@@ -73,7 +84,7 @@ impl Plugin {
             errors,
             terms,
             evictions,
-        } = self.detector.stats();
+        } = self.engine.stats();
         json!({
             "events": events, "matched": matched, "excepted": excepted, "alerts": alerts,
             "errors": errors, "terms": terms, "evictions": evictions,
@@ -84,48 +95,99 @@ impl Plugin {
 
     /// `snapshot`: the first-seen history in the component's snapshot format.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.detector.snapshot()
+        self.engine.snapshot()
     }
 
-    /// `restore`: replaces the history with a snapshot's; on error it is unchanged.
-    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        self.detector
+    /// `restore`: replaces the history with a snapshot's; on error it is unchanged. Under rule
+    /// files, what the snapshot held that was not kept (a rule removed or changed), one a line.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<Vec<u8>, String> {
+        let notices = self
+            .engine
             .restore(snapshot)
-            .map_err(|error| format!("cannot restore the snapshot: {error}"))
+            .map_err(|error| format!("cannot restore the snapshot: {error}"))?;
+        Ok(notices
+            .iter()
+            .flat_map(|notice| format!("{notice}\n").into_bytes())
+            .collect())
     }
 
     /// `metadata`: the rule's identity and the configuration in force, as JSON (the fields of the
-    /// component's `rule-metadata`).
+    /// component's `rule-metadata`); under rule files, each rule's identity, query and terms.
     pub fn metadata(&self) -> Vec<u8> {
-        let detector = &self.detector;
-        let rule = detector.rule();
-        let reference = |reference: &newterms_guest::definition::AttackReference| json!({"id": reference.id, "name": reference.name, "reference": reference.reference});
-        let terms: Vec<&str> = detector
-            .profile()
-            .terms
-            .iter()
-            .map(|term| term.name)
-            .collect();
-        json!({
-            "name": rule.name,
-            "rule_id": rule.rule_id,
-            "rule_version": rule.version,
-            "severity": rule.severity,
-            "risk_score": rule.risk_score,
-            "tactic": reference(&rule.tactic),
-            "techniques": rule.techniques.iter().map(reference).collect::<Vec<Value>>(),
-            "tags": rule.tags,
-            "query": rule.kql,
-            "profile": detector.config().profile.name(),
-            "window_ms": detector.window_ms(),
-            "term_fields": terms,
-            "capacity": detector.capacity(),
-            "learn": detector.config().learn,
-            "snapshot_format": FORMAT_VERSION,
-        })
+        match &self.engine {
+            Engine::BuiltIn(detector) => built_in_metadata(detector),
+            Engine::Pack(pack) => pack_metadata(pack),
+        }
         .to_string()
         .into_bytes()
     }
+}
+
+fn built_in_metadata(detector: &Detector) -> Value {
+    let rule = detector.rule();
+    let reference = |reference: &newterms_guest::definition::AttackReference| json!({"id": reference.id, "name": reference.name, "reference": reference.reference});
+    let terms: Vec<&str> = detector
+        .profile()
+        .terms
+        .iter()
+        .map(|term| term.name)
+        .collect();
+    json!({
+        "name": rule.name,
+        "rule_id": rule.rule_id,
+        "rule_version": rule.version,
+        "severity": rule.severity,
+        "risk_score": rule.risk_score,
+        "tactic": reference(&rule.tactic),
+        "techniques": rule.techniques.iter().map(reference).collect::<Vec<Value>>(),
+        "tags": rule.tags,
+        "query": rule.kql,
+        "profile": detector.config().profile.name(),
+        "window_ms": detector.window_ms(),
+        "term_fields": terms,
+        "capacity": detector.capacity(),
+        "learn": detector.config().learn,
+        "snapshot_format": FORMAT_VERSION,
+    })
+}
+
+fn pack_metadata(pack: &RulePackDetector) -> Value {
+    let config = pack.config();
+    let rules: Vec<Value> = pack
+        .pack()
+        .rules()
+        .iter()
+        .map(|rule| {
+            json!({
+                "rule_id": rule.rule_id,
+                "name": rule.name,
+                "query": rule.query_text.trim(),
+                "term_fields": rule.new_terms_fields,
+                "window_ms": rule.window_ms,
+                "enrichment": rule_pack::enrichment_fields(rule),
+            })
+        })
+        .collect();
+    json!({
+        "rule_id": rule_pack::PACK_RULE_ID,
+        "name": format!("{} rules from rule files", rules.len()),
+        "rules": rules,
+        "capacity": config.capacity(),
+        "learn": config.learn,
+        "snapshot_format": FORMAT_VERSION,
+    })
+}
+
+/// `config` with the manifest's hash key, if the host application set one.
+fn with_hash_key(
+    mut config: newterms_guest::Config,
+    hash_key: Option<&[u8]>,
+) -> Result<newterms_guest::Config, String> {
+    if let Some(hex) = hash_key {
+        config.hash_key = parse_hash_key(hex)
+            .ok_or_else(|| format!("the Extism config `{HASH_KEY}` is not 32 hex digits"))?;
+    }
+    Ok(config)
 }
 
 fn parse_hash_key(hex: &[u8]) -> Option<(u64, u64)> {

@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use newterms_guest::settings::Settings;
-use newterms_guest::{Config, Detector};
+use newterms_guest::{Config, Engine};
 use newterms_snapshot::journal;
 
 /// The configuration, the history (in the rule's snapshot format) and the history's changes since,
@@ -65,7 +65,7 @@ enum Phase {
 }
 
 struct Running {
-    detector: Detector,
+    engine: Engine,
     journal: File,
     journal_entries: u64,
     journal_bytes: u64,
@@ -152,21 +152,35 @@ impl Filter {
         };
         let config = newterms_guest::settings::config_of(&settings)
             .map_err(|error| format!("{}: {error}", config_path.display()))?;
-        let mut detector = Detector::new(Config {
+        let config = Config {
             hash_key: random_hash_key(),
             ..config
-        })
-        .map_err(|error| format!("{}: {error:?}", config_path.display()))?;
+        };
+        let mut engine = if settings.rules.is_empty() {
+            Engine::built_in(config)
+                .map_err(|error| format!("{}: {error:?}", config_path.display()))?
+        } else {
+            // Rule files from the configuration file's folder (readable through the filter's
+            // `Accessible_Paths`); a refused one stops the filter, named.
+            let paths = settings.rules.iter().map(PathBuf::from);
+            let files = newterms_guest::rule_pack::read_rule_files(&self.dir, paths)
+                .map_err(|why| format!("{}: {why}", config_path.display()))?;
+            Engine::from_files(&files, config)
+                .map_err(|why| format!("{}: rule file {why}", config_path.display()))?
+        };
 
         let state_path = self.path(STATE_FILE);
         let base = match fs::read(&state_path) {
             Ok(bytes) => {
-                detector.restore(&bytes).map_err(|error| {
+                let notices = engine.restore(&bytes).map_err(|error| {
                     format!(
                         "state file {} cannot be used ({error:?}); it is left as it is",
                         state_path.display()
                     )
                 })?;
+                for notice in notices {
+                    eprintln!("newterms filter: {notice}");
+                }
                 journal::base_of(&bytes)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => journal::NO_SNAPSHOT,
@@ -175,7 +189,7 @@ impl Filter {
 
         let journal_path = self.path(JOURNAL_FILE);
         match fs::read(&journal_path) {
-            Ok(bytes) => replay(&mut detector, &bytes, &base).map_err(|why| {
+            Ok(bytes) => replay(&mut engine, &bytes, &base).map_err(|why| {
                 format!(
                     "journal {} {why}; it is left as it is",
                     journal_path.display()
@@ -184,9 +198,9 @@ impl Filter {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => return Err(format!("cannot read {}: {error}", journal_path.display())),
         }
-        let journal = fold(&self.dir, &detector)?;
+        let journal = fold(&self.dir, &engine)?;
         Ok(Running {
-            detector,
+            engine,
             journal,
             journal_entries: 0,
             journal_bytes: 0,
@@ -203,10 +217,10 @@ fn step(
     output: &mut Vec<u8>,
     entry: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let before = history_changes(&running.detector);
+    let before = history_changes(&running.engine);
     // Not UTF-8, not an event: refused below, and it changes nothing.
-    let outcome = running.detector.process_bytes(record);
-    if history_changes(&running.detector) != before {
+    let outcome = running.engine.process_bytes(record);
+    if history_changes(&running.engine) != before {
         // Written before the alert leaves: a restart replays it and does not raise it again.
         journal::entry(record, entry);
         running
@@ -222,7 +236,7 @@ fn step(
         Ok(alerts) => answer(&alerts, output, counters),
     }
     if running.journal_entries >= FOLD_ENTRIES || running.journal_bytes >= FOLD_BYTES {
-        running.journal = fold(dir, &running.detector)?;
+        running.journal = fold(dir, &running.engine)?;
         running.journal_entries = 0;
         running.journal_bytes = 0;
     }
@@ -231,8 +245,8 @@ fn step(
 
 /// How many matching events the history has taken in: it changes when (and only when) an event may
 /// have changed the history (a matching event without a term is counted too, harmlessly).
-fn history_changes(detector: &Detector) -> u64 {
-    let stats = detector.stats();
+fn history_changes(engine: &Engine) -> u64 {
+    let stats = engine.stats();
     stats.matched - stats.excepted
 }
 
@@ -277,19 +291,19 @@ fn answer(alerts: &[String], output: &mut Vec<u8>, counters: &mut Counters) {
 }
 
 /// Replays the journal's records when it continues the snapshot `base`.
-fn replay(detector: &mut Detector, bytes: &[u8], base: &[u8; 32]) -> Result<(), String> {
+fn replay(engine: &mut Engine, bytes: &[u8], base: &[u8; 32]) -> Result<(), String> {
     let records = journal::records(bytes, base).map_err(|error| error.to_string())?;
     for record in records {
         // Replayed as it ran: its alerts were handed back then, its errors counted then.
-        let _ = detector.process_bytes(record);
+        let _ = engine.process_bytes(record);
     }
     Ok(())
 }
 
 /// Writes the history as the snapshot and starts an empty journal naming it, each by an atomic
 /// replace; returns the journal, open for appending.
-fn fold(dir: &Path, detector: &Detector) -> Result<File, String> {
-    let snapshot = detector.snapshot();
+fn fold(dir: &Path, engine: &Engine) -> Result<File, String> {
+    let snapshot = engine.snapshot();
     replace(&dir.join(STATE_FILE), &snapshot)?;
     let journal_path = dir.join(JOURNAL_FILE);
     replace(&journal_path, &journal::header(&snapshot))?;
