@@ -5,9 +5,10 @@
 
 INPUTs are NDJSON or CloudTrail delivery files (`{"Records": [...]}`), gzip or not, read by the rule's
 host exactly as `newterms scan` reads them. Each event goes to the buckets of its terms, which the rule
-computes (`Rule.route`); each of the N buckets is one Spark partition, ordered by event time, then input
-order (input, then position in it), and run through one rule configured with that bucket
-(`Rule(partition=(i, N))`), which keeps and alerts on only its own terms. The alerts are written as
+computes (`Rule.route`); the events of each of the N buckets are ordered by event time, then input order
+(input, then position in it), and run through one rule configured with that bucket
+(`Rule(partition=(i, N))`), which keeps and alerts on only its own terms; N is also the number of Spark
+partitions. Events move between Spark and Python as Arrow batches (`mapInArrow`). The alerts are written as
 NDJSON files in DIR (Spark's `part-*` files); the buckets' histories are merged into one state file
 (`--state-out`) that `newterms scan --state` and a stream job can start from. Spark runs locally
 (`local[N]`) unless `spark.master` says otherwise (`PYSPARK_SUBMIT_ARGS`, `spark-submit`).
@@ -19,89 +20,121 @@ import sys
 
 import newterms
 
-#: Events handed to the rule in one call.
+#: Events handed to the rule in one call, and rows in one Arrow batch.
 BATCH = 4096
 #: The sort key of an event with no bucket (it changes no history): before the others.
 NO_TIME = -(2**63)
+#: The rows of the routing stage: an event once per bucket of its terms.
+ROUTED = "bucket int, time long, input int, position long, event binary"
+#: The rows of the rule stage: alerts, then per bucket its refusals and its history.
+RESULTS = "kind string, payload binary"
 
 
-def _events_of(item):
-    """(input index, (path, bytes)) -> ((bucket, time, input, position), text) for each bucket."""
-    index, (path, data) = item
-    events, errors = newterms.events(data, path)
-    for error in errors:
-        print(f"newterms.spark: {error}", file=sys.stderr)
-    return [(index, position, text) for position, text in enumerate(events)]
+def _route(order, partitions, profile, config):
+    """mapInArrow over the input files (path, content): each file's events, routed; `order` gives each
+    file's place in the input."""
+    import pyarrow as pa
 
-
-def _route(partitions, profile, config):
-    def route(rows):
+    def route(batches):
         router = newterms.Rule(profile=profile, config=config)
-        batch = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == BATCH:
-                yield from _routed(router, batch, partitions)
-                batch = []
-        if batch:
-            yield from _routed(router, batch, partitions)
+        for files in batches:
+            for path, content in zip(files.column("path").to_pylist(), files.column("content").to_pylist()):
+                index = order[path]
+                events, errors = newterms.events(content, path)
+                for error in errors:
+                    print(f"newterms.spark: {error}", file=sys.stderr)
+                for start in range(0, len(events), BATCH):
+                    chunk = events[start:start + BATCH]
+                    columns = ([], [], [], [], [])
+                    for offset, (text, (buckets, time)) in enumerate(zip(chunk, router.route(chunk, partitions))):
+                        # An event with no bucket changes no history: bucket 0 takes it (and reports
+                        # its refusal once).
+                        for bucket in buckets or [0]:
+                            columns[0].append(bucket)
+                            columns[1].append(NO_TIME if time is None else time)
+                            columns[2].append(index)
+                            columns[3].append(start + offset)
+                            columns[4].append(text.encode())
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array(columns[0], pa.int32()), pa.array(columns[1], pa.int64()),
+                         pa.array(columns[2], pa.int32()), pa.array(columns[3], pa.int64()),
+                         pa.array(columns[4], pa.binary())],
+                        names=["bucket", "time", "input", "position", "event"])
     return route
 
 
-def _routed(router, batch, partitions):
-    routes = router.route([text for _, _, text in batch], partitions)
-    for (index, position, text), (buckets, time) in zip(batch, routes):
-        # An event with no bucket changes no history: bucket 0 takes it (and reports a refusal once).
-        for bucket in buckets or [0]:
-            yield ((bucket, NO_TIME if time is None else time, index, position), text)
-
-
 def _run(partitions, profile, config):
-    def run(bucket, rows):
-        rule = newterms.Rule(profile=profile, config=config, partition=(bucket, partitions))
-        batch = []
-        refused = 0
-        for _, text in rows:
-            batch.append(text)
-            if len(batch) == BATCH:
-                for alert in rule.process(batch):
-                    yield ("alert", alert.encode())
+    """mapInArrow over one Spark partition's events, sorted by bucket, time, input, position: one rule
+    per bucket (`partition=(bucket, partitions)`), fed the bucket's events in that order."""
+    import pyarrow as pa
+
+    def results(kinds, payloads):
+        return pa.RecordBatch.from_arrays([pa.array(kinds, pa.string()), pa.array(payloads, pa.binary())],
+                                          names=["kind", "payload"])
+
+    def run(batches):
+        bucket, rule, refused = None, None, 0
+
+        def finish():
+            return results(["refused", "state"], [str(refused).encode(), rule.snapshot()])
+
+        for batch in batches:
+            buckets = batch.column("bucket").to_pylist()
+            events = batch.column("event").to_pylist()
+            start = 0
+            while start < len(events):
+                if buckets[start] != bucket:
+                    if rule is not None:
+                        yield finish()
+                    bucket, refused = buckets[start], 0
+                    rule = newterms.Rule(profile=profile, config=config, partition=(bucket, partitions))
+                end = start
+                while end < len(events) and buckets[end] == bucket:
+                    end += 1
+                alerts = rule.process_ndjson(b"\n".join(events[start:end]))
                 refused += len(rule.errors())
-                batch = []
-        if batch:
-            for alert in rule.process(batch):
-                yield ("alert", alert.encode())
-            refused += len(rule.errors())
-        yield ("refused", str(refused).encode())
-        yield ("state", rule.snapshot())
+                if alerts:
+                    yield results(["alert"] * len(alerts), [alert.encode() for alert in alerts])
+                start = end
+        if rule is not None:
+            yield finish()
     return run
 
 
 def hunt(spark, inputs, output, partitions, profile=None, config=None, state_out=None):
-    """Runs the hunt; returns (alerts, refused events)."""
-    sc = spark.sparkContext
-    files = sc.union([
-        sc.binaryFiles(path, minPartitions=1).map(lambda item, index=index: (index, item))
-        for index, path in enumerate(inputs)
-    ])
-    keyed = files.flatMap(_events_of).mapPartitions(_route(partitions, profile, config))
-    ordered = keyed.repartitionAndSortWithinPartitions(
-        numPartitions=partitions, partitionFunc=lambda key: key[0])
-    results = ordered.mapPartitionsWithIndex(_run(partitions, profile, config)).cache()
-    alerts = results.filter(lambda kind_value: kind_value[0] == "alert").map(lambda kv: kv[1].decode())
-    alerts.saveAsTextFile(output)
-    count = alerts.count()
-    refused = results.filter(lambda kv: kv[0] == "refused").map(lambda kv: int(kv[1])).sum()
-    if state_out is not None:
-        states = results.filter(lambda kv: kv[0] == "state").map(lambda kv: bytes(kv[1])).collect()
-        merged = newterms.merge(states)
-        temporary = f"{state_out}.tmp"
-        with open(temporary, "wb") as f:
-            f.write(merged)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, state_out)
-    results.unpersist()
+    """Runs the hunt; returns (alerts, refused events).
+
+    Events travel as Arrow batches between Spark and the Python workers (`mapInArrow`), never as one
+    pickled object per event: Spark's own per-row cost is then its shuffle's, in the JVM.
+    """
+    # Every file, in input order (a folder's files in name order): its index orders its events.
+    paths = []
+    for path in inputs:
+        found = spark.read.format("binaryFile").load(path).select("path").collect()
+        paths.extend(sorted(row.path for row in found))
+    order = {path: index for index, path in enumerate(paths)}
+    # One row per file: its bytes, as `newterms scan` reads them (gzip or not).
+    files = spark.read.format("binaryFile").load(paths).select("path", "content")
+    routed = files.repartition(max(len(paths), 1)).mapInArrow(_route(order, partitions, profile, config), ROUTED)
+    ordered = (routed.repartition(partitions, "bucket")
+               .sortWithinPartitions("bucket", "time", "input", "position"))
+    results = ordered.mapInArrow(_run(partitions, profile, config), RESULTS).cache()
+    try:
+        alerts = results.where("kind = 'alert'").selectExpr("cast(payload as string) as value")
+        alerts.write.text(output)
+        count = results.where("kind = 'alert'").count()
+        refused = sum(int(row.payload) for row in results.where("kind = 'refused'").collect())
+        if state_out is not None:
+            states = [bytes(row.payload) for row in results.where("kind = 'state'").collect()]
+            merged = newterms.merge(states)
+            temporary = f"{state_out}.tmp"
+            with open(temporary, "wb") as f:
+                f.write(merged)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, state_out)
+    finally:
+        results.unpersist()
     return count, refused
 
 

@@ -14,7 +14,7 @@ command -v java >/dev/null || { echo "tests/engines: java (17 or later) is missi
 (cd "$repo" && cargo build --quiet -p newterms)
 venv=$repo/target/engines/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet "pyspark==4.0.*" pyarrow "maturin>=1.9,<2"
+"$venv/bin/python" -m pip install --quiet "pyspark==4.0.*" pyarrow pandas "maturin>=1.9,<2"
 PATH=$venv/bin:$PATH CARGO_TARGET_DIR=$repo/target/python-build "$venv/bin/python" -m pip install --quiet --no-build-isolation --force-reinstall --no-deps "$repo/python"
 export PYSPARK_PYTHON=$venv/bin/python PYSPARK_DRIVER_PYTHON=$venv/bin/python
 NEWTERMS=$target/debug/newterms "$venv/bin/python" "$here/test_spark.py" "$@"
