@@ -5,10 +5,10 @@
 
 INPUTs are NDJSON or CloudTrail delivery files (`{"Records": [...]}`), gzip or not, read by the rule's
 host exactly as `newterms scan` reads them. Each event goes to the buckets of its terms, which the rule
-computes (`Rule.route`); the events of each of the N buckets are ordered by event time, then input order
-(input, then position in it), and run through one rule configured with that bucket
-(`Rule(partition=(i, N))`), which keeps and alerts on only its own terms; N is also the number of Spark
-partitions. Events move between Spark and Python as Arrow batches (`mapInArrow`). The alerts are written as
+computes (`Rule.route_file`); the events of each of the N buckets are ordered by event time, then input
+order (input, then position in it), and run through one rule configured with that bucket
+(`Rule(partition=(i, N))`, `Rule.process_routed`), which keeps and alerts on only its own terms; N is also
+the number of Spark partitions. Spark moves one Arrow record per file and bucket (`mapInArrow`). The alerts are written as
 NDJSON files in DIR (Spark's `part-*` files); the buckets' histories are merged into one state file
 (`--state-out`) that `newterms scan --state` and a stream job can start from. Spark runs locally
 (`local[N]`) unless `spark.master` says otherwise (`PYSPARK_SUBMIT_ARGS`, `spark-submit`).
@@ -20,92 +20,72 @@ import sys
 
 import newterms
 
-#: Events handed to the rule in one call, and rows in one Arrow batch.
-BATCH = 4096
-#: The sort key of an event with no bucket (it changes no history): before the others.
-NO_TIME = -(2**63)
-#: The rows of the routing stage: an event once per bucket of its terms.
-ROUTED = "bucket int, time long, input int, position long, event binary"
+#: The rows of the routing stage: one per input file and bucket, the bucket's events of that file
+#: with their times (`Rule.route_file`).
+ROUTED = "bucket int, input int, routed binary"
 #: The rows of the rule stage: alerts, then per bucket its refusals and its history.
 RESULTS = "kind string, payload binary"
 
 
 def _route(order, partitions, profile, config):
-    """mapInArrow over the input files (path, content): each file's events, routed; `order` gives each
-    file's place in the input."""
+    """mapInArrow over the input files (path, content): each file's events, routed by the rule;
+    `order` gives each file's place in the input."""
     import pyarrow as pa
 
     def route(batches):
         router = newterms.Rule(profile=profile, config=config)
         for files in batches:
             for path, content in zip(files.column("path").to_pylist(), files.column("content").to_pylist()):
-                index = order[path]
-                events, errors = newterms.events(content, path)
+                routed, errors = router.route_file(content, path, partitions)
                 for error in errors:
                     print(f"newterms.spark: {error}", file=sys.stderr)
-                for start in range(0, len(events), BATCH):
-                    chunk = events[start:start + BATCH]
-                    columns = ([], [], [], [], [])
-                    for offset, (text, (buckets, time)) in enumerate(zip(chunk, router.route(chunk, partitions))):
-                        # An event with no bucket changes no history: bucket 0 takes it (and reports
-                        # its refusal once).
-                        for bucket in buckets or [0]:
-                            columns[0].append(bucket)
-                            columns[1].append(NO_TIME if time is None else time)
-                            columns[2].append(index)
-                            columns[3].append(start + offset)
-                            columns[4].append(text.encode())
-                    yield pa.RecordBatch.from_arrays(
-                        [pa.array(columns[0], pa.int32()), pa.array(columns[1], pa.int64()),
-                         pa.array(columns[2], pa.int32()), pa.array(columns[3], pa.int64()),
-                         pa.array(columns[4], pa.binary())],
-                        names=["bucket", "time", "input", "position", "event"])
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([bucket for bucket, _ in routed], pa.int32()),
+                     pa.array([order[path]] * len(routed), pa.int32()),
+                     pa.array([events for _, events in routed], pa.binary())],
+                    names=["bucket", "input", "routed"])
     return route
 
 
 def _run(partitions, profile, config):
-    """mapInArrow over one Spark partition's events, sorted by bucket, time, input, position: one rule
-    per bucket (`partition=(bucket, partitions)`), fed the bucket's events in that order."""
+    """mapInArrow over one Spark partition's routed rows, sorted by bucket: one rule per bucket
+    (`partition=(bucket, partitions)`), fed the bucket's events in time, then input order."""
     import pyarrow as pa
 
     def results(kinds, payloads):
         return pa.RecordBatch.from_arrays([pa.array(kinds, pa.string()), pa.array(payloads, pa.binary())],
                                           names=["kind", "payload"])
 
+    def finish(bucket, parts):
+        rule = newterms.Rule(profile=profile, config=config, partition=(bucket, partitions))
+        alerts = rule.process_routed(parts)
+        refused = len(rule.errors())
+        kinds = ["alert"] * len(alerts) + ["refused", "state"]
+        return results(kinds, [alert.encode() for alert in alerts] + [str(refused).encode(), rule.snapshot()])
+
     def run(batches):
-        bucket, rule, refused = None, None, 0
-
-        def finish():
-            return results(["refused", "state"], [str(refused).encode(), rule.snapshot()])
-
+        bucket, parts = None, []
         for batch in batches:
-            buckets = batch.column("bucket").to_pylist()
-            events = batch.column("event").to_pylist()
-            start = 0
-            while start < len(events):
-                if buckets[start] != bucket:
-                    if rule is not None:
-                        yield finish()
-                    bucket, refused = buckets[start], 0
-                    rule = newterms.Rule(profile=profile, config=config, partition=(bucket, partitions))
-                end = start
-                while end < len(events) and buckets[end] == bucket:
-                    end += 1
-                alerts = rule.process_ndjson(b"\n".join(events[start:end]))
-                refused += len(rule.errors())
-                if alerts:
-                    yield results(["alert"] * len(alerts), [alert.encode() for alert in alerts])
-                start = end
-        if rule is not None:
-            yield finish()
+            for row_bucket, row_input, routed in zip(batch.column("bucket").to_pylist(),
+                                                     batch.column("input").to_pylist(),
+                                                     batch.column("routed").to_pylist()):
+                if row_bucket != bucket:
+                    if parts:
+                        yield finish(bucket, parts)
+                    bucket, parts = row_bucket, []
+                parts.append((row_input, routed))
+        if parts:
+            yield finish(bucket, parts)
     return run
 
 
 def hunt(spark, inputs, output, partitions, profile=None, config=None, state_out=None):
     """Runs the hunt; returns (alerts, refused events).
 
-    Events travel as Arrow batches between Spark and the Python workers (`mapInArrow`), never as one
-    pickled object per event: Spark's own per-row cost is then its shuffle's, in the JVM.
+    Spark moves one record per input file and bucket (the bucket's events of that file), as Arrow
+    batches (`mapInArrow`): never one object per event, so Spark's per-record cost is paid per file
+    and bucket. A bucket's events are held in memory while they are put in order: with archives
+    larger than the workers' memory, use more buckets (`--partitions`).
     """
     # Every file, in input order (a folder's files in name order): its index orders its events.
     paths = []
@@ -116,8 +96,7 @@ def hunt(spark, inputs, output, partitions, profile=None, config=None, state_out
     # One row per file: its bytes, as `newterms scan` reads them (gzip or not).
     files = spark.read.format("binaryFile").load(paths).select("path", "content")
     routed = files.repartition(max(len(paths), 1)).mapInArrow(_route(order, partitions, profile, config), ROUTED)
-    ordered = (routed.repartition(partitions, "bucket")
-               .sortWithinPartitions("bucket", "time", "input", "position"))
+    ordered = routed.repartition(partitions, "bucket").sortWithinPartitions("bucket")
     results = ordered.mapInArrow(_run(partitions, profile, config), RESULTS).cache()
     try:
         alerts = results.where("kind = 'alert'").selectExpr("cast(payload as string) as value")

@@ -16,6 +16,8 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+mod routed;
+
 create_exception!(
     _native,
     NewtermsError,
@@ -275,6 +277,94 @@ impl Rule {
         })
     }
 
+    /// A file's events routed to `count` buckets, for an engine that moves them as a few large
+    /// records rather than one per event: `([(bucket, routed)], errors)`, where `routed` holds the
+    /// bucket's events of this file in input order with their times (opaque bytes: only
+    /// `process_routed` reads them), and `errors` what is not an event, as `events()` says. The file
+    /// is read as `newterms scan` reads it (NDJSON or a CloudTrail delivery file, gzip or not).
+    #[allow(clippy::type_complexity)]
+    fn route_file<'py>(
+        &self,
+        py: Python<'py>,
+        data: Vec<u8>,
+        name: &str,
+        count: u32,
+    ) -> PyResult<(Vec<(u32, Bound<'py, PyBytes>)>, Vec<String>)> {
+        let name = name.to_owned();
+        let (routed, errors) = self.with(py, move |inner| {
+            let (events, errors) = read_events(&name, data);
+            let mut routed = routed::Routed::default();
+            let limits = BatchLimits::default();
+            for (chunk_index, chunk) in events.chunks(limits.events).enumerate() {
+                let routes = inner.instance.route(chunk, count)?;
+                for (offset, (text, route)) in chunk.iter().zip(routes).enumerate() {
+                    let position = (chunk_index * limits.events + offset) as u64;
+                    routed.add(&route.buckets, route.time, position, text);
+                }
+            }
+            Ok((routed.into_buckets(), errors))
+        })?;
+        let routed = routed
+            .into_iter()
+            .map(|(bucket, bytes)| (bucket, PyBytes::new(py, &bytes)))
+            .collect();
+        Ok((routed, errors))
+    }
+
+    /// One bucket's events from several files (`[(input index, routed)]`, the `routed` bytes of
+    /// `route_file`), run in the order a hunt takes them: event time (events without one first),
+    /// then input, then place in the input. Returns the alerts; refused events are in `errors()`,
+    /// numbered in that order.
+    fn process_routed(&self, py: Python<'_>, parts: Vec<(u32, Vec<u8>)>) -> PyResult<Vec<String>> {
+        let events = routed::ordered(&parts).map_err(pyo3::exceptions::PyValueError::new_err)?;
+        self.with(py, move |inner| {
+            inner.errors.clear();
+            let mut alerts = Vec::new();
+            let limits = BatchLimits::default();
+            let mut ndjson: Vec<u8> = Vec::new();
+            for (chunk_index, chunk) in events.chunks(limits.events).enumerate() {
+                let first = (chunk_index * limits.events) as u64;
+                // As the scan does: one NDJSON buffer, unless an event spans lines (a pretty-printed
+                // delivery record), then a list.
+                let outcomes: Vec<(u64, Result<Vec<String>, String>)> =
+                    if chunk.iter().any(|text| text.contains(&b'\n')) {
+                        let texts: Vec<String> = chunk
+                            .iter()
+                            .map(|text| String::from_utf8_lossy(text).into_owned())
+                            .collect();
+                        (0..)
+                            .zip(inner.instance.process_batch(&texts)?)
+                            .map(|(index, outcome)| (index, outcome.map_err(|e| e.to_string())))
+                            .collect()
+                    } else {
+                        ndjson.clear();
+                        for text in chunk {
+                            ndjson.extend_from_slice(text);
+                            ndjson.push(b'\n');
+                        }
+                        inner
+                            .instance
+                            .process_ndjson(&ndjson)?
+                            .into_iter()
+                            .map(|line| {
+                                (
+                                    u64::from(line.line),
+                                    line.outcome.map_err(|e| e.to_string()),
+                                )
+                            })
+                            .collect()
+                    };
+                for (index, outcome) in outcomes {
+                    match outcome {
+                        Ok(raised) => alerts.extend(raised),
+                        Err(why) => inner.errors.push((first + index, why)),
+                    }
+                }
+            }
+            Ok(alerts)
+        })
+    }
+
     /// What the last `process_ndjson` or `process` refused: (0-based line or event index, why).
     fn errors(&self) -> PyResult<Vec<(u64, String)>> {
         let inner = self
@@ -336,17 +426,20 @@ impl Rule {
 #[pyo3(signature = (data, name = "input"))]
 fn events(py: Python<'_>, data: Vec<u8>, name: &str) -> (Vec<String>, Vec<String>) {
     let name = name.to_owned();
-    py.detach(move || {
-        let stream = Stream::new(&name, std::io::Cursor::new(data));
-        let (mut events, mut errors) = (Vec::new(), Vec::new());
-        for item in InputReader::new([Input::Stream(stream)]) {
-            match item {
-                Ok(record) => events.push(record.text),
-                Err(error) => errors.push(error.to_string()),
-            }
+    py.detach(move || read_events(&name, data))
+}
+
+/// One input's events as `newterms scan` reads them, and what is not an event, as text.
+fn read_events(name: &str, data: Vec<u8>) -> (Vec<String>, Vec<String>) {
+    let stream = Stream::new(name, std::io::Cursor::new(data));
+    let (mut events, mut errors) = (Vec::new(), Vec::new());
+    for item in InputReader::new([Input::Stream(stream)]) {
+        match item {
+            Ok(record) => events.push(record.text),
+            Err(error) => errors.push(error.to_string()),
         }
-        (events, errors)
-    })
+    }
+    (events, errors)
 }
 
 /// The union of workers' histories (latest time wins per term): what `newterms state merge` writes.

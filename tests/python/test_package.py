@@ -1,6 +1,7 @@
 """The Python package against `newterms scan`: the same alerts, refusals, states and merges."""
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -170,6 +171,28 @@ for name, snapshot, says in [("bytes that are no snapshot", b"not a snapshot", "
         check(name, False, "accepted")
     except newterms.RestoreError as e:
         check(f"{name}: RestoreError ({e})", says in str(e).lower(), str(e))
+print("routed files (route_file, process_routed): one partition's work as a hunt does it")
+inputs = [mixed, generated, example]
+for count in [1, 3]:
+    router = newterms.Rule()
+    parts = {}
+    for index, source in enumerate(inputs):
+        routed, problems = router.route_file(open(source, "rb").read(), source, count)
+        for bucket, events in routed:
+            parts.setdefault(bucket, []).append((index, events))
+    got = []
+    for bucket, bucket_parts in sorted(parts.items()):
+        got += newterms.Rule(partition=(bucket, count)).process_routed(bucket_parts)
+    expected = scan(*inputs)
+    key = lambda alert: json.loads(alert)["kibana"]["alert"]["uuid"]
+    check(f"{count} bucket(s): {len(got)} alerts, the uuids of newterms scan's {len(expected)}",
+          sorted(map(key, got)) == sorted(map(key, expected)) and len(expected) > 0)
+try:
+    newterms.Rule().process_routed([(0, b"not routed bytes")])
+    check("bytes route_file did not make", False, "accepted")
+except ValueError as e:
+    check(f"bytes route_file did not make: ValueError ({e})", True)
+
 print("rule files, as newterms scan --rules")
 rule_folder = os.path.join(REPO, "guest", "tests", "data", "elastic-rules")
 for name, source in [("mixed", mixed), ("generated", generated)]:
