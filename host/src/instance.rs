@@ -205,7 +205,7 @@ impl RuleInstance {
     /// of `records` that observes terms or is refused, its time and encoded terms or why, and the
     /// counters processing would add; the history is neither read nor changed, so any number of
     /// instances can extract consecutive buffers at once. Lines are checked to be increasing and
-    /// within the buffer. [`Error::Rules`] under rule files, which are not split this way yet.
+    /// no more than the buffer could hold. [`Error::Rules`] under rule files, which are not split this way yet.
     pub fn extract(&mut self, records: &[u8]) -> Result<Extraction, Error> {
         let extraction = self
             .call("extract", |detector, store| {
@@ -216,11 +216,12 @@ impl RuleInstance {
             .lines
             .windows(2)
             .all(|pair| pair[0].line < pair[1].line);
-        let lines = memchr::memchr_iter(b'\n', records).count() + 1;
+        // Cheap plausibility, as for `process-ndjson` (counting the lines would cost a pass over
+        // the buffer); the scan checks each line against its batch.
         let in_buffer = extraction
             .lines
             .last()
-            .is_none_or(|last| (last.line as usize) < lines);
+            .is_none_or(|last| (last.line as usize) < records.len().max(1));
         if !in_order || !in_buffer {
             let what = "lines out of order or past the buffer".to_owned();
             return Err(malformed("extract", what));
