@@ -329,7 +329,7 @@ impl<'c> Scanner<'c> {
                 dispatched: 0,
                 collected: 0,
                 depth: 2 * threads,
-                reader_ended: false,
+                reader_ended: None,
             };
             for index in 0..threads {
                 let (job, jobs) = mpsc::channel();
@@ -858,42 +858,54 @@ struct Stages {
     collected: usize,
     /// Most chunks out at once: enough that no thread waits for the next.
     depth: usize,
-    reader_ended: bool,
+    /// How the reader ended, once it did: the chunks still out are processed first, as on one
+    /// thread, where they would have been processed before the end was seen.
+    reader_ended: Option<ReaderEnd>,
+}
+
+/// How the reader ended.
+#[derive(Clone, Copy)]
+enum ReaderEnd {
+    /// It said the input ended.
+    Said,
+    /// It went away without saying so.
+    Gone,
 }
 
 impl Stages {
     fn next(&mut self) -> Result<Next, ScanError> {
         let threads = self.jobs.len();
-        while !self.reader_ended && self.dispatched - self.collected < self.depth {
+        while self.reader_ended.is_none() && self.dispatched - self.collected < self.depth {
             // Nothing out: wait for the reader; else take only what it already has.
             let read = if self.dispatched == self.collected {
                 match self.chunks.recv_timeout(POLL) {
-                    Ok(read) => read,
+                    Ok(read) => Some(read),
                     Err(RecvTimeoutError::Timeout) => return Ok(Next::Waiting),
-                    Err(RecvTimeoutError::Disconnected) => return Ok(Next::ReaderGone),
+                    Err(RecvTimeoutError::Disconnected) => None,
                 }
             } else {
                 match self.chunks.try_recv() {
-                    Ok(read) => read,
+                    Ok(read) => Some(read),
                     Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => return Ok(Next::ReaderGone),
+                    Err(mpsc::TryRecvError::Disconnected) => None,
                 }
             };
             match read {
-                Read::Chunk(chunk) => {
+                Some(Read::Chunk(chunk)) => {
                     if self.jobs[self.dispatched % threads].send(chunk).is_err() {
                         return Err(ScanError::Extractor("it stopped".into()));
                     }
                     self.dispatched += 1;
                 }
-                Read::End => self.reader_ended = true,
+                Some(Read::End) => self.reader_ended = Some(ReaderEnd::Said),
+                None => self.reader_ended = Some(ReaderEnd::Gone),
             }
         }
         if self.dispatched == self.collected {
-            return Ok(if self.reader_ended {
-                Next::End
-            } else {
-                Next::Waiting
+            return Ok(match self.reader_ended {
+                None => Next::Waiting,
+                Some(ReaderEnd::Said) => Next::End,
+                Some(ReaderEnd::Gone) => Next::ReaderGone,
             });
         }
         match self.done[self.collected % threads].recv_timeout(POLL) {
