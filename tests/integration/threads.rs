@@ -152,6 +152,29 @@ fn threads_raise_exactly_the_alerts_of_one_thread() {
     assert!(alerts.len() > 2_000, "{} alerts", alerts.len());
     let learned = same_at_every_thread_count(&["--learn"], std::slice::from_ref(&generated));
     assert!(learned.is_empty());
+    // A stream from standard input, in OCSF.
+    let stream = std::fs::read(&generated).expect("generated stream");
+    let run = |threads: &str| {
+        let args = [
+            "scan",
+            "--threads",
+            threads,
+            "--format",
+            "ocsf",
+            "--batch-size",
+            "50",
+        ];
+        newterms(&args, &stream)
+    };
+    let one = run("1");
+    assert!(one.status.success(), "{}", one.stderr);
+    assert!(one.alerts.len() > 2_000);
+    let three = run("3");
+    assert!(
+        three.stdout == one.stdout,
+        "stdin: alerts differ at 3 threads"
+    );
+    assert_eq!(steady(&three.stderr), steady(&one.stderr));
 }
 
 #[test]
