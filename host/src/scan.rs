@@ -331,19 +331,31 @@ impl<'c> Scanner<'c> {
                 depth: 2 * threads,
                 reader_ended: None,
             };
+            let mut extracting = Vec::with_capacity(threads);
             for index in 0..threads {
                 let (job, jobs) = mpsc::channel();
                 let (extracted, done) = mpsc::channel();
                 let config = &config;
-                thread::Builder::new()
-                    .name(format!("newterms-rule-{index}"))
-                    .spawn_scoped(scope, move || {
-                        extract_chunks(component, config, &jobs, &extracted);
-                    })?;
+                extracting.push(
+                    thread::Builder::new()
+                        .name(format!("newterms-rule-{index}"))
+                        .spawn_scoped(scope, move || {
+                            extract_chunks(component, config, &jobs, &extracted);
+                        })?,
+                );
                 stages.jobs.push(job);
                 stages.done.push(done);
             }
-            self.scan(Source::Stages(stages), reading, options, sink)
+            // The threads end once `scan` drops their job channels; one that panicked is an error
+            // (joined here, so that the scope does not panic in turn).
+            let scanned = self.scan(Source::Stages(stages), reading, options, sink);
+            for thread in extracting {
+                if let Err(panic) = thread.join() {
+                    let why = panic_message(panic.as_ref());
+                    return Err(ScanError::Extractor(format!("it panicked: {why}")));
+                }
+            }
+            scanned
         })
     }
 
@@ -914,7 +926,7 @@ impl Stages {
                 Ok(Next::Chunk(chunk, extracted))
             }
             Err(RecvTimeoutError::Timeout) => Ok(Next::Waiting),
-            Err(RecvTimeoutError::Disconnected) => Err(ScanError::Extractor("it panicked".into())),
+            Err(RecvTimeoutError::Disconnected) => Err(ScanError::Extractor("it stopped".into())),
         }
     }
 }
@@ -964,13 +976,18 @@ fn join_reader(reading: Option<thread::JoinHandle<()>>) -> Result<(), ScanError>
         return Ok(());
     };
     reading.join().map_err(|panic| {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|why| (*why).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "it panicked".into());
+        let why = panic_message(panic.as_ref());
         ScanError::Reader(format!("the reader panicked: {why}"))
     })
+}
+
+/// What a thread's panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|why| (*why).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "it panicked".into())
 }
 
 /// Up to one batch of events and the input errors read among them, in input order.
