@@ -337,3 +337,49 @@ fn a_hostile_event_is_the_same_dead_letter_with_threads() {
         );
     }
 }
+
+/// SIGTERM during a scan with 3 threads: it finishes its batch, checkpoints and exits 0; the same
+/// command then resumes, and the alert file is that of one uninterrupted thread.
+#[test]
+fn sigterm_with_threads_checkpoints_and_the_next_run_resumes() {
+    let directory = scratch("threads-sigterm");
+    let inputs = stream(&directory);
+    let (reference_state, reference_alerts) =
+        (directory.join("ref.state"), directory.join("ref.ndjson"));
+    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
+    reference_args.extend(["--threads", "1"]);
+    assert!(newterms(&reference_args, b"").status.success());
+
+    let (state, output) = (directory.join("state"), directory.join("alerts.ndjson"));
+    let mut args = scan_args(&state, &output, &inputs);
+    args.extend(["--threads", "3"]);
+    let mut child = spawn(&args);
+    let checkpoint = directory.join("state.checkpoint");
+    while !checkpoint.exists() && child.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    let stderr = std::io::read_to_string(child.stderr.take().expect("stderr")).expect("stderr");
+    assert!(status.success(), "{stderr}");
+    if stderr.contains("stopped; run the same command again to resume") {
+        let resumed = newterms(&args, b"");
+        assert!(
+            resumed.stderr.contains("resuming an interrupted scan"),
+            "{}",
+            resumed.stderr
+        );
+    }
+    assert!(
+        std::fs::read(&output).expect("alerts") == std::fs::read(&reference_alerts).expect("ref")
+    );
+    assert_eq!(
+        std::fs::read(&state).expect("state"),
+        std::fs::read(&reference_state).expect("ref state")
+    );
+}
