@@ -151,3 +151,46 @@ impl std::str::FromStr for Profile {
         Profile::from_name(name).ok_or_else(|| crate::wording::unknown_profile(name))
     }
 }
+
+/// The time and the terms one event observes: the stateless half of processing it, which the
+/// history then decides on (see [`Extraction`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The event's time, milliseconds since the epoch.
+    pub time: i64,
+    /// Each term's encoding (the history's key), in the order processing observes them.
+    pub terms: Vec<Vec<u8>>,
+}
+
+/// A line of a newline-delimited buffer that observes terms or was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractedLine {
+    /// 0-based index of the line within the buffer (every `\n` ends a line, blank lines included).
+    pub line: u32,
+    /// What it observes, or why it was refused.
+    pub outcome: Result<Observation, LineError>,
+}
+
+/// Everything of a newline-delimited buffer that does not depend on history (prefilter, parse,
+/// query, exceptions, time, term combinations): what the rule's `extract` returns and its `decide`
+/// applies to the history, in order, as processing the buffer would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extraction {
+    /// Events in the buffer (lines that are UTF-8 and not blank).
+    pub events: u64,
+    /// Events matching the query (before exceptions).
+    pub matched: u64,
+    /// Matching events dropped by an exception.
+    pub excepted: u64,
+    /// The lines that observe terms or were refused, in increasing order.
+    pub lines: Vec<ExtractedLine>,
+}
+
+/// The terms of one line that `decide` found new: they raise alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshTerms {
+    /// The line, as in [`ExtractedLine::line`].
+    pub line: u32,
+    /// Indices into the line's [`Observation::terms`], increasing.
+    pub terms: Vec<u32>,
+}

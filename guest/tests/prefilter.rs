@@ -365,3 +365,99 @@ fn ndjson_reports_only_lines_with_something_to_say() {
     }
     assert_eq!(found.len(), expected.len());
 }
+
+/// `process_ndjson` as the host runs it on several cores: `extract_ndjson` on one detector (any
+/// number of them, stateless), `decide` in order on another, `alerts_for` for the new terms.
+fn process_in_stages(
+    extractor: &mut Detector,
+    decider: &mut Detector,
+    buffer: &[u8],
+) -> Vec<LineOutcome> {
+    let extraction = extractor.extract_ndjson(buffer);
+    let lines: Vec<&[u8]> = buffer.split(|&byte| byte == b'\n').collect();
+    let mut fresh = decider.decide(&extraction).into_iter().peekable();
+    let mut out = Vec::new();
+    for extracted in extraction.lines {
+        let outcome = match extracted.outcome {
+            Err(error) => Err(error),
+            Ok(observation) => {
+                let Some(new) = fresh.next_if(|new| new.line == extracted.line) else {
+                    continue;
+                };
+                let keys: Vec<Vec<u8>> = new
+                    .terms
+                    .iter()
+                    .map(|&index| observation.terms[index as usize].clone())
+                    .collect();
+                let text = std::str::from_utf8(lines[extracted.line as usize].trim_ascii());
+                let alerts = decider.alerts_for(text.unwrap(), &keys).unwrap();
+                assert_eq!(alerts.len(), keys.len());
+                Ok(alerts)
+            }
+        };
+        out.push(LineOutcome {
+            line: extracted.line,
+            outcome,
+        });
+    }
+    assert!(
+        fresh.next().is_none(),
+        "a new term on a line that observes none"
+    );
+    out
+}
+
+#[test]
+fn extract_then_decide_is_processing() {
+    for config in [
+        Config::default(),
+        Config {
+            profile: newterms_guest::Profile::Elastic,
+            ..Config::default()
+        },
+        Config {
+            learn: true,
+            ..Config::default()
+        },
+        Config {
+            exceptions: vec![newterms_guest::Exception {
+                field: "user.name".into(),
+                patterns: vec!["user-1*".into()],
+            }],
+            capacity: Some(500),
+            ..Config::default()
+        },
+        Config {
+            partition: Some(newterms_guest::detector::Partition { index: 1, count: 3 }),
+            ..Config::default()
+        },
+    ] {
+        let mut rng = Rng(7);
+        let mut processing = Detector::new(config.clone()).unwrap();
+        let mut extractor = Detector::new(config.clone()).unwrap();
+        let mut decider = Detector::new(config).unwrap();
+        let mut alerts = 0;
+        for _ in 0..40 {
+            let mut buffer = Vec::new();
+            for index in 0..500 {
+                buffer.extend_from_slice(generate(&mut rng).text.replace('\n', " ").as_bytes());
+                buffer.extend_from_slice(b"\n");
+                if index % 97 == 0 {
+                    buffer.extend_from_slice(b"\n{\"eventName\": \"\xff\"}\n");
+                }
+            }
+            let expected = processing.process_ndjson(&buffer);
+            let found = process_in_stages(&mut extractor, &mut decider, &buffer);
+            assert_eq!(found, expected);
+            alerts += expected
+                .iter()
+                .filter_map(|line| line.outcome.as_ref().ok())
+                .map(Vec::len)
+                .sum::<usize>();
+        }
+        assert!(alerts > 100 || processing.config().learn, "{alerts} alerts");
+        let (a, b) = (decider.stats(), processing.stats());
+        assert_eq!(a, b);
+        assert_eq!(decider.snapshot(), processing.snapshot());
+    }
+}

@@ -101,14 +101,98 @@ impl From<wit::Footprint> for types::Footprint {
     }
 }
 
+impl From<wit::LineError> for types::LineError {
+    fn from(error: wit::LineError) -> Self {
+        match error {
+            wit::LineError::NotUtf8(offset) => types::LineError::NotUtf8(offset),
+            wit::LineError::Event(error) => types::LineError::Event(error.into()),
+        }
+    }
+}
+
+impl From<&types::LineError> for wit::LineError {
+    fn from(error: &types::LineError) -> Self {
+        match error {
+            types::LineError::NotUtf8(offset) => wit::LineError::NotUtf8(*offset),
+            types::LineError::Event(error) => wit::LineError::Event(error.into()),
+        }
+    }
+}
+
+impl From<&types::EventError> for wit::EventError {
+    fn from(error: &types::EventError) -> Self {
+        match error {
+            types::EventError::MalformedJson(why) => wit::EventError::MalformedJson(why.clone()),
+            types::EventError::NotAnObject => wit::EventError::NotAnObject,
+            types::EventError::MissingTime => wit::EventError::MissingTime,
+            types::EventError::InvalidTime(value) => wit::EventError::InvalidTime(value.clone()),
+            types::EventError::TooManyTerms(count) => wit::EventError::TooManyTerms(*count),
+        }
+    }
+}
+
 impl From<wit::LineOutcome> for types::LineOutcome {
     fn from(outcome: wit::LineOutcome) -> Self {
         types::LineOutcome {
             line: outcome.line,
-            outcome: outcome.outcome.map_err(|error| match error {
-                wit::LineError::NotUtf8(offset) => types::LineError::NotUtf8(offset),
-                wit::LineError::Event(error) => types::LineError::Event(error.into()),
-            }),
+            outcome: outcome.outcome.map_err(types::LineError::from),
+        }
+    }
+}
+
+impl From<wit::Extraction> for types::Extraction {
+    fn from(extraction: wit::Extraction) -> Self {
+        types::Extraction {
+            events: extraction.events,
+            matched: extraction.matched,
+            excepted: extraction.excepted,
+            lines: extraction
+                .lines
+                .into_iter()
+                .map(|line| types::ExtractedLine {
+                    line: line.line,
+                    outcome: match line.outcome {
+                        Ok(observation) => Ok(types::Observation {
+                            time: observation.time,
+                            terms: observation.terms,
+                        }),
+                        Err(error) => Err(error.into()),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&types::Extraction> for wit::Extraction {
+    fn from(extraction: &types::Extraction) -> Self {
+        wit::Extraction {
+            events: extraction.events,
+            matched: extraction.matched,
+            excepted: extraction.excepted,
+            lines: extraction
+                .lines
+                .iter()
+                .map(|line| wit::ExtractedLine {
+                    line: line.line,
+                    outcome: match &line.outcome {
+                        Ok(observation) => Ok(wit::Observation {
+                            time: observation.time,
+                            terms: observation.terms.clone(),
+                        }),
+                        Err(error) => Err(error.into()),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wit::FreshTerms> for types::FreshTerms {
+    fn from(fresh: wit::FreshTerms) -> Self {
+        types::FreshTerms {
+            line: fresh.line,
+            terms: fresh.terms,
         }
     }
 }

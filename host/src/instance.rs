@@ -6,7 +6,8 @@ use crate::bindings::{Rule, wit};
 use crate::error::{Error, Fault};
 use crate::sandbox::{MemoryLimiter, Sandbox};
 use crate::types::{
-    EventError, Footprint, LineOutcome, Metadata, Route, RuleFile, RuleSummary, Stats,
+    EventError, Extraction, Footprint, FreshTerms, LineOutcome, Metadata, Route, RuleFile,
+    RuleSummary, Stats,
 };
 
 /// What the host keeps for an instance: only its memory limiter, since the rule imports nothing.
@@ -198,6 +199,84 @@ impl RuleInstance {
             }
         }
         Ok(outcomes)
+    }
+
+    /// The stateless half of [`RuleInstance::process_ndjson`] (the WIT's `extract`): for each line
+    /// of `records` that observes terms or is refused, its time and encoded terms or why, and the
+    /// counters processing would add; the history is neither read nor changed, so any number of
+    /// instances can extract consecutive buffers at once. Lines are checked to be increasing and
+    /// no more than the buffer could hold. [`Error::Rules`] under rule files, which are not split this way yet.
+    pub fn extract(&mut self, records: &[u8]) -> Result<Extraction, Error> {
+        let extraction = self
+            .call("extract", |detector, store| {
+                detector.call_extract(store, records)
+            })?
+            .map_err(Error::Rules)?;
+        let in_order = extraction
+            .lines
+            .windows(2)
+            .all(|pair| pair[0].line < pair[1].line);
+        // Cheap plausibility, as for `process-ndjson` (counting the lines would cost a pass over
+        // the buffer); the scan checks each line against its batch.
+        let in_buffer = extraction
+            .lines
+            .last()
+            .is_none_or(|last| (last.line as usize) < records.len().max(1));
+        if !in_order || !in_buffer {
+            let what = "lines out of order or past the buffer".to_owned();
+            return Err(malformed("extract", what));
+        }
+        Ok(extraction.into())
+    }
+
+    /// The stateful half (the WIT's `decide`): applies `extraction` to the history as processing
+    /// its buffer would have, counters included, and returns its lines whose terms were new, each
+    /// checked to be a line of `extraction` that observes those terms.
+    pub fn decide(&mut self, extraction: &Extraction) -> Result<Vec<FreshTerms>, Error> {
+        let sent = wit::Extraction::from(extraction);
+        let fresh = self
+            .call("decide", |detector, store| {
+                detector.call_decide(store, &sent)
+            })?
+            .map_err(Error::Rules)?;
+        let mut lines = extraction.lines.iter();
+        for new in &fresh {
+            let observed = lines
+                .find(|line| line.line == new.line)
+                .and_then(|line| line.outcome.as_ref().ok());
+            let plausible = observed.is_some_and(|observation| {
+                new.terms.windows(2).all(|pair| pair[0] < pair[1])
+                    && new
+                        .terms
+                        .iter()
+                        .all(|&term| (term as usize) < observation.terms.len())
+            });
+            if !plausible {
+                let what = format!("new terms of line {} that it does not observe", new.line);
+                return Err(malformed("decide", what));
+            }
+        }
+        Ok(fresh.into_iter().map(FreshTerms::from).collect())
+    }
+
+    /// The alerts of `event` for its terms among `terms` (encodings [`RuleInstance::decide`] found
+    /// new), as [`RuleInstance::process_event`] would raise them: one for each of `terms`, else the
+    /// answer is malformed (`decide` found them in this event). Stateless.
+    pub fn alerts_for(&mut self, event: &str, terms: &[Vec<u8>]) -> Result<Vec<String>, Error> {
+        let outcome = self.call("alerts-for", |detector, store| {
+            detector.call_alerts_for(store, event, terms)
+        })?;
+        match checked(outcome).map_err(|what| malformed("alerts-for", what))? {
+            Ok(alerts) if alerts.len() == terms.len() => Ok(alerts),
+            Ok(alerts) => {
+                let what = format!("{} alerts for {} new terms", alerts.len(), terms.len());
+                Err(malformed("alerts-for", what))
+            }
+            Err(error) => {
+                let what = format!("an event whose terms it found refused: {error}");
+                Err(malformed("alerts-for", what))
+            }
+        }
     }
 
     /// Memory the instance holds: its whole linear memory and the history's share of it.

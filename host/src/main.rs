@@ -193,6 +193,11 @@ struct ScanArgs {
     /// Most events per call into the component.
     #[arg(long, value_name = "EVENTS", default_value_t = BatchLimits::default().events)]
     batch_size: usize,
+    /// Rule instances extracting batches at once, each on its own core; the first-seen decision
+    /// stays on one, in input order, so the alerts are those of one thread. Default: the machine's
+    /// cores. Rules from rule files (`--rules`) run on one.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// NDJSON or CloudTrail delivery files, gzip or not; `-` or nothing for standard input.
     #[arg(value_name = "INPUT")]
     inputs: Vec<String>,
@@ -342,6 +347,12 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let (component, config) = configured_rule(&args.rule, args.learn)?;
     let request = scan_command::ScanRequest {
         inputs: args.inputs,
@@ -350,6 +361,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode> {
         dead_letter: args.dead_letter,
         reset_state: args.reset_state,
         batch_size: args.batch_size,
+        threads,
         checkpoint_events: args.checkpoint_events,
         checkpoint_interval: Duration::from_secs_f64(args.checkpoint_interval),
         stop,

@@ -21,7 +21,7 @@ use crate::component::RuleComponent;
 use crate::error::Error;
 use crate::input::{InputError, InputReader, Location, Position, Spot};
 use crate::instance::{EventOutcome, RuleInstance};
-use crate::types::{EventError, LineError, RuleConfig};
+use crate::types::{EventError, Extraction, LineError, RuleConfig};
 
 /// How often a waiting scan looks at its stop flag and its checkpoint clock.
 const POLL: Duration = Duration::from_millis(50);
@@ -83,6 +83,9 @@ pub struct ScanOptions {
     pub journal_bytes: usize,
     /// When set (from a signal handler, say), the scan finishes its batch, checkpoints and stops.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Rule instances extracting batches at once (see [`Scanner::run`]); 1 processes every batch
+    /// on the one instance, as does a rule pack, which is not split into stages yet.
+    pub threads: usize,
 }
 
 impl Default for ScanOptions {
@@ -93,6 +96,7 @@ impl Default for ScanOptions {
             checkpoint_interval: Some(Duration::from_secs(10)),
             journal_bytes: 64 << 20,
             stop: None,
+            threads: 1,
         }
     }
 }
@@ -189,6 +193,8 @@ pub enum ScanError {
     /// The thread reading the inputs died (it panicked) before the end of the input: what it had
     /// not read was not processed, so the scan did not finish.
     Reader(String),
+    /// A thread extracting batches died (it panicked): the batches it held were not processed.
+    Extractor(String),
 }
 
 impl fmt::Display for ScanError {
@@ -197,6 +203,7 @@ impl fmt::Display for ScanError {
             ScanError::Rule(_) => f.write_str("the rule failed"),
             ScanError::Output(_) => f.write_str("cannot write the results"),
             ScanError::Reader(why) => write!(f, "reading the input failed: {why}"),
+            ScanError::Extractor(why) => write!(f, "a rule thread failed: {why}"),
         }
     }
 }
@@ -206,7 +213,7 @@ impl std::error::Error for ScanError {
         match self {
             ScanError::Rule(error) => Some(error),
             ScanError::Output(error) => Some(error),
-            ScanError::Reader(_) => None,
+            ScanError::Reader(_) | ScanError::Extractor(_) => None,
         }
     }
 }
@@ -230,8 +237,8 @@ pub struct Scanner<'c> {
     rule: RuleInstance,
     /// The history at the last recovery point (none: empty history).
     recovery: Option<Vec<u8>>,
-    /// Batches processed since the recovery point, to replay on a new instance.
-    journal: Vec<Batch>,
+    /// What the instance was given since the recovery point, to replay on a new instance.
+    journal: Vec<Journaled>,
     journal_bytes: usize,
     /// Journal batches given back to the reader thread (while a scan runs) to fill again.
     finished: Option<mpsc::SyncSender<Batch>>,
@@ -281,6 +288,15 @@ impl<'c> Scanner<'c> {
     }
 
     /// Reads `reader` to its end (or until stopped), processing its events in batches.
+    ///
+    /// With `options.threads` above 1 (and the built-in rule), each batch is extracted (everything
+    /// before the history: prefilter, parse, query, exceptions, time, terms) by one of that many
+    /// instances of its own, on its own thread, consecutive batches on different threads; this
+    /// thread then applies the extractions to the one stateful instance in batch order (`decide`)
+    /// and asks it for the alert documents of the rare new terms. Alerts, diagnostics, checkpoints
+    /// and the journal are therefore exactly those of one thread. A batch an extracting instance
+    /// fails on goes through the stateful instance one event at a time, as a failed batch does on
+    /// one thread.
     pub fn run(
         &mut self,
         reader: InputReader,
@@ -292,12 +308,67 @@ impl<'c> Scanner<'c> {
         self.finished = Some(finished);
         self.names = reader.names().to_vec();
         let limits = options.batch;
-        let mut reading = Some(
-            thread::Builder::new()
-                .name("newterms-reader".into())
-                .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?,
-        );
+        let reading = thread::Builder::new()
+            .name("newterms-reader".into())
+            .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?;
+        let threads = if self.config.rules.is_empty() {
+            options.threads.max(1)
+        } else {
+            1
+        };
+        if threads == 1 {
+            return self.scan(Source::Reader(chunks), reading, options, sink);
+        }
+        let component = self.component;
+        let config = self.config.clone();
+        thread::scope(|scope| {
+            let mut stages = Stages {
+                chunks,
+                jobs: Vec::with_capacity(threads),
+                done: Vec::with_capacity(threads),
+                dispatched: 0,
+                collected: 0,
+                depth: 2 * threads,
+                reader_ended: None,
+            };
+            let mut extracting = Vec::with_capacity(threads);
+            for index in 0..threads {
+                let (job, jobs) = mpsc::channel();
+                let (extracted, done) = mpsc::channel();
+                let config = &config;
+                extracting.push(
+                    thread::Builder::new()
+                        .name(format!("newterms-rule-{index}"))
+                        .spawn_scoped(scope, move || {
+                            extract_chunks(component, config, &jobs, &extracted);
+                        })?,
+                );
+                stages.jobs.push(job);
+                stages.done.push(done);
+            }
+            // The threads end once `scan` drops their job channels; one that panicked is an error
+            // (joined here, so that the scope does not panic in turn).
+            let scanned = self.scan(Source::Stages(stages), reading, options, sink);
+            for thread in extracting {
+                if let Err(panic) = thread.join() {
+                    let why = panic_message(panic.as_ref());
+                    return Err(ScanError::Extractor(format!("it panicked: {why}")));
+                }
+            }
+            scanned
+        })
+    }
 
+    /// The scan's loop: the next chunk in input order, processed; checkpoints and recovery points
+    /// along the way.
+    fn scan(
+        &mut self,
+        mut source: Source,
+        reading: thread::JoinHandle<()>,
+        options: &ScanOptions,
+        sink: &mut dyn Sink,
+    ) -> Result<ScanEnd, ScanError> {
+        let mut reading = Some(reading);
         let mut position = None;
         let mut events_since_checkpoint = 0_u64;
         let mut last_checkpoint = Instant::now();
@@ -317,18 +388,19 @@ impl<'c> Scanner<'c> {
                 }
                 return Ok(ScanEnd::Stopped(position));
             }
-            match chunks.recv_timeout(POLL) {
-                Ok(Read::Chunk(chunk)) => {
-                    events_since_checkpoint += self.process_chunk(chunk, &mut position, sink)?;
+            match source.next()? {
+                Next::Chunk(chunk, extracted) => {
+                    events_since_checkpoint +=
+                        self.process_chunk(chunk, extracted, &mut position, sink)?;
                 }
-                Ok(Read::End) => {
+                Next::End => {
                     join_reader(reading.take())?;
                     return Ok(ScanEnd::Finished);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Next::Waiting => {}
                 // The reader went away without saying the input ended: it died, and what it had
                 // not read yet was never processed.
-                Err(RecvTimeoutError::Disconnected) => {
+                Next::ReaderGone => {
                     join_reader(reading.take())?;
                     return Err(ScanError::Reader(
                         "the reader stopped before the end".into(),
@@ -359,10 +431,12 @@ impl<'c> Scanner<'c> {
         }
     }
 
-    /// Processes one chunk of items; returns how many were events.
+    /// Processes one chunk of items, with its batch's extraction when an extracting thread made
+    /// one; returns how many were events.
     fn process_chunk(
         &mut self,
         chunk: Chunk,
+        extracted: Extracted,
         position: &mut Option<Position>,
         sink: &mut dyn Sink,
     ) -> Result<u64, ScanError> {
@@ -381,9 +455,28 @@ impl<'c> Scanner<'c> {
                 }
             }
         }
-        let events = chunk.batch.len() as u64;
+        let batch = chunk.batch;
+        let events = batch.len() as u64;
         if events > 0 {
-            self.process_batch(chunk.batch, &spots, sink)?;
+            match extracted {
+                Ok(None) => self.process_batch(batch, &spots, sink)?,
+                // A line past the batch is a faulty answer, like a trap.
+                Ok(Some(extraction))
+                    if extraction
+                        .lines
+                        .iter()
+                        .all(|line| (line.line as usize) < spots.len()) =>
+                {
+                    self.decide_batch(batch, extraction, &spots, sink)?;
+                }
+                Ok(Some(_)) | Err(Error::Guest { .. }) => {
+                    // The extracting instance failed (it is replaced); the stateful one did not.
+                    self.summary.recoveries += 1;
+                    self.one_at_a_time(&batch, &spots, sink)?;
+                    self.give_back(batch);
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
         sink.flush(&self.summary)?;
         Ok(events)
@@ -410,6 +503,66 @@ impl<'c> Scanner<'c> {
         }
     }
 
+    /// Applies a batch's extraction to the history in order and delivers what it raised.
+    fn decide_batch(
+        &mut self,
+        batch: Batch,
+        extraction: Extraction,
+        spots: &[Spot],
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanError> {
+        match self.decide(&batch, &extraction) {
+            Ok(outcomes) => {
+                self.summary.events += batch.len() as u64;
+                for (index, outcome) in outcomes {
+                    self.deliver(outcome, spots[index], sink)?;
+                }
+                self.remember_decided(extraction);
+                self.give_back(batch);
+                Ok(())
+            }
+            // Nothing was delivered: the batch goes as a failed batch does on one thread.
+            Err(Error::Guest { .. }) => {
+                self.recover(&batch, spots, sink)?;
+                self.give_back(batch);
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The stateful instance's part of a batch: `decide`, then the alerts of each line with new
+    /// terms; the outcomes by event index, in order, delivered only once all of them are in.
+    fn decide(
+        &mut self,
+        batch: &Batch,
+        extraction: &Extraction,
+    ) -> Result<Vec<(usize, EventOutcome)>, Error> {
+        let fresh = self.rule.decide(extraction)?;
+        let mut fresh = fresh.into_iter().peekable();
+        let mut outcomes = Vec::new();
+        for line in &extraction.lines {
+            let index = line.line as usize;
+            match &line.outcome {
+                Err(error) => outcomes.push((index, Err(event_error(error.clone())))),
+                Ok(observation) => {
+                    let Some(new) = fresh.next_if(|new| new.line == line.line) else {
+                        continue;
+                    };
+                    // `RuleInstance::decide` checked every index against the observation.
+                    let keys: Vec<Vec<u8>> = new
+                        .terms
+                        .iter()
+                        .filter_map(|&term| observation.terms.get(term as usize).cloned())
+                        .collect();
+                    let alerts = self.rule.alerts_for(&batch.event(index), &keys)?;
+                    outcomes.push((index, Ok(alerts)));
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// After a failed batch: a new instance at the state before it, then the batch one event at a
     /// time, setting aside each event that fails alone.
     fn recover(
@@ -419,6 +572,17 @@ impl<'c> Scanner<'c> {
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
         self.rebuild()?;
+        self.one_at_a_time(batch, spots, sink)
+    }
+
+    /// The batch one event at a time on the stateful instance, setting aside each event that
+    /// fails alone (and rebuilding the instance after it).
+    fn one_at_a_time(
+        &mut self,
+        batch: &Batch,
+        spots: &[Spot],
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanError> {
         for (event, &spot) in batch.events().zip(spots) {
             match self.rule.process_event(&event) {
                 Ok(outcome) => {
@@ -450,9 +614,16 @@ impl<'c> Scanner<'c> {
         if let Some(snapshot) = &self.recovery {
             rule.restore(snapshot)?;
         }
-        for batch in &self.journal {
-            // Alerts of replayed events were delivered the first time.
-            send(&mut rule, batch)?;
+        // Alerts of replayed events were delivered the first time.
+        for entry in &self.journal {
+            match entry {
+                Journaled::Events(batch) => {
+                    send(&mut rule, batch)?;
+                }
+                Journaled::Decided(extraction) => {
+                    rule.decide(extraction)?;
+                }
+            }
         }
         self.rule = rule;
         Ok(())
@@ -504,17 +675,29 @@ impl<'c> Scanner<'c> {
 
     fn remember(&mut self, batch: Batch) {
         self.journal_bytes += batch.text.len();
-        self.journal.push(batch);
+        self.journal.push(Journaled::Events(batch));
+    }
+
+    fn remember_decided(&mut self, extraction: Extraction) {
+        self.journal_bytes += extraction_bytes(&extraction);
+        self.journal.push(Journaled::Decided(extraction));
     }
 
     fn forget_journal(&mut self) {
-        for batch in self.journal.drain(..) {
-            if let Some(finished) = &self.finished {
-                // A full channel: the reader has enough buffers, this one is freed.
-                let _ = finished.try_send(batch);
+        for entry in std::mem::take(&mut self.journal) {
+            if let Journaled::Events(batch) = entry {
+                self.give_back(batch);
             }
         }
         self.journal_bytes = 0;
+    }
+
+    /// A batch the scan has finished with, back to the reader to fill again.
+    fn give_back(&self, batch: Batch) {
+        if let Some(finished) = &self.finished {
+            // A full channel: the reader has enough buffers, this one is freed.
+            let _ = finished.try_send(batch);
+        }
     }
 
     fn checkpoint(&mut self, position: Position, sink: &mut dyn Sink) -> Result<(), ScanError> {
@@ -559,6 +742,15 @@ impl Batch {
         self.text.push(b'\n');
     }
 
+    /// The text of event `index` (below [`Batch::len`]).
+    fn event(&self, index: usize) -> Cow<'_, str> {
+        let start = match index.checked_sub(1) {
+            Some(before) => self.ends[before] + 1,
+            None => 0,
+        };
+        String::from_utf8_lossy(&self.text[start..self.ends[index]])
+    }
+
     fn events(&self) -> impl Iterator<Item = Cow<'_, str>> {
         let starts = std::iter::once(0).chain(self.ends.iter().map(|end| end + 1));
         // The reader validated every event: borrowed, never replaced.
@@ -593,17 +785,182 @@ fn send(rule: &mut RuleInstance, batch: &Batch) -> Result<Vec<(usize, EventOutco
     let outcomes = rule.process_ndjson(&batch.text)?;
     Ok(outcomes
         .into_iter()
-        .map(|line| {
-            let outcome = line.outcome.map_err(|error| match error {
-                LineError::Event(error) => error,
-                // The texts are str: a line that is not UTF-8 cannot come back.
-                LineError::NotUtf8(offset) => {
-                    EventError::MalformedJson(format!("not UTF-8 (invalid byte at {offset})"))
-                }
-            });
-            (line.line as usize, outcome)
-        })
+        .map(|line| (line.line as usize, line.outcome.map_err(event_error)))
         .collect())
+}
+
+/// A line's refusal as an event's: the reader's texts are str, so a line that is not UTF-8 cannot
+/// come back from a real component.
+fn event_error(error: LineError) -> EventError {
+    match error {
+        LineError::Event(error) => error,
+        LineError::NotUtf8(offset) => {
+            EventError::MalformedJson(format!("not UTF-8 (invalid byte at {offset})"))
+        }
+    }
+}
+
+/// What the instance was given, kept to replay on a new one.
+enum Journaled {
+    /// Events it processed.
+    Events(Batch),
+    /// An extraction it decided.
+    Decided(Extraction),
+}
+
+/// About the memory an extraction holds, for the journal's bound.
+fn extraction_bytes(extraction: &Extraction) -> usize {
+    let lines: usize = extraction
+        .lines
+        .iter()
+        .map(|line| match &line.outcome {
+            Ok(observation) => observation.terms.iter().map(|term| term.len() + 24).sum(),
+            Err(_) => 64,
+        })
+        .sum();
+    64 + lines + extraction.lines.len() * std::mem::size_of::<crate::types::ExtractedLine>()
+}
+
+/// What an extracting thread hands back with a chunk: its batch's extraction, none for a batch it
+/// does not extract (events that span lines, which go as a list), or how its instance failed.
+type Extracted = Result<Option<Extraction>, Error>;
+
+/// The next thing that happens to the scan's loop.
+enum Next {
+    /// A chunk to process now, in input order, with its extraction (`Ok(None)`: none).
+    Chunk(Chunk, Extracted),
+    /// Nothing yet (the stop flag and the checkpoint clock are looked at).
+    Waiting,
+    /// The input ended and everything read was handed over.
+    End,
+    /// The reader went away without saying the input ended.
+    ReaderGone,
+}
+
+/// Where the scan's loop takes its chunks from.
+enum Source {
+    /// Straight from the reader: one thread processes every batch.
+    Reader(mpsc::Receiver<Read>),
+    /// Through the extracting threads, in input order.
+    Stages(Stages),
+}
+
+impl Source {
+    fn next(&mut self) -> Result<Next, ScanError> {
+        match self {
+            Source::Reader(chunks) => Ok(match chunks.recv_timeout(POLL) {
+                Ok(Read::Chunk(chunk)) => Next::Chunk(chunk, Ok(None)),
+                Ok(Read::End) => Next::End,
+                Err(RecvTimeoutError::Timeout) => Next::Waiting,
+                Err(RecvTimeoutError::Disconnected) => Next::ReaderGone,
+            }),
+            Source::Stages(stages) => stages.next(),
+        }
+    }
+}
+
+/// The extracting threads: chunk `i` goes to thread `i % N` and comes back from it, so that taking
+/// the answers from thread after thread gives them in input order.
+struct Stages {
+    chunks: mpsc::Receiver<Read>,
+    jobs: Vec<mpsc::Sender<Chunk>>,
+    done: Vec<mpsc::Receiver<(Chunk, Extracted)>>,
+    /// Chunks handed out so far, and taken back in order.
+    dispatched: usize,
+    collected: usize,
+    /// Most chunks out at once: enough that no thread waits for the next.
+    depth: usize,
+    /// How the reader ended, once it did: the chunks still out are processed first, as on one
+    /// thread, where they would have been processed before the end was seen.
+    reader_ended: Option<ReaderEnd>,
+}
+
+/// How the reader ended.
+#[derive(Clone, Copy)]
+enum ReaderEnd {
+    /// It said the input ended.
+    Said,
+    /// It went away without saying so.
+    Gone,
+}
+
+impl Stages {
+    fn next(&mut self) -> Result<Next, ScanError> {
+        let threads = self.jobs.len();
+        while self.reader_ended.is_none() && self.dispatched - self.collected < self.depth {
+            // Nothing out: wait for the reader; else take only what it already has.
+            let read = if self.dispatched == self.collected {
+                match self.chunks.recv_timeout(POLL) {
+                    Ok(read) => Some(read),
+                    Err(RecvTimeoutError::Timeout) => return Ok(Next::Waiting),
+                    Err(RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                match self.chunks.try_recv() {
+                    Ok(read) => Some(read),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                }
+            };
+            match read {
+                Some(Read::Chunk(chunk)) => {
+                    if self.jobs[self.dispatched % threads].send(chunk).is_err() {
+                        return Err(ScanError::Extractor("it stopped".into()));
+                    }
+                    self.dispatched += 1;
+                }
+                Some(Read::End) => self.reader_ended = Some(ReaderEnd::Said),
+                None => self.reader_ended = Some(ReaderEnd::Gone),
+            }
+        }
+        if self.dispatched == self.collected {
+            return Ok(match self.reader_ended {
+                None => Next::Waiting,
+                Some(ReaderEnd::Said) => Next::End,
+                Some(ReaderEnd::Gone) => Next::ReaderGone,
+            });
+        }
+        match self.done[self.collected % threads].recv_timeout(POLL) {
+            Ok((chunk, extracted)) => {
+                self.collected += 1;
+                Ok(Next::Chunk(chunk, extracted))
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(Next::Waiting),
+            Err(RecvTimeoutError::Disconnected) => Err(ScanError::Extractor("it stopped".into())),
+        }
+    }
+}
+
+/// An extracting thread: each chunk's batch extracted by an instance of its own (made at the first
+/// batch, and again after one failed), handed back with the chunk.
+fn extract_chunks(
+    component: &RuleComponent,
+    config: &RuleConfig,
+    jobs: &mpsc::Receiver<Chunk>,
+    done: &mpsc::Sender<(Chunk, Extracted)>,
+) {
+    let mut rule: Option<RuleInstance> = None;
+    for chunk in jobs {
+        let extracted = if chunk.batch.multiline || chunk.batch.len() == 0 {
+            Ok(None)
+        } else {
+            let instance = match rule.take() {
+                Some(instance) => Ok(instance),
+                None => component.instantiate(config),
+            };
+            instance.and_then(|mut instance| {
+                let extraction = instance.extract(&chunk.batch.text);
+                // An instance that failed is poisoned: the next batch gets a new one.
+                if !matches!(extraction, Err(Error::Guest { .. })) {
+                    rule = Some(instance);
+                }
+                extraction.map(Some)
+            })
+        };
+        if done.send((chunk, extracted)).is_err() {
+            return; // the scan stopped
+        }
+    }
 }
 
 /// What the reader thread hands over: chunks, then the end of the input, said explicitly so that a
@@ -619,13 +976,18 @@ fn join_reader(reading: Option<thread::JoinHandle<()>>) -> Result<(), ScanError>
         return Ok(());
     };
     reading.join().map_err(|panic| {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|why| (*why).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "it panicked".into());
+        let why = panic_message(panic.as_ref());
         ScanError::Reader(format!("the reader panicked: {why}"))
     })
+}
+
+/// What a thread's panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|why| (*why).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "it panicked".into())
 }
 
 /// Up to one batch of events and the input errors read among them, in input order.

@@ -36,6 +36,8 @@ pub struct ScanRequest {
     pub dead_letter: Option<PathBuf>,
     pub reset_state: bool,
     pub batch_size: usize,
+    /// Rule instances extracting batches at once.
+    pub threads: usize,
     pub checkpoint_events: u64,
     pub checkpoint_interval: Duration,
     /// Raised by SIGINT or SIGTERM (registered before anything slow happens).
@@ -167,6 +169,7 @@ pub fn run(
         checkpoint_events: request.checkpoint_events,
         checkpoint_interval: Some(request.checkpoint_interval),
         stop: Some(Arc::clone(&request.stop)),
+        threads: request.threads,
         ..ScanOptions::default()
     };
     let reader = match durable.resumed() {

@@ -7,8 +7,8 @@ use std::fmt;
 /// What the rule reports and how it is configured: the contract's types, which the rule crate speaks
 /// too (their wording is the contract's).
 pub use newterms_contract::outcome::{
-    ConfigError, EventError, Exception, Footprint, LineError, LineOutcome, Partition, Profile,
-    Route, Stats,
+    ConfigError, EventError, Exception, ExtractedLine, Extraction, Footprint, FreshTerms,
+    LineError, LineOutcome, Observation, Partition, Profile, Route, Stats,
 };
 
 /// How the rule runs.

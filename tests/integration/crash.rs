@@ -12,10 +12,10 @@ use newterms::StateLock;
 use crate::support::{direct_invoke, newterms, scratch};
 
 /// A small deterministic generator: the kill moments vary, the assertions do not.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -26,7 +26,7 @@ impl Lcg {
 
 /// 16,000 direct invocations by 1,500 principals over 50 days: many first sightings, and many
 /// principals quiet for longer than the window who alert again. Split over a plain and a gzip file.
-fn stream(directory: &Path) -> Vec<PathBuf> {
+pub(crate) fn stream(directory: &Path) -> Vec<PathBuf> {
     const MARCH_1_2024: i64 = 1_709_251_200_000;
     let mut random = Lcg(7);
     let mut files = Vec::new();
@@ -53,7 +53,11 @@ fn stream(directory: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn scan_args<'a>(state: &'a Path, output: &'a Path, inputs: &'a [PathBuf]) -> Vec<&'a str> {
+pub(crate) fn scan_args<'a>(
+    state: &'a Path,
+    output: &'a Path,
+    inputs: &'a [PathBuf],
+) -> Vec<&'a str> {
     let mut args = vec![
         "scan",
         "--state",
@@ -69,7 +73,7 @@ fn scan_args<'a>(state: &'a Path, output: &'a Path, inputs: &'a [PathBuf]) -> Ve
     args
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_newterms"))
         .args(args)
         .stdin(Stdio::null())

@@ -22,4 +22,5 @@ mod reader;
 mod real_data;
 mod rule_pack;
 mod state;
+mod threads;
 mod vectors;

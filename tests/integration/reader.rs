@@ -61,30 +61,50 @@ fn events(users: &[&str]) -> Vec<u8> {
     text
 }
 
+/// One thread, and extracting threads (which hand back what they hold before the end is told).
+fn thread_counts() -> impl Iterator<Item = ScanOptions> {
+    [1, 3].into_iter().map(|threads| ScanOptions {
+        threads,
+        ..ScanOptions::default()
+    })
+}
+
 #[test]
 fn a_reader_that_panics_is_an_error_not_the_end() {
-    let mut scanner = Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
-    let dying = Stream::new(
-        "dying",
-        PanicsAfter(io::Cursor::new(events(&["alice", "bob"]))),
-    );
-    let after = Stream::new("after", io::Cursor::new(events(&["carol"])));
-    let reader = InputReader::new([Input::Stream(dying), Input::Stream(after)]);
-    let mut sink = Kept::default();
-    match scanner.run(reader, &ScanOptions::default(), &mut sink) {
-        Err(ScanError::Reader(why)) => assert!(why.contains("decoder bug"), "{why}"),
-        other => panic!("expected the reader's death, got {other:?}"),
+    let mut delivered = Vec::new();
+    for options in thread_counts() {
+        let mut scanner = Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
+        let dying = Stream::new(
+            "dying",
+            PanicsAfter(io::Cursor::new(events(&["alice", "bob"]))),
+        );
+        let after = Stream::new("after", io::Cursor::new(events(&["carol"])));
+        let reader = InputReader::new([Input::Stream(dying), Input::Stream(after)]);
+        let mut sink = Kept::default();
+        match scanner.run(reader, &options, &mut sink) {
+            Err(ScanError::Reader(why)) => assert!(why.contains("decoder bug"), "{why}"),
+            other => panic!("expected the reader's death, got {other:?}"),
+        }
+        delivered.push(sink.alerts);
     }
+    // What was read before the reader died is processed with threads as without.
+    assert!(
+        delivered.windows(2).all(|pair| pair[0] == pair[1]),
+        "{delivered:?}"
+    );
 }
 
 #[test]
 fn a_reader_that_ends_is_a_finished_scan() {
-    let mut scanner = Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
-    let first = Stream::new("first", io::Cursor::new(events(&["alice", "bob"])));
-    let second = Stream::new("second", io::Cursor::new(events(&["carol"])));
-    let reader = InputReader::new([Input::Stream(first), Input::Stream(second)]);
-    let mut sink = Kept::default();
-    let end = scanner.run(reader, &ScanOptions::default(), &mut sink);
-    assert!(matches!(end, Ok(ScanEnd::Finished)), "{end:?}");
-    assert_eq!(scanner.summary().events, 3);
+    for options in thread_counts() {
+        let mut scanner = Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
+        let first = Stream::new("first", io::Cursor::new(events(&["alice", "bob"])));
+        let second = Stream::new("second", io::Cursor::new(events(&["carol"])));
+        let reader = InputReader::new([Input::Stream(first), Input::Stream(second)]);
+        let mut sink = Kept::default();
+        let end = scanner.run(reader, &options, &mut sink);
+        assert!(matches!(end, Ok(ScanEnd::Finished)), "{end:?}");
+        assert_eq!(scanner.summary().events, 3);
+        assert_eq!(sink.alerts, 3, "{} threads", options.threads);
+    }
 }

@@ -8,8 +8,10 @@ use newterms_guest::definition::{
 };
 use newterms_guest::detector::{
     Config as DomainConfig, ConfigError as DomainConfigError, Detector,
-    EventError as DomainEventError, Exception as DomainException, LineError as DomainLineError,
-    LineOutcome as DomainLineOutcome, Partition as DomainPartition,
+    EventError as DomainEventError, Exception as DomainException,
+    ExtractedLine as DomainExtractedLine, Extraction as DomainExtraction,
+    FreshTerms as DomainFreshTerms, LineError as DomainLineError, LineOutcome as DomainLineOutcome,
+    Observation as DomainObservation, Partition as DomainPartition,
 };
 use newterms_guest::rule_pack::{self, RuleFile as DomainRuleFile, RulePackDetector};
 use newterms_guest::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
@@ -24,9 +26,9 @@ wit_bindgen::generate!({
 });
 
 use exports::newterms::rule::detector::{
-    AttackReference, Config, ConfigError, EventError, EventOutcome, Footprint, Guest, LineError,
-    LineOutcome, Partition, Profile, RestoreError, Routing, RuleFile, RuleMetadata, RuleStats,
-    RuleSummary,
+    AttackReference, Config, ConfigError, EventError, EventOutcome, ExtractedLine, Extraction,
+    Footprint, FreshTerms, Guest, LineError, LineOutcome, Observation, Partition, Profile,
+    RestoreError, Routing, RuleFile, RuleMetadata, RuleStats, RuleSummary,
 };
 
 thread_local! {
@@ -256,7 +258,41 @@ impl Guest for Component {
             evictions: stats.evictions,
         }
     }
+
+    fn extract(records: Vec<u8>) -> Result<Extraction, String> {
+        if PACK.with_borrow(Option::is_some) {
+            return Err(RULES_NOT_SPLIT.into());
+        }
+        Ok(DETECTOR
+            .with_borrow_mut(|detector| detector.extract_ndjson(&records))
+            .into())
+    }
+
+    fn decide(extraction: Extraction) -> Result<Vec<FreshTerms>, String> {
+        if PACK.with_borrow(Option::is_some) {
+            return Err(RULES_NOT_SPLIT.into());
+        }
+        let extraction = DomainExtraction::from(extraction);
+        Ok(DETECTOR
+            .with_borrow_mut(|detector| detector.decide(&extraction))
+            .into_iter()
+            .map(FreshTerms::from)
+            .collect())
+    }
+
+    fn alerts_for(event: String, terms: Vec<Vec<u8>>) -> EventOutcome {
+        if PACK.with_borrow(Option::is_some) {
+            return Ok(Vec::new());
+        }
+        DETECTOR
+            .with_borrow(|detector| detector.alerts_for(&event, &terms))
+            .map_err(EventError::from)
+    }
 }
+
+/// What `extract` and `decide` answer under `configure-rules`.
+const RULES_NOT_SPLIT: &str =
+    "rules from rule files are not processed in stages yet: use process-ndjson";
 
 /// The metadata of rules from rule files: the pack as a whole (each alert carries its own rule's).
 fn pack_metadata(pack: &RulePackDetector) -> RuleMetadata {
@@ -364,10 +400,94 @@ impl From<DomainLineOutcome> for LineOutcome {
     fn from(outcome: DomainLineOutcome) -> Self {
         Self {
             line: outcome.line,
-            outcome: outcome.outcome.map_err(|error| match error {
-                DomainLineError::NotUtf8(offset) => LineError::NotUtf8(offset),
-                DomainLineError::Event(error) => LineError::Event(error.into()),
-            }),
+            outcome: outcome.outcome.map_err(LineError::from),
+        }
+    }
+}
+
+impl From<DomainExtraction> for Extraction {
+    fn from(extraction: DomainExtraction) -> Self {
+        Self {
+            events: extraction.events,
+            matched: extraction.matched,
+            excepted: extraction.excepted,
+            lines: extraction
+                .lines
+                .into_iter()
+                .map(|line| ExtractedLine {
+                    line: line.line,
+                    outcome: match line.outcome {
+                        Ok(observation) => Ok(Observation {
+                            time: observation.time,
+                            terms: observation.terms,
+                        }),
+                        Err(error) => Err(error.into()),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<Extraction> for DomainExtraction {
+    fn from(extraction: Extraction) -> Self {
+        Self {
+            events: extraction.events,
+            matched: extraction.matched,
+            excepted: extraction.excepted,
+            lines: extraction
+                .lines
+                .into_iter()
+                .map(|line| DomainExtractedLine {
+                    line: line.line,
+                    outcome: match line.outcome {
+                        Ok(observation) => Ok(DomainObservation {
+                            time: observation.time,
+                            terms: observation.terms,
+                        }),
+                        Err(error) => Err(error.into()),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<DomainFreshTerms> for FreshTerms {
+    fn from(fresh: DomainFreshTerms) -> Self {
+        Self {
+            line: fresh.line,
+            terms: fresh.terms,
+        }
+    }
+}
+
+impl From<DomainLineError> for LineError {
+    fn from(error: DomainLineError) -> Self {
+        match error {
+            DomainLineError::NotUtf8(offset) => LineError::NotUtf8(offset),
+            DomainLineError::Event(error) => LineError::Event(error.into()),
+        }
+    }
+}
+
+impl From<LineError> for DomainLineError {
+    fn from(error: LineError) -> Self {
+        match error {
+            LineError::NotUtf8(offset) => DomainLineError::NotUtf8(offset),
+            LineError::Event(error) => DomainLineError::Event(error.into()),
+        }
+    }
+}
+
+impl From<EventError> for DomainEventError {
+    fn from(error: EventError) -> Self {
+        match error {
+            EventError::MalformedJson(why) => DomainEventError::MalformedJson(why),
+            EventError::NotAnObject => DomainEventError::NotAnObject,
+            EventError::MissingTime => DomainEventError::MissingTime,
+            EventError::InvalidTime(value) => DomainEventError::InvalidTime(value),
+            EventError::TooManyTerms(count) => DomainEventError::TooManyTerms(count),
         }
     }
 }

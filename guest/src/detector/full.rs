@@ -1,5 +1,7 @@
 //! The full path: parse, map raw CloudTrail to ECS, query, time, exceptions, terms, history, alerts.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::{Detector, EventError, Route, config, terms};
@@ -17,7 +19,7 @@ pub(super) const TIME_RANGE: std::ops::RangeInclusive<EpochMillis> =
 impl Detector {
     /// `then` on the ECS form of `text` (raw CloudTrail mapped) and whether it was raw, when the
     /// rule's query holds for it; `Ok(None)` when it does not.
-    fn when_matching<R>(
+    pub(super) fn when_matching<R>(
         query: &[definition::Clause],
         text: &str,
         then: impl FnOnce(&Value, bool) -> R,
@@ -32,13 +34,7 @@ impl Detector {
     /// event's time; nothing for an event that would be refused, excepted or has no term.
     pub(super) fn route_matching(&self, text: &str, count: u32) -> Route {
         let route = Self::when_matching(self.rule.query, text, |ecs, _| {
-            let Ok(time) = event_time(ecs) else {
-                return Route::default();
-            };
-            if self.is_excepted(ecs) {
-                return Route::default();
-            }
-            let Ok(Some(terms)) = terms::combinations(self.profile.terms, ecs) else {
+            let Ok(Observed::Terms(time, terms)) = self.observed(ecs) else {
                 return Route::default();
             };
             let mut key = TermKey::default();
@@ -59,6 +55,27 @@ impl Detector {
         route.ok().flatten().unwrap_or_default()
     }
 
+    /// What a matching event observes before the history: its time, then exceptions, then its term
+    /// combinations (the order in which refusals are found). The one reading of a matching event
+    /// that processing, [`Detector::route`] and [`Detector::extract_ndjson`] share.
+    pub(super) fn observed<'a>(&self, ecs: &'a Value) -> Result<Observed<'a>, EventError> {
+        let time = event_time(ecs)?;
+        if self.is_excepted(ecs) {
+            return Ok(Observed::Excepted);
+        }
+        Ok(match terms::combinations(self.profile.terms, ecs)? {
+            Some(terms) => Observed::Terms(time, terms),
+            None => Observed::NoTerm,
+        })
+    }
+
+    /// Whether this instance keeps the term of this encoding (all of them unless partitioned).
+    pub(super) fn owns(&self, key: &[u8]) -> bool {
+        self.config
+            .partition
+            .is_none_or(|partition| terms::bucket_of(key, partition.count) == partition.index)
+    }
+
     pub(super) fn evaluate(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         let raised =
             Self::when_matching(self.rule.query, text, |ecs, raw| self.raise(text, ecs, raw))?;
@@ -68,15 +85,41 @@ impl Detector {
     /// A matching event: time, exceptions, terms, history, alerts.
     fn raise(&mut self, text: &str, ecs: &Value, raw: bool) -> Result<Vec<String>, EventError> {
         self.stats.matched += 1;
-        let time = event_time(ecs)?;
-        if self.is_excepted(ecs) {
-            self.stats.excepted += 1;
-            return Ok(Vec::new());
-        }
-        let Some(terms) = terms::combinations(self.profile.terms, ecs)? else {
-            return Ok(Vec::new());
+        let (time, terms) = match self.observed(ecs)? {
+            Observed::Terms(time, terms) => (time, terms),
+            Observed::Excepted => {
+                self.stats.excepted += 1;
+                return Ok(Vec::new());
+            }
+            Observed::NoTerm => return Ok(Vec::new()),
         };
+        let mut alerts = Vec::new();
+        let mut key = TermKey::default();
+        for values in terms {
+            let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
+            key.encode(values.iter().copied());
+            if !self.owns(key.as_bytes()) {
+                // Another instance's term.
+                continue;
+            }
+            let new = self.history.observe(key.as_bytes(), time, self.window_ms);
+            if new && !self.config.learn {
+                alerts.push(self.alert(text, ecs, raw, time, &values, key.as_bytes()));
+            }
+        }
+        Ok(alerts)
+    }
 
+    /// The alert document for the new term `values` (encoded as `key`) of the event `text`.
+    pub(super) fn alert(
+        &self,
+        text: &str,
+        ecs: &Value,
+        raw: bool,
+        time: EpochMillis,
+        values: &[&str],
+        key: &[u8],
+    ) -> String {
         let source = AlertSource {
             ecs,
             original: raw.then_some(text),
@@ -88,28 +131,22 @@ impl Detector {
             profile: self.profile,
             window_ms: self.window_ms,
         };
-        let mut alerts = Vec::new();
-        let mut key = TermKey::default();
-        for values in terms {
-            let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
-            key.encode(values.iter().copied());
-            if let Some(partition) = self.config.partition
-                && terms::bucket_of(key.as_bytes(), partition.count) != partition.index
-            {
-                // Another instance's term.
-                continue;
-            }
-            let new = self.history.observe(key.as_bytes(), time, self.window_ms);
-            if new && !self.config.learn {
-                alerts.push(raiser.alert(&source, &values, key.as_bytes()));
-            }
-        }
-        Ok(alerts)
+        raiser.alert(&source, values, key)
     }
 
     fn is_excepted(&self, ecs: &Value) -> bool {
         config::excepted(&self.config.exceptions, ecs)
     }
+}
+
+/// What a matching event observes before the history (see [`Detector::observed`]).
+pub(super) enum Observed<'a> {
+    /// An exception dropped it.
+    Excepted,
+    /// A term field has no value.
+    NoTerm,
+    /// Its time and every combination of its term fields' values.
+    Terms(EpochMillis, Vec<Vec<Cow<'a, str>>>),
 }
 
 /// `then` on the ECS form of the event `text` (raw CloudTrail mapped by the one table) and whether it

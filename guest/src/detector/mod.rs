@@ -18,10 +18,14 @@ mod fast;
 pub(crate) mod full;
 pub mod outcome;
 mod snapshots;
+mod stages;
 pub(crate) mod terms;
 
 pub use config::{Config, ConfigError, DEFAULT_CAPACITY, Exception, Partition};
-pub use outcome::{EventError, Footprint, LineError, LineOutcome, Route, Stats};
+pub use outcome::{
+    EventError, ExtractedLine, Extraction, Footprint, FreshTerms, LineError, LineOutcome,
+    Observation, Route, Stats,
+};
 pub use terms::{MAX_TERMS_PER_EVENT, bucket_of};
 
 /// One configured rule and its history.

@@ -16,8 +16,9 @@
 
 use newterms_component::bindings::Component as Real;
 use newterms_component::bindings::exports::newterms::rule::detector::{
-    Config, ConfigError, EventOutcome, Footprint, Guest, LineOutcome, RestoreError, Routing,
-    RuleFile, RuleMetadata, RuleStats, RuleSummary,
+    Config, ConfigError, EventOutcome, ExtractedLine, Extraction, Footprint, FreshTerms, Guest,
+    LineOutcome, Observation, RestoreError, Routing, RuleFile, RuleMetadata, RuleStats,
+    RuleSummary,
 };
 
 /// Does what the marker in `event` asks for, if any; returns the malformed alert for that marker.
@@ -141,6 +142,39 @@ impl Guest for Hostile {
 
     fn restore_notices() -> Vec<String> {
         Real::restore_notices()
+    }
+
+    fn extract(records: Vec<u8>) -> Result<Extraction, String> {
+        let text = String::from_utf8_lossy(&records);
+        for line in text.lines() {
+            if misbehave(line).is_some() {
+                // A line past the buffer: an answer the host must not believe.
+                return Ok(Extraction {
+                    events: 1,
+                    matched: 1,
+                    excepted: 0,
+                    lines: vec![ExtractedLine {
+                        line: u32::MAX,
+                        outcome: Ok(Observation {
+                            time: 0,
+                            terms: vec![b"garbage".to_vec()],
+                        }),
+                    }],
+                });
+            }
+        }
+        Real::extract(records)
+    }
+
+    fn decide(extraction: Extraction) -> Result<Vec<FreshTerms>, String> {
+        Real::decide(extraction)
+    }
+
+    fn alerts_for(event: String, terms: Vec<Vec<u8>>) -> EventOutcome {
+        match misbehave(&event) {
+            Some(malformed) => Ok(malformed),
+            None => Real::alerts_for(event, terms),
+        }
     }
 }
 

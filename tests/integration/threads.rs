@@ -1,0 +1,385 @@
+//! `newterms scan --threads N`: several instances extract batches at once and one decides them in
+//! order, so every output is that of one thread: the same alerts, byte for byte and in the same
+//! order, the same diagnostics, the same dead letters, and the same state after kills and resumes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::Rng;
+use crate::crash::{Lcg, scan_args, spawn, stream};
+use crate::support::{direct_invoke, fixture, newterms, scratch, with, write_ndjson};
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// A run's stderr without the figures that vary from run to run (time and rate).
+fn steady(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(|line| match (line.find(" in "), line.find(" events/s)")) {
+            (Some(start), Some(end)) if line.contains("events read") => {
+                format!("{}{}", &line[..start], &line[end..])
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Scans `inputs` with `args` at 1, 2 and 3 threads and requires every output of the threaded runs
+/// to be the one-thread run's: stdout byte for byte, stderr but for timings. Returns the alerts.
+fn same_at_every_thread_count(args: &[&str], inputs: &[PathBuf]) -> Vec<Value> {
+    let run = |threads: &str| {
+        let mut all = vec!["scan", "--threads", threads];
+        all.extend_from_slice(args);
+        all.extend(inputs.iter().map(|path| text(path)));
+        newterms(&all, b"")
+    };
+    let one = run("1");
+    assert!(one.status.success(), "{}", one.stderr);
+    for threads in ["2", "3"] {
+        let many = run(threads);
+        assert_eq!(many.status.code(), one.status.code());
+        assert!(
+            many.stdout == one.stdout,
+            "--threads {threads} {args:?}: alerts differ from one thread's"
+        );
+        assert_eq!(
+            steady(&many.stderr),
+            steady(&one.stderr),
+            "--threads {threads}"
+        );
+    }
+    one.alerts
+}
+
+/// A stream that exercises every branch of the rule: first sightings and principals coming back
+/// after the window, out-of-order times, events triggered by a service, ECS documents with
+/// array-valued term fields, escaped spellings (the full path), refusals of every kind, noise.
+fn generated_stream(directory: &Path) -> PathBuf {
+    const MARCH_1_2024: i64 = 1_709_251_200_000;
+    let mut rng = Rng(0x5eed);
+    let mut lines = Vec::new();
+    for index in 0..30_000_i64 {
+        let time = newterms_guest::time::format_iso8601(
+            MARCH_1_2024 + (index * 150 + rng.below(6_000) as i64) * 1_000,
+        );
+        let user = format!("user-{}", rng.below(2_000));
+        let line = match rng.below(100) {
+            0..=49 => direct_invoke(&user, &time).to_string(),
+            50..=69 => with(
+                direct_invoke(&user, &time),
+                "/userIdentity",
+                json!({"type": "AWSService", "invokedBy": "s3.amazonaws.com"}),
+            )
+            .to_string(),
+            70..=74 => json!({
+                "@timestamp": time, "data_stream": {"dataset": "aws.cloudtrail"},
+                "event": {"provider": "lambda.amazonaws.com", "action": "Invoke",
+                          "outcome": "success", "id": format!("ecs-{index}")},
+                "cloud": {"account": {"id": "1"}},
+                "user": {"name": [user, format!("user-{}", rng.below(2_000))]},
+            })
+            .to_string(),
+            75..=79 => direct_invoke(&user, &time).to_string().replacen(
+                "lambda.amazonaws.com",
+                "lambda.amazonaws.co\\u006d",
+                1,
+            ),
+            80 => direct_invoke(&user, "yesterday").to_string(),
+            81 => without_time(direct_invoke(&user, &time)),
+            82 => "[1, 2]".to_owned(),
+            83 => format!("{{\"eventSource\": \"lambda.amazonaws.com\", {user}"),
+            _ => json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                        "eventTime": time, "eventID": format!("noise-{index}")})
+            .to_string(),
+        };
+        lines.push(line);
+    }
+    let path = directory.join("generated.ndjson");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    path
+}
+
+fn without_time(mut event: Value) -> String {
+    if let Some(object) = event.as_object_mut() {
+        object.remove("eventTime");
+    }
+    event.to_string()
+}
+
+#[test]
+fn threads_raise_exactly_the_alerts_of_one_thread() {
+    let directory = scratch("threads-same");
+    let generated = generated_stream(&directory);
+    let corpora = vec![
+        fixture("cloudtrail/mixed_all.ndjson.gz"),
+        fixture("cloudtrail/lambda_invoke.ndjson"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/lambda-invocations.ndjson"),
+    ];
+    let mut deliveries: Vec<PathBuf> = std::fs::read_dir(fixture("cloudtrail/flaws2"))
+        .expect("fixture")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    deliveries.sort();
+    deliveries.push(fixture(
+        "cloudtrail/invictus/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json",
+    ));
+    for profile in ["default", "elastic"] {
+        // Small batches: many of them, so that each thread gets many and their answers interleave.
+        let args = ["--profile", profile, "--batch-size", "64"];
+        let alerts = same_at_every_thread_count(&args, std::slice::from_ref(&generated));
+        assert!(alerts.len() > 2_000, "{profile}: {} alerts", alerts.len());
+        let alerts = same_at_every_thread_count(&args, &corpora);
+        // The example's (six, five in the elastic profile, which does not see a root identity).
+        assert!(alerts.len() >= 5, "{profile}: {} alerts", alerts.len());
+        same_at_every_thread_count(&args, &deliveries);
+    }
+    // Exceptions, a short window, a small history that evicts, and learn mode.
+    let config = directory.join("rule.toml");
+    std::fs::write(
+        &config,
+        "window = \"2h\"\ncapacity = 300\n[[exceptions]]\nfield = \"user.name\"\nvalues = [\"user-1*\"]\n",
+    )
+    .expect("write");
+    let alerts = same_at_every_thread_count(
+        &["--config", text(&config), "--batch-size", "100"],
+        std::slice::from_ref(&generated),
+    );
+    assert!(alerts.len() > 2_000, "{} alerts", alerts.len());
+    let learned = same_at_every_thread_count(&["--learn"], std::slice::from_ref(&generated));
+    assert!(learned.is_empty());
+    // A stream from standard input, in OCSF.
+    let stream = std::fs::read(&generated).expect("generated stream");
+    let run = |threads: &str| {
+        let args = [
+            "scan",
+            "--threads",
+            threads,
+            "--format",
+            "ocsf",
+            "--batch-size",
+            "50",
+        ];
+        newterms(&args, &stream)
+    };
+    let one = run("1");
+    assert!(one.status.success(), "{}", one.stderr);
+    assert!(one.alerts.len() > 2_000);
+    let three = run("3");
+    assert!(
+        three.stdout == one.stdout,
+        "stdin: alerts differ at 3 threads"
+    );
+    assert_eq!(steady(&three.stderr), steady(&one.stderr));
+}
+
+#[test]
+fn a_rule_pack_with_threads_raises_the_alerts_of_one_thread() {
+    let directory = scratch("threads-pack");
+    let generated = generated_stream(&directory);
+    let rule = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest/tests/data/elastic-rules")
+        .join("execution_lambda_function_invoked_by_unusual_principal.toml");
+    let alerts = same_at_every_thread_count(
+        &["--rules", text(&rule), "--batch-size", "64"],
+        std::slice::from_ref(&generated),
+    );
+    assert!(alerts.len() > 2_000, "{} alerts", alerts.len());
+}
+
+/// Killed at random moments and run again until it finishes, a scan with 3 threads leaves the alert
+/// file and the state of one uninterrupted run with one thread.
+#[test]
+fn killed_with_threads_it_ends_with_the_alerts_of_one_uninterrupted_thread() {
+    let directory = scratch("threads-crash");
+    let inputs = stream(&directory);
+    let (reference_state, reference_alerts) =
+        (directory.join("ref.state"), directory.join("ref.ndjson"));
+    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
+    reference_args.extend(["--threads", "1"]);
+    let started = std::time::Instant::now();
+    let reference = newterms(&reference_args, b"");
+    let run_ms = started.elapsed().as_millis() as u64 + 1;
+    assert!(reference.status.success(), "{}", reference.stderr);
+    let expected_alerts = std::fs::read(&reference_alerts).expect("reference alerts");
+    let expected_state = std::fs::read(&reference_state).expect("reference state");
+
+    let mut random = Lcg(99);
+    let (mut kills, mut resumed) = (0, 0);
+    for trial in 0..6 {
+        let state = directory.join(format!("trial-{trial}.state"));
+        let output = directory.join(format!("trial-{trial}.ndjson"));
+        let mut args = scan_args(&state, &output, &inputs);
+        args.extend(["--threads", "3"]);
+        for attempt in 0.. {
+            assert!(attempt < 60, "trial {trial} never finished");
+            let mut child = spawn(&args);
+            std::thread::sleep(Duration::from_millis(random.next() % (run_ms * 3 / 4 + 1)));
+            if child.try_wait().expect("wait").is_none() {
+                child.kill().expect("kill");
+                kills += 1;
+            }
+            let status = child.wait().expect("wait");
+            let stderr =
+                std::io::read_to_string(child.stderr.take().expect("stderr")).expect("stderr");
+            resumed += usize::from(stderr.contains("resuming an interrupted scan"));
+            if status.success() {
+                break;
+            }
+        }
+        assert!(
+            std::fs::read(&output).expect("alerts") == expected_alerts,
+            "trial {trial}: alert file differs"
+        );
+        assert_eq!(
+            std::fs::read(&state).expect("state"),
+            expected_state,
+            "trial {trial}: state differs"
+        );
+    }
+    eprintln!("threads crash harness: {kills} kills, {resumed} resumed runs");
+    assert!(kills >= 6, "the harness killed too rarely ({kills})");
+    assert!(
+        resumed >= 3,
+        "too few kills landed after a checkpoint ({resumed})"
+    );
+}
+
+/// The hostile component's marker events become the same dead letters, with the same reasons, and
+/// every other event the same alerts, with threads as with one.
+#[test]
+fn a_hostile_event_is_the_same_dead_letter_with_threads() {
+    let directory = scratch("threads-hostile");
+    let markers = [
+        "NEWTERMS_TRAP",
+        "NEWTERMS_LOOP",
+        "NEWTERMS_ALLOC",
+        "NEWTERMS_MALFORMED",
+    ];
+    let mut stream = Vec::new();
+    for index in 0..600 {
+        stream.push(direct_invoke(
+            &format!("user-{}", index % 250),
+            &format!("2024-02-01T00:{:02}:{:02}Z", index / 60, index % 60),
+        ));
+        if index % 150 == 70 {
+            let poisoned = direct_invoke("poisoned", "2024-02-01T00:00:00Z");
+            stream.push(with(poisoned, "/userAgent", json!(markers[index / 150])));
+        }
+    }
+    stream.push(direct_invoke("poisoned", "2024-02-02T00:00:00Z"));
+    let input = directory.join("stream.ndjson");
+    write_ndjson(&input, &stream);
+    let mut letters = Vec::new();
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let dead = directory.join(format!("dead-{threads}.ndjson"));
+        let run = newterms(
+            &[
+                "scan",
+                "--threads",
+                threads,
+                "--rule",
+                newterms_test_artifacts::HOSTILE_COMPONENT,
+                "--cpu-deadline-ms",
+                "200",
+                "--max-memory",
+                "64",
+                "--batch-size",
+                "32",
+                "--dead-letter",
+                text(&dead),
+                text(&input),
+            ],
+            b"",
+        );
+        assert!(run.status.success(), "{}", run.stderr);
+        assert!(run.stderr.contains("4 events set aside"), "{}", run.stderr);
+        assert_eq!(run.alerts.len(), 251);
+        outputs.push(run.stdout);
+        // Each letter's event, place and fault (the trap's details, such as how much memory the
+        // instance asked for past its cap, depend on what that instance held).
+        let letter_lines: Vec<(Value, Value, String)> = std::fs::read_to_string(&dead)
+            .expect("dead letters")
+            .lines()
+            .map(|line| {
+                let letter: Value = serde_json::from_str(line).expect("JSON line");
+                let reason = letter["reason"].as_str().unwrap_or("");
+                let fault = reason.split(": error while executing").next();
+                (
+                    letter["event"].clone(),
+                    letter["location"].clone(),
+                    fault.unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        letters.push(letter_lines);
+    }
+    assert_eq!(letters[0].len(), 4);
+    for (marker, (event, _, _)) in markers.iter().zip(&letters[0]) {
+        assert!(event.as_str().unwrap_or("").contains(marker), "{event}");
+    }
+    for threads in 1..3 {
+        assert!(
+            outputs[threads] == outputs[0],
+            "alerts differ at {} threads",
+            threads + 1
+        );
+        assert_eq!(
+            letters[threads],
+            letters[0],
+            "dead letters at {} threads",
+            threads + 1
+        );
+    }
+}
+
+/// SIGTERM during a scan with 3 threads: it finishes its batch, checkpoints and exits 0; the same
+/// command then resumes, and the alert file is that of one uninterrupted thread.
+#[test]
+fn sigterm_with_threads_checkpoints_and_the_next_run_resumes() {
+    let directory = scratch("threads-sigterm");
+    let inputs = stream(&directory);
+    let (reference_state, reference_alerts) =
+        (directory.join("ref.state"), directory.join("ref.ndjson"));
+    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
+    reference_args.extend(["--threads", "1"]);
+    assert!(newterms(&reference_args, b"").status.success());
+
+    let (state, output) = (directory.join("state"), directory.join("alerts.ndjson"));
+    let mut args = scan_args(&state, &output, &inputs);
+    args.extend(["--threads", "3"]);
+    let mut child = spawn(&args);
+    let checkpoint = directory.join("state.checkpoint");
+    while !checkpoint.exists() && child.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    let stderr = std::io::read_to_string(child.stderr.take().expect("stderr")).expect("stderr");
+    assert!(status.success(), "{stderr}");
+    if stderr.contains("stopped; run the same command again to resume") {
+        let resumed = newterms(&args, b"");
+        assert!(
+            resumed.stderr.contains("resuming an interrupted scan"),
+            "{}",
+            resumed.stderr
+        );
+    }
+    assert!(
+        std::fs::read(&output).expect("alerts") == std::fs::read(&reference_alerts).expect("ref")
+    );
+    assert_eq!(
+        std::fs::read(&state).expect("state"),
+        std::fs::read(&reference_state).expect("ref state")
+    );
+}
