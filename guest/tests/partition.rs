@@ -91,8 +91,13 @@ fn partitions_raise_the_alerts_of_one_instance() {
             .collect();
         let mut got: Vec<String> = Vec::new();
         let mut errors = 0;
+        // An instance with no partition routes plain raw records by the fast path; a partitioned
+        // one by the full path: the same routes.
+        let mut router = detector(profile, None);
         for event in &events {
-            let buckets = parts[0].route(event, count).buckets;
+            let route = router.route(event, count);
+            assert_eq!(route, parts[0].route(event, count), "{event}");
+            let buckets = route.buckets;
             spread_over_several += usize::from(buckets.len() > 1);
             // An event with no bucket changes no history: one instance takes it.
             let targets = if buckets.is_empty() { vec![0] } else { buckets };
@@ -123,6 +128,6 @@ fn a_partition_must_exist() {
         ..Config::default()
     });
     assert!(refused.is_err());
-    let ok = detector(Profile::Default, Some(Partition { index: 2, count: 3 }));
+    let mut ok = detector(Profile::Default, Some(Partition { index: 2, count: 3 }));
     assert_eq!(ok.route("{}", 3), Default::default());
 }

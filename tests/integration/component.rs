@@ -269,7 +269,7 @@ fn partitions_routed_by_the_component_raise_the_alerts_of_one_instance() {
         .chain(["not json".to_owned()])
         .collect();
     let count = 4;
-    let native = newterms_guest::Detector::default();
+    let mut native = newterms_guest::Detector::default();
     let mut routed_by_component = rule(&RuleConfig::default());
     let routes = routed_by_component.route(&events, count).expect("route");
     let expected: Vec<_> = events

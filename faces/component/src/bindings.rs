@@ -13,6 +13,7 @@ use newterms_guest::detector::{
     FreshTerms as DomainFreshTerms, LineError as DomainLineError, LineOutcome as DomainLineOutcome,
     Observation as DomainObservation, Partition as DomainPartition,
 };
+use newterms_guest::engine::Engine;
 use newterms_guest::rule_pack::{self, RuleFile as DomainRuleFile, RulePackDetector};
 use newterms_guest::snapshot::{FORMAT_VERSION, RestoreError as DomainRestoreError};
 
@@ -32,10 +33,9 @@ use exports::newterms::rule::detector::{
 };
 
 thread_local! {
-    // The component is single-threaded and never re-entered: one detector per instance.
-    static DETECTOR: RefCell<Detector> = RefCell::new(Detector::default());
-    // Rules from rule files (`configure-rules`), run in place of the built-in rule when present.
-    static PACK: RefCell<Option<RulePackDetector>> = const { RefCell::new(None) };
+    // The component is single-threaded and never re-entered: one engine per instance, the
+    // built-in rule or (after `configure-rules`) rules from rule files.
+    static ENGINE: RefCell<Engine> = RefCell::new(Engine::default());
 }
 
 /// `pack(detector)` under `configure-rules`, else `builtin(detector)`.
@@ -43,9 +43,9 @@ fn with_engine<T>(
     pack: impl FnOnce(&mut RulePackDetector) -> T,
     builtin: impl FnOnce(&mut Detector) -> T,
 ) -> T {
-    PACK.with_borrow_mut(|current| match current {
-        Some(detector) => pack(detector),
-        None => DETECTOR.with_borrow_mut(builtin),
+    ENGINE.with_borrow_mut(|engine| match engine {
+        Engine::Pack(detector) => pack(detector),
+        Engine::BuiltIn(detector) => builtin(detector),
     })
 }
 
@@ -64,9 +64,8 @@ pub struct Component;
 
 impl Guest for Component {
     fn configure(config: Config) -> Result<(), ConfigError> {
-        let detector = Detector::new(config.into()).map_err(ConfigError::from)?;
-        DETECTOR.with_borrow_mut(|current| *current = detector);
-        PACK.with_borrow_mut(|pack| *pack = None);
+        let engine = Engine::built_in(config.into()).map_err(ConfigError::from)?;
+        ENGINE.with_borrow_mut(|current| *current = engine);
         Ok(())
     }
 
@@ -88,17 +87,16 @@ impl Guest for Component {
     }
 
     fn configure_rules(config: Config, rules: Vec<RuleFile>) -> Result<(), String> {
-        let detector = RulePackDetector::from_files(&domain_files(rules), config.into())?;
-        PACK.with_borrow_mut(|pack| *pack = Some(detector));
+        let engine = Engine::from_files(&domain_files(rules), config.into())?;
+        ENGINE.with_borrow_mut(|current| *current = engine);
         Ok(())
     }
 
     fn restore_notices() -> Vec<String> {
-        PACK.with_borrow(|pack| {
-            pack.iter()
-                .flat_map(|pack| pack.notices().iter().map(ToString::to_string))
-                .collect()
-        })
+        with_engine(
+            |pack| pack.notices().iter().map(ToString::to_string).collect(),
+            |_| Vec::new(),
+        )
     }
 
     fn process_event(event: String) -> EventOutcome {
@@ -127,28 +125,30 @@ impl Guest for Component {
     }
 
     fn route(events: Vec<String>, count: u32) -> Vec<Routing> {
-        // Rules from rule files are not partitioned: every event goes to one instance.
-        if PACK.with_borrow(Option::is_some) {
-            return events
-                .iter()
-                .map(|_| Routing {
-                    buckets: Vec::new(),
-                    time: None,
-                })
-                .collect();
-        }
-        DETECTOR.with_borrow(|detector| {
-            events
-                .iter()
-                .map(|event| {
-                    let route = detector.route(event, count);
-                    Routing {
-                        buckets: route.buckets,
-                        time: route.time,
-                    }
-                })
-                .collect()
-        })
+        with_engine(
+            // Rules from rule files are not partitioned: every event goes to one instance.
+            |_| {
+                events
+                    .iter()
+                    .map(|_| Routing {
+                        buckets: Vec::new(),
+                        time: None,
+                    })
+                    .collect()
+            },
+            |detector| {
+                events
+                    .iter()
+                    .map(|event| {
+                        let route = detector.route(event, count);
+                        Routing {
+                            buckets: route.buckets,
+                            time: route.time,
+                        }
+                    })
+                    .collect()
+            },
+        )
     }
 
     fn process_ndjson(records: Vec<u8>) -> Vec<LineOutcome> {
@@ -216,34 +216,34 @@ impl Guest for Component {
     }
 
     fn metadata() -> RuleMetadata {
-        if let Some(metadata) = PACK.with_borrow(|pack| pack.as_ref().map(pack_metadata)) {
-            return metadata;
-        }
-        DETECTOR.with_borrow(|detector| {
-            let rule = detector.rule();
-            RuleMetadata {
-                name: rule.name.into(),
-                rule_id: rule.rule_id.into(),
-                rule_version: rule.version,
-                severity: rule.severity.into(),
-                risk_score: rule.risk_score,
-                tactic: rule.tactic.into(),
-                techniques: rule.techniques.iter().copied().map(Into::into).collect(),
-                tags: rule.tags.iter().map(|tag| (*tag).into()).collect(),
-                query: rule.kql.into(),
-                profile: detector.config().profile.into(),
-                window_ms: detector.window_ms(),
-                term_fields: detector
-                    .profile()
-                    .terms
-                    .iter()
-                    .map(|term| term.name.into())
-                    .collect(),
-                capacity: detector.capacity(),
-                learn: detector.config().learn,
-                snapshot_format: FORMAT_VERSION,
-            }
-        })
+        with_engine(
+            |pack| pack_metadata(pack),
+            |detector| {
+                let rule = detector.rule();
+                RuleMetadata {
+                    name: rule.name.into(),
+                    rule_id: rule.rule_id.into(),
+                    rule_version: rule.version,
+                    severity: rule.severity.into(),
+                    risk_score: rule.risk_score,
+                    tactic: rule.tactic.into(),
+                    techniques: rule.techniques.iter().copied().map(Into::into).collect(),
+                    tags: rule.tags.iter().map(|tag| (*tag).into()).collect(),
+                    query: rule.kql.into(),
+                    profile: detector.config().profile.into(),
+                    window_ms: detector.window_ms(),
+                    term_fields: detector
+                        .profile()
+                        .terms
+                        .iter()
+                        .map(|term| term.name.into())
+                        .collect(),
+                    capacity: detector.capacity(),
+                    learn: detector.config().learn,
+                    snapshot_format: FORMAT_VERSION,
+                }
+            },
+        )
     }
 
     fn stats() -> RuleStats {
@@ -260,33 +260,32 @@ impl Guest for Component {
     }
 
     fn extract(records: Vec<u8>) -> Result<Extraction, String> {
-        if PACK.with_borrow(Option::is_some) {
-            return Err(RULES_NOT_SPLIT.into());
-        }
-        Ok(DETECTOR
-            .with_borrow_mut(|detector| detector.extract_ndjson(&records))
-            .into())
+        with_engine(
+            |_| Err(RULES_NOT_SPLIT.into()),
+            |detector| Ok(detector.extract_ndjson(&records).into()),
+        )
     }
 
     fn decide(extraction: Extraction) -> Result<Vec<FreshTerms>, String> {
-        if PACK.with_borrow(Option::is_some) {
-            return Err(RULES_NOT_SPLIT.into());
-        }
         let extraction = DomainExtraction::from(extraction);
-        Ok(DETECTOR
-            .with_borrow_mut(|detector| detector.decide(&extraction))
-            .into_iter()
-            .map(FreshTerms::from)
-            .collect())
+        with_engine(
+            |_| Err(RULES_NOT_SPLIT.into()),
+            |detector| {
+                Ok(detector
+                    .decide(&extraction)
+                    .into_iter()
+                    .map(FreshTerms::from)
+                    .collect())
+            },
+        )
     }
 
     fn alerts_for(event: String, terms: Vec<Vec<u8>>) -> EventOutcome {
-        if PACK.with_borrow(Option::is_some) {
-            return Ok(Vec::new());
-        }
-        DETECTOR
-            .with_borrow(|detector| detector.alerts_for(&event, &terms))
-            .map_err(EventError::from)
+        with_engine(
+            |_| Ok(Vec::new()),
+            |detector| detector.alerts_for(&event, &terms),
+        )
+        .map_err(EventError::from)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::fastpath::QuoteIndex;
 use crate::history::{Cursor, History, TermKey};
 use crate::prefilter::{self, Needle, Survey};
 use crate::snapshot::{Decoder, Identity, Writer};
+use fast::FastFound;
 
 pub mod config;
 mod fast;
@@ -182,9 +183,25 @@ impl Detector {
     /// keeps and alerts on its own terms only. An event with no bucket (it cannot match, is refused,
     /// excepted, or has no term) changes no history: an engine sends it to one instance (bucket 0,
     /// say), which reports any refusal once. The history is not consulted.
-    pub fn route(&self, text: &str, count: u32) -> Route {
-        if self.needle.skips(text.as_bytes()) {
+    pub fn route(&mut self, text: &str, count: u32) -> Route {
+        let survey = prefilter::survey(text.as_bytes());
+        if self.needle.skips_surveyed(text.as_bytes(), &survey) {
             return Route::default();
+        }
+        // The fast path's reading of a plain raw record, as processing takes it. A partitioned
+        // instance's fast path keeps only its own term, so it routes by the full path, which
+        // reads every term.
+        if !survey.special && self.config.partition.is_none() {
+            match self.fast_terms(text.as_bytes()) {
+                FastFound::NoMatch | FastFound::MatchedWithoutTerm => return Route::default(),
+                FastFound::Term(time) => {
+                    return Route {
+                        buckets: vec![terms::bucket_of(self.scratch_key.as_bytes(), count)],
+                        time: Some(time),
+                    };
+                }
+                FastFound::Undecided => {}
+            }
         }
         self.route_matching(text, count)
     }
