@@ -21,29 +21,31 @@ import sys
 import newterms
 
 #: The rows of the routing stage: one per input file and bucket, the bucket's events of that file
-#: with their times (`Rule.route_file`).
-ROUTED = "bucket int, input int, routed binary"
-#: The rows of the rule stage: alerts, then per bucket its refusals and its history.
+#: with their times (`Rule.route_file`); `input` is the file's argument, `path` orders the files of
+#: one argument (a folder's, by name).
+ROUTED = "bucket int, input int, path string, routed binary"
+#: The rows of the rule stage: alerts, then per bucket its alert count, refusals and history.
 RESULTS = "kind string, payload binary"
 
 
-def _route(order, partitions, profile, config):
-    """mapInArrow over the input files (path, content): each file's events, routed by the rule;
-    `order` gives each file's place in the input."""
+def _route(partitions, profile, config):
+    """mapInArrow over the input files (input, path, content): each file's events, routed by the rule."""
     import pyarrow as pa
 
     def route(batches):
         router = newterms.Rule(profile=profile, config=config)
         for files in batches:
-            for path, content in zip(files.column("path").to_pylist(), files.column("content").to_pylist()):
+            for argument, path, content in zip(files.column("input").to_pylist(), files.column("path").to_pylist(),
+                                               files.column("content").to_pylist()):
                 routed, errors = router.route_file(content, path, partitions)
                 for error in errors:
                     print(f"newterms.spark: {error}", file=sys.stderr)
                 yield pa.RecordBatch.from_arrays(
                     [pa.array([bucket for bucket, _ in routed], pa.int32()),
-                     pa.array([order[path]] * len(routed), pa.int32()),
+                     pa.array([argument] * len(routed), pa.int32()),
+                     pa.array([path] * len(routed), pa.string()),
                      pa.array([events for _, events in routed], pa.binary())],
-                    names=["bucket", "input", "routed"])
+                    names=["bucket", "input", "path", "routed"])
     return route
 
 
@@ -52,28 +54,30 @@ def _run(partitions, profile, config):
     (`partition=(bucket, partitions)`), fed the bucket's events in time, then input order."""
     import pyarrow as pa
 
-    def results(kinds, payloads):
-        return pa.RecordBatch.from_arrays([pa.array(kinds, pa.string()), pa.array(payloads, pa.binary())],
-                                          names=["kind", "payload"])
-
     def finish(bucket, parts):
+        # The files in input order (argument, then path), numbered for `process_routed`; every
+        # bucket numbers them differently, but orders them alike.
+        parts.sort(key=lambda part: part[0])
         rule = newterms.Rule(profile=profile, config=config, partition=(bucket, partitions))
-        alerts = rule.process_routed(parts)
-        refused = len(rule.errors())
-        kinds = ["alert"] * len(alerts) + ["refused", "state"]
-        return results(kinds, [alert.encode() for alert in alerts] + [str(refused).encode(), rule.snapshot()])
+        alerts = rule.process_routed([(rank, routed) for rank, (_, routed) in enumerate(parts)])
+        counts = f"{len(alerts)} {len(rule.errors())}".encode()
+        kinds = ["alert"] * len(alerts) + ["counts", "state"]
+        return pa.RecordBatch.from_arrays(
+            [pa.array(kinds, pa.string()),
+             pa.array([alert.encode() for alert in alerts] + [counts, rule.snapshot()], pa.binary())],
+            names=["kind", "payload"])
 
     def run(batches):
         bucket, parts = None, []
         for batch in batches:
-            for row_bucket, row_input, routed in zip(batch.column("bucket").to_pylist(),
-                                                     batch.column("input").to_pylist(),
-                                                     batch.column("routed").to_pylist()):
+            for row_bucket, argument, path, routed in zip(
+                    batch.column("bucket").to_pylist(), batch.column("input").to_pylist(),
+                    batch.column("path").to_pylist(), batch.column("routed").to_pylist()):
                 if row_bucket != bucket:
                     if parts:
                         yield finish(bucket, parts)
                     bucket, parts = row_bucket, []
-                parts.append((row_input, routed))
+                parts.append(((argument, path), routed))
         if parts:
             yield finish(bucket, parts)
     return run
@@ -85,26 +89,31 @@ def hunt(spark, inputs, output, partitions, profile=None, config=None, state_out
     Spark moves one record per input file and bucket (the bucket's events of that file), as Arrow
     batches (`mapInArrow`): never one object per event, so Spark's per-record cost is paid per file
     and bucket. A bucket's events are held in memory while they are put in order: with archives
-    larger than the workers' memory, use more buckets (`--partitions`).
+    larger than the workers' memory, use more buckets (`--partitions`). Two Spark jobs: the alerts
+    written, then each bucket's counts and history collected.
     """
-    # Every file, in input order (a folder's files in name order): its index orders its events.
-    paths = []
-    for path in inputs:
-        found = spark.read.format("binaryFile").load(path).select("path").collect()
-        paths.extend(sorted(row.path for row in found))
-    order = {path: index for index, path in enumerate(paths)}
-    # One row per file: its bytes, as `newterms scan` reads them (gzip or not).
-    files = spark.read.format("binaryFile").load(paths).select("path", "content")
-    routed = files.repartition(max(len(paths), 1)).mapInArrow(_route(order, partitions, profile, config), ROUTED)
+    from pyspark.sql import functions
+
+    files = None
+    for argument, path in enumerate(inputs):
+        # One row per file: its bytes, as `newterms scan` reads them (gzip or not).
+        one = (spark.read.format("binaryFile").load(path)
+               .select(functions.lit(argument).cast("int").alias("input"), "path", "content"))
+        files = one if files is None else files.unionByName(one)
+    routed = files.mapInArrow(_route(partitions, profile, config), ROUTED)
     ordered = routed.repartition(partitions, "bucket").sortWithinPartitions("bucket")
     results = ordered.mapInArrow(_run(partitions, profile, config), RESULTS).cache()
     try:
-        alerts = results.where("kind = 'alert'").selectExpr("cast(payload as string) as value")
-        alerts.write.text(output)
-        count = results.where("kind = 'alert'").count()
-        refused = sum(int(row.payload) for row in results.where("kind = 'refused'").collect())
+        results.where("kind = 'alert'").selectExpr("cast(payload as string) as value").write.text(output)
+        count = refused = 0
+        states = []
+        for row in results.where("kind != 'alert'").collect():
+            if row.kind == "counts":
+                alerts, errors = map(int, bytes(row.payload).split())
+                count, refused = count + alerts, refused + errors
+            else:
+                states.append(bytes(row.payload))
         if state_out is not None:
-            states = [bytes(row.payload) for row in results.where("kind = 'state'").collect()]
             merged = newterms.merge(states)
             temporary = f"{state_out}.tmp"
             with open(temporary, "wb") as f:
