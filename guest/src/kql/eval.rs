@@ -108,26 +108,65 @@ enum Bound {
 /// One document's field values, read once per field and shared by every query compiled against the
 /// same field table ([`Compiled::new_in`]).
 pub struct Document<'a> {
-    document: &'a Json,
+    source: Source<'a>,
     names: &'a [String],
     values: Vec<Option<Vec<Cow<'a, str>>>>,
+    /// Set when a field was read that the source cannot tell: the evaluation means nothing.
+    undecided: bool,
+}
+
+/// Where a [`Document`] reads its field values.
+enum Source<'a> {
+    /// A JSON document (ECS).
+    Json(&'a Json),
+    /// A reader by slot of the field table: the values, or `None` when it cannot tell. Nested
+    /// queries cannot be evaluated on it (they leave the document undecided).
+    Slots(&'a dyn Fn(usize) -> Option<Vec<Cow<'a, str>>>),
 }
 
 impl<'a> Document<'a> {
     /// `document`, to be read for the fields of `names` (a field table).
     pub fn new(document: &'a Json, names: &'a [String]) -> Self {
         Self {
-            document,
+            source: Source::Json(document),
             names,
             values: vec![None; names.len()],
+            undecided: false,
         }
     }
 
+    /// A document whose values come from `read` (by slot of the field table `names`), which may
+    /// not always tell: evaluate, then ask [`Document::decided`] whether the answers hold.
+    pub fn from_slots(
+        read: &'a dyn Fn(usize) -> Option<Vec<Cow<'a, str>>>,
+        names: &'a [String],
+    ) -> Self {
+        Self {
+            source: Source::Slots(read),
+            names,
+            values: vec![None; names.len()],
+            undecided: false,
+        }
+    }
+
+    /// Whether every value read so far was known, so that every evaluation on this document is
+    /// what the JSON document would have given.
+    pub fn decided(&self) -> bool {
+        !self.undecided
+    }
+
     fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
-        let (document, names) = (self.document, self.names);
+        let (source, names) = (&self.source, self.names);
+        let undecided = &mut self.undecided;
         match self.values.get_mut(slot) {
-            Some(entry) => entry.get_or_insert_with(|| {
-                fields::values(document, names.get(slot).map_or("", String::as_str))
+            Some(entry) => entry.get_or_insert_with(|| match source {
+                Source::Json(document) => {
+                    fields::values(document, names.get(slot).map_or("", String::as_str))
+                }
+                Source::Slots(read) => read(slot).unwrap_or_else(|| {
+                    *undecided = true;
+                    Vec::new()
+                }),
             }),
             None => &[],
         }
@@ -179,9 +218,15 @@ impl Compiled {
             Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
             Node::Not(part) => !self.holds(part, document),
             Node::Test { slot, test } => test.holds(document.values(*slot)),
-            Node::Nested { path, query } => nested_objects(document.document, path)
-                .iter()
-                .any(|object| query.matches(object)),
+            Node::Nested { path, query } => match document.source {
+                Source::Json(json) => nested_objects(json, path)
+                    .iter()
+                    .any(|object| query.matches(object)),
+                Source::Slots(_) => {
+                    document.undecided = true;
+                    false
+                }
+            },
         }
     }
 }

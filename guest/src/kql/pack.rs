@@ -2,13 +2,16 @@
 //! field table shared by the rules' compiled queries; and a prefilter that tells, in one pass over an
 //! event's text, which rules may match it (the needles of [`super::require`]).
 
+use std::borrow::Cow;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document};
 use super::require::{Needle, Requirement};
 use super::rule::Rule;
-use crate::cloudtrail;
+use crate::cloudtrail::{self, MAPPING, Mapping};
+use crate::fastpath::{RawFields, Slot};
 
 /// Rules evaluated together.
 pub struct Pack {
@@ -16,6 +19,62 @@ pub struct Pack {
     compiled: Vec<Compiled>,
     fields: Vec<String>,
     prefilter: Prefilter,
+    /// Per field of the table: where a raw CloudTrail record holds it.
+    raw_fields: Vec<RawSource>,
+    /// Per rule, per term field: where a raw CloudTrail record holds it.
+    raw_terms: Vec<Vec<RawSource>>,
+}
+
+/// Where the ECS document [`cloudtrail::to_ecs`] makes of a raw record holds an ECS field.
+#[derive(Debug, Clone, Copy)]
+pub enum RawSource {
+    /// The field a row of the mapping fills.
+    Row(&'static Mapping),
+    /// No row fills the field or anything above or beneath it: a raw record never has it.
+    Never,
+    /// Above or beneath a row: left to the full path.
+    Unknown,
+}
+
+impl RawSource {
+    /// Where `to_ecs` puts the ECS field `field`.
+    pub fn of(field: &str) -> Self {
+        if let Some(row) = cloudtrail::mapping(field) {
+            return Self::Row(row);
+        }
+        let beneath = |outer: &str, inner: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.'))
+        };
+        if MAPPING
+            .iter()
+            .any(|row| beneath(field, row.ecs) || beneath(row.ecs, field))
+        {
+            Self::Unknown
+        } else {
+            Self::Never
+        }
+    }
+
+    /// The field's values in the ECS document of the record `fields` was scanned from; `None`
+    /// when the scan cannot tell.
+    pub fn values<'a>(self, fields: &RawFields<'a>) -> Option<Vec<Cow<'a, str>>> {
+        Some(self.value(fields)?.map(Cow::Borrowed).into_iter().collect())
+    }
+
+    /// [`RawSource::values`] for the one value a raw record's field may have (`Some(None)`: none).
+    pub fn value<'a>(self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
+        match self {
+            Self::Row(row) => match fields.derive(row)? {
+                Slot::Text(text) => Some(Some(text)),
+                Slot::Absent => Some(None),
+                Slot::Other => None,
+            },
+            Self::Never => Some(None),
+            Self::Unknown => None,
+        }
+    }
 }
 
 /// Which rules may match a text: each rule needs one of its needles, or is always a candidate.
@@ -92,11 +151,23 @@ impl Pack {
             .map(|rule| Compiled::new_in(&rule.query, &mut fields))
             .collect::<Result<_, _>>()?;
         let prefilter = Prefilter::new(&rules);
+        let raw_fields = fields.iter().map(|field| RawSource::of(field)).collect();
+        let raw_terms = rules
+            .iter()
+            .map(|rule| {
+                rule.new_terms_fields
+                    .iter()
+                    .map(|field| RawSource::of(field))
+                    .collect()
+            })
+            .collect();
         Ok(Self {
             rules,
             compiled,
             fields,
             prefilter,
+            raw_fields,
+            raw_terms,
         })
     }
 
@@ -133,6 +204,30 @@ impl Pack {
                 out.push(index);
             }
         }
+    }
+
+    /// [`Pack::matching`] for the raw CloudTrail record that `fields` was scanned from (as the
+    /// ECS document `to_ecs` makes of it), without that document: `false` when the scan cannot tell
+    /// (a field it does not keep, a value that is not a string, a nested query, or a matching rule
+    /// with filters), and then `out` means nothing.
+    pub fn matching_raw(&self, fields: &RawFields<'_>, out: &mut Vec<usize>) -> bool {
+        let read = |slot: usize| self.raw_fields.get(slot)?.values(fields);
+        let mut shared = Document::from_slots(&read, &self.fields);
+        for (index, (rule, compiled)) in self.rules.iter().zip(&self.compiled).enumerate() {
+            if compiled.matches_in(&mut shared) {
+                // Filters read the JSON document.
+                if !rule.filters.is_empty() {
+                    return false;
+                }
+                out.push(index);
+            }
+        }
+        shared.decided()
+    }
+
+    /// Where a raw CloudTrail record holds each term field of rule `index`.
+    pub fn raw_terms(&self, index: usize) -> &[RawSource] {
+        self.raw_terms.get(index).map_or(&[], Vec::as_slice)
     }
 
     /// Marks in `out` (one entry per rule) the rules that may match the event whose JSON text is
