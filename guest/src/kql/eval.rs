@@ -110,18 +110,44 @@ enum Bound {
 pub struct Document<'a> {
     source: Source<'a>,
     names: &'a [String],
-    values: Vec<Option<Vec<Cow<'a, str>>>>,
+    values: Vec<Values<'a>>,
     /// Set when a field was read that the source cannot tell: the evaluation means nothing.
     undecided: bool,
+}
+
+/// A field's values once read: most fields have one, kept without a vector.
+#[derive(Clone)]
+enum Values<'a> {
+    Unread,
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl<'a> Values<'a> {
+    fn from_vec(mut values: Vec<Cow<'a, str>>) -> Self {
+        match values.len() {
+            1 => values.pop().map_or(Self::Many(Vec::new()), Self::One),
+            _ => Self::Many(values),
+        }
+    }
+
+    fn as_slice(&self) -> &[Cow<'a, str>] {
+        match self {
+            Self::Unread => &[],
+            Self::One(value) => std::slice::from_ref(value),
+            Self::Many(values) => values,
+        }
+    }
 }
 
 /// Where a [`Document`] reads its field values.
 enum Source<'a> {
     /// A JSON document (ECS).
     Json(&'a Json),
-    /// A reader by slot of the field table: the values, or `None` when it cannot tell. Nested
-    /// queries cannot be evaluated on it (they leave the document undecided).
-    Slots(&'a dyn Fn(usize) -> Option<Vec<Cow<'a, str>>>),
+    /// A reader by slot of the field table of fields with at most one value: the value
+    /// (`Some(None)`: none), or `None` when it cannot tell. Nested queries cannot be evaluated on
+    /// it (they leave the document undecided).
+    Slots(&'a dyn Fn(usize) -> Option<Option<&'a str>>),
 }
 
 impl<'a> Document<'a> {
@@ -130,7 +156,7 @@ impl<'a> Document<'a> {
         Self {
             source: Source::Json(document),
             names,
-            values: vec![None; names.len()],
+            values: vec![Values::Unread; names.len()],
             undecided: false,
         }
     }
@@ -138,13 +164,13 @@ impl<'a> Document<'a> {
     /// A document whose values come from `read` (by slot of the field table `names`), which may
     /// not always tell: evaluate, then ask [`Document::decided`] whether the answers hold.
     pub fn from_slots(
-        read: &'a dyn Fn(usize) -> Option<Vec<Cow<'a, str>>>,
+        read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
         names: &'a [String],
     ) -> Self {
         Self {
             source: Source::Slots(read),
             names,
-            values: vec![None; names.len()],
+            values: vec![Values::Unread; names.len()],
             undecided: false,
         }
     }
@@ -158,18 +184,26 @@ impl<'a> Document<'a> {
     fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
         let (source, names) = (&self.source, self.names);
         let undecided = &mut self.undecided;
-        match self.values.get_mut(slot) {
-            Some(entry) => entry.get_or_insert_with(|| match source {
-                Source::Json(document) => {
-                    fields::values(document, names.get(slot).map_or("", String::as_str))
-                }
-                Source::Slots(read) => read(slot).unwrap_or_else(|| {
-                    *undecided = true;
-                    Vec::new()
-                }),
-            }),
-            None => &[],
+        let Some(entry) = self.values.get_mut(slot) else {
+            return &[];
+        };
+        if matches!(entry, Values::Unread) {
+            *entry = match source {
+                Source::Json(document) => Values::from_vec(fields::values(
+                    document,
+                    names.get(slot).map_or("", String::as_str),
+                )),
+                Source::Slots(read) => match read(slot) {
+                    Some(Some(value)) => Values::One(Cow::Borrowed(value)),
+                    Some(None) => Values::Many(Vec::new()),
+                    None => {
+                        *undecided = true;
+                        Values::Many(Vec::new())
+                    }
+                },
+            };
         }
+        entry.as_slice()
     }
 }
 

@@ -2,13 +2,13 @@
 //! field table shared by the rules' compiled queries; and a prefilter that tells, in one pass over an
 //! event's text, which rules may match it (the needles of [`super::require`]).
 
-use std::borrow::Cow;
+use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document};
-use super::require::{Needle, Requirement};
+use super::require::{Needle, Requirement, required_values};
 use super::rule::Rule;
 use crate::cloudtrail::{self, MAPPING, Mapping};
 use crate::fastpath::{RawFields, Slot};
@@ -23,6 +23,83 @@ pub struct Pack {
     raw_fields: Vec<RawSource>,
     /// Per rule, per term field: where a raw CloudTrail record holds it.
     raw_terms: Vec<Vec<RawSource>>,
+    dispatch: Dispatch,
+}
+
+/// The ECS field whose value picks the rules to evaluate on a raw record: the API call, which
+/// almost every CloudTrail rule names.
+const DISPATCH_FIELD: &str = "event.action";
+
+/// The rules that may match an event, by its [`DISPATCH_FIELD`] value: a rule whose query requires
+/// one of some values of it is listed under each of them; the others under every value.
+struct Dispatch {
+    /// Per value: the rules requiring it and those requiring none, in pack order.
+    by_value: HashMap<String, Vec<usize>>,
+    /// The rules that require no value.
+    any: Vec<usize>,
+    source: RawSource,
+}
+
+/// Whether every document meeting `requirement` has a value of a field that `field` accepts.
+fn requires_field(requirement: &Requirement, field: &dyn Fn(&str) -> bool) -> bool {
+    match requirement {
+        Requirement::Needle(needle) => field(&needle.field),
+        Requirement::All(parts) => parts.iter().any(|part| requires_field(part, field)),
+        Requirement::Any(parts) => parts.iter().all(|part| requires_field(part, field)),
+    }
+}
+
+impl Dispatch {
+    fn new(rules: &[Rule]) -> Self {
+        // A rule that needs a value of a field no raw record has is listed nowhere.
+        let possible: Vec<bool> = rules
+            .iter()
+            .map(|rule| {
+                rule.requirement().is_none_or(|requirement| {
+                    !requires_field(&requirement, &|field| {
+                        matches!(RawSource::of(field), RawSource::Never)
+                    })
+                })
+            })
+            .collect();
+        let required: Vec<Option<Vec<String>>> = rules
+            .iter()
+            .map(|rule| required_values(&rule.query, DISPATCH_FIELD))
+            .collect();
+        let listed = |index: usize| possible.get(index).copied().unwrap_or(true);
+        let any: Vec<usize> = (0..rules.len())
+            .filter(|&index| listed(index) && required.get(index).is_some_and(Option::is_none))
+            .collect();
+        let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, values) in required.iter().enumerate() {
+            if !listed(index) {
+                continue;
+            }
+            for value in values.iter().flatten() {
+                let listed = by_value.entry(value.clone()).or_insert_with(|| any.clone());
+                if !listed.contains(&index) {
+                    listed.push(index);
+                }
+            }
+        }
+        for listed in by_value.values_mut() {
+            listed.sort_unstable();
+        }
+        Self {
+            by_value,
+            any,
+            source: RawSource::of(DISPATCH_FIELD),
+        }
+    }
+
+    /// The rules that may match the raw record `fields` was scanned from; `None` when the scan
+    /// cannot tell its value.
+    fn rules(&self, fields: &RawFields<'_>) -> Option<&[usize]> {
+        Some(match self.source.value(fields)? {
+            Some(value) => self.by_value.get(value).unwrap_or(&self.any),
+            None => &self.any,
+        })
+    }
 }
 
 /// Where the ECS document [`cloudtrail::to_ecs`] makes of a raw record holds an ECS field.
@@ -57,13 +134,8 @@ impl RawSource {
         }
     }
 
-    /// The field's values in the ECS document of the record `fields` was scanned from; `None`
-    /// when the scan cannot tell.
-    pub fn values<'a>(self, fields: &RawFields<'a>) -> Option<Vec<Cow<'a, str>>> {
-        Some(self.value(fields)?.map(Cow::Borrowed).into_iter().collect())
-    }
-
-    /// [`RawSource::values`] for the one value a raw record's field may have (`Some(None)`: none).
+    /// The field's value (`Some(None)`: none; a raw record's fields have at most one) in the ECS
+    /// document of the record `fields` was scanned from; `None` when the scan cannot tell.
     pub fn value<'a>(self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
         match self {
             Self::Row(row) => match fields.derive(row)? {
@@ -161,6 +233,7 @@ impl Pack {
                     .collect()
             })
             .collect();
+        let dispatch = Dispatch::new(&rules);
         Ok(Self {
             rules,
             compiled,
@@ -168,6 +241,7 @@ impl Pack {
             prefilter,
             raw_fields,
             raw_terms,
+            dispatch,
         })
     }
 
@@ -211,9 +285,16 @@ impl Pack {
     /// (a field it does not keep, a value that is not a string, a nested query, or a matching rule
     /// with filters), and then `out` means nothing.
     pub fn matching_raw(&self, fields: &RawFields<'_>, out: &mut Vec<usize>) -> bool {
-        let read = |slot: usize| self.raw_fields.get(slot)?.values(fields);
+        let Some(rules) = self.dispatch.rules(fields) else {
+            return false;
+        };
+        let read = |slot: usize| self.raw_fields.get(slot)?.value(fields);
         let mut shared = Document::from_slots(&read, &self.fields);
-        for (index, (rule, compiled)) in self.rules.iter().zip(&self.compiled).enumerate() {
+        for &index in rules {
+            let (Some(rule), Some(compiled)) = (self.rules.get(index), self.compiled.get(index))
+            else {
+                continue;
+            };
             if compiled.matches_in(&mut shared) {
                 // Filters read the JSON document.
                 if !rule.filters.is_empty() {
