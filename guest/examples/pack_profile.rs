@@ -2,12 +2,97 @@
 //! prints events/s and how many events reached each stage.
 //!
 //! `cargo run --release -p newterms-guest --example pack_profile -- RULES_DIR [PASSES] [CORPUS.ndjson]`
+//!
+//! With `PACK_MEMORY=N` instead: live heap of the pack with no terms (the rules' share), then with N
+//! distinct terms learned by the Lambda rule, against the built-in rule's detector with the same N.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use newterms_guest::Config;
+use newterms_guest::{Config, Detector, Profile};
+
+/// Counts live heap bytes.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A direct Lambda `Invoke` by user `index`: one new term of the Lambda rule each.
+fn invoke_by(index: usize) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"lambda.amazonaws.com","eventName":"Invoke","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.1","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/user-{index}","accountId":"123456789012","userName":"user-{index}"}},"recipientAccountId":"123456789012"}}"#
+    )
+}
+
+fn memory(files: &[RuleFile], terms: usize) {
+    let learn = Config {
+        learn: true,
+        capacity: Some(u32::try_from(terms).unwrap()),
+        ..Config::default()
+    };
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut pack = RulePackDetector::from_files(files, learn.clone()).unwrap();
+    let empty = LIVE.load(Ordering::Relaxed) - before;
+    for index in 0..terms {
+        pack.process(&invoke_by(index)).unwrap();
+    }
+    let full = LIVE.load(Ordering::Relaxed) - before;
+    let footprint = pack.footprint();
+    drop(pack);
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut builtin = Detector::new(Config {
+        profile: Profile::Elastic,
+        ..learn
+    })
+    .unwrap();
+    for index in 0..terms {
+        builtin.process(&invoke_by(index)).unwrap();
+    }
+    let builtin_bytes = LIVE.load(Ordering::Relaxed) - before;
+    let builtin_footprint = builtin.footprint();
+    println!(
+        "pack of {} rules: {empty} bytes with no term ({} per rule); with {} terms {full} bytes, {:.1} bytes per term beyond the empty pack (history {:.1}/term, of which the terms themselves {:.1})",
+        files.len(),
+        empty / files.len().max(1),
+        footprint.terms,
+        (full - empty) as f64 / footprint.terms.max(1) as f64,
+        footprint.history_bytes as f64 / footprint.terms.max(1) as f64,
+        footprint.term_bytes as f64 / footprint.terms.max(1) as f64,
+    );
+    println!(
+        "built-in rule: {} terms, {builtin_bytes} bytes, {:.1} per term (history {:.1}/term, of which the terms themselves {:.1})",
+        builtin_footprint.terms,
+        builtin_bytes as f64 / builtin_footprint.terms.max(1) as f64,
+        builtin_footprint.history_bytes as f64 / builtin_footprint.terms.max(1) as f64,
+        builtin_footprint.term_bytes as f64 / builtin_footprint.terms.max(1) as f64,
+    );
+}
 use newterms_guest::rule_pack::{RuleFile, RulePackDetector};
 
 #[path = "../../benches/streams.rs"]
@@ -34,6 +119,13 @@ fn main() {
             name: path.display().to_string(),
             text: std::fs::read_to_string(&path).unwrap(),
         });
+    }
+    if let Some(terms) = std::env::var("PACK_MEMORY")
+        .ok()
+        .and_then(|terms| terms.parse().ok())
+    {
+        memory(&files, terms);
+        return;
     }
     let events = match args.get(3) {
         Some(corpus) => std::fs::read_to_string(corpus)

@@ -152,10 +152,15 @@ impl RulePackDetector {
     /// order.
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
-        if self.decided_quietly(text.as_bytes()) {
+        if self.decided_quietly(text.as_bytes(), false) {
             self.fast_events += 1;
             return Ok(Vec::new());
         }
+        self.process_full(text)
+    }
+
+    /// [`RulePackDetector::process`] once the fast path declined: the prefilter, then the full path.
+    fn process_full(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         if !self.pack.candidates(text.as_bytes(), &mut self.candidates) {
             return Ok(Vec::new());
         }
@@ -174,8 +179,17 @@ impl RulePackDetector {
 
     /// One record given as bytes, which need not be UTF-8.
     pub fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, LineError> {
+        // An ASCII record is UTF-8: the fast path (whose survey tells) needs no other check.
+        if self.decided_quietly(bytes, true) {
+            self.stats.events += 1;
+            self.fast_events += 1;
+            return Ok(Vec::new());
+        }
         match std::str::from_utf8(bytes) {
-            Ok(text) => self.process(text).map_err(LineError::Event),
+            Ok(text) => {
+                self.stats.events += 1;
+                self.process_full(text).map_err(LineError::Event)
+            }
             Err(error) => Err(LineError::NotUtf8(
                 u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
             )),
@@ -208,9 +222,10 @@ impl RulePackDetector {
     /// error, it applies the same effect on counters and histories and says so; anything else (an
     /// alert, whose document needs the ECS document; a value it cannot read; exceptions; a bad
     /// time) is left to the full path with nothing changed.
-    fn decided_quietly(&mut self, text: &[u8]) -> bool {
-        let (escape_or_control, _) = prefilter::odd_bytes(text);
-        if escape_or_control {
+    /// With `ascii_only`, a record with a byte above 0x7f is declined (its UTF-8 is not checked).
+    fn decided_quietly(&mut self, text: &[u8], ascii_only: bool) -> bool {
+        let (escape_or_control, high) = prefilter::odd_bytes(text);
+        if escape_or_control || (ascii_only && high) {
             return false;
         }
         let Some(fields) = fastpath::scan_plain(text, &mut self.quotes) else {

@@ -111,6 +111,9 @@ pub struct Document<'a> {
     source: Source<'a>,
     names: &'a [String],
     values: Vec<Values<'a>>,
+    /// The value last read from [`Source::Slots`], which is not cached: reading it again costs no
+    /// more than finding it in a cache would.
+    current: Values<'a>,
     /// Set when a field was read that the source cannot tell: the evaluation means nothing.
     undecided: bool,
 }
@@ -157,6 +160,7 @@ impl<'a> Document<'a> {
             source: Source::Json(document),
             names,
             values: vec![Values::Unread; names.len()],
+            current: Values::Unread,
             undecided: false,
         }
     }
@@ -170,7 +174,8 @@ impl<'a> Document<'a> {
         Self {
             source: Source::Slots(read),
             names,
-            values: vec![Values::Unread; names.len()],
+            values: Vec::new(),
+            current: Values::Unread,
             undecided: false,
         }
     }
@@ -183,25 +188,28 @@ impl<'a> Document<'a> {
 
     fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
         let (source, names) = (&self.source, self.names);
-        let undecided = &mut self.undecided;
+        let document = match source {
+            Source::Json(document) => document,
+            Source::Slots(read) => {
+                self.current = match read(slot) {
+                    Some(Some(value)) => Values::One(Cow::Borrowed(value)),
+                    Some(None) => Values::Many(Vec::new()),
+                    None => {
+                        self.undecided = true;
+                        Values::Many(Vec::new())
+                    }
+                };
+                return self.current.as_slice();
+            }
+        };
         let Some(entry) = self.values.get_mut(slot) else {
             return &[];
         };
         if matches!(entry, Values::Unread) {
-            *entry = match source {
-                Source::Json(document) => Values::from_vec(fields::values(
-                    document,
-                    names.get(slot).map_or("", String::as_str),
-                )),
-                Source::Slots(read) => match read(slot) {
-                    Some(Some(value)) => Values::One(Cow::Borrowed(value)),
-                    Some(None) => Values::Many(Vec::new()),
-                    None => {
-                        *undecided = true;
-                        Values::Many(Vec::new())
-                    }
-                },
-            };
+            *entry = Values::from_vec(fields::values(
+                document,
+                names.get(slot).map_or("", String::as_str),
+            ));
         }
         entry.as_slice()
     }

@@ -20,8 +20,31 @@ pub struct Pattern {
     /// For a case-sensitive pattern of characters and `*` only: its literal runs between the
     /// stars, matched on the value's bytes without decoding it (the same answer: a run of UTF-8
     /// found in UTF-8 text starts and ends on character boundaries).
-    runs: Option<Vec<String>>,
+    runs: Option<Vec<Run>>,
 }
+
+/// A literal run of a pattern, with its searcher built once (building one per search cost more
+/// than the search on short values).
+#[derive(Debug, Clone)]
+struct Run {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Run {
+    fn new(text: String) -> Self {
+        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+        Self { text, finder }
+    }
+}
+
+impl PartialEq for Run {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Run {}
 
 impl Pattern {
     /// A pattern from its tokens; with `case_insensitive`, characters compare by [`fold`].
@@ -41,12 +64,14 @@ impl Pattern {
             tokens
                 .split(|token| *token == Token::Any)
                 .map(|run| {
-                    run.iter()
-                        .filter_map(|token| match token {
-                            Token::Char(c) => Some(*c),
-                            Token::One | Token::Any => None,
-                        })
-                        .collect()
+                    Run::new(
+                        run.iter()
+                            .filter_map(|token| match token {
+                                Token::Char(c) => Some(*c),
+                                Token::One | Token::Any => None,
+                            })
+                            .collect(),
+                    )
                 })
                 .collect()
         });
@@ -134,22 +159,22 @@ impl Pattern {
 
 /// Whether `value` is the runs with anything between them: the first a prefix, the last a suffix,
 /// the others found in order, each leftmost (which finds a match whenever there is one).
-fn matches_runs(runs: &[String], value: &str) -> bool {
+fn matches_runs(runs: &[Run], value: &str) -> bool {
     let (Some((first, rest)), Some(last)) = (runs.split_first(), runs.last()) else {
         return value.is_empty();
     };
     if runs.len() == 1 {
-        return value == first;
+        return value == first.text;
     }
     let Some(mut middle) = value
-        .strip_prefix(first.as_str())
-        .and_then(|after| after.strip_suffix(last.as_str()))
+        .strip_prefix(first.text.as_str())
+        .and_then(|after| after.strip_suffix(last.text.as_str()))
     else {
         return false;
     };
     for run in rest.iter().take(rest.len().saturating_sub(1)) {
-        match memchr::memmem::find(middle.as_bytes(), run.as_bytes()) {
-            Some(at) => middle = middle.get(at + run.len()..).unwrap_or_default(),
+        match run.finder.find(middle.as_bytes()) {
+            Some(at) => middle = middle.get(at + run.text.len()..).unwrap_or_default(),
             None => return false,
         }
     }
