@@ -199,8 +199,12 @@ impl RulePackDetector {
     /// Newline-delimited events, as [`crate::Detector::process_ndjson`] reads them.
     pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
         let mut out = Vec::new();
-        for (line, text) in buffer.split(|&byte| byte == b'\n').enumerate() {
-            let text = text.trim_ascii();
+        // Line ends found with memchr (vectors), not byte by byte.
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', buffer).chain(std::iter::once(buffer.len()));
+        for (line, end) in ends.enumerate() {
+            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
+            start = end + 1;
             if text.is_empty() {
                 continue;
             }

@@ -467,17 +467,30 @@ fn fast_equals_full<'a>(lines: impl Iterator<Item = &'a str>, config: &Config) -
     let mut fast = detector(rules.clone());
     // Records as bytes, as NDJSON buffers come: the fast path takes ASCII ones without a UTF-8 check.
     let mut bytes = detector(rules.clone());
+    // And as NDJSON buffers of 100 lines, blank lines between.
+    let mut batched = detector(rules.clone());
     let mut full = detector(rules);
-    for line in lines.filter(|line| !line.trim().is_empty()) {
-        let expected = full.process_exact(line);
-        assert_eq!(fast.process(line), expected, "{line}");
-        assert_eq!(
-            bytes.process_bytes(line.as_bytes()),
-            expected.map_err(LineError::Event),
-            "{line}"
-        );
+    let lines: Vec<&str> = lines.filter(|line| !line.trim().is_empty()).collect();
+    for chunk in lines.chunks(100) {
+        let mut expected_outcomes = Vec::new();
+        for (index, line) in chunk.iter().enumerate() {
+            let expected = full.process_exact(line);
+            assert_eq!(fast.process(line), expected, "{line}");
+            let expected = expected.map_err(LineError::Event);
+            assert_eq!(bytes.process_bytes(line.as_bytes()), expected, "{line}");
+            if expected.as_ref().map_or(true, |alerts| !alerts.is_empty()) {
+                expected_outcomes.push((2 * index, expected));
+            }
+        }
+        let buffer = chunk.join("\n\n");
+        let outcomes: Vec<_> = batched
+            .process_ndjson(buffer.as_bytes())
+            .into_iter()
+            .map(|outcome| (outcome.line as usize, outcome.outcome))
+            .collect();
+        assert_eq!(outcomes, expected_outcomes);
     }
-    for other in [&fast, &bytes] {
+    for other in [&fast, &bytes, &batched] {
         assert_eq!(other.stats(), full.stats());
         assert_eq!(other.terms_per_rule(), full.terms_per_rule());
         assert!(other.snapshot() == full.snapshot(), "the same state");
