@@ -382,3 +382,51 @@ impl Prefilter {
         any
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kql::parse;
+
+    fn required(query: &str) -> Option<Vec<String>> {
+        let query = parse(query).unwrap_or_else(|error| panic!("{error}"));
+        required_values(&query, DISPATCH_FIELD)
+    }
+
+    #[test]
+    fn a_rule_is_dispatched_by_the_api_calls_it_requires() {
+        assert_eq!(
+            required(r#"event.provider: x and event.action: ("A" or B) and not event.action: C"#),
+            Some(vec!["A".to_owned(), "B".to_owned()])
+        );
+        // The fewest values among the parts of an `and`; every part of an `or` must name some.
+        assert_eq!(
+            required("event.action: (A or B or C) and (event.action: A or event.action: D)"),
+            Some(vec!["A".to_owned(), "D".to_owned()])
+        );
+        assert_eq!(required("event.action: A or user.name: x"), None);
+        // Wildcards, negations, existence and other fields name no value.
+        for query in [
+            "event.action: Invoke*",
+            "not event.action: A",
+            "event.action: *",
+            "event.action.caseless: a",
+            "event.provider: x",
+        ] {
+            assert_eq!(required(query), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn where_a_raw_record_holds_a_field() {
+        assert!(matches!(RawSource::of("event.action"), RawSource::Row(_)));
+        assert!(matches!(RawSource::of("host.name"), RawSource::Never));
+        assert!(matches!(RawSource::of("event.dataset"), RawSource::Never));
+        // Above a row (an object) and beneath one: only the full path knows.
+        assert!(matches!(
+            RawSource::of("aws.cloudtrail"),
+            RawSource::Unknown
+        ));
+        assert!(matches!(RawSource::of("source.ip.x"), RawSource::Unknown));
+    }
+}
