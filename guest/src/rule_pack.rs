@@ -243,13 +243,16 @@ impl RulePackDetector {
         let decided = self.pack.matching_raw(&fields, &mut matching)
             && self.observe_quietly(&fields, &matching);
         self.matching = matching;
+        if decided {
+            // Any event ends a snapshot being read in pieces, as in the full path.
+            self.snapshot_pieces = None;
+        }
         decided
     }
 
     /// The histories' part of [`RulePackDetector::decided_quietly`] for the rules `matching`: the
     /// full path's `raise` when no term is new.
     fn observe_quietly(&mut self, fields: &fastpath::RawFields<'_>, matching: &[usize]) -> bool {
-        self.snapshot_pieces = None;
         if matching.is_empty() {
             return true;
         }
