@@ -27,7 +27,8 @@ pub enum Slot<'a> {
     Other,
 }
 
-/// The fields of a raw CloudTrail record that the rule reads.
+/// The fields of a raw CloudTrail record that the rules read (the built-in rule's, and those of a
+/// rule pack's CloudTrail rules that the mapping copies as they are).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RawFields<'a> {
     /// Whether a top-level key marks the record as raw CloudTrail.
@@ -35,9 +36,13 @@ pub struct RawFields<'a> {
     event_source: Slot<'a>,
     event_name: Slot<'a>,
     event_time: Slot<'a>,
+    event_id: Slot<'a>,
+    aws_region: Slot<'a>,
     error_code: Slot<'a>,
     error_message: Slot<'a>,
     recipient_account_id: Slot<'a>,
+    source_ip_address: Slot<'a>,
+    user_agent: Slot<'a>,
     identity: Identity<'a>,
 }
 
@@ -45,9 +50,13 @@ pub struct RawFields<'a> {
 struct Identity<'a> {
     invoked_by: Slot<'a>,
     arn: Slot<'a>,
+    kind: Slot<'a>,
+    access_key_id: Slot<'a>,
     user_name: Slot<'a>,
     account_id: Slot<'a>,
+    principal_id: Slot<'a>,
     issuer_user_name: Slot<'a>,
+    issuer_arn: Slot<'a>,
 }
 
 impl<'a> RawFields<'a> {
@@ -90,15 +99,20 @@ impl<'a> RawFields<'a> {
                 outcome
             }
             Derivation::Constant(value) => Slot::Text(value),
+            // The pipeline keeps the raw string when it is an address (as `cloudtrail::to_ecs`).
+            Derivation::IpAddress(source) => match self.raw(source)? {
+                Slot::Text(address) if address.parse::<std::net::IpAddr>().is_ok() => {
+                    Slot::Text(address)
+                }
+                Slot::Text(_) | Slot::Absent => Slot::Absent,
+                Slot::Other => return None,
+            },
             // Rewritten values: only full evaluation makes them.
-            Derivation::IpAddress(_)
-            | Derivation::JavaString(_)
+            Derivation::JavaString(_)
             | Derivation::Timestamp(_)
             | Derivation::Flattened(_)
             | Derivation::ResourceList(_)
-            | Derivation::ConsoleLoginFlag(..) => {
-                return None;
-            }
+            | Derivation::ConsoleLoginFlag(..) => return None,
         };
         (slot != Slot::Other).then_some(slot)
     }
@@ -109,6 +123,12 @@ impl<'a> RawFields<'a> {
             RawField::EventSource => self.event_source,
             RawField::EventName => self.event_name,
             RawField::EventTime => self.event_time,
+            RawField::EventId => self.event_id,
+            RawField::AwsRegion => self.aws_region,
+            RawField::SourceIpAddress => self.source_ip_address,
+            RawField::UserAgent => self.user_agent,
+            RawField::IdentityType => self.identity.kind,
+            RawField::IdentityAccessKeyId => self.identity.access_key_id,
             RawField::ErrorCode => self.error_code,
             RawField::ErrorMessage => self.error_message,
             RawField::RecipientAccountId => self.recipient_account_id,
@@ -117,6 +137,8 @@ impl<'a> RawFields<'a> {
             RawField::IdentityUserName => self.identity.user_name,
             RawField::IdentityAccountId => self.identity.account_id,
             RawField::IssuerUserName => self.identity.issuer_user_name,
+            RawField::IdentityPrincipalId => self.identity.principal_id,
+            RawField::IssuerArn => self.identity.issuer_arn,
             _ => return None,
         })
     }
@@ -320,6 +342,10 @@ impl<'a> Scanner<'a, '_> {
                     fields.raw = true;
                     return scanner.skip_value();
                 }
+                b"eventID" => &mut fields.event_id,
+                b"awsRegion" => &mut fields.aws_region,
+                b"sourceIPAddress" => &mut fields.source_ip_address,
+                b"userAgent" => &mut fields.user_agent,
                 b"errorCode" => &mut fields.error_code,
                 b"errorMessage" => &mut fields.error_message,
                 b"recipientAccountId" => &mut fields.recipient_account_id,
@@ -341,14 +367,19 @@ impl<'a> Scanner<'a, '_> {
                 *identity = Identity {
                     invoked_by: Slot::Other,
                     arn: Slot::Other,
+                    kind: Slot::Other,
+                    access_key_id: Slot::Other,
                     user_name: Slot::Other,
                     account_id: Slot::Other,
+                    principal_id: Slot::Other,
                     issuer_user_name: Slot::Other,
+                    issuer_arn: Slot::Other,
                 };
             } else if context == Context::UserIdentity {
                 *identity = Identity::default();
             } else {
                 identity.issuer_user_name = Slot::Absent;
+                identity.issuer_arn = Slot::Absent;
             }
             return Some(());
         }
@@ -358,17 +389,23 @@ impl<'a> Scanner<'a, '_> {
             let slot = match (context, key) {
                 (Context::UserIdentity, b"invokedBy") => &mut identity.invoked_by,
                 (Context::UserIdentity, b"arn") => &mut identity.arn,
+                (Context::UserIdentity, b"type") => &mut identity.kind,
+                (Context::UserIdentity, b"accessKeyId") => &mut identity.access_key_id,
                 (Context::UserIdentity, b"userName") => &mut identity.user_name,
                 (Context::UserIdentity, b"accountId") => &mut identity.account_id,
+                (Context::UserIdentity, b"principalId") => &mut identity.principal_id,
                 (Context::UserIdentity, b"sessionContext") => {
                     identity.issuer_user_name = Slot::Absent;
+                    identity.issuer_arn = Slot::Absent;
                     return scanner.container(Context::Session, identity);
                 }
                 (Context::Session, b"sessionIssuer") => {
                     identity.issuer_user_name = Slot::Absent;
+                    identity.issuer_arn = Slot::Absent;
                     return scanner.container(Context::Issuer, identity);
                 }
                 (Context::Issuer, b"userName") => &mut identity.issuer_user_name,
+                (Context::Issuer, b"arn") => &mut identity.issuer_arn,
                 _ => return scanner.skip_value(),
             };
             *slot = scanner.value()?;
@@ -538,7 +575,35 @@ mod tests {
             found.ecs("aws.cloudtrail.user_identity.invoked_by"),
             Some(Slot::Absent)
         );
-        assert_eq!(found.ecs("source.ip"), None);
+        assert_eq!(found.ecs("source.ip"), Some(Slot::Absent));
+        // Rewritten by the pipeline: only the full path makes it.
+        assert_eq!(found.ecs("aws.cloudtrail.request_parameters"), None);
+    }
+
+    #[test]
+    fn keeps_an_address_as_the_pipeline_does() {
+        let text = r#"{"eventVersion":"1.08","sourceIPAddress":"203.0.113.7","userAgent":"cli",
+            "userIdentity":{"type":"IAMUser","accessKeyId":"AKIA1"}}"#
+            .replace('\n', " ");
+        let found = fields(&text).expect("plain record");
+        assert_eq!(found.ecs("source.ip"), Some(Slot::Text("203.0.113.7")));
+        assert_eq!(found.ecs("source.address"), Some(Slot::Text("203.0.113.7")));
+        assert_eq!(found.ecs("user_agent.original"), Some(Slot::Text("cli")));
+        assert_eq!(
+            found.ecs("aws.cloudtrail.user_identity.type"),
+            Some(Slot::Text("IAMUser"))
+        );
+        assert_eq!(
+            found.ecs("aws.cloudtrail.user_identity.access_key_id"),
+            Some(Slot::Text("AKIA1"))
+        );
+        let service = fields(r#"{"eventVersion":"1.08","sourceIPAddress":"s3.amazonaws.com"}"#)
+            .expect("plain record");
+        assert_eq!(service.ecs("source.ip"), Some(Slot::Absent));
+        assert_eq!(
+            service.ecs("source.address"),
+            Some(Slot::Text("s3.amazonaws.com"))
+        );
     }
 
     #[test]

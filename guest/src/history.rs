@@ -150,6 +150,14 @@ impl History {
         true
     }
 
+    /// Whether [`History::observe`] of `term` at `time` would find it known within `window_ms`
+    /// (not new); changes nothing.
+    pub fn knows(&self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
+        self.find(term, self.hash(term))
+            .and_then(|index| self.entries.get(index as usize))
+            .is_some_and(|entry| !is_new(Some(entry.last_seen), time, window_ms))
+    }
+
     /// Sets the time of `term` and makes it the most recently updated, evicting the least recently
     /// updated term when full (a snapshot's entries, oldest first).
     pub fn insert(&mut self, term: &[u8], time: EpochMillis) {

@@ -15,12 +15,14 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::{AlertSource, rule_file_alert};
 use crate::detector::config;
-use crate::detector::full::{event_time, with_ecs};
+use crate::detector::full::{TIME_RANGE, event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
+use crate::fastpath::{self, QuoteIndex};
 use crate::history::{History, TermKey};
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
+use crate::{prefilter, time};
 
 /// The rule id a pack reports as a whole (each alert carries its own rule's).
 pub const PACK_RULE_ID: &str = "rule-pack";
@@ -70,6 +72,13 @@ pub struct RulePackDetector {
     stats: Stats,
     candidates: Vec<bool>,
     matching: Vec<usize>,
+    /// Scratch of the fast path: the record's quotes, and the matching rules' terms (rule, end of
+    /// its key in `term_bytes`).
+    quotes: QuoteIndex,
+    term_ends: Vec<(usize, usize)>,
+    term_bytes: Vec<u8>,
+    /// Events the fast path decided.
+    fast_events: u64,
     /// A snapshot being read in pieces, and how much of it was read; any event ends it.
     snapshot_pieces: Option<(Vec<u8>, usize)>,
     /// A restore being written in pieces: its announced length and the bytes so far.
@@ -100,6 +109,10 @@ impl RulePackDetector {
             stats: Stats::default(),
             candidates: Vec::new(),
             matching: Vec::new(),
+            quotes: QuoteIndex::default(),
+            term_ends: Vec::new(),
+            term_bytes: Vec::new(),
+            fast_events: 0,
             snapshot_pieces: None,
             restore_pieces: None,
             notices: Vec::new(),
@@ -125,6 +138,11 @@ impl RulePackDetector {
         }
     }
 
+    /// How many events the fast path decided (the rest went through the full path).
+    pub fn fast_path_events(&self) -> u64 {
+        self.fast_events
+    }
+
     /// Terms in the history of each rule, in pack order.
     pub fn terms_per_rule(&self) -> Vec<usize> {
         self.tracked.iter().map(|t| t.history.len()).collect()
@@ -134,6 +152,15 @@ impl RulePackDetector {
     /// order.
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
+        if self.decided_quietly(text.as_bytes(), false) {
+            self.fast_events += 1;
+            return Ok(Vec::new());
+        }
+        self.process_full(text)
+    }
+
+    /// [`RulePackDetector::process`] once the fast path declined: the prefilter, then the full path.
+    fn process_full(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         if !self.pack.candidates(text.as_bytes(), &mut self.candidates) {
             return Ok(Vec::new());
         }
@@ -152,8 +179,17 @@ impl RulePackDetector {
 
     /// One record given as bytes, which need not be UTF-8.
     pub fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, LineError> {
+        // An ASCII record is UTF-8: the fast path (whose survey tells) needs no other check.
+        if self.decided_quietly(bytes, true) {
+            self.stats.events += 1;
+            self.fast_events += 1;
+            return Ok(Vec::new());
+        }
         match std::str::from_utf8(bytes) {
-            Ok(text) => self.process(text).map_err(LineError::Event),
+            Ok(text) => {
+                self.stats.events += 1;
+                self.process_full(text).map_err(LineError::Event)
+            }
             Err(error) => Err(LineError::NotUtf8(
                 u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
             )),
@@ -163,8 +199,12 @@ impl RulePackDetector {
     /// Newline-delimited events, as [`crate::Detector::process_ndjson`] reads them.
     pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
         let mut out = Vec::new();
-        for (line, text) in buffer.split(|&byte| byte == b'\n').enumerate() {
-            let text = text.trim_ascii();
+        // Line ends found with memchr (vectors), not byte by byte.
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', buffer).chain(std::iter::once(buffer.len()));
+        for (line, end) in ends.enumerate() {
+            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
+            start = end + 1;
             if text.is_empty() {
                 continue;
             }
@@ -177,6 +217,108 @@ impl RulePackDetector {
             }
         }
         out
+    }
+
+    /// The fast path for a plain raw CloudTrail record (see [`crate::fastpath`]): the rules'
+    /// queries are evaluated on the fields the scan kept, mapped by the rows of
+    /// [`crate::cloudtrail::MAPPING`], without a JSON tree or an ECS document. When it is certain
+    /// that the full path ([`RulePackDetector::process_exact`]) would raise nothing and report no
+    /// error, it applies the same effect on counters and histories and says so; anything else (an
+    /// alert, whose document needs the ECS document; a value it cannot read; exceptions; a bad
+    /// time) is left to the full path with nothing changed.
+    /// With `ascii_only`, a record with a byte above 0x7f is declined (its UTF-8 is not checked).
+    fn decided_quietly(&mut self, text: &[u8], ascii_only: bool) -> bool {
+        let (escape_or_control, high) = prefilter::odd_bytes(text);
+        if escape_or_control || (ascii_only && high) {
+            return false;
+        }
+        let Some(fields) = fastpath::scan_plain(text, &mut self.quotes) else {
+            return false;
+        };
+        if !fields.raw {
+            return false;
+        }
+        let mut matching = std::mem::take(&mut self.matching);
+        matching.clear();
+        let decided = self.pack.matching_raw(&fields, &mut matching)
+            && self.observe_quietly(&fields, &matching);
+        self.matching = matching;
+        if decided {
+            // Any event ends a snapshot being read in pieces, as in the full path.
+            self.snapshot_pieces = None;
+        }
+        decided
+    }
+
+    /// The histories' part of [`RulePackDetector::decided_quietly`] for the rules `matching`: the
+    /// full path's `raise` when no term is new.
+    fn observe_quietly(&mut self, fields: &fastpath::RawFields<'_>, matching: &[usize]) -> bool {
+        if matching.is_empty() {
+            return true;
+        }
+        if !self.config.exceptions.is_empty() {
+            return false;
+        }
+        let Some(time) = fields
+            .event_time()
+            .and_then(time::parse_iso8601)
+            .filter(|millis| TIME_RANGE.contains(millis))
+        else {
+            return false;
+        };
+        // Every matching rule's term first, so that nothing changes when one is new.
+        self.term_ends.clear();
+        self.term_bytes.clear();
+        let mut key = TermKey::default();
+        'rules: for &index in matching {
+            let mut values = [""; 3];
+            let sources = self.pack.raw_terms(index);
+            if sources.len() > values.len() {
+                return false;
+            }
+            for (value, source) in values.iter_mut().zip(sources) {
+                let Some(found) = source.value(fields) else {
+                    return false;
+                };
+                match found {
+                    Some(text) => *value = text,
+                    // A document missing a term field has no term.
+                    None => continue 'rules,
+                }
+            }
+            key.encode(values[..sources.len()].iter().copied());
+            self.term_bytes.extend_from_slice(key.as_bytes());
+            self.term_ends.push((index, self.term_bytes.len()));
+        }
+        let mut start = 0;
+        for &(index, end) in &self.term_ends {
+            let (Some(rule), Some(tracked)) =
+                (self.pack.rules().get(index), self.tracked.get(index))
+            else {
+                return false;
+            };
+            let term = self.term_bytes.get(start..end).unwrap_or_default();
+            let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
+            if !self.config.learn && !tracked.history.knows(term, time, window_ms) {
+                return false;
+            }
+            start = end;
+        }
+        let mut start = 0;
+        for &(index, end) in &self.term_ends {
+            let (Some(rule), Some(tracked)) =
+                (self.pack.rules().get(index), self.tracked.get_mut(index))
+            else {
+                continue;
+            };
+            let term = self.term_bytes.get(start..end).unwrap_or_default();
+            tracked
+                .history
+                .observe(term, time, u64::try_from(rule.window_ms).unwrap_or(0));
+            start = end;
+        }
+        self.stats.matched += 1;
+        true
     }
 
     fn count(&mut self, outcome: &Result<Vec<String>, EventError>) {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use newterms_guest::kql::{self, Pack, Rule};
-use newterms_guest::{Config, Detector, Notice, Profile, RulePackDetector};
+use newterms_guest::{Config, Detector, LineError, Notice, Profile, RulePackDetector};
 use serde_json::Value;
 
 mod common;
@@ -41,6 +41,11 @@ fn pack_detector(rules: Vec<Rule>) -> RulePackDetector {
 
 /// A small rule: `event.action: "Probe"`, terms `user.name` (and more), window `now-1h`.
 fn probe_rule(id: &str, terms: &[&str], query: &str, version: i64) -> Rule {
+    probe_rule_with(id, terms, query, version, "")
+}
+
+/// [`probe_rule`] with more TOML at the end of the file (filters).
+fn probe_rule_with(id: &str, terms: &[&str], query: &str, version: i64, more: &str) -> Rule {
     let terms = terms
         .iter()
         .map(|term| format!("{term:?}"))
@@ -83,7 +88,7 @@ value = [{terms}]
 [[rule.new_terms.history_window_start]]
 field = "history_window_start"
 value = "now-1h"
-"#
+{more}"#
     );
     kql::load_rule(&text).unwrap_or_else(|error| panic!("{error}\n{text}"))
 }
@@ -363,4 +368,340 @@ fn every_published_rule_loads_into_one_pack() {
         );
     }
     assert!(detector.stats().events > 1000);
+}
+
+/// Rules of the fast path's equality tests: the published CloudTrail rules (or, without ../shared,
+/// every copy the repository keeps), and probes that reach each case the fast path leaves to the
+/// full path or reads specially.
+fn fast_path_rules() -> Vec<Rule> {
+    let folder = shared("elastic-rules/new_terms")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules"));
+    let mut rules = Vec::new();
+    for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let cloudtrail = text.contains("logs-aws.cloudtrail") || !folder.ends_with("new_terms");
+        if path.extension().is_some_and(|ext| ext == "toml") && cloudtrail {
+            rules.push(
+                kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
+            );
+        }
+    }
+    assert!(rules.len() >= 5, "{}", folder.display());
+    let filter = r#"
+[[rule.filters]]
+[rule.filters.meta]
+negate = true
+[rule.filters.query.wildcard."user_agent.original"]
+case_insensitive = true
+value = "*terraform*"
+"#;
+    // A probe reading what the fast path cannot read leaves every event it evaluates on to the
+    // full path: each is guarded by a value, as published rules are.
+    rules.extend([
+        // An IP field (rewritten by the pipeline) in the query and the terms.
+        probe_rule(
+            "fast-ip",
+            &["source.ip", "user.name"],
+            r#"source.ip: (10.0.0.0/8 or "203.0.113.7" or "2001:db8::/32") or event.action: "Probe""#,
+            1,
+        ),
+        // Above a row of the mapping (an object), and a field no row fills.
+        probe_rule(
+            "fast-object",
+            &["event.provider"],
+            "event.action: Probe and (aws.cloudtrail: * or host.name: * or event.provider: *)",
+            1,
+        ),
+        // Fields only the full path makes.
+        probe_rule(
+            "fast-rewritten",
+            &["cloud.region"],
+            r#"event.action: (PutBucketAcl or Probe) and (aws.cloudtrail.request_parameters: *Bucket* or @timestamp < "2024-05-02")"#,
+            1,
+        ),
+        // A nested query.
+        probe_rule(
+            "fast-nested",
+            &["user.name"],
+            r#"event.action: "CreateUser" and aws.cloudtrail.user_identity: { type: "IAMUser" }"#,
+            1,
+        ),
+        // A term field that is an object, and three term fields.
+        probe_rule(
+            "fast-object-term",
+            &["aws.cloudtrail.user_identity"],
+            "event.action: GetCallerIdentity",
+            1,
+        ),
+        probe_rule(
+            "fast-three-terms",
+            &["user_agent.original", "source.address", "aws.cloudtrail.user_identity.type"],
+            r#"event.provider: "sts.amazonaws.com" and not user_agent.original: *Terraform*"#,
+            1,
+        ),
+        // Filters.
+        probe_rule_with(
+            "fast-filters",
+            &["user.name"],
+            "event.outcome: success and aws.cloudtrail.user_identity.access_key_id: AKIA*",
+            1,
+            filter,
+        ),
+    ]);
+    rules
+}
+
+/// Runs `lines` through the fast path ([`RulePackDetector::process`]) and through the full path
+/// alone ([`RulePackDetector::process_exact`]) under `config`: the same outcome for every event,
+/// the same counters and the same state after. Returns how many events the fast path decided.
+fn fast_equals_full<'a>(lines: impl Iterator<Item = &'a str>, config: &Config) -> u64 {
+    let rules = fast_path_rules();
+    let detector = |rules: Vec<Rule>| {
+        RulePackDetector::new(
+            Pack::new(rules).unwrap_or_else(|error| panic!("{error}")),
+            config.clone(),
+        )
+        .unwrap_or_else(|error| panic!("{error}"))
+    };
+    let mut fast = detector(rules.clone());
+    // Records as bytes, as NDJSON buffers come: the fast path takes ASCII ones without a UTF-8 check.
+    let mut bytes = detector(rules.clone());
+    // And as NDJSON buffers of 100 lines, blank lines between.
+    let mut batched = detector(rules.clone());
+    let mut full = detector(rules);
+    let lines: Vec<&str> = lines.filter(|line| !line.trim().is_empty()).collect();
+    for chunk in lines.chunks(100) {
+        let mut expected_outcomes = Vec::new();
+        for (index, line) in chunk.iter().enumerate() {
+            let expected = full.process_exact(line);
+            assert_eq!(fast.process(line), expected, "{line}");
+            let expected = expected.map_err(LineError::Event);
+            assert_eq!(bytes.process_bytes(line.as_bytes()), expected, "{line}");
+            if expected.as_ref().map_or(true, |alerts| !alerts.is_empty()) {
+                expected_outcomes.push((2 * index, expected));
+            }
+        }
+        let buffer = chunk.join("\n\n");
+        let outcomes: Vec<_> = batched
+            .process_ndjson(buffer.as_bytes())
+            .into_iter()
+            .map(|outcome| (outcome.line as usize, outcome.outcome))
+            .collect();
+        assert_eq!(outcomes, expected_outcomes);
+    }
+    for other in [&fast, &bytes, &batched] {
+        assert_eq!(other.stats(), full.stats());
+        assert_eq!(other.terms_per_rule(), full.terms_per_rule());
+        assert!(other.snapshot() == full.snapshot(), "the same state");
+    }
+    assert!(fast.fast_path_events() >= bytes.fast_path_events());
+    fast.fast_path_events()
+}
+
+#[test]
+fn the_fast_path_decides_as_the_full_path_on_real_records() {
+    let mut corpora = vec![
+        repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"),
+        repo().join("tests/fixtures/cloudtrail/lambda_invoke.ndjson"),
+        repo().join("examples/lambda-invocations.ndjson"),
+    ];
+    corpora.extend(shared("cloudtrail/CORPUS_mixed_all.ndjson"));
+    corpora.extend(shared("cloudtrail/CORPUS_lambda_invoke.ndjson"));
+    corpora.extend(shared(
+        "cloudtrail/elastic-integrations/ALL_elastic_originals.extracted.ndjson",
+    ));
+    let texts: Vec<String> = corpora
+        .iter()
+        .map(|corpus| {
+            let text = common::read_corpus(corpus);
+            assert!(!text.is_empty(), "{}", corpus.display());
+            text
+        })
+        .collect();
+    let lines = || texts.iter().flat_map(|text| text.lines());
+    let events = lines().count() as u64;
+    let decided = fast_equals_full(lines(), &Config::default());
+    // Real records are mostly plain; those that raise an alert (each corpus has many first-seen
+    // terms) or hold escapes go to the full path, and so do those a rule reads a field of that the
+    // scan does not keep (the flattened request parameters, resources, TLS details: the SSM, S3 and
+    // STS records of these rules). Enough are decided that the comparison is not vacuous.
+    assert!(decided * 5 > events, "{decided} of {events}");
+    // Learning, and a history so small that it evicts.
+    fast_equals_full(
+        lines(),
+        &Config {
+            learn: true,
+            ..Config::default()
+        },
+    );
+    fast_equals_full(
+        lines(),
+        &Config {
+            capacity: Some(3),
+            ..Config::default()
+        },
+    );
+}
+
+/// A raw CloudTrail record made of values the rules test, and of the shapes the fast path must
+/// decline or read exactly: blanks, numbers, arrays, objects where strings belong, escapes, IPv6 and
+/// service addresses, bad and missing times, duplicate keys.
+fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
+    fn pick<'a>(rng: &mut common::Rng, items: &[&'a str]) -> &'a str {
+        items[rng.below(items.len())]
+    }
+    let provider = pick(
+        rng,
+        &[
+            "\"sts.amazonaws.com\"",
+            "\"iam.amazonaws.com\"",
+            "\"s3.amazonaws.com\"",
+            "\"ec2.amazonaws.com\"",
+            "\"lambda.amazonaws.com\"",
+            "\"ssm.amazonaws.com\"",
+            "\"secretsmanager.amazonaws.com\"",
+            "\"bedrock.amazonaws.com\"",
+            "\"sns.amazonaws.com\"",
+            "\"sts.amazonaws.co\\u006d\"",
+            "[\"sts.amazonaws.com\"]",
+            "null",
+            "\"\"",
+        ],
+    );
+    let action = pick(
+        rng,
+        &[
+            "\"AssumeRole\"",
+            "\"GetCallerIdentity\"",
+            "\"Invoke\"",
+            "\"GetSecretValue\"",
+            "\"CreateUser\"",
+            "\"PutBucketAcl\"",
+            "\"SendCommand\"",
+            "\"StartSession\"",
+            "\"Publish\"",
+            "\"CreateTopic\"",
+            "\"Probe\"",
+            "\"GetParameter\"",
+            "\"CreateKeyPair\"",
+            "\"AssumeRoot\"",
+            "\"ListBuckets\"",
+            "7",
+            "null",
+        ],
+    );
+    let kind = pick(
+        rng,
+        &[
+            "\"IAMUser\"",
+            "\"AssumedRole\"",
+            "\"AWSService\"",
+            "\"Root\"",
+            "\"Unknown\"",
+            "null",
+            "true",
+        ],
+    );
+    let key = pick(
+        rng,
+        &["\"AKIA1\"", "\"ASIA2\"", "\"\"", "null", "\"akia3\""],
+    );
+    let agent = pick(
+        rng,
+        &[
+            "\"aws-cli/2\"",
+            "\"Terraform/1.5\"",
+            "\"S3 Browser 9\"",
+            "\"Cyberduck/8 (Mac OS X; Übersicht)\"",
+            "\"AWS Internal\"",
+            "\"\"",
+            "{\"a\":1}",
+        ],
+    );
+    let address = pick(
+        rng,
+        &[
+            "\"203.0.113.7\"",
+            "\"10.1.2.3\"",
+            "\"2001:db8::1\"",
+            "\"::ffff:10.0.0.1\"",
+            "\"s3.amazonaws.com\"",
+            "\"AWS Internal\"",
+            "\"\"",
+            "5",
+        ],
+    );
+    let user = format!("\"user-{}\"", rng.below(4));
+    let user = pick(rng, &[user.as_str(), user.as_str(), "null", "\"\""]);
+    let invoked = pick(rng, &["", "", r#","invokedBy":"ec2.amazonaws.com""#]);
+    let issuer = pick(
+        rng,
+        &[
+            "",
+            r#","sessionContext":{"sessionIssuer":{"userName":"deploy","arn":"arn:aws:iam::1:role/AgentCore-x"}}"#,
+            r#","sessionContext":"none""#,
+        ],
+    );
+    let error = pick(
+        rng,
+        &[
+            "",
+            r#","errorCode":"AccessDenied""#,
+            r#","errorMessage":null"#,
+        ],
+    );
+    let time = match rng.below(20) {
+        0 => "\"yesterday\"".to_owned(),
+        1 => "1714521600000".to_owned(),
+        2 => "null".to_owned(),
+        _ => format!(
+            "\"2024-05-{:02}T{:02}:{:02}:{:02}.{:03}Z\"",
+            1 + minute / 1440 % 28,
+            minute / 60 % 24,
+            minute % 60,
+            rng.below(60),
+            rng.below(1000)
+        ),
+    };
+    let identity = if rng.chance(3) {
+        "\"root\"".to_owned()
+    } else {
+        format!(
+            r#"{{"type":{kind},"arn":"arn:aws:iam::1:user/x","accountId":"111","accessKeyId":{key},"userName":{user}{invoked}{issuer}}}"#
+        )
+    };
+    let mut record = format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent},"requestParameters":{{"bucketName":"b","n":[1,2.5,{{"x":null}}]}},"recipientAccountId":"222"{error}}}"#
+    );
+    match rng.below(12) {
+        0 => record = record.replacen("\"eventName\"", "\"eventName\":\"Probe\",\"eventName\"", 1),
+        1 => record = record.replace(',', ", "),
+        2 => record.truncate(record.len() / 2),
+        _ => {}
+    }
+    record
+}
+
+#[test]
+fn the_fast_path_decides_as_the_full_path_on_generated_records() {
+    let mut rng = common::Rng(0x5eed_fa57);
+    let mut minute = 0;
+    let records: Vec<String> = (0..12_000)
+        .map(|_| {
+            // Mostly forward in time, sometimes back, across the rules' windows.
+            minute = (minute + rng.below(240) as u64).saturating_sub(rng.below(30) as u64);
+            generated_record(&mut rng, minute)
+        })
+        .collect();
+    let lines = || records.iter().map(String::as_str);
+    let decided = fast_equals_full(lines(), &Config::default());
+    assert!(decided > 1_000, "{decided}");
+    fast_equals_full(
+        lines(),
+        &Config {
+            capacity: Some(2),
+            ..Config::default()
+        },
+    );
 }

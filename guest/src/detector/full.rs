@@ -13,7 +13,7 @@ use crate::history::TermKey;
 use crate::time::{self, EpochMillis};
 
 /// Event times outside years 0001 to 9999 are refused, as Elasticsearch's `date` type refuses them.
-pub(super) const TIME_RANGE: std::ops::RangeInclusive<EpochMillis> =
+pub(crate) const TIME_RANGE: std::ops::RangeInclusive<EpochMillis> =
     -62_135_596_800_000..=253_402_300_799_999;
 
 impl Detector {

@@ -108,29 +108,110 @@ enum Bound {
 /// One document's field values, read once per field and shared by every query compiled against the
 /// same field table ([`Compiled::new_in`]).
 pub struct Document<'a> {
-    document: &'a Json,
+    source: Source<'a>,
     names: &'a [String],
-    values: Vec<Option<Vec<Cow<'a, str>>>>,
+    values: Vec<Values<'a>>,
+    /// The value last read from [`Source::Slots`], which is not cached: reading it again costs no
+    /// more than finding it in a cache would.
+    current: Values<'a>,
+    /// Set when a field was read that the source cannot tell: the evaluation means nothing.
+    undecided: bool,
+}
+
+/// A field's values once read: most fields have one, kept without a vector.
+#[derive(Clone)]
+enum Values<'a> {
+    Unread,
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl<'a> Values<'a> {
+    fn from_vec(mut values: Vec<Cow<'a, str>>) -> Self {
+        match values.len() {
+            1 => values.pop().map_or(Self::Many(Vec::new()), Self::One),
+            _ => Self::Many(values),
+        }
+    }
+
+    fn as_slice(&self) -> &[Cow<'a, str>] {
+        match self {
+            Self::Unread => &[],
+            Self::One(value) => std::slice::from_ref(value),
+            Self::Many(values) => values,
+        }
+    }
+}
+
+/// Where a [`Document`] reads its field values.
+enum Source<'a> {
+    /// A JSON document (ECS).
+    Json(&'a Json),
+    /// A reader by slot of the field table of fields with at most one value: the value
+    /// (`Some(None)`: none), or `None` when it cannot tell. Nested queries cannot be evaluated on
+    /// it (they leave the document undecided).
+    Slots(&'a dyn Fn(usize) -> Option<Option<&'a str>>),
 }
 
 impl<'a> Document<'a> {
     /// `document`, to be read for the fields of `names` (a field table).
     pub fn new(document: &'a Json, names: &'a [String]) -> Self {
         Self {
-            document,
+            source: Source::Json(document),
             names,
-            values: vec![None; names.len()],
+            values: vec![Values::Unread; names.len()],
+            current: Values::Unread,
+            undecided: false,
         }
     }
 
-    fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
-        let (document, names) = (self.document, self.names);
-        match self.values.get_mut(slot) {
-            Some(entry) => entry.get_or_insert_with(|| {
-                fields::values(document, names.get(slot).map_or("", String::as_str))
-            }),
-            None => &[],
+    /// A document whose values come from `read` (by slot of the field table `names`), which may
+    /// not always tell: evaluate, then ask [`Document::decided`] whether the answers hold.
+    pub fn from_slots(
+        read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
+        names: &'a [String],
+    ) -> Self {
+        Self {
+            source: Source::Slots(read),
+            names,
+            values: Vec::new(),
+            current: Values::Unread,
+            undecided: false,
         }
+    }
+
+    /// Whether every value read so far was known, so that every evaluation on this document is
+    /// what the JSON document would have given.
+    pub fn decided(&self) -> bool {
+        !self.undecided
+    }
+
+    fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
+        let (source, names) = (&self.source, self.names);
+        let document = match source {
+            Source::Json(document) => document,
+            Source::Slots(read) => {
+                self.current = match read(slot) {
+                    Some(Some(value)) => Values::One(Cow::Borrowed(value)),
+                    Some(None) => Values::Many(Vec::new()),
+                    None => {
+                        self.undecided = true;
+                        Values::Many(Vec::new())
+                    }
+                };
+                return self.current.as_slice();
+            }
+        };
+        let Some(entry) = self.values.get_mut(slot) else {
+            return &[];
+        };
+        if matches!(entry, Values::Unread) {
+            *entry = Values::from_vec(fields::values(
+                document,
+                names.get(slot).map_or("", String::as_str),
+            ));
+        }
+        entry.as_slice()
     }
 }
 
@@ -179,9 +260,15 @@ impl Compiled {
             Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
             Node::Not(part) => !self.holds(part, document),
             Node::Test { slot, test } => test.holds(document.values(*slot)),
-            Node::Nested { path, query } => nested_objects(document.document, path)
-                .iter()
-                .any(|object| query.matches(object)),
+            Node::Nested { path, query } => match document.source {
+                Source::Json(json) => nested_objects(json, path)
+                    .iter()
+                    .any(|object| query.matches(object)),
+                Source::Slots(_) => {
+                    document.undecided = true;
+                    false
+                }
+            },
         }
     }
 }

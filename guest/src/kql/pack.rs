@@ -2,13 +2,16 @@
 //! field table shared by the rules' compiled queries; and a prefilter that tells, in one pass over an
 //! event's text, which rules may match it (the needles of [`super::require`]).
 
+use std::collections::HashMap;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document};
-use super::require::{Needle, Requirement};
+use super::require::{Needle, Requirement, required_values};
 use super::rule::Rule;
-use crate::cloudtrail;
+use crate::cloudtrail::{self, MAPPING, Mapping};
+use crate::fastpath::{RawFields, Slot};
 
 /// Rules evaluated together.
 pub struct Pack {
@@ -16,6 +19,134 @@ pub struct Pack {
     compiled: Vec<Compiled>,
     fields: Vec<String>,
     prefilter: Prefilter,
+    /// Per field of the table: where a raw CloudTrail record holds it.
+    raw_fields: Vec<RawSource>,
+    /// Per rule, per term field: where a raw CloudTrail record holds it.
+    raw_terms: Vec<Vec<RawSource>>,
+    dispatch: Dispatch,
+}
+
+/// The ECS field whose value picks the rules to evaluate on a raw record: the API call, which
+/// almost every CloudTrail rule names.
+const DISPATCH_FIELD: &str = "event.action";
+
+/// The rules that may match an event, by its [`DISPATCH_FIELD`] value: a rule whose query requires
+/// one of some values of it is listed under each of them; the others under every value.
+struct Dispatch {
+    /// Per value: the rules requiring it and those requiring none, in pack order.
+    by_value: HashMap<String, Vec<usize>>,
+    /// The rules that require no value.
+    any: Vec<usize>,
+    source: RawSource,
+}
+
+/// Whether every document meeting `requirement` has a value of a field that `field` accepts.
+fn requires_field(requirement: &Requirement, field: &dyn Fn(&str) -> bool) -> bool {
+    match requirement {
+        Requirement::Needle(needle) => field(&needle.field),
+        Requirement::All(parts) => parts.iter().any(|part| requires_field(part, field)),
+        Requirement::Any(parts) => parts.iter().all(|part| requires_field(part, field)),
+    }
+}
+
+impl Dispatch {
+    fn new(rules: &[Rule]) -> Self {
+        // A rule that needs a value of a field no raw record has is listed nowhere.
+        let possible: Vec<bool> = rules
+            .iter()
+            .map(|rule| {
+                rule.requirement().is_none_or(|requirement| {
+                    !requires_field(&requirement, &|field| {
+                        matches!(RawSource::of(field), RawSource::Never)
+                    })
+                })
+            })
+            .collect();
+        let required: Vec<Option<Vec<String>>> = rules
+            .iter()
+            .map(|rule| required_values(&rule.query, DISPATCH_FIELD))
+            .collect();
+        let listed = |index: usize| possible.get(index).copied().unwrap_or(true);
+        let any: Vec<usize> = (0..rules.len())
+            .filter(|&index| listed(index) && required.get(index).is_some_and(Option::is_none))
+            .collect();
+        let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, values) in required.iter().enumerate() {
+            if !listed(index) {
+                continue;
+            }
+            for value in values.iter().flatten() {
+                let listed = by_value.entry(value.clone()).or_insert_with(|| any.clone());
+                if !listed.contains(&index) {
+                    listed.push(index);
+                }
+            }
+        }
+        for listed in by_value.values_mut() {
+            listed.sort_unstable();
+        }
+        Self {
+            by_value,
+            any,
+            source: RawSource::of(DISPATCH_FIELD),
+        }
+    }
+
+    /// The rules that may match the raw record `fields` was scanned from; `None` when the scan
+    /// cannot tell its value.
+    fn rules(&self, fields: &RawFields<'_>) -> Option<&[usize]> {
+        Some(match self.source.value(fields)? {
+            Some(value) => self.by_value.get(value).unwrap_or(&self.any),
+            None => &self.any,
+        })
+    }
+}
+
+/// Where the ECS document [`cloudtrail::to_ecs`] makes of a raw record holds an ECS field.
+#[derive(Debug, Clone, Copy)]
+pub enum RawSource {
+    /// The field a row of the mapping fills.
+    Row(&'static Mapping),
+    /// No row fills the field or anything above or beneath it: a raw record never has it.
+    Never,
+    /// Above or beneath a row: left to the full path.
+    Unknown,
+}
+
+impl RawSource {
+    /// Where `to_ecs` puts the ECS field `field`.
+    pub fn of(field: &str) -> Self {
+        if let Some(row) = cloudtrail::mapping(field) {
+            return Self::Row(row);
+        }
+        let beneath = |outer: &str, inner: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.'))
+        };
+        if MAPPING
+            .iter()
+            .any(|row| beneath(field, row.ecs) || beneath(row.ecs, field))
+        {
+            Self::Unknown
+        } else {
+            Self::Never
+        }
+    }
+
+    /// The field's value (`Some(None)`: none; a raw record's fields have at most one) in the ECS
+    /// document of the record `fields` was scanned from; `None` when the scan cannot tell.
+    pub fn value<'a>(self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
+        match self {
+            Self::Row(row) => match fields.derive(row)? {
+                Slot::Text(text) => Some(Some(text)),
+                Slot::Absent => Some(None),
+                Slot::Other => None,
+            },
+            Self::Never => Some(None),
+            Self::Unknown => None,
+        }
+    }
 }
 
 /// Which rules may match a text: each rule needs one of its needles, or is always a candidate.
@@ -92,11 +223,25 @@ impl Pack {
             .map(|rule| Compiled::new_in(&rule.query, &mut fields))
             .collect::<Result<_, _>>()?;
         let prefilter = Prefilter::new(&rules);
+        let raw_fields = fields.iter().map(|field| RawSource::of(field)).collect();
+        let raw_terms = rules
+            .iter()
+            .map(|rule| {
+                rule.new_terms_fields
+                    .iter()
+                    .map(|field| RawSource::of(field))
+                    .collect()
+            })
+            .collect();
+        let dispatch = Dispatch::new(&rules);
         Ok(Self {
             rules,
             compiled,
             fields,
             prefilter,
+            raw_fields,
+            raw_terms,
+            dispatch,
         })
     }
 
@@ -133,6 +278,37 @@ impl Pack {
                 out.push(index);
             }
         }
+    }
+
+    /// [`Pack::matching`] for the raw CloudTrail record that `fields` was scanned from (as the
+    /// ECS document `to_ecs` makes of it), without that document: `false` when the scan cannot tell
+    /// (a field it does not keep, a value that is not a string, a nested query, or a matching rule
+    /// with filters), and then `out` means nothing.
+    pub fn matching_raw(&self, fields: &RawFields<'_>, out: &mut Vec<usize>) -> bool {
+        let Some(rules) = self.dispatch.rules(fields) else {
+            return false;
+        };
+        let read = |slot: usize| self.raw_fields.get(slot)?.value(fields);
+        let mut shared = Document::from_slots(&read, &self.fields);
+        for &index in rules {
+            let (Some(rule), Some(compiled)) = (self.rules.get(index), self.compiled.get(index))
+            else {
+                continue;
+            };
+            if compiled.matches_in(&mut shared) {
+                // Filters read the JSON document.
+                if !rule.filters.is_empty() {
+                    return false;
+                }
+                out.push(index);
+            }
+        }
+        shared.decided()
+    }
+
+    /// Where a raw CloudTrail record holds each term field of rule `index`.
+    pub fn raw_terms(&self, index: usize) -> &[RawSource] {
+        self.raw_terms.get(index).map_or(&[], Vec::as_slice)
     }
 
     /// Marks in `out` (one entry per rule) the rules that may match the event whose JSON text is
@@ -204,5 +380,55 @@ impl Prefilter {
             candidate
         }));
         any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kql::parse;
+
+    fn required(query: &str) -> Option<Vec<String>> {
+        let query = parse(query).unwrap_or_else(|error| panic!("{error}"));
+        required_values(&query, DISPATCH_FIELD)
+    }
+
+    #[test]
+    fn a_rule_is_dispatched_by_the_api_calls_it_requires() {
+        assert_eq!(
+            required(r#"event.provider: x and event.action: ("A" or B) and not event.action: C"#),
+            Some(vec!["A".to_owned(), "B".to_owned()])
+        );
+        // The fewest values among the parts of an `and`; every part of an `or` must name some.
+        assert_eq!(
+            required("event.action: (A or B or C) and (event.action: A or event.action: D)"),
+            Some(vec!["A".to_owned(), "D".to_owned()])
+        );
+        assert_eq!(required("event.action: A or user.name: x"), None);
+        // Wildcards, negations, existence and other fields name no value.
+        for query in [
+            "event.action: Invoke*",
+            "not event.action: A",
+            "event.action: *",
+            "event.action.caseless: a",
+            "event.provider: x",
+        ] {
+            assert_eq!(required(query), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn where_a_raw_record_holds_a_field() {
+        assert!(matches!(RawSource::of("event.action"), RawSource::Row(_)));
+        assert!(matches!(RawSource::of("host.name"), RawSource::Never));
+        assert!(matches!(RawSource::of("process.name"), RawSource::Never));
+        // A constant of the data stream: every raw record has it.
+        assert!(matches!(RawSource::of("event.dataset"), RawSource::Row(_)));
+        // Above a row (an object) and beneath one: only the full path knows.
+        assert!(matches!(
+            RawSource::of("aws.cloudtrail"),
+            RawSource::Unknown
+        ));
+        assert!(matches!(RawSource::of("source.ip.x"), RawSource::Unknown));
     }
 }

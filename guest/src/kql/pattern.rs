@@ -17,7 +17,34 @@ pub enum Token {
 pub struct Pattern {
     tokens: Vec<Token>,
     case_insensitive: bool,
+    /// For a case-sensitive pattern of characters and `*` only: its literal runs between the
+    /// stars, matched on the value's bytes without decoding it (the same answer: a run of UTF-8
+    /// found in UTF-8 text starts and ends on character boundaries).
+    runs: Option<Vec<Run>>,
 }
+
+/// A literal run of a pattern, with its searcher built once (building one per search cost more
+/// than the search on short values).
+#[derive(Debug, Clone)]
+struct Run {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Run {
+    fn new(text: String) -> Self {
+        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+        Self { text, finder }
+    }
+}
+
+impl PartialEq for Run {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Run {}
 
 impl Pattern {
     /// A pattern from its tokens; with `case_insensitive`, characters compare by [`fold`].
@@ -33,9 +60,25 @@ impl Pattern {
         } else {
             tokens
         };
+        let runs = (!case_insensitive && !tokens.contains(&Token::One)).then(|| {
+            tokens
+                .split(|token| *token == Token::Any)
+                .map(|run| {
+                    Run::new(
+                        run.iter()
+                            .filter_map(|token| match token {
+                                Token::Char(c) => Some(*c),
+                                Token::One | Token::Any => None,
+                            })
+                            .collect(),
+                    )
+                })
+                .collect()
+        });
         Self {
             tokens,
             case_insensitive,
+            runs,
         }
     }
 
@@ -68,6 +111,9 @@ impl Pattern {
     /// Whether the whole of `value` matches. Backtracks only to the last `*`: at most the product of
     /// the two lengths, never exponential.
     pub fn matches(&self, value: &str) -> bool {
+        if let Some(runs) = &self.runs {
+            return matches_runs(runs, value);
+        }
         if self.case_insensitive {
             let folded: Vec<char> = value.chars().map(fold_char).collect();
             self.matches_chars(&folded)
@@ -109,6 +155,30 @@ impl Pattern {
             .iter()
             .all(|token| *token == Token::Any)
     }
+}
+
+/// Whether `value` is the runs with anything between them: the first a prefix, the last a suffix,
+/// the others found in order, each leftmost (which finds a match whenever there is one).
+fn matches_runs(runs: &[Run], value: &str) -> bool {
+    let (Some((first, rest)), Some(last)) = (runs.split_first(), runs.last()) else {
+        return value.is_empty();
+    };
+    if runs.len() == 1 {
+        return value == first.text;
+    }
+    let Some(mut middle) = value
+        .strip_prefix(first.text.as_str())
+        .and_then(|after| after.strip_suffix(last.text.as_str()))
+    else {
+        return false;
+    };
+    for run in rest.iter().take(rest.len().saturating_sub(1)) {
+        match run.finder.find(middle.as_bytes()) {
+            Some(at) => middle = middle.get(at + run.text.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Case folding as Lucene's lowercase normalizer does it: one character to one character (the first
@@ -159,5 +229,44 @@ mod tests {
         assert!(Pattern::elasticsearch("a\\*", false).matches("a*"));
         assert!(!Pattern::elasticsearch("a\\*", false).matches("ab"));
         assert!(Pattern::elasticsearch("a\\", false).matches("a\\"));
+    }
+
+    #[test]
+    fn runs_match_as_characters_do() {
+        // Every pattern of up to 5 tokens over a small alphabet (a multi-byte letter included),
+        // against every value of up to 5 letters: the byte runs agree with the character matcher.
+        let alphabet = ['a', 'b', 'é', '*'];
+        let texts = |length: usize, letters: &[char]| -> Vec<String> {
+            let mut out = vec![String::new()];
+            for _ in 0..length {
+                let longer: Vec<String> = out
+                    .iter()
+                    .flat_map(|text| letters.iter().map(move |c| format!("{text}{c}")))
+                    .collect();
+                out.extend(longer);
+            }
+            out.sort();
+            out.dedup();
+            out
+        };
+        let values = texts(5, &alphabet[..3]);
+        let mut checked = 0;
+        for pattern in texts(5, &alphabet) {
+            let with_runs = kql(&pattern);
+            assert!(with_runs.runs.is_some());
+            let by_chars = Pattern {
+                runs: None,
+                ..with_runs.clone()
+            };
+            for value in &values {
+                assert_eq!(
+                    with_runs.matches(value),
+                    by_chars.matches(value),
+                    "{pattern} on {value}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000);
     }
 }

@@ -99,6 +99,32 @@ fn requirement(query: &Query, prefix: &str) -> Option<Requirement> {
     }
 }
 
+/// The values of `field` one of which `query` requires (as an exact, case-sensitive keyword
+/// match: `field: "value"`), when it requires one; `None` when a document without any of them may
+/// match. Among the parts of an `and`, the fewest values; an `or` requires one of its parts'.
+pub fn required_values(query: &Query, field: &str) -> Option<Vec<String>> {
+    match query {
+        Query::Is {
+            field: Some(name),
+            value: Value::Literal { text, .. },
+        } if !name.wildcard && name.name == field && !is_ip_field(field) => {
+            Some(vec![text.clone()])
+        }
+        Query::And(parts) => parts
+            .iter()
+            .filter_map(|part| required_values(part, field))
+            .min_by_key(Vec::len),
+        Query::Or(parts) => {
+            let mut values = Vec::new();
+            for part in parts {
+                values.extend(required_values(part, field)?);
+            }
+            Some(values)
+        }
+        _ => None,
+    }
+}
+
 /// The maximal runs of `text` made of characters a JSON string spells verbatim (ASCII only when
 /// `ascii_only`), keeping those with a character no number spelling has.
 fn plain_runs(text: &str, ascii_only: bool) -> Vec<String> {
