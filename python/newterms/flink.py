@@ -244,4 +244,8 @@ def count_alerts(output):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The job's functions are pickled for Flink's Python workers by reference to their module: run
+    # them from `newterms.flink`, which the workers import, not from `__main__`.
+    from newterms.flink import main as main_of_module
+
+    sys.exit(main_of_module())
