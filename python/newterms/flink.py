@@ -8,7 +8,8 @@ INPUTs are NDJSON or CloudTrail delivery files (`{"Records": [...]}`), gzip or n
 host exactly as `newterms scan` reads them, in the order given. One reader reads them in order, cuts the
 events into chunks, and sends each event to the buckets of its terms, which the rule computes
 (`Rule.route`): one Flink record per bucket per chunk, so that Flink's cost per record is paid once for
-hundreds of events. The job is keyed by bucket (B buckets, B = Flink's max parallelism, fixed for a
+hundreds of events. An event with no bucket changes no history: the reader's rule reports it if it is
+refused, and it is not shipped. The job is keyed by bucket (B buckets, B = Flink's max parallelism, fixed for a
 checkpoint's life); each bucket runs one rule configured with that bucket (`Rule(partition=(i, B))`),
 which keeps and alerts on only its own terms, in input order. The bucket's rule is its keyed state: Flink
 pickles it before every checkpoint barrier (the end of a bundle of the Python worker), and pickling takes
@@ -53,7 +54,9 @@ class BucketRule:
 
 def read_and_route(inputs, buckets, rule_args, chunk):
     """The reader's function: an input's index -> (bucket, (input, event numbers, events)) records, in
-    input order; an event with no bucket (it changes no history) goes to bucket 0."""
+    input order. An event with no bucket changes no history (it cannot match, is refused, excepted, or
+    has no term): the reader's own rule takes it, to report a refusal, and it goes no further, so that
+    the noise of a stream is not shipped through Flink."""
     from pyflink.datastream import FlatMapFunction
 
     class ReadAndRoute(FlatMapFunction):
@@ -69,14 +72,26 @@ def read_and_route(inputs, buckets, rule_args, chunk):
             for start in range(0, len(events), chunk):
                 piece = events[start:start + chunk]
                 shares = {}
+                unrouted = []
                 for number, (text, (targets, _)) in enumerate(zip(piece, self.router.route(piece, buckets)),
                                                               start):
-                    for bucket in targets or (0,):
+                    if not targets:
+                        unrouted.append(number)
+                    for bucket in targets:
                         numbers, texts = shares.setdefault(bucket, ([], []))
                         numbers.append(number)
                         texts.append(text)
+                if unrouted:
+                    self.take_unrouted(path, unrouted, [events[number] for number in unrouted])
                 for bucket, (numbers, texts) in shares.items():
                     yield bucket, (index, numbers, texts)
+
+        def take_unrouted(self, path, numbers, texts):
+            if self.router.process(texts):
+                # The rule's route and its processing disagree: no alert may be dropped here.
+                raise RuntimeError(f"{path}: an event the rule routes nowhere raised an alert")
+            for at, why in self.router.errors():
+                print(f"newterms.flink: {path}, event {numbers[at] + 1}: {why}", file=sys.stderr)
 
     return ReadAndRoute()
 
@@ -108,9 +123,10 @@ def run_buckets(rule_args, buckets, inputs):
     return RunBucket
 
 
-def build(env, inputs, output, buckets=BUCKETS, rule_args=None, chunk=CHUNK, process=None):
+def build(env, inputs, output, buckets=BUCKETS, rule_args=None, chunk=CHUNK, reader=None, process=None):
     """Adds the job to `env`: inputs -> reader (one, in order) -> keyed by bucket -> rules -> FileSink.
-    `process` replaces the keyed function (a `run_buckets` subclass, or the benchmark's no-op)."""
+    `reader` and `process` replace the reader's and the keyed function (a `run_buckets` subclass that
+    injects a failure, the benchmark's no-ops)."""
     from pyflink.common import Encoder, Types
     from pyflink.common.watermark_strategy import WatermarkStrategy
     from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
@@ -123,7 +139,8 @@ def build(env, inputs, output, buckets=BUCKETS, rule_args=None, chunk=CHUNK, pro
     # barrier that follows it, so a checkpoint never holds half an input).
     indexes = env.from_source(NumberSequenceSource(0, len(inputs) - 1), WatermarkStrategy.no_watermarks(),
                               "inputs", Types.LONG()).set_parallelism(1).uid("newterms-inputs")
-    routed = indexes.flat_map(read_and_route(inputs, buckets, rule_args, chunk),
+    reader = reader if reader is not None else read_and_route(inputs, buckets, rule_args, chunk)
+    routed = indexes.flat_map(reader,
                               Types.TUPLE([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
                               ).set_parallelism(1).uid("newterms-route").name("read and route")
     function = process if process is not None else run_buckets(rule_args, buckets, inputs)()
@@ -223,12 +240,13 @@ def main(argv=None):
     try:
         env = environment(args.parallelism, args.buckets, checkpoint_dir, args.checkpoint_interval,
                           args.restore, args.set, temporary)
-        build(env, inputs, os.path.abspath(args.output), args.buckets, rule_args)
+        output = args.output if "://" in args.output else os.path.abspath(args.output)
+        build(env, inputs, output, args.buckets, rule_args)
         env.execute("newterms")
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-    print(f"newterms.flink: {count_alerts(args.output)} alerts in {args.output} over {args.buckets} buckets",
-          file=sys.stderr)
+    counted = "" if "://" in args.output else f"{count_alerts(args.output)} alerts in "
+    print(f"newterms.flink: {counted}{args.output}, {args.buckets} buckets", file=sys.stderr)
     return 0
 
 
