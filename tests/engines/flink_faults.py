@@ -32,8 +32,10 @@ def failing_once(inputs, checkpoint_dir, after, marker):
             self.covering = None
 
         def process_element(self, value, ctx):
-            # Paced, so that the stream lasts several checkpoint intervals.
-            time.sleep(0.002)
+            # Paced, so that the stream lasts several checkpoint intervals, and slower still while it
+            # waits for the checkpoint that covers `after` events.
+            waiting = self.covering is not None and not os.path.exists(marker)
+            time.sleep(0.02 if waiting else 0.002)
             self.seen += len(value[1][2])
             retained = completed_checkpoints(checkpoint_dir)
             if self.covering is None and self.seen >= after:

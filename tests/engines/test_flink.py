@@ -107,7 +107,7 @@ def main():
         # The workers import the failing function from its module.
         env.add_python_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "flink_faults.py"))
         flink.build(env, inputs, output, rule_args={"profile": "default"},
-                    process=failing_once(inputs, checkpoints, 8_000, marker))
+                    process=failing_once(inputs, checkpoints, 500, marker))
         try:
             env.execute(name)
             raised = None
