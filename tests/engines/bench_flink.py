@@ -16,14 +16,12 @@ taken off, so that the figures are the stream's rate. Target: >= 100,000 events/
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
+import bench_stream
 from newterms import flink
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def noop_reader(inputs, chunk):
@@ -66,25 +64,13 @@ def main():
     # One core for everything, the processes Flink starts included.
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     work = tempfile.mkdtemp(prefix="newterms-flink-bench.")
-    stream = subprocess.run([sys.executable, os.path.join(REPO, "tests", "cross-host", "gen_stream.py"),
-                             "--events", str(events), "--seed", "41"], capture_output=True, check=True).stdout
-    lines = stream.splitlines(keepends=True)
-    inputs = []
-    for part in range(4):
-        path = os.path.join(work, f"part-{part}.ndjson")
-        open(path, "wb").write(b"".join(lines[part * len(lines) // 4:(part + 1) * len(lines) // 4]))
-        inputs.append(path)
+    lines, inputs = bench_stream.generated_files(work, events)
     tenth = os.path.join(work, "tenth.ndjson")
     open(tenth, "wb").write(b"".join(lines[:len(lines) // 10]))
     one = os.path.join(work, "one.ndjson")
     open(one, "wb").write(lines[0])
 
-    binary = os.environ.get("NEWTERMS_RELEASE", os.path.join(REPO, "target", "release", "newterms"))
-    if not os.path.exists(binary):
-        subprocess.run(["cargo", "build", "--release", "-p", "newterms"], cwd=REPO, check=True)
-    start = time.perf_counter()
-    subprocess.run([binary, "scan", *inputs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    scan_seconds = time.perf_counter() - start
+    scan_seconds = bench_stream.scan_seconds(inputs)
 
     # The reader's rule call alone, no Flink: reading and routing every event.
     import newterms

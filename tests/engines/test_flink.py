@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 from flink_faults import completed_checkpoints, failing_once
 from newterms import flink
