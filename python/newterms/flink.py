@@ -52,8 +52,15 @@ class BucketRule:
         return (BucketRule, (self.rule_args, self.bucket, self.buckets, self.rule.snapshot()))
 
 
+def refused(path, spot, why):
+    """Says that an event was refused, where `newterms scan` would: `path:line (record r): why`."""
+    line, record = spot
+    where = f"{path}:{line}" + (f" (record {record})" if record is not None else "")
+    print(f"newterms.flink: {where}: {why}", file=sys.stderr)
+
+
 def read_and_route(inputs, buckets, rule_args, chunk):
-    """The reader's function: an input's index -> (bucket, (input, event numbers, events)) records, in
+    """The reader's function: an input's index -> (bucket, (input, spots, events)) records, in
     input order. An event with no bucket changes no history (it cannot match, is refused, excepted, or
     has no term): the reader's own rule takes it, to report a refusal, and it goes no further, so that
     the noise of a stream is not shipped through Flink."""
@@ -66,7 +73,7 @@ def read_and_route(inputs, buckets, rule_args, chunk):
         def flat_map(self, index):
             path = inputs[index]
             with open(path, "rb") as f:
-                events, errors = newterms.events(f.read(), path)
+                events, spots, errors = newterms.located_events(f.read(), path)
             for error in errors:
                 print(f"newterms.flink: {error}", file=sys.stderr)
             for start in range(0, len(events), chunk):
@@ -78,20 +85,21 @@ def read_and_route(inputs, buckets, rule_args, chunk):
                     if not targets:
                         unrouted.append(number)
                     for bucket in targets:
-                        numbers, texts = shares.setdefault(bucket, ([], []))
-                        numbers.append(number)
+                        where, texts = shares.setdefault(bucket, ([], []))
+                        where.append(spots[number])
                         texts.append(text)
                 if unrouted:
-                    self.take_unrouted(path, unrouted, [events[number] for number in unrouted])
-                for bucket, (numbers, texts) in shares.items():
-                    yield bucket, (index, numbers, texts)
+                    self.take_unrouted(path, [spots[number] for number in unrouted],
+                                       [events[number] for number in unrouted])
+                for bucket, (where, texts) in shares.items():
+                    yield bucket, (index, where, texts)
 
-        def take_unrouted(self, path, numbers, texts):
+        def take_unrouted(self, path, where, texts):
             if self.router.process(texts):
                 # The rule's route and its processing disagree: no alert may be dropped here.
                 raise RuntimeError(f"{path}: an event the rule routes nowhere raised an alert")
             for at, why in self.router.errors():
-                print(f"newterms.flink: {path}, event {numbers[at] + 1}: {why}", file=sys.stderr)
+                refused(path, where[at], why)
 
     return ReadAndRoute()
 
@@ -108,13 +116,13 @@ def run_buckets(rule_args, buckets, inputs):
             self.state = runtime_context.get_state(ValueStateDescriptor("rule", Types.PICKLED_BYTE_ARRAY()))
 
         def process_element(self, value, ctx):
-            bucket, (index, numbers, texts) = value
+            bucket, (index, where, texts) = value
             held = self.state.value()
             if held is None:
                 held = BucketRule(rule_args, bucket, buckets)
             alerts = held.rule.process(texts)
             for at, why in held.rule.errors():
-                print(f"newterms.flink: {inputs[index]}, event {numbers[at] + 1}: {why}", file=sys.stderr)
+                refused(inputs[index], where[at], why)
             # Marks the bucket changed: Flink pickles it (takes its snapshot) when the bundle ends,
             # which it forces before every checkpoint barrier.
             self.state.update(held)

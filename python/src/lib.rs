@@ -339,6 +339,34 @@ fn events(py: Python<'_>, data: Vec<u8>, name: &str) -> (Vec<String>, Vec<String
     })
 }
 
+/// [`events`] with where each event is: `(events, spots, errors)`, `spots[i]` the 1-based line of
+/// `events[i]` and, for a record of a delivery document, its 1-based index in `Records` (else
+/// `None`), so that a refusal can be reported at `name:line` as `newterms scan` reports it.
+#[pyfunction]
+#[pyo3(signature = (data, name = "input"))]
+#[allow(clippy::type_complexity)]
+fn located_events(
+    py: Python<'_>,
+    data: Vec<u8>,
+    name: &str,
+) -> (Vec<String>, Vec<(u64, Option<u64>)>, Vec<String>) {
+    let name = name.to_owned();
+    py.detach(move || {
+        let stream = Stream::new(&name, std::io::Cursor::new(data));
+        let (mut events, mut spots, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for item in InputReader::new([Input::Stream(stream)]) {
+            match item {
+                Ok(record) => {
+                    spots.push((record.location.spot.line, record.location.spot.record));
+                    events.push(record.text);
+                }
+                Err(error) => errors.push(error.to_string()),
+            }
+        }
+        (events, spots, errors)
+    })
+}
+
 /// The union of workers' histories (latest time wins per term): what `newterms state merge` writes.
 #[pyfunction]
 fn merge<'py>(py: Python<'py>, snapshots: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyBytes>> {
@@ -369,6 +397,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Rule>()?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(events, m)?)?;
+    m.add_function(wrap_pyfunction!(located_events, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add("NewtermsError", m.py().get_type::<NewtermsError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;

@@ -48,7 +48,15 @@ def flink_command(*arguments):
     """`python -m newterms.flink ARGUMENTS`, as a user runs it: not in the environment that an in-process
     job leaves behind (PyFlink marks it as a Python worker's)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYFLINK_", "_PYFLINK_"))}
-    subprocess.run([sys.executable, "-m", "newterms.flink", *arguments], env=environment, check=True)
+    done = subprocess.run([sys.executable, "-m", "newterms.flink", *arguments], env=environment,
+                          stderr=subprocess.PIPE, check=True)
+    return refusals(done.stderr, "newterms.flink: ")
+
+
+def refusals(stderr, prefix):
+    """The refusals a run reported (`PATH:LINE: why`), sorted."""
+    return sorted(line[len(prefix):] for line in stderr.decode().splitlines()
+                  if line.startswith(prefix + "/"))
 
 
 def compare(name, got, expected):
@@ -80,8 +88,10 @@ def main():
     inputs.append(path("mixed.ndjson"))
 
     expected = {}
+    expected_refusals = {}
     for profile in ["default", "elastic"]:
         done = subprocess.run([NEWTERMS, "scan", "--profile", profile, *inputs], capture_output=True, check=True)
+        expected_refusals[profile] = refusals(done.stderr, "newterms: ")
         expected[profile] = sorted(json.loads(line)["kibana"]["alert"]["uuid"]
                                    for line in done.stdout.decode().splitlines() if line.strip())
 
@@ -89,9 +99,12 @@ def main():
     for profile in ["default", "elastic"]:
         for parallelism in [1, 2]:
             output = path(f"run-{profile}-{parallelism}")
-            flink_command("run", *inputs, "--output", output, "--parallelism", str(parallelism),
-                          "--profile", profile)
+            said = flink_command("run", *inputs, "--output", output, "--parallelism", str(parallelism),
+                                 "--profile", profile)
             compare(f"{profile}, parallelism {parallelism}", alerts_in(output), expected[profile])
+            check(f"{profile}, parallelism {parallelism}: {len(said)} refusals = newterms scan's, at the same lines",
+                  said == expected_refusals[profile] and len(said) > 10,
+                  f"{len(said)} vs {len(expected_refusals[profile])}: {sorted(set(said) ^ set(expected_refusals[profile]))[:5]}")
 
 
     def run_failing(name, parallelism, settings):
