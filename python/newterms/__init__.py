@@ -18,7 +18,8 @@ from ._native import (  # noqa: F401  (the package's API)
     RuleFault,
     events,
     inspect,
+    located_events,
     merge,
 )
 
-__all__ = ["Rule", "events", "merge", "inspect", "NewtermsError", "ConfigError", "RestoreError", "RuleFault"]
+__all__ = ["Rule", "events", "located_events", "merge", "inspect", "NewtermsError", "ConfigError", "RestoreError", "RuleFault"]

@@ -292,7 +292,7 @@ impl Rule {
     ) -> PyResult<(Vec<(u32, Bound<'py, PyBytes>)>, Vec<String>)> {
         let name = name.to_owned();
         let (routed, errors) = self.with(py, move |inner| {
-            let (events, errors) = read_events(&name, data);
+            let (events, _, errors) = read_located(&name, data);
             let mut routed = routed::Routed::default();
             let limits = BatchLimits::default();
             for (chunk_index, chunk) in events.chunks(limits.events).enumerate() {
@@ -426,20 +426,43 @@ impl Rule {
 #[pyo3(signature = (data, name = "input"))]
 fn events(py: Python<'_>, data: Vec<u8>, name: &str) -> (Vec<String>, Vec<String>) {
     let name = name.to_owned();
-    py.detach(move || read_events(&name, data))
+    py.detach(move || {
+        let (events, _, errors) = read_located(&name, data);
+        (events, errors)
+    })
 }
 
-/// One input's events as `newterms scan` reads them, and what is not an event, as text.
-fn read_events(name: &str, data: Vec<u8>) -> (Vec<String>, Vec<String>) {
+/// One input's events as `newterms scan` reads them, where each is (1-based line; for a record of a
+/// delivery document, its 1-based index in `Records`), and what is not an event, as text.
+#[allow(clippy::type_complexity)]
+fn read_located(name: &str, data: Vec<u8>) -> (Vec<String>, Vec<(u64, Option<u64>)>, Vec<String>) {
     let stream = Stream::new(name, std::io::Cursor::new(data));
-    let (mut events, mut errors) = (Vec::new(), Vec::new());
+    let (mut events, mut spots, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for item in InputReader::new([Input::Stream(stream)]) {
         match item {
-            Ok(record) => events.push(record.text),
+            Ok(record) => {
+                spots.push((record.location.spot.line, record.location.spot.record));
+                events.push(record.text);
+            }
             Err(error) => errors.push(error.to_string()),
         }
     }
-    (events, errors)
+    (events, spots, errors)
+}
+
+/// [`events`] with where each event is: `(events, spots, errors)`, `spots[i]` the 1-based line of
+/// `events[i]` and, for a record of a delivery document, its 1-based index in `Records` (else
+/// `None`), so that a refusal can be reported at `name:line` as `newterms scan` reports it.
+#[pyfunction]
+#[pyo3(signature = (data, name = "input"))]
+#[allow(clippy::type_complexity)]
+fn located_events(
+    py: Python<'_>,
+    data: Vec<u8>,
+    name: &str,
+) -> (Vec<String>, Vec<(u64, Option<u64>)>, Vec<String>) {
+    let name = name.to_owned();
+    py.detach(move || read_located(&name, data))
 }
 
 /// The union of workers' histories (latest time wins per term): what `newterms state merge` writes.
@@ -472,6 +495,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Rule>()?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(events, m)?)?;
+    m.add_function(wrap_pyfunction!(located_events, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add("NewtermsError", m.py().get_type::<NewtermsError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;

@@ -11,29 +11,16 @@ them: what Spark alone costs for this pipeline. Target: >= 300,000 events/s per 
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+import bench_stream
+
 events = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 work = tempfile.mkdtemp(prefix="newterms-engines-bench.")
-stream = subprocess.run([sys.executable, os.path.join(REPO, "tests", "cross-host", "gen_stream.py"),
-                         "--events", str(events), "--seed", "41"], capture_output=True, check=True).stdout
-lines = stream.splitlines(keepends=True)
-inputs = []
-for part in range(4):
-    path = os.path.join(work, f"part-{part}.ndjson")
-    open(path, "wb").write(b"".join(lines[part * len(lines) // 4:(part + 1) * len(lines) // 4]))
-    inputs.append(path)
-
-binary = os.environ.get("NEWTERMS_RELEASE", os.path.join(REPO, "target", "release", "newterms"))
-if not os.path.exists(binary):
-    subprocess.run(["cargo", "build", "--release", "-p", "newterms"], cwd=REPO, check=True)
-start = time.perf_counter()
-subprocess.run([binary, "scan", *inputs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-scan_seconds = time.perf_counter() - start
+lines, inputs = bench_stream.generated_files(work, events)
+scan_seconds = bench_stream.scan_seconds(inputs)
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 from pyspark.sql import SparkSession  # noqa: E402
