@@ -107,6 +107,13 @@ pub struct Partition {
     pub count: u32,
 }
 
+/// The bucket (of `count`) of a term, by its encoded key (the history's key): how engines spread
+/// terms over instances. The rule's `route` and [`Partition`] use it, and so does a host that routes
+/// the terms `extract` reports, so that none can disagree.
+pub fn bucket_of(key: &[u8], count: u32) -> u32 {
+    crc32fast::hash(key) % count.max(1)
+}
+
 /// Where an event goes when a stream is spread over several instances (the rule's `route`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {

@@ -41,4 +41,5 @@ pub use state::{FileStateStore, MemoryStateStore, StateStore};
 pub use types::{
     AttackReference, ConfigError, EventError, Exception, Footprint, LineError, LineOutcome,
     Metadata, Partition, Profile, RestoreError, Route, RuleConfig, RuleFile, RuleSummary, Stats,
+    bucket_of,
 };

@@ -292,14 +292,41 @@ impl Rule {
     ) -> PyResult<(Vec<(u32, Bound<'py, PyBytes>)>, Vec<String>)> {
         let name = name.to_owned();
         let (routed, errors) = self.with(py, move |inner| {
-            let (events, _, errors) = read_located(&name, data);
+            let stream = Stream::new(&name, std::io::Cursor::new(data));
+            let mut reader = InputReader::new([Input::Stream(stream)]);
             let mut routed = routed::Routed::default();
+            let mut errors = Vec::new();
             let limits = BatchLimits::default();
-            for (chunk_index, chunk) in events.chunks(limits.events).enumerate() {
-                let routes = inner.instance.route(chunk, count)?;
-                for (offset, (text, route)) in chunk.iter().zip(routes).enumerate() {
-                    let position = (chunk_index * limits.events + offset) as u64;
-                    routed.add(&route.buckets, route.time, position, text);
+            // The file's events in NDJSON batches, as the scan cuts them: (text, where each ends).
+            let mut batch: Vec<u8> = Vec::new();
+            let mut ends: Vec<usize> = Vec::new();
+            let mut position: u64 = 0;
+            loop {
+                let item = reader.next_into(&mut batch);
+                match &item {
+                    Some(Ok(_)) => {
+                        ends.push(batch.len());
+                        batch.push(b'\n');
+                    }
+                    Some(Err(error)) => errors.push(error.to_string()),
+                    None => {}
+                }
+                let full = ends.len() >= limits.events || batch.len() >= limits.bytes;
+                if (full || item.is_none()) && !ends.is_empty() {
+                    route_batch(
+                        &mut inner.instance,
+                        &batch,
+                        &ends,
+                        count,
+                        position,
+                        &mut routed,
+                    )?;
+                    position += ends.len() as u64;
+                    batch.clear();
+                    ends.clear();
+                }
+                if item.is_none() {
+                    break;
                 }
             }
             Ok((routed.into_buckets(), errors))
@@ -430,6 +457,68 @@ fn events(py: Python<'_>, data: Vec<u8>, name: &str) -> (Vec<String>, Vec<String
         let (events, _, errors) = read_located(&name, data);
         (events, errors)
     })
+}
+
+/// Routes one batch of a file's events (`batch`, each ending at its `ends` entry before a line
+/// break) into `routed`, numbering them from `position`. The rule's stateless `extract` reads the
+/// NDJSON as processing does and reports each line's time and terms, whose buckets are the rule's
+/// (`bucket_of`); a batch with an event over several lines (a pretty-printed delivery record), or
+/// under rule files, which `extract` does not take, goes through `route`.
+fn route_batch(
+    instance: &mut RuleInstance,
+    batch: &[u8],
+    ends: &[usize],
+    count: u32,
+    position: u64,
+    routed: &mut routed::Routed,
+) -> Result<(), Error> {
+    let starts = std::iter::once(0).chain(ends.iter().map(|end| end + 1));
+    let texts: Vec<&str> = starts
+        .zip(ends)
+        .map(|(start, &end)| std::str::from_utf8(&batch[start..end]).unwrap_or_default())
+        .collect();
+    let multiline = texts.iter().any(|text| text.contains('\n'));
+    let extraction = if multiline {
+        None
+    } else {
+        match instance.extract(batch) {
+            Ok(extraction) => Some(extraction),
+            Err(Error::Rules(_)) => None,
+            Err(error) => return Err(error),
+        }
+    };
+    let Some(extraction) = extraction else {
+        let owned: Vec<String> = texts.iter().map(|text| (*text).to_owned()).collect();
+        for (offset, (text, route)) in texts.iter().zip(instance.route(&owned, count)?).enumerate()
+        {
+            routed.add(&route.buckets, route.time, position + offset as u64, text);
+        }
+        return Ok(());
+    };
+    let mut observed = extraction.lines.iter().peekable();
+    for (offset, text) in texts.iter().enumerate() {
+        let line = observed.next_if(|line| line.line as usize == offset);
+        match line.map(|line| &line.outcome) {
+            Some(Ok(observation)) => {
+                let mut buckets: Vec<u32> = observation
+                    .terms
+                    .iter()
+                    .map(|key| newterms::bucket_of(key, count))
+                    .collect();
+                buckets.sort_unstable();
+                buckets.dedup();
+                routed.add(
+                    &buckets,
+                    Some(observation.time),
+                    position + offset as u64,
+                    text,
+                );
+            }
+            // Refused, or nothing observed: no history changes; bucket 0 takes it.
+            _ => routed.add(&[], None, position + offset as u64, text),
+        }
+    }
+    Ok(())
 }
 
 /// One input's events as `newterms scan` reads them, where each is (1-based line; for a record of a

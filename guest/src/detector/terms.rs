@@ -9,10 +9,9 @@ use crate::definition::TermField;
 use crate::fields;
 
 /// The bucket (of `count`) of a term, by its encoded key: how engines spread terms over instances
-/// ([`super::Detector::route`] and [`super::Config::partition`] both use it, so they cannot disagree).
-pub fn bucket_of(key: &[u8], count: u32) -> u32 {
-    crc32fast::hash(key) % count.max(1)
-}
+/// ([`super::Detector::route`] and [`super::Config::partition`] both use it, as a host routing
+/// `extract`'s terms does, so they cannot disagree).
+pub use newterms_contract::outcome::bucket_of;
 
 /// Most term combinations one event may carry (array-valued term fields multiply).
 pub const MAX_TERMS_PER_EVENT: usize = 1_024;
