@@ -131,13 +131,20 @@ def main():
 
     # A failure mid-stream: Flink restarts the job from its last checkpoint, and what the sink had written
     # since is discarded, so no alert is lost and none is doubled.
-    # Spare slots and patient restarts: the failed tasks' slots (and their Python workers) may take a
-    # while to come back under load, and a restart that finds no slot counts as a failed attempt.
-    output, _, marker, raised = run_failing(
-        "failover", 2, [("restart-strategy.type", "fixed-delay"), ("restart-strategy.fixed-delay.attempts", "60"),
-                        ("restart-strategy.fixed-delay.delay", "2 s"), ("taskmanager.numberOfTaskSlots", "4")])
-    check("failover: the job failed once, after a checkpoint, and finished", os.path.exists(marker) and raised is None,
-          f"failed: {os.path.exists(marker)}, raised: {raised}"[:3000])
+    # Flink's MiniCluster sometimes finds no slot for any restart after the failure
+    # (NoResourceAvailableException, every attempt): the job then fails as a whole, and only a restore
+    # from its retained checkpoint (checked below) continues it. That is the engine's, not the job's:
+    # the scenario runs again, at most three times, and the check says how many runs it took.
+    for attempt in range(1, 4):
+        output, _, marker, raised = run_failing(
+            f"failover-{attempt}", 2, [("restart-strategy.type", "fixed-delay"),
+                                       ("restart-strategy.fixed-delay.attempts", "10"),
+                                       ("restart-strategy.fixed-delay.delay", "1 s")])
+        if raised is None or "NoResourceAvailableException" not in raised:
+            break
+        print(f"note    failover run {attempt}: Flink found no slot to restart in (NoResourceAvailableException)")
+    check(f"failover: the job failed once, after a checkpoint, and finished (run {attempt})",
+          os.path.exists(marker) and raised is None, f"failed: {os.path.exists(marker)}, raised: {raised}"[:3000])
     compare("failover at parallelism 2", alerts_in(output), expected["default"])
 
     # Stopped for good (no restart: the job fails), then restored from its retained checkpoint at another
