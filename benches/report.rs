@@ -579,37 +579,86 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
     let count = std::fs::read_dir(&cloudtrail).map_or(0, Iterator::count);
     let events: Vec<String> = mixed.iter().cycle().take(SCAN_EVENTS).cloned().collect();
     let bytes = streams::bytes(&events);
-    let start = scan_time(scratch, "empty.ndjson", b"");
     let text = ndjson_text(&events);
-    let builtin = scan_time(scratch, "rules-mixed.ndjson", text.as_bytes());
-    let rules = |folder: &Path| vec!["--rules".to_owned(), folder.display().to_string()];
-    let aws = scan_time_with(
+    let (cloudtrail, folder) = (
+        cloudtrail.display().to_string(),
+        folder.display().to_string(),
+    );
+    let rule_sets: [(String, Vec<&str>); 3] = [
+        ("built-in Lambda rule".to_owned(), vec![]),
+        (
+            format!("{count} AWS CloudTrail rule files"),
+            vec!["--rules", &cloudtrail],
+        ),
+        (
+            format!("{} published rule files", all.len()),
+            vec!["--rules", &folder],
+        ),
+    ];
+    // Every rule set at one and at two threads, in turns, so that a load weighs on each alike.
+    let arguments: Vec<Vec<&str>> = rule_sets
+        .iter()
+        .flat_map(|(_, rules)| {
+            ["1", "2"].map(|threads| [&["--threads", threads][..], rules].concat())
+        })
+        .collect();
+    let [a, b, c, d, e, f] = std::array::from_fn(|index| arguments[index].as_slice());
+    let times = scan_times_in_turns(
         scratch,
         "rules-mixed.ndjson",
         text.as_bytes(),
-        &rules(&cloudtrail),
+        [a, b, c, d, e, f],
     );
-    let published = scan_time_with(
-        scratch,
-        "rules-mixed.ndjson",
-        text.as_bytes(),
-        &rules(&folder),
-    );
+    // Each set's own start: a pack compiles its rules in every instance.
+    let starts = scan_times_in_turns(scratch, "empty.ndjson", b"", [a, b, c, d, e, f]);
+    let net = |index: usize| {
+        times[index]
+            .saturating_sub(starts[index])
+            .as_secs_f64()
+            .max(f64::EPSILON)
+    };
     println!("\n## Rule packs (`newterms scan`, mixed stream, {SCAN_EVENTS} events)\n");
-    println!("| rules | throughput | minus start | speed vs built-in (minus start) |");
-    println!("|---|---|---|---|");
-    let base = builtin.saturating_sub(start).as_secs_f64();
-    for (name, elapsed) in [
-        ("built-in Lambda rule".to_owned(), builtin),
-        (format!("{count} AWS CloudTrail rule files"), aws),
-        (format!("{} published rule files", all.len()), published),
-    ] {
-        let net = elapsed.saturating_sub(start);
+    println!(
+        "| rules | `--threads 1` minus start | vs built-in | `--threads 2` minus start | vs built-in | two threads / one |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut targets = Vec::new();
+    for (set, (name, _)) in rule_sets.iter().enumerate() {
+        let (one, two) = (2 * set, 2 * set + 1);
+        let rate_of = |index: usize| rate(SCAN_EVENTS, bytes, Duration::from_secs_f64(net(index)));
         println!(
-            "| {name} | {} | {} | {:.2}x |",
-            rate(SCAN_EVENTS, bytes, elapsed),
-            rate(SCAN_EVENTS, bytes, net),
-            base / net.as_secs_f64().max(f64::EPSILON)
+            "| {name} | {} | {:.2}x | {} | {:.2}x | {:.2}x |",
+            rate_of(one),
+            net(0) / net(one),
+            rate_of(two),
+            net(1) / net(two),
+            net(one) / net(two)
         );
+        let target = [None, Some(0.5), Some(0.25)][set];
+        if let Some(target) = target {
+            targets.push((
+                format!("{name} / built-in, one thread"),
+                net(0) / net(one),
+                target,
+            ));
+            targets.push((
+                format!("{name} / built-in, two threads"),
+                net(1) / net(two),
+                target,
+            ));
+        }
     }
+    println!("\n| ratio | measured | target | met |\n|---|---|---|---|");
+    for (what, measured, target) in targets {
+        let met = if measured >= target { "yes" } else { "no" };
+        println!("| {what} | {measured:.2}x | >= {target:.2}x | {met} |");
+    }
+    let starts: Vec<String> = starts
+        .iter()
+        .map(|start| format!("{:.0}", start.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "\n(each figure the median of {RUNS} runs in turns, minus the same command's start on an empty file: {} ms in the table's order)",
+        starts.join(", ")
+    );
 }

@@ -3,7 +3,8 @@
 //! code of its own for them.
 
 use crate::detector::{
-    Config, ConfigError, Detector, EventError, Footprint, LineError, LineOutcome, Stats,
+    Config, ConfigError, Detector, EventError, Extraction, Footprint, FreshTerms, LineError,
+    LineOutcome, Stats,
 };
 use crate::rule_pack::{Notice, RulePackDetector};
 use crate::snapshot::RestoreError;
@@ -67,6 +68,33 @@ impl Engine {
         match self {
             Self::BuiltIn(detector) => detector.process_ndjson(buffer),
             Self::Pack(pack) => pack.process_ndjson(buffer),
+        }
+    }
+
+    /// The stateless stage of [`Engine::process_ndjson`], for hosts that run it on several
+    /// instances at once (see `Detector::extract_ndjson`; a pack's terms are staged with their
+    /// rule's place, see `RulePackDetector::extract_ndjson`).
+    pub fn extract_ndjson(&mut self, buffer: &[u8]) -> Extraction {
+        match self {
+            Self::BuiltIn(detector) => detector.extract_ndjson(buffer),
+            Self::Pack(pack) => pack.extract_ndjson(buffer),
+        }
+    }
+
+    /// The stateful stage: an extraction applied to the history, in order; the lines whose terms
+    /// are new.
+    pub fn decide(&mut self, extraction: &Extraction) -> Vec<FreshTerms> {
+        match self {
+            Self::BuiltIn(detector) => detector.decide(extraction),
+            Self::Pack(pack) => pack.decide(extraction),
+        }
+    }
+
+    /// The alerts of one event for those of its terms (as extracted) that `decide` found new.
+    pub fn alerts_for(&self, text: &str, terms: &[Vec<u8>]) -> Result<Vec<String>, EventError> {
+        match self {
+            Self::BuiltIn(detector) => detector.alerts_for(text, terms),
+            Self::Pack(pack) => pack.alerts_for(text, terms),
         }
     }
 

@@ -8,6 +8,7 @@
 //! term fields, version), so that a restore keeps the history of every rule still in the pack and
 //! unchanged, and reports the others ([`Notice`]).
 
+use std::borrow::Cow;
 use std::num::NonZeroUsize;
 
 use serde_json::Value;
@@ -24,11 +25,32 @@ use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
 use crate::{prefilter, time};
 
+mod stages;
+
 /// The rule id a pack reports as a whole (each alert carries its own rule's).
 pub const PACK_RULE_ID: &str = "rule-pack";
 
 /// Magic of a pack's state: a sequence of per-rule snapshots.
 pub const PACK_MAGIC: &[u8; 8] = b"NTRMPACK";
+
+/// What the fast path found in a record (see [`RulePackDetector::fast_terms`]).
+enum FastFound {
+    /// Only the full path can tell.
+    Undecided,
+    /// No rule matches.
+    NoMatch,
+    /// Some rules match, at this time; their terms are in the detector's scratch.
+    Matched(time::EpochMillis),
+}
+
+/// What a matching event observes before the histories (see [`RulePackDetector::observed`]).
+enum Observed<'a> {
+    /// An exception dropped it.
+    Excepted,
+    /// Its time, and per matching rule with a term (by its place in the pack) every combination of
+    /// its term fields' values.
+    Terms(time::EpochMillis, Vec<(usize, Vec<Vec<Cow<'a, str>>>)>),
+}
 
 /// A rule of the pack with its history.
 struct Tracked {
@@ -228,21 +250,11 @@ impl RulePackDetector {
     /// time) is left to the full path with nothing changed.
     /// With `ascii_only`, a record with a byte above 0x7f is declined (its UTF-8 is not checked).
     fn decided_quietly(&mut self, text: &[u8], ascii_only: bool) -> bool {
-        let (escape_or_control, high) = prefilter::odd_bytes(text);
-        if escape_or_control || (ascii_only && high) {
-            return false;
-        }
-        let Some(fields) = fastpath::scan_plain(text, &mut self.quotes) else {
-            return false;
+        let decided = match self.fast_terms(text, ascii_only) {
+            FastFound::Undecided => false,
+            FastFound::NoMatch => true,
+            FastFound::Matched(time) => self.observe_if_known(time),
         };
-        if !fields.raw {
-            return false;
-        }
-        let mut matching = std::mem::take(&mut self.matching);
-        matching.clear();
-        let decided = self.pack.matching_raw(&fields, &mut matching)
-            && self.observe_quietly(&fields, &matching);
-        self.matching = matching;
         if decided {
             // Any event ends a snapshot being read in pieces, as in the full path.
             self.snapshot_pieces = None;
@@ -250,23 +262,46 @@ impl RulePackDetector {
         decided
     }
 
-    /// The histories' part of [`RulePackDetector::decided_quietly`] for the rules `matching`: the
-    /// full path's `raise` when no term is new.
-    fn observe_quietly(&mut self, fields: &fastpath::RawFields<'_>, matching: &[usize]) -> bool {
+    /// What the fast path finds in a record without consulting the histories: no rule matches, or
+    /// some do and their terms are in `term_ends` and `term_bytes`, or only the full path can tell.
+    /// Exactly what the full path's [`RulePackDetector::observed`] would find when it answers.
+    fn fast_terms(&mut self, text: &[u8], ascii_only: bool) -> FastFound {
+        let (escape_or_control, high) = prefilter::odd_bytes(text);
+        if escape_or_control || (ascii_only && high) {
+            return FastFound::Undecided;
+        }
+        let Some(fields) = fastpath::scan_plain(text, &mut self.quotes) else {
+            return FastFound::Undecided;
+        };
+        if !fields.raw {
+            return FastFound::Undecided;
+        }
+        let mut matching = std::mem::take(&mut self.matching);
+        matching.clear();
+        let found = if self.pack.matching_raw(&fields, &mut matching) {
+            self.fast_terms_of(&fields, &matching)
+        } else {
+            FastFound::Undecided
+        };
+        self.matching = matching;
+        found
+    }
+
+    /// [`RulePackDetector::fast_terms`] for the rules `matching` of a scanned record.
+    fn fast_terms_of(&mut self, fields: &fastpath::RawFields<'_>, matching: &[usize]) -> FastFound {
         if matching.is_empty() {
-            return true;
+            return FastFound::NoMatch;
         }
         if !self.config.exceptions.is_empty() {
-            return false;
+            return FastFound::Undecided;
         }
         let Some(time) = fields
             .event_time()
             .and_then(time::parse_iso8601)
             .filter(|millis| TIME_RANGE.contains(millis))
         else {
-            return false;
+            return FastFound::Undecided;
         };
-        // Every matching rule's term first, so that nothing changes when one is new.
         self.term_ends.clear();
         self.term_bytes.clear();
         let mut key = TermKey::default();
@@ -274,11 +309,11 @@ impl RulePackDetector {
             let mut values = [""; 3];
             let sources = self.pack.raw_terms(index);
             if sources.len() > values.len() {
-                return false;
+                return FastFound::Undecided;
             }
             for (value, source) in values.iter_mut().zip(sources) {
                 let Some(found) = source.value(fields) else {
-                    return false;
+                    return FastFound::Undecided;
                 };
                 match found {
                     Some(text) => *value = text,
@@ -290,6 +325,13 @@ impl RulePackDetector {
             self.term_bytes.extend_from_slice(key.as_bytes());
             self.term_ends.push((index, self.term_bytes.len()));
         }
+        FastFound::Matched(time)
+    }
+
+    /// The histories' part of [`RulePackDetector::decided_quietly`] for the terms the fast path
+    /// found: the full path's `raise` when no term is new (every term is checked before any is
+    /// observed, so that nothing changes when one is new).
+    fn observe_if_known(&mut self, time: time::EpochMillis) -> bool {
         let mut start = 0;
         for &(index, end) in &self.term_ends {
             let (Some(rule), Some(tracked)) =
@@ -353,11 +395,13 @@ impl RulePackDetector {
             return Ok(alerts);
         }
         self.stats.matched += 1;
-        let time = event_time(ecs)?;
-        if self.is_excepted(ecs) {
-            self.stats.excepted += 1;
-            return Ok(alerts);
-        }
+        let (time, terms) = match self.observed(ecs, matching)? {
+            Observed::Terms(time, terms) => (time, terms),
+            Observed::Excepted => {
+                self.stats.excepted += 1;
+                return Ok(alerts);
+            }
+        };
         let source = AlertSource {
             ecs,
             original: raw.then_some(text),
@@ -365,17 +409,14 @@ impl RulePackDetector {
             time,
         };
         let mut key = TermKey::default();
-        for &index in matching {
+        for (index, combinations) in terms {
             let (Some(rule), Some(tracked)) =
                 (self.pack.rules().get(index), self.tracked.get_mut(index))
             else {
                 continue;
             };
-            let Some(terms) = combinations_of_fields(&rule.new_terms_fields, ecs)? else {
-                continue;
-            };
             let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
-            for values in terms {
+            for values in combinations {
                 let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
                 key.encode(values.iter().copied());
                 let new = tracked.history.observe(key.as_bytes(), time, window_ms);
@@ -385,6 +426,27 @@ impl RulePackDetector {
             }
         }
         Ok(alerts)
+    }
+
+    /// What an event that the rules `matching` match observes before the histories: its time,
+    /// then exceptions, then each rule's term combinations (rules missing a term field have none).
+    /// The one reading of a matching event that processing and the stages share; an error changes
+    /// no history, since it comes before any is consulted.
+    fn observed<'a>(&self, ecs: &'a Value, matching: &[usize]) -> Result<Observed<'a>, EventError> {
+        let time = event_time(ecs)?;
+        if self.is_excepted(ecs) {
+            return Ok(Observed::Excepted);
+        }
+        let mut terms = Vec::with_capacity(matching.len());
+        for &index in matching {
+            let Some(rule) = self.pack.rules().get(index) else {
+                continue;
+            };
+            if let Some(combinations) = combinations_of_fields(&rule.new_terms_fields, ecs)? {
+                terms.push((index, combinations));
+            }
+        }
+        Ok(Observed::Terms(time, terms))
     }
 
     fn is_excepted(&self, ecs: &Value) -> bool {

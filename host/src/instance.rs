@@ -205,7 +205,8 @@ impl RuleInstance {
     /// of `records` that observes terms or is refused, its time and encoded terms or why, and the
     /// counters processing would add; the history is neither read nor changed, so any number of
     /// instances can extract consecutive buffers at once. Lines are checked to be increasing and
-    /// no more than the buffer could hold. [`Error::Rules`] under rule files, which are not split this way yet.
+    /// no more than the buffer could hold. A rule pack's terms carry their rule's place in the
+    /// pack; to the host they are opaque bytes, as the built-in rule's are.
     pub fn extract(&mut self, records: &[u8]) -> Result<Extraction, Error> {
         let extraction = self
             .call("extract", |detector, store| {

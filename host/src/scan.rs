@@ -84,7 +84,7 @@ pub struct ScanOptions {
     /// When set (from a signal handler, say), the scan finishes its batch, checkpoints and stops.
     pub stop: Option<Arc<AtomicBool>>,
     /// Rule instances extracting batches at once (see [`Scanner::run`]); 1 processes every batch
-    /// on the one instance, as does a rule pack, which is not split into stages yet.
+    /// on the one instance.
     pub threads: usize,
 }
 
@@ -311,11 +311,7 @@ impl<'c> Scanner<'c> {
         let reading = thread::Builder::new()
             .name("newterms-reader".into())
             .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?;
-        let threads = if self.config.rules.is_empty() {
-            options.threads.max(1)
-        } else {
-            1
-        };
+        let threads = options.threads.max(1);
         if threads == 1 {
             return self.scan(Source::Reader(chunks), reading, options, sink);
         }

@@ -72,6 +72,9 @@ struct Rule {
 
 struct Inner {
     instance: RuleInstance,
+    /// Whether the instance runs rules from rule files, whose histories are not partitioned: their
+    /// `route` sends every event to bucket 0, and so must `route_file`.
+    rule_files: bool,
     /// The lines or events the last call refused: (index, why).
     errors: Vec<(u64, String)>,
 }
@@ -176,9 +179,11 @@ impl Rule {
             }
             other => other.map_err(fault)?,
         };
+        let runs_rule_files = !rule_config.rules.is_empty();
         Ok(Rule {
             inner: Mutex::new(Inner {
                 instance,
+                rule_files: runs_rule_files,
                 errors: Vec::new(),
             }),
         })
@@ -315,6 +320,7 @@ impl Rule {
                 if (full || item.is_none()) && !ends.is_empty() {
                     route_batch(
                         &mut inner.instance,
+                        inner.rule_files,
                         &batch,
                         &ends,
                         count,
@@ -463,9 +469,11 @@ fn events(py: Python<'_>, data: Vec<u8>, name: &str) -> (Vec<String>, Vec<String
 /// break) into `routed`, numbering them from `position`. The rule's stateless `extract` reads the
 /// NDJSON as processing does and reports each line's time and terms, whose buckets are the rule's
 /// (`bucket_of`); a batch with an event over several lines (a pretty-printed delivery record), or
-/// under rule files, which `extract` does not take, goes through `route`.
+/// under rule files (`rule_files`: one bucket takes every event, as their `route` says), goes
+/// through `route`.
 fn route_batch(
     instance: &mut RuleInstance,
+    rule_files: bool,
     batch: &[u8],
     ends: &[usize],
     count: u32,
@@ -478,14 +486,10 @@ fn route_batch(
         .map(|(start, &end)| std::str::from_utf8(&batch[start..end]).unwrap_or_default())
         .collect();
     let multiline = texts.iter().any(|text| text.contains('\n'));
-    let extraction = if multiline {
+    let extraction = if multiline || rule_files {
         None
     } else {
-        match instance.extract(batch) {
-            Ok(extraction) => Some(extraction),
-            Err(Error::Rules(_)) => None,
-            Err(error) => return Err(error),
-        }
+        Some(instance.extract(batch)?)
     };
     let Some(extraction) = extraction else {
         let owned: Vec<String> = texts.iter().map(|text| (*text).to_owned()).collect();

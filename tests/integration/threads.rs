@@ -177,18 +177,24 @@ fn threads_raise_exactly_the_alerts_of_one_thread() {
     assert_eq!(steady(&three.stderr), steady(&one.stderr));
 }
 
+/// A pack is split into the same stages (its terms staged with their rule's place): every rule file
+/// the repository keeps (CloudTrail rules with fields of the fast path and of the full path, ECS
+/// rules of other data sources) over the generated stream and real CloudTrail.
 #[test]
 fn a_rule_pack_with_threads_raises_the_alerts_of_one_thread() {
     let directory = scratch("threads-pack");
     let generated = generated_stream(&directory);
-    let rule = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../guest/tests/data/elastic-rules")
-        .join("execution_lambda_function_invoked_by_unusual_principal.toml");
+    let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest/tests/data/elastic-rules");
     let alerts = same_at_every_thread_count(
-        &["--rules", text(&rule), "--batch-size", "64"],
-        std::slice::from_ref(&generated),
+        &["--rules", text(&rules), "--batch-size", "64"],
+        &[generated, fixture("cloudtrail/mixed_all.ndjson.gz")],
     );
     assert!(alerts.len() > 2_000, "{} alerts", alerts.len());
+    let rules_alerting: std::collections::BTreeSet<&str> = alerts
+        .iter()
+        .filter_map(|alert| alert["kibana"]["alert"]["rule"]["rule_id"].as_str())
+        .collect();
+    assert!(rules_alerting.len() >= 3, "{rules_alerting:?}");
 }
 
 /// Killed at random moments and run again until it finishes, a scan with 3 threads leaves the alert

@@ -210,6 +210,17 @@ scan("--rules", rule_folder, "--state", state, mixed)
 pack = newterms.Rule(rules=[rule_folder])
 pack.process_ndjson(open(mixed, "rb").read())
 check("and the pack's state is scan's, byte for byte", pack.snapshot() == open(state, "rb").read())
+# A pack's histories are not partitioned: route_file keeps every event in bucket 0, and that
+# bucket's pack raises scan's alerts.
+router = newterms.Rule(rules=[rule_folder])
+routed, _ = router.route_file(open(mixed, "rb").read(), mixed, 4)
+got = newterms.Rule(rules=[rule_folder]).process_routed([(0, events) for _, events in routed])
+expected = scan("--rules", rule_folder, mixed)
+uuid = lambda alert: json.loads(alert)["kibana"]["alert"]["uuid"]
+check("a pack's route_file: one bucket, scan's alerts",
+      [bucket for bucket, _ in routed] == [0] and len(expected) > 0
+      and sorted(map(uuid, got)) == sorted(map(uuid, expected)),
+      f"buckets {[bucket for bucket, _ in routed]}, {len(got)} alerts")
 bad = path("bad-rule.toml")
 open(bad, "w").write("[rule]\nname = 1\n")
 for name, given, says in [("a rule file that does not exist", [path("nope.toml")], "nope.toml"),

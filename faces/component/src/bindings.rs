@@ -260,38 +260,26 @@ impl Guest for Component {
     }
 
     fn extract(records: Vec<u8>) -> Result<Extraction, String> {
-        with_engine(
-            |_| Err(RULES_NOT_SPLIT.into()),
-            |detector| Ok(detector.extract_ndjson(&records).into()),
-        )
+        Ok(ENGINE
+            .with_borrow_mut(|engine| engine.extract_ndjson(&records))
+            .into())
     }
 
     fn decide(extraction: Extraction) -> Result<Vec<FreshTerms>, String> {
         let extraction = DomainExtraction::from(extraction);
-        with_engine(
-            |_| Err(RULES_NOT_SPLIT.into()),
-            |detector| {
-                Ok(detector
-                    .decide(&extraction)
-                    .into_iter()
-                    .map(FreshTerms::from)
-                    .collect())
-            },
-        )
+        Ok(ENGINE
+            .with_borrow_mut(|engine| engine.decide(&extraction))
+            .into_iter()
+            .map(FreshTerms::from)
+            .collect())
     }
 
     fn alerts_for(event: String, terms: Vec<Vec<u8>>) -> EventOutcome {
-        with_engine(
-            |_| Ok(Vec::new()),
-            |detector| detector.alerts_for(&event, &terms),
-        )
-        .map_err(EventError::from)
+        ENGINE
+            .with_borrow(|engine| engine.alerts_for(&event, &terms))
+            .map_err(EventError::from)
     }
 }
-
-/// What `extract` and `decide` answer under `configure-rules`.
-const RULES_NOT_SPLIT: &str =
-    "rules from rule files are not processed in stages yet: use process-ndjson";
 
 /// The metadata of rules from rule files: the pack as a whole (each alert carries its own rule's).
 fn pack_metadata(pack: &RulePackDetector) -> RuleMetadata {

@@ -33,9 +33,14 @@ fn misbehave(event: &str) -> Option<Vec<String>> {
         }
     }
     if event.contains("NEWTERMS_ALLOC") {
+        // Megabytes reserved but barely written: the linear memory grows as fast as the guest
+        // asks, so the memory cap stops it well before the CPU deadline, even on a loaded machine
+        // (filling each megabyte made the page faults race the deadline).
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {
-            hoard.push(vec![1; 1 << 20]);
+            let mut megabyte = Vec::with_capacity(1 << 20);
+            megabyte.push(1_u8);
+            hoard.push(megabyte);
             std::hint::black_box(&hoard);
         }
     }

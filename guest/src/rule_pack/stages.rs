@@ -1,0 +1,220 @@
+//! A pack processed in two stages, as the built-in rule is (`crate::detector` `stages`), so that a
+//! host runs the expensive, stateless one on several instances at once: `extract_ndjson` (fast path
+//! or parse, every rule's query and filters, exceptions, time, each matching rule's terms), then
+//! `decide` on one instance in order (each rule's first-seen decision), then `alerts_for` for the
+//! rare line with a new term. Together they do exactly what [`RulePackDetector::process_ndjson`]
+//! does, through the same readings of an event (`fast_terms`, `observed`).
+//!
+//! A pack's term travels between the stages as the rule's place in the pack (4 bytes,
+//! little-endian) followed by the term's key in that rule's history.
+
+use super::{FastFound, Observed, RulePackDetector};
+use crate::alert::{AlertSource, rule_file_alert};
+use crate::detector::full::{TIME_RANGE, with_ecs};
+use crate::detector::{EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation};
+use crate::history::TermKey;
+
+/// The encoding of rule `index`'s term `key` between the stages.
+fn staged(index: usize, key: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4 + key.len());
+    bytes.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_le_bytes());
+    bytes.extend_from_slice(key);
+    bytes
+}
+
+/// The rule's place and the history's key of a staged term; `None` for bytes no extraction makes.
+fn unstaged(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (index, key) = bytes.split_first_chunk::<4>()?;
+    Some((usize::try_from(u32::from_le_bytes(*index)).ok()?, key))
+}
+
+impl RulePackDetector {
+    /// The stateless half of [`RulePackDetector::process_ndjson`] over `buffer`: per line that
+    /// observes terms or is refused, its time and staged terms or why; and the counters processing
+    /// would add. No history is consulted.
+    pub fn extract_ndjson(&mut self, buffer: &[u8]) -> Extraction {
+        let mut extraction = Extraction::default();
+        let mut start = 0;
+        // Lines cut as `process_ndjson` cuts them.
+        let ends = memchr::memchr_iter(b'\n', buffer).chain(std::iter::once(buffer.len()));
+        for (line, end) in ends.enumerate() {
+            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
+            start = end + 1;
+            if text.is_empty() {
+                continue;
+            }
+            if let Some(outcome) = self.extract_line(text, &mut extraction) {
+                extraction.lines.push(ExtractedLine {
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    outcome,
+                });
+            }
+        }
+        extraction
+    }
+
+    /// One trimmed, non-blank line: what it observes, if anything, or why it is refused.
+    fn extract_line(
+        &mut self,
+        bytes: &[u8],
+        extraction: &mut Extraction,
+    ) -> Option<Result<Observation, LineError>> {
+        match self.fast_terms(bytes, true) {
+            FastFound::Undecided => {}
+            FastFound::NoMatch => {
+                extraction.events += 1;
+                return None;
+            }
+            FastFound::Matched(time) => {
+                extraction.events += 1;
+                extraction.matched += 1;
+                let mut start = 0;
+                let terms: Vec<Vec<u8>> = self
+                    .term_ends
+                    .iter()
+                    .map(|&(index, end)| {
+                        let key = self.term_bytes.get(start..end).unwrap_or_default();
+                        start = end;
+                        staged(index, key)
+                    })
+                    .collect();
+                return (!terms.is_empty()).then_some(Ok(Observation { time, terms }));
+            }
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                let offset = u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX);
+                return Some(Err(LineError::NotUtf8(offset)));
+            }
+        };
+        extraction.events += 1;
+        if !self.pack.candidates(text.as_bytes(), &mut self.candidates) {
+            return None;
+        }
+        let observed = with_ecs(text, |ecs, _| {
+            let mut matching = std::mem::take(&mut self.matching);
+            matching.clear();
+            self.pack
+                .matching_among(ecs, Some(&self.candidates), &mut matching);
+            let observed = if matching.is_empty() {
+                Ok(None)
+            } else {
+                extraction.matched += 1;
+                self.observed(ecs, &matching)
+                    .map(|observed| match observed {
+                        Observed::Excepted => {
+                            extraction.excepted += 1;
+                            None
+                        }
+                        Observed::Terms(time, combinations) => {
+                            let mut key = TermKey::default();
+                            let terms: Vec<Vec<u8>> = combinations
+                                .iter()
+                                .flat_map(|(index, combinations)| {
+                                    combinations.iter().map(move |values| (*index, values))
+                                })
+                                .map(|(index, values)| {
+                                    key.encode(values.iter().map(|value| value.as_ref()));
+                                    staged(index, key.as_bytes())
+                                })
+                                .collect();
+                            (!terms.is_empty()).then_some(Observation { time, terms })
+                        }
+                    })
+            };
+            self.matching = matching;
+            observed
+        });
+        match observed.and_then(|observed| observed) {
+            Ok(observation) => observation.map(Ok),
+            Err(error) => Some(Err(LineError::Event(error))),
+        }
+    }
+
+    /// The stateful half: applies an extraction to the rules' histories in order, as processing
+    /// its buffer would, adds its counters, and returns the lines whose terms were new (none in
+    /// learn mode). An observation whose time no event can have, or a term naming no rule of the
+    /// pack, is ignored.
+    pub fn decide(&mut self, extraction: &Extraction) -> Vec<FreshTerms> {
+        self.stats.events += extraction.events;
+        self.stats.matched += extraction.matched;
+        self.stats.excepted += extraction.excepted;
+        let mut fresh = Vec::new();
+        for line in &extraction.lines {
+            let observation = match &line.outcome {
+                Ok(observation) if TIME_RANGE.contains(&observation.time) => observation,
+                Ok(_) | Err(LineError::NotUtf8(_)) => continue,
+                Err(LineError::Event(_)) => {
+                    self.stats.errors += 1;
+                    continue;
+                }
+            };
+            let mut new_terms = Vec::new();
+            for (position, staged) in (0_u32..).zip(&observation.terms) {
+                let Some((index, key)) = unstaged(staged) else {
+                    continue;
+                };
+                let (Some(rule), Some(tracked)) =
+                    (self.pack.rules().get(index), self.tracked.get_mut(index))
+                else {
+                    continue;
+                };
+                let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
+                let new = tracked.history.observe(key, observation.time, window_ms);
+                if new && !self.config.learn {
+                    new_terms.push(position);
+                }
+            }
+            if !new_terms.is_empty() {
+                self.stats.alerts += new_terms.len() as u64;
+                fresh.push(FreshTerms {
+                    line: line.line,
+                    terms: new_terms,
+                });
+            }
+        }
+        fresh
+    }
+
+    /// The alerts of `text` for its staged terms among `staged_terms` (those
+    /// [`RulePackDetector::decide`] found new), in the order processing raises them. Stateless.
+    pub fn alerts_for(
+        &self,
+        text: &str,
+        staged_terms: &[Vec<u8>],
+    ) -> Result<Vec<String>, EventError> {
+        with_ecs(text, |ecs, raw| {
+            let mut matching = Vec::new();
+            self.pack.matching(ecs, &mut matching);
+            if matching.is_empty() {
+                return Ok(Vec::new());
+            }
+            let Observed::Terms(time, terms) = self.observed(ecs, &matching)? else {
+                return Ok(Vec::new());
+            };
+            let source = AlertSource {
+                ecs,
+                original: raw.then_some(text),
+                text,
+                time,
+            };
+            let mut key = TermKey::default();
+            let mut alerts = Vec::new();
+            for (index, combinations) in terms {
+                let Some(rule) = self.pack.rules().get(index) else {
+                    continue;
+                };
+                for values in combinations {
+                    let values: Vec<&str> = values.iter().map(|value| value.as_ref()).collect();
+                    key.encode(values.iter().copied());
+                    let wanted = staged(index, key.as_bytes());
+                    if staged_terms.contains(&wanted) {
+                        alerts.push(rule_file_alert(rule, &source, &values, key.as_bytes()));
+                    }
+                }
+            }
+            Ok(alerts)
+        })?
+    }
+}
