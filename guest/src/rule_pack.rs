@@ -221,21 +221,10 @@ impl RulePackDetector {
     /// Newline-delimited events, as [`crate::Detector::process_ndjson`] reads them.
     pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
         let mut out = Vec::new();
-        // Line ends found with memchr (vectors), not byte by byte.
-        let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', buffer).chain(std::iter::once(buffer.len()));
-        for (line, end) in ends.enumerate() {
-            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
-            start = end + 1;
-            if text.is_empty() {
-                continue;
-            }
+        for (line, text) in events_of(buffer) {
             match self.process_bytes(text) {
                 Ok(alerts) if alerts.is_empty() => {}
-                outcome => out.push(LineOutcome {
-                    line: u32::try_from(line).unwrap_or(u32::MAX),
-                    outcome,
-                }),
+                outcome => out.push(LineOutcome { line, outcome }),
             }
         }
         out
@@ -616,6 +605,20 @@ impl RulePackDetector {
         self.notices.clone_from(&notices);
         Ok(notices)
     }
+}
+
+/// The trimmed, non-blank lines of an NDJSON buffer with their 0-based indices, as the built-in
+/// rule reads them; line ends found with memchr (vectors), not byte by byte.
+fn events_of(buffer: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', buffer)
+        .chain(std::iter::once(buffer.len()))
+        .enumerate()
+        .filter_map(move |(line, end)| {
+            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
+            start = end + 1;
+            (!text.is_empty()).then(|| (u32::try_from(line).unwrap_or(u32::MAX), text))
+        })
 }
 
 /// The rule id and a digest of what decides its terms (version, query as written, filters, term

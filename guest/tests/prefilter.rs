@@ -6,11 +6,11 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use newterms_guest::{Config, Detector, EventError, LineError, LineOutcome};
+use newterms_guest::{Config, Detector, Engine, EventError, LineError, LineOutcome};
 use serde_json::{Value, json};
 
 mod common;
-use common::Rng;
+use common::{Rng, process_in_stages};
 
 const NEEDLE: &str = "lambda.amazonaws.com";
 
@@ -366,47 +366,6 @@ fn ndjson_reports_only_lines_with_something_to_say() {
     assert_eq!(found.len(), expected.len());
 }
 
-/// `process_ndjson` as the host runs it on several cores: `extract_ndjson` on one detector (any
-/// number of them, stateless), `decide` in order on another, `alerts_for` for the new terms.
-fn process_in_stages(
-    extractor: &mut Detector,
-    decider: &mut Detector,
-    buffer: &[u8],
-) -> Vec<LineOutcome> {
-    let extraction = extractor.extract_ndjson(buffer);
-    let lines: Vec<&[u8]> = buffer.split(|&byte| byte == b'\n').collect();
-    let mut fresh = decider.decide(&extraction).into_iter().peekable();
-    let mut out = Vec::new();
-    for extracted in extraction.lines {
-        let outcome = match extracted.outcome {
-            Err(error) => Err(error),
-            Ok(observation) => {
-                let Some(new) = fresh.next_if(|new| new.line == extracted.line) else {
-                    continue;
-                };
-                let keys: Vec<Vec<u8>> = new
-                    .terms
-                    .iter()
-                    .map(|&index| observation.terms[index as usize].clone())
-                    .collect();
-                let text = std::str::from_utf8(lines[extracted.line as usize].trim_ascii());
-                let alerts = decider.alerts_for(text.unwrap(), &keys).unwrap();
-                assert_eq!(alerts.len(), keys.len());
-                Ok(alerts)
-            }
-        };
-        out.push(LineOutcome {
-            line: extracted.line,
-            outcome,
-        });
-    }
-    assert!(
-        fresh.next().is_none(),
-        "a new term on a line that observes none"
-    );
-    out
-}
-
 #[test]
 fn extract_then_decide_is_processing() {
     for config in [
@@ -434,8 +393,8 @@ fn extract_then_decide_is_processing() {
     ] {
         let mut rng = Rng(7);
         let mut processing = Detector::new(config.clone()).unwrap();
-        let mut extractor = Detector::new(config.clone()).unwrap();
-        let mut decider = Detector::new(config).unwrap();
+        let mut extractor = Engine::built_in(config.clone()).unwrap();
+        let mut decider = Engine::built_in(config).unwrap();
         let mut alerts = 0;
         for _ in 0..40 {
             let mut buffer = Vec::new();

@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use newterms_guest::detector::LineOutcome;
 use newterms_guest::kql::{self, Pack, Rule};
-use newterms_guest::{Config, Detector, LineError, Notice, Profile, RulePackDetector};
+use newterms_guest::{Config, Detector, Engine, LineError, Notice, Profile, RulePackDetector};
 use serde_json::Value;
 
 mod common;
@@ -471,7 +470,8 @@ fn fast_equals_full<'a>(lines: impl Iterator<Item = &'a str>, config: &Config) -
     // And as NDJSON buffers of 100 lines, blank lines between.
     let mut batched = detector(rules.clone());
     // And in stages, as `--threads` runs it: extracted by one pack, decided by another.
-    let (mut extractor, mut decider) = (detector(rules.clone()), detector(rules.clone()));
+    let staged = |rules: Vec<Rule>| Engine::Pack(Box::new(detector(rules)));
+    let (mut extractor, mut decider) = (staged(rules.clone()), staged(rules.clone()));
     let mut full = detector(rules);
     let lines: Vec<&str> = lines.filter(|line| !line.trim().is_empty()).collect();
     for chunk in lines.chunks(100) {
@@ -492,63 +492,25 @@ fn fast_equals_full<'a>(lines: impl Iterator<Item = &'a str>, config: &Config) -
             .map(|outcome| (outcome.line as usize, outcome.outcome))
             .collect();
         assert_eq!(outcomes, expected_outcomes);
-        let staged: Vec<_> = in_stages(&mut extractor, &mut decider, buffer.as_bytes())
-            .into_iter()
-            .map(|outcome| (outcome.line as usize, outcome.outcome))
-            .collect();
+        let staged: Vec<_> =
+            common::process_in_stages(&mut extractor, &mut decider, buffer.as_bytes())
+                .into_iter()
+                .map(|outcome| (outcome.line as usize, outcome.outcome))
+                .collect();
         assert_eq!(staged, expected_outcomes);
     }
-    for other in [&fast, &bytes, &batched, &decider] {
+    for other in [&fast, &bytes, &batched] {
         assert_eq!(other.stats(), full.stats());
         assert_eq!(other.terms_per_rule(), full.terms_per_rule());
         assert!(other.snapshot() == full.snapshot(), "the same state");
     }
+    assert_eq!(decider.stats(), full.stats());
+    assert!(
+        decider.snapshot() == full.snapshot(),
+        "the same state in stages"
+    );
     assert!(fast.fast_path_events() >= bytes.fast_path_events());
     fast.fast_path_events()
-}
-
-/// `process_ndjson` as the host runs it on several cores: `extract_ndjson` on one pack (stateless),
-/// `decide` in order on another, `alerts_for` for the new terms.
-fn in_stages(
-    extractor: &mut RulePackDetector,
-    decider: &mut RulePackDetector,
-    buffer: &[u8],
-) -> Vec<LineOutcome> {
-    let extraction = extractor.extract_ndjson(buffer);
-    let lines: Vec<&[u8]> = buffer.split(|&byte| byte == b'\n').collect();
-    let mut fresh = decider.decide(&extraction).into_iter().peekable();
-    let mut out = Vec::new();
-    for extracted in extraction.lines {
-        let outcome = match extracted.outcome {
-            Err(error) => Err(error),
-            Ok(observation) => {
-                let Some(new) = fresh.next_if(|new| new.line == extracted.line) else {
-                    continue;
-                };
-                let keys: Vec<Vec<u8>> = new
-                    .terms
-                    .iter()
-                    .map(|&index| observation.terms[index as usize].clone())
-                    .collect();
-                let text = std::str::from_utf8(lines[extracted.line as usize].trim_ascii())
-                    .unwrap_or_else(|error| panic!("a line with terms is UTF-8: {error}"));
-                let alerts = decider
-                    .alerts_for(text, &keys)
-                    .unwrap_or_else(|error| panic!("{text}: {error}"));
-                assert_eq!(alerts.len(), keys.len());
-                Ok(alerts)
-            }
-        };
-        out.push(LineOutcome {
-            line: extracted.line,
-            outcome,
-        });
-    }
-    assert!(
-        fresh.next().is_none(),
-        "a new term on a line that observes none"
-    );
-    out
 }
 
 #[test]

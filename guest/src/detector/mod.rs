@@ -19,7 +19,7 @@ mod fast;
 pub(crate) mod full;
 pub mod outcome;
 mod snapshots;
-mod stages;
+pub(crate) mod stages;
 pub(crate) mod terms;
 
 pub use config::{Config, ConfigError, DEFAULT_CAPACITY, Exception, Partition};

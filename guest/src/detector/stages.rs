@@ -7,9 +7,11 @@
 use super::fast::FastFound;
 use super::full::{Observed, TIME_RANGE};
 use super::{
-    Detector, EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation, prefilter,
+    Detector, EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation, Stats,
+    prefilter,
 };
 use crate::history::TermKey;
+use crate::time::EpochMillis;
 
 impl Detector {
     /// The stateless half of [`Detector::process_ndjson`] over `buffer`: per line that observes terms
@@ -99,35 +101,13 @@ impl Detector {
     /// would, adds its counters, and returns the lines whose terms were new (none in learn mode).
     /// An observation whose time no event can have (outside years 1 to 9999) is ignored.
     pub fn decide(&mut self, extraction: &Extraction) -> Vec<FreshTerms> {
-        self.stats.events += extraction.events;
-        self.stats.matched += extraction.matched;
-        self.stats.excepted += extraction.excepted;
-        let mut fresh = Vec::new();
-        for line in &extraction.lines {
-            let observation = match &line.outcome {
-                Ok(observation) if TIME_RANGE.contains(&observation.time) => observation,
-                Ok(_) | Err(LineError::NotUtf8(_)) => continue,
-                Err(LineError::Event(_)) => {
-                    self.stats.errors += 1;
-                    continue;
-                }
-            };
-            let mut new_terms = Vec::new();
-            for (index, key) in (0_u32..).zip(&observation.terms) {
-                let new = self.history.observe(key, observation.time, self.window_ms);
-                if new && !self.config.learn {
-                    new_terms.push(index);
-                }
-            }
-            if !new_terms.is_empty() {
-                self.stats.alerts += new_terms.len() as u64;
-                fresh.push(FreshTerms {
-                    line: line.line,
-                    terms: new_terms,
-                });
-            }
-        }
-        fresh
+        let (history, window_ms) = (&mut self.history, self.window_ms);
+        decide_lines(
+            extraction,
+            &mut self.stats,
+            self.config.learn,
+            |key, time| Some(history.observe(key, time, window_ms)),
+        )
     }
 
     /// The alerts of `text` for its terms whose encodings are among `keys` (those [`Detector::decide`]
@@ -150,4 +130,45 @@ impl Detector {
         })?;
         alerts.unwrap_or(Ok(Vec::new()))
     }
+}
+
+/// How an extraction is applied, for the built-in rule and a pack alike: its counters added to
+/// `stats`, then each line's terms observed in order through `observe` (whether the term is new;
+/// `None` for a term it cannot place, which is skipped), refused lines counted as errors and times
+/// no event can have ignored, as processing does; the lines with new terms (none when `learn`).
+pub(crate) fn decide_lines(
+    extraction: &Extraction,
+    stats: &mut Stats,
+    learn: bool,
+    mut observe: impl FnMut(&[u8], EpochMillis) -> Option<bool>,
+) -> Vec<FreshTerms> {
+    stats.events += extraction.events;
+    stats.matched += extraction.matched;
+    stats.excepted += extraction.excepted;
+    let mut fresh = Vec::new();
+    for line in &extraction.lines {
+        let observation = match &line.outcome {
+            Ok(observation) if TIME_RANGE.contains(&observation.time) => observation,
+            Ok(_) | Err(LineError::NotUtf8(_)) => continue,
+            Err(LineError::Event(_)) => {
+                stats.errors += 1;
+                continue;
+            }
+        };
+        let mut new_terms = Vec::new();
+        for (index, key) in (0_u32..).zip(&observation.terms) {
+            let new = observe(key, observation.time).unwrap_or(false);
+            if new && !learn {
+                new_terms.push(index);
+            }
+        }
+        if !new_terms.is_empty() {
+            stats.alerts += new_terms.len() as u64;
+            fresh.push(FreshTerms {
+                line: line.line,
+                terms: new_terms,
+            });
+        }
+    }
+    fresh
 }

@@ -8,9 +8,10 @@
 //! A pack's term travels between the stages as the rule's place in the pack (4 bytes,
 //! little-endian) followed by the term's key in that rule's history.
 
-use super::{FastFound, Observed, RulePackDetector};
+use super::{FastFound, Observed, RulePackDetector, events_of};
 use crate::alert::{AlertSource, rule_file_alert};
-use crate::detector::full::{TIME_RANGE, with_ecs};
+use crate::detector::full::with_ecs;
+use crate::detector::stages::decide_lines;
 use crate::detector::{EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation};
 use crate::history::TermKey;
 
@@ -34,20 +35,9 @@ impl RulePackDetector {
     /// would add. No history is consulted.
     pub fn extract_ndjson(&mut self, buffer: &[u8]) -> Extraction {
         let mut extraction = Extraction::default();
-        let mut start = 0;
-        // Lines cut as `process_ndjson` cuts them.
-        let ends = memchr::memchr_iter(b'\n', buffer).chain(std::iter::once(buffer.len()));
-        for (line, end) in ends.enumerate() {
-            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
-            start = end + 1;
-            if text.is_empty() {
-                continue;
-            }
+        for (line, text) in events_of(buffer) {
             if let Some(outcome) = self.extract_line(text, &mut extraction) {
-                extraction.lines.push(ExtractedLine {
-                    line: u32::try_from(line).unwrap_or(u32::MAX),
-                    outcome,
-                });
+                extraction.lines.push(ExtractedLine { line, outcome });
             }
         }
         extraction
@@ -137,44 +127,22 @@ impl RulePackDetector {
     /// learn mode). An observation whose time no event can have, or a term naming no rule of the
     /// pack, is ignored.
     pub fn decide(&mut self, extraction: &Extraction) -> Vec<FreshTerms> {
-        self.stats.events += extraction.events;
-        self.stats.matched += extraction.matched;
-        self.stats.excepted += extraction.excepted;
-        let mut fresh = Vec::new();
-        for line in &extraction.lines {
-            let observation = match &line.outcome {
-                Ok(observation) if TIME_RANGE.contains(&observation.time) => observation,
-                Ok(_) | Err(LineError::NotUtf8(_)) => continue,
-                Err(LineError::Event(_)) => {
-                    self.stats.errors += 1;
-                    continue;
-                }
-            };
-            let mut new_terms = Vec::new();
-            for (position, staged) in (0_u32..).zip(&observation.terms) {
-                let Some((index, key)) = unstaged(staged) else {
-                    continue;
-                };
-                let (Some(rule), Some(tracked)) =
-                    (self.pack.rules().get(index), self.tracked.get_mut(index))
-                else {
-                    continue;
-                };
-                let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
-                let new = tracked.history.observe(key, observation.time, window_ms);
-                if new && !self.config.learn {
-                    new_terms.push(position);
-                }
-            }
-            if !new_terms.is_empty() {
-                self.stats.alerts += new_terms.len() as u64;
-                fresh.push(FreshTerms {
-                    line: line.line,
-                    terms: new_terms,
-                });
-            }
-        }
-        fresh
+        let (rules, tracked) = (self.pack.rules(), &mut self.tracked);
+        decide_lines(
+            extraction,
+            &mut self.stats,
+            self.config.learn,
+            |staged, time| {
+                let (index, key) = unstaged(staged)?;
+                let window_ms = u64::try_from(rules.get(index)?.window_ms).unwrap_or(0);
+                Some(
+                    tracked
+                        .get_mut(index)?
+                        .history
+                        .observe(key, time, window_ms),
+                )
+            },
+        )
     }
 
     /// The alerts of `text` for its staged terms among `staged_terms` (those

@@ -40,3 +40,48 @@ pub fn read_corpus(path: &std::path::Path) -> String {
     }
     String::from_utf8(bytes).unwrap_or_default()
 }
+
+/// `process_ndjson` as the host runs it on several cores: `extract_ndjson` on one engine (any
+/// number of them, stateless), `decide` in order on another, `alerts_for` for the new terms. The
+/// outcomes `process_ndjson` would have returned.
+pub fn process_in_stages(
+    extractor: &mut newterms_guest::Engine,
+    decider: &mut newterms_guest::Engine,
+    buffer: &[u8],
+) -> Vec<newterms_guest::LineOutcome> {
+    let extraction = extractor.extract_ndjson(buffer);
+    let lines: Vec<&[u8]> = buffer.split(|&byte| byte == b'\n').collect();
+    let mut fresh = decider.decide(&extraction).into_iter().peekable();
+    let mut out = Vec::new();
+    for extracted in extraction.lines {
+        let outcome = match extracted.outcome {
+            Err(error) => Err(error),
+            Ok(observation) => {
+                let Some(new) = fresh.next_if(|new| new.line == extracted.line) else {
+                    continue;
+                };
+                let keys: Vec<Vec<u8>> = new
+                    .terms
+                    .iter()
+                    .map(|&index| observation.terms[index as usize].clone())
+                    .collect();
+                let text = std::str::from_utf8(lines[extracted.line as usize].trim_ascii())
+                    .unwrap_or_else(|error| panic!("a line with terms is UTF-8: {error}"));
+                let alerts = decider
+                    .alerts_for(text, &keys)
+                    .unwrap_or_else(|error| panic!("{text}: {error}"));
+                assert_eq!(alerts.len(), keys.len());
+                Ok(alerts)
+            }
+        };
+        out.push(newterms_guest::LineOutcome {
+            line: extracted.line,
+            outcome,
+        });
+    }
+    assert!(
+        fresh.next().is_none(),
+        "a new term on a line that observes none"
+    );
+    out
+}
