@@ -315,7 +315,7 @@ pub fn to_ecs(record: &Map<String, Value>) -> Value {
 
 /// The length from which the pipeline's script keeps a raw object only as its Java rendering, not
 /// as a `flattened` field (the most a keyword holds, 32,766 bytes, counted in characters).
-const FLATTENED_LIMIT: usize = 32_766;
+pub(crate) const FLATTENED_LIMIT: usize = 32_766;
 
 /// `source` as the pipeline's `flattened` copy of it (without what the pipeline drops), if it is
 /// there and its Java rendering is short enough.

@@ -44,6 +44,8 @@ pub struct RawFields<'a> {
     source_ip_address: Slot<'a>,
     user_agent: Slot<'a>,
     identity: Identity<'a>,
+    /// The text of `requestParameters` (any JSON value, validated), when the record has the key.
+    request_parameters: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -143,6 +145,16 @@ impl<'a> RawFields<'a> {
         })
     }
 
+    /// The value of `aws.cloudtrail.flattened.request_parameters.<member>` for a `member` without a
+    /// dot, as [`cloudtrail::to_ecs`] and the query would find it; `None` when this module does not
+    /// tell (see [`flattened_member`]).
+    pub fn request_parameter(&self, member: &str) -> Option<Slot<'a>> {
+        match self.request_parameters {
+            None => Some(Slot::Absent),
+            Some(value) => flattened_member(value, member),
+        }
+    }
+
     /// `eventTime`, when it is a string.
     pub fn event_time(&self) -> Option<&'a str> {
         match self.event_time {
@@ -217,6 +229,77 @@ pub fn scan_plain<'a>(bytes: &'a [u8], quotes: &mut QuoteIndex) -> Option<RawFie
 }
 
 const MAX_DEPTH: usize = 100;
+
+/// Member `member` of the flattened copy of a raw object (`value`, text the scan validated, with no
+/// backslash or control byte), as the ingest pipeline's `flattened` field holds it and the query
+/// reads it: a non-empty string, or `true` / `false` as text; [`Slot::Absent`] when the member is
+/// missing, `null` or `""` (blanks the pipeline drops), or the value is `null`. `None` for
+/// everything it does not decide: a value that is not an object or `null`; any `[` (an array's
+/// Java rendering can be longer than its JSON, so the copy's length limit could be passed); text as
+/// long as that limit (an object's Java rendering is shorter than its JSON, so below it the copy is
+/// kept); and a member that is a number or an object. Duplicate members: the last one, as in
+/// `serde_json`.
+fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Slot<'a>> {
+    if value == b"null" {
+        return Some(Slot::Absent);
+    }
+    let body = value.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    if value.len() >= cloudtrail::FLATTENED_LIMIT || body.contains(&b'[') {
+        return None;
+    }
+    let wanted = member.as_bytes();
+    let mut found = Slot::Absent;
+    let mut rest = body;
+    // Validated JSON without escapes: every string runs to the next quote.
+    let string = |text: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
+        let text = text.trim_ascii_start().strip_prefix(b"\"")?;
+        let end = text.iter().position(|&byte| byte == b'"')?;
+        Some((text.get(..end)?, text.get(end + 1..)?))
+    };
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.is_empty() {
+            return Some(found);
+        }
+        let (key, after_key) = string(rest)?;
+        let after_colon = after_key.trim_ascii_start().strip_prefix(b":")?;
+        let value_text = after_colon.trim_ascii_start();
+        // Where the member's value ends: at the `,` or the end of the body at depth 0.
+        let mut depth = 0_usize;
+        let mut at = 0;
+        while let Some(&byte) = value_text.get(at) {
+            match byte {
+                b'"' => {
+                    let (_, after) = string(value_text.get(at..)?)?;
+                    at = value_text.len() - after.len();
+                    continue;
+                }
+                b'{' => depth += 1,
+                b'}' => depth = depth.checked_sub(1)?,
+                b',' if depth == 0 => break,
+                _ => {}
+            }
+            at += 1;
+        }
+        let (member_value, next) = value_text.split_at(at);
+        if key == wanted {
+            found = match member_value.trim_ascii_end() {
+                b"null" | b"\"\"" => Slot::Absent,
+                b"true" => Slot::Text("true"),
+                b"false" => Slot::Text("false"),
+                text if text.first() == Some(&b'"') => {
+                    let (inner, after) = string(text)?;
+                    if !after.is_empty() {
+                        return None;
+                    }
+                    Slot::Text(std::str::from_utf8(inner).ok()?)
+                }
+                _ => return None,
+            };
+        }
+        rest = next.strip_prefix(b",").unwrap_or(next);
+    }
+}
 
 /// Where a record's quotes are, one bit a byte, found in one vector pass: the end of a string is
 /// then a bit search rather than a byte search (a record has dozens of short strings). Without
@@ -341,6 +424,12 @@ impl<'a> Scanner<'a, '_> {
                 b"eventVersion" => {
                     fields.raw = true;
                     return scanner.skip_value();
+                }
+                b"requestParameters" => {
+                    let start = scanner.at;
+                    scanner.skip_value()?;
+                    fields.request_parameters = scanner.bytes.get(start..scanner.at);
+                    return Some(());
                 }
                 b"eventID" => &mut fields.event_id,
                 b"awsRegion" => &mut fields.aws_region,
@@ -550,6 +639,49 @@ impl<'a> Scanner<'a, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_members_of_the_flattened_request_parameters() {
+        let member = |parameters: &str, name: &str| {
+            let record =
+                format!(r#"{{"eventName":"GetParameter","requestParameters":{parameters}}}"#);
+            fields(&record).and_then(|fields| {
+                fields
+                    .request_parameter(name)
+                    .map(|slot| format!("{slot:?}"))
+            })
+        };
+        let text = |value: &str| Some(format!("Text({value:?})"));
+        let absent = Some("Absent".to_owned());
+        let object =
+            r#"{ "name" : "p" , "policy": {"a": "}", "b": {}}, "withDecryption":true,"n":null}"#;
+        assert_eq!(member(object, "name"), text("p"));
+        assert_eq!(member(object, "withDecryption"), text("true"));
+        assert_eq!(
+            member(r#"{"withDecryption":false}"#, "withDecryption"),
+            text("false")
+        );
+        // Blanks and missing members are absent; the last of duplicate members counts.
+        assert_eq!(member(object, "n"), absent);
+        assert_eq!(member(object, "missing"), absent);
+        assert_eq!(member(r#"{"name":""}"#, "name"), absent);
+        assert_eq!(member("null", "name"), absent);
+        assert_eq!(member(r#"{"name":"a","name":"b"}"#, "name"), text("b"));
+        // Left to the full path: numbers, objects, any array, a value that is not an object, and
+        // text as long as the keyword limit.
+        assert_eq!(member(r#"{"name":7}"#, "name"), None);
+        assert_eq!(member(object, "policy"), None);
+        assert_eq!(member(r#"{"name":"p","list":[1]}"#, "name"), None);
+        assert_eq!(member(r#""text""#, "name"), None);
+        let long = format!(r#"{{"name":"p","policy":"{}"}}"#, "x".repeat(40_000));
+        assert_eq!(member(&long, "name"), None);
+        // A record without the key has none of its members.
+        let record = fields(r#"{"eventName":"GetParameter"}"#);
+        assert_eq!(
+            record.and_then(|fields| fields.request_parameter("name")),
+            Some(Slot::Absent)
+        );
+    }
 
     fn fields(text: &str) -> Option<RawFields<'_>> {
         scan(text)

@@ -440,6 +440,26 @@ value = "*terraform*"
             r#"event.provider: "sts.amazonaws.com" and not user_agent.original: *Terraform*"#,
             1,
         ),
+        // Members of the flattened request parameters, in the query and the terms; one beneath a
+        // member, which the fast path leaves to the full path.
+        probe_rule(
+            "fast-request-parameter-query",
+            &["user.name"],
+            "event.action: (GetParameter or Probe) and aws.cloudtrail.flattened.request_parameters.withDecryption: true and not aws.cloudtrail.flattened.request_parameters.name: secret*",
+            1,
+        ),
+        probe_rule(
+            "fast-request-parameter-term",
+            &["aws.cloudtrail.flattened.request_parameters.serialNumber", "cloud.account.id"],
+            "event.action: (AssumeRole or Probe) and aws.cloudtrail.flattened.request_parameters.serialNumber: *",
+            1,
+        ),
+        probe_rule(
+            "fast-request-parameter-nested",
+            &["user.name"],
+            "event.action: Probe and aws.cloudtrail.flattened.request_parameters.policy.x: *",
+            1,
+        ),
         // Filters.
         probe_rule_with(
             "fast-filters",
@@ -678,6 +698,42 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
             rng.below(1000)
         ),
     };
+    // The shapes of `requestParameters` the fast path reads, and those it leaves to the full path.
+    let long = format!(
+        r#"{{"serialNumber":"arn:aws:iam::1:mfa/long","policy":"{}"}}"#,
+        "p".repeat(33_000)
+    );
+    let request = match rng.below(40) {
+        0 => long.as_str(),
+        _ => pick(
+            rng,
+            &[
+                r#"{"bucketName":"b","n":[1,2.5,{"x":null}]}"#,
+                r#"{"withDecryption":true,"name":"secret-1"}"#,
+                r#"{"withDecryption":true,"name":"param"}"#,
+                r#"{"withDecryption":"true","serialNumber":"arn:aws:iam::1:mfa/a"}"#,
+                r#"{"withDecryption":false,"serialNumber":""}"#,
+                r#"{"withDecryption":null,"serialNumber":null}"#,
+                r#"{"withDecryption":1,"serialNumber":7}"#,
+                r#"{"withDecryption":{"x":true},"serialNumber":{}}"#,
+                r#"{"serialNumber":"arn:aws:iam::1:mfa/a","serialNumber":"arn:aws:iam::1:mfa/b"}"#,
+                r#"{ "policy" : {"x": "y", "z": {"w": "}"}} , "serialNumber" : "arn:mfa/c" , "withDecryption" : true }"#,
+                r#"{"withDecryption.x":true,"serialNumber.y":"z","policy.x":"y"}"#,
+                r#"{"policy":{"x":"y"},"name":"[param]","withDecryption":true}"#,
+                r#"{"a":null}"#,
+                "{}",
+                "null",
+                r#""text""#,
+                "7",
+                "",
+            ],
+        ),
+    };
+    let request = if request.is_empty() {
+        String::new()
+    } else {
+        format!(r#","requestParameters":{request}"#)
+    };
     let identity = if rng.chance(3) {
         "\"root\"".to_owned()
     } else {
@@ -686,7 +742,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
         )
     };
     let mut record = format!(
-        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent},"requestParameters":{{"bucketName":"b","n":[1,2.5,{{"x":null}}]}},"recipientAccountId":"222"{error}}}"#
+        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent}{request},"recipientAccountId":"222"{error}}}"#
     );
     match rng.below(12) {
         0 => record = record.replacen("\"eventName\"", "\"eventName\":\"Probe\",\"eventName\"", 1),

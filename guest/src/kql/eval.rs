@@ -73,8 +73,46 @@ impl fmt::Display for CompileError {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     root: Node,
-    /// Field names by slot.
-    fields: Vec<String>,
+    /// Its own fields and tests (empty for a query compiled against a shared table).
+    table: FieldTable,
+}
+
+/// The fields queries read, by slot, and their distinct tests, by number: queries compiled against
+/// one table ([`Compiled::new_in`]) read each field of a document once and evaluate each test once
+/// (rules of a pack share most tests: the data set, the outcome, the provider).
+#[derive(Debug, Clone, Default)]
+pub struct FieldTable {
+    names: Vec<String>,
+    tests: Vec<(usize, Test)>,
+}
+
+impl FieldTable {
+    /// The field names, by slot.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn slot(&mut self, name: &str) -> usize {
+        match self.names.iter().position(|known| known == name) {
+            Some(at) => at,
+            None => {
+                self.names.push(name.to_owned());
+                self.names.len() - 1
+            }
+        }
+    }
+
+    fn test(&mut self, slot: usize, test: Test) -> Node {
+        let known = self
+            .tests
+            .iter()
+            .position(|(known_slot, known)| *known_slot == slot && *known == test);
+        let id = known.unwrap_or_else(|| {
+            self.tests.push((slot, test.clone()));
+            self.tests.len() - 1
+        });
+        Node::Test { slot, test, id }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,11 +121,19 @@ enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
-    Test { slot: usize, test: Test },
-    Nested { path: String, query: Box<Compiled> },
+    /// `id`: the test's number in its table, for [`Document`]'s memo.
+    Test {
+        slot: usize,
+        test: Test,
+        id: usize,
+    },
+    Nested {
+        path: String,
+        query: Box<Compiled>,
+    },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Test {
     Exists,
     Equals(String),
@@ -98,7 +144,7 @@ enum Test {
     Range(Bound, RangeOp),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Bound {
     Number(f64),
     Time(EpochMillis),
@@ -116,6 +162,8 @@ pub struct Document<'a> {
     current: Values<'a>,
     /// Set when a field was read that the source cannot tell: the evaluation means nothing.
     undecided: bool,
+    /// Per test of the table: 0 not evaluated on this document yet, 1 false, 2 true.
+    memo: Vec<u8>,
 }
 
 /// A field's values once read: most fields have one, kept without a vector.
@@ -154,29 +202,31 @@ enum Source<'a> {
 }
 
 impl<'a> Document<'a> {
-    /// `document`, to be read for the fields of `names` (a field table).
-    pub fn new(document: &'a Json, names: &'a [String]) -> Self {
+    /// `document`, to be read for the fields and tests of `table`.
+    pub fn new(document: &'a Json, table: &'a FieldTable) -> Self {
         Self {
             source: Source::Json(document),
-            names,
-            values: vec![Values::Unread; names.len()],
+            names: &table.names,
+            values: vec![Values::Unread; table.names.len()],
             current: Values::Unread,
             undecided: false,
+            memo: vec![0; table.tests.len()],
         }
     }
 
-    /// A document whose values come from `read` (by slot of the field table `names`), which may
-    /// not always tell: evaluate, then ask [`Document::decided`] whether the answers hold.
+    /// A document whose values come from `read` (by slot of `table`), which may not always tell:
+    /// evaluate, then ask [`Document::decided`] whether the answers hold.
     pub fn from_slots(
         read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
-        names: &'a [String],
+        table: &'a FieldTable,
     ) -> Self {
         Self {
             source: Source::Slots(read),
-            names,
+            names: &table.names,
             values: Vec::new(),
             current: Values::Unread,
             undecided: false,
+            memo: vec![0; table.tests.len()],
         }
     }
 
@@ -218,24 +268,24 @@ impl<'a> Document<'a> {
 impl Compiled {
     /// Compiles a parsed query with a field table of its own.
     pub fn new(query: &Query) -> Result<Self, CompileError> {
-        let mut fields = Vec::new();
-        let root = compile(query, &mut fields)?;
-        Ok(Self { root, fields })
+        let mut table = FieldTable::default();
+        let root = compile(query, &mut table)?;
+        Ok(Self { root, table })
     }
 
-    /// Compiles a parsed query against a shared field table (`table` gains its new fields), for
-    /// [`Compiled::matches_in`].
-    pub fn new_in(query: &Query, table: &mut Vec<String>) -> Result<Self, CompileError> {
+    /// Compiles a parsed query against a shared table (`table` gains its new fields and tests),
+    /// for [`Compiled::matches_in`].
+    pub fn new_in(query: &Query, table: &mut FieldTable) -> Result<Self, CompileError> {
         let root = compile(query, table)?;
         Ok(Self {
             root,
-            fields: Vec::new(),
+            table: FieldTable::default(),
         })
     }
 
     /// Whether `document` matches (a query from [`Compiled::new`]).
     pub fn matches(&self, document: &Json) -> bool {
-        let mut document = Document::new(document, &self.fields);
+        let mut document = Document::new(document, &self.table);
         self.holds(&self.root, &mut document)
     }
 
@@ -248,7 +298,7 @@ impl Compiled {
     /// The distinct fields the query reads (base names for `.caseless`), nested ones with their
     /// full path (empty for a query compiled against a shared table).
     pub fn fields(&self) -> Vec<String> {
-        let mut out = self.fields.clone();
+        let mut out = self.table.names.clone();
         collect_nested_fields(&self.root, "", &mut out);
         out
     }
@@ -259,7 +309,17 @@ impl Compiled {
             Node::And(parts) => parts.iter().all(|part| self.holds(part, document)),
             Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
             Node::Not(part) => !self.holds(part, document),
-            Node::Test { slot, test } => test.holds(document.values(*slot)),
+            Node::Test { slot, test, id } => match document.memo.get(*id) {
+                Some(1) => false,
+                Some(2) => true,
+                _ => {
+                    let holds = test.holds(document.values(*slot));
+                    if let Some(known) = document.memo.get_mut(*id) {
+                        *known = 1 + u8::from(holds);
+                    }
+                    holds
+                }
+            },
             Node::Nested { path, query } => match document.source {
                 Source::Json(json) => nested_objects(json, path)
                     .iter()
@@ -283,7 +343,7 @@ fn collect_nested_fields(node: &Node, prefix: &str, out: &mut Vec<String>) {
         Node::Not(part) => collect_nested_fields(part, prefix, out),
         Node::Nested { path, query } => {
             let full = format!("{prefix}{path}.");
-            for field in &query.fields {
+            for field in &query.table.names {
                 let name = format!("{full}{field}");
                 if !out.contains(&name) {
                     out.push(name);
@@ -404,7 +464,7 @@ pub fn is_ip_field(field: &str) -> bool {
     field.rsplit('.').next() == Some("ip")
 }
 
-fn compile(query: &Query, fields: &mut Vec<String>) -> Result<Node, CompileError> {
+fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError> {
     Ok(match query {
         Query::All => Node::True,
         Query::And(parts) => Node::And(
@@ -451,10 +511,8 @@ fn compile(query: &Query, fields: &mut Vec<String>) -> Result<Node, CompileError
                 Value::Literal { text, .. } => Test::Equals(text.clone()),
                 Value::Wildcard(parts) => Test::Pattern(kql_pattern(parts, caseless)),
             };
-            Node::Test {
-                slot: slot(fields, base),
-                test,
-            }
+            let slot = fields.slot(base);
+            fields.test(slot, test)
         }
         Query::Range { field, op, value } => {
             let name = plain_field(field)?;
@@ -476,10 +534,8 @@ fn compile(query: &Query, fields: &mut Vec<String>) -> Result<Node, CompileError
             } else {
                 Bound::Text(value.clone())
             };
-            Node::Test {
-                slot: slot(fields, name),
-                test: Test::Range(bound, *op),
-            }
+            let slot = fields.slot(name);
+            fields.test(slot, Test::Range(bound, *op))
         }
     })
 }
@@ -518,14 +574,4 @@ pub fn kql_pattern(parts: &[String], case_insensitive: bool) -> Pattern {
         tokens.extend(part.chars().map(Token::Char));
     }
     Pattern::new(tokens, case_insensitive)
-}
-
-fn slot(fields: &mut Vec<String>, name: &str) -> usize {
-    match fields.iter().position(|known| known == name) {
-        Some(at) => at,
-        None => {
-            fields.push(name.to_owned());
-            fields.len() - 1
-        }
-    }
 }

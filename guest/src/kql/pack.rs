@@ -7,17 +7,17 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
-use super::eval::{CompileError, Compiled, Document};
+use super::eval::{CompileError, Compiled, Document, FieldTable};
 use super::require::{Needle, Requirement, required_values};
 use super::rule::Rule;
-use crate::cloudtrail::{self, MAPPING, Mapping};
+use crate::cloudtrail::{self, Derivation, MAPPING, Mapping, RawField};
 use crate::fastpath::{RawFields, Slot};
 
 /// Rules evaluated together.
 pub struct Pack {
     rules: Vec<Rule>,
     compiled: Vec<Compiled>,
-    fields: Vec<String>,
+    fields: FieldTable,
     prefilter: Prefilter,
     /// Per field of the table: where a raw CloudTrail record holds it.
     raw_fields: Vec<RawSource>,
@@ -103,10 +103,12 @@ impl Dispatch {
 }
 
 /// Where the ECS document [`cloudtrail::to_ecs`] makes of a raw record holds an ECS field.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum RawSource {
     /// The field a row of the mapping fills.
     Row(&'static Mapping),
+    /// A member (no dot in its name) of the flattened copy of `requestParameters`.
+    RequestParameter(Box<str>),
     /// No row fills the field or anything above or beneath it: a raw record never has it.
     Never,
     /// Above or beneath a row: left to the full path.
@@ -118,6 +120,14 @@ impl RawSource {
     pub fn of(field: &str) -> Self {
         if let Some(row) = cloudtrail::mapping(field) {
             return Self::Row(row);
+        }
+        let flattened = MAPPING.iter().find_map(|row| {
+            let member = field.strip_prefix(row.ecs)?.strip_prefix('.')?;
+            let request_parameters = Derivation::Flattened(RawField::RequestParameters);
+            (row.derivation == request_parameters && !member.contains('.')).then_some(member)
+        });
+        if let Some(member) = flattened {
+            return Self::RequestParameter(member.into());
         }
         let beneath = |outer: &str, inner: &str| {
             inner
@@ -136,15 +146,17 @@ impl RawSource {
 
     /// The field's value (`Some(None)`: none; a raw record's fields have at most one) in the ECS
     /// document of the record `fields` was scanned from; `None` when the scan cannot tell.
-    pub fn value<'a>(self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
-        match self {
-            Self::Row(row) => match fields.derive(row)? {
-                Slot::Text(text) => Some(Some(text)),
-                Slot::Absent => Some(None),
-                Slot::Other => None,
-            },
-            Self::Never => Some(None),
-            Self::Unknown => None,
+    pub fn value<'a>(&self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
+        let slot = match self {
+            Self::Row(row) => fields.derive(row),
+            Self::RequestParameter(member) => fields.request_parameter(member),
+            Self::Never => return Some(None),
+            Self::Unknown => return None,
+        };
+        match slot? {
+            Slot::Text(text) => Some(Some(text)),
+            Slot::Absent => Some(None),
+            Slot::Other => None,
         }
     }
 }
@@ -217,13 +229,17 @@ impl Needed {
 impl Pack {
     /// The rules, their queries compiled against one field table.
     pub fn new(rules: Vec<Rule>) -> Result<Self, CompileError> {
-        let mut fields = Vec::new();
+        let mut fields = FieldTable::default();
         let compiled = rules
             .iter()
             .map(|rule| Compiled::new_in(&rule.query, &mut fields))
             .collect::<Result<_, _>>()?;
         let prefilter = Prefilter::new(&rules);
-        let raw_fields = fields.iter().map(|field| RawSource::of(field)).collect();
+        let raw_fields = fields
+            .names()
+            .iter()
+            .map(|field| RawSource::of(field))
+            .collect();
         let raw_terms = rules
             .iter()
             .map(|rule| {
@@ -252,7 +268,7 @@ impl Pack {
 
     /// The distinct fields the rules' queries read.
     pub fn fields(&self) -> &[String] {
-        &self.fields
+        self.fields.names()
     }
 
     /// Appends to `out` the index of every rule whose query and filters `document` (ECS) matches.
