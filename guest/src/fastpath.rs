@@ -44,8 +44,11 @@ pub struct RawFields<'a> {
     source_ip_address: Slot<'a>,
     user_agent: Slot<'a>,
     identity: Identity<'a>,
-    /// The text of `requestParameters` (any JSON value, validated), when the record has the key.
+    /// The text of `requestParameters`, `responseElements` and `additionalEventData` (any JSON
+    /// value, validated), when the record has the key.
     request_parameters: Option<&'a [u8]>,
+    response_elements: Option<&'a [u8]>,
+    additional_event_data: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -84,21 +87,26 @@ impl<'a> RawFields<'a> {
                 }
                 found
             }
-            // A console sign-in's outcome may come from its answer, which this scan does not keep.
-            Derivation::Outcome(_) if !matches!(self.event_name, Slot::Text(name) if name != "ConsoleLogin") =>
-            {
-                return None;
-            }
             Derivation::Outcome(sources) => {
-                let mut outcome = Slot::Text("success");
-                for &source in sources {
-                    match self.raw(source)? {
-                        Slot::Absent => {}
-                        Slot::Text(_) => outcome = Slot::Text("failure"),
-                        Slot::Other => return None,
+                let answer = match self.event_name {
+                    Slot::Text("ConsoleLogin") => self.console_login_answer()?,
+                    Slot::Text(_) => None,
+                    Slot::Absent | Slot::Other => return None,
+                };
+                match answer {
+                    Some(answer) => answer,
+                    None => {
+                        let mut outcome = Slot::Text("success");
+                        for &source in sources {
+                            match self.raw(source)? {
+                                Slot::Absent => {}
+                                Slot::Text(_) => outcome = Slot::Text("failure"),
+                                Slot::Other => return None,
+                            }
+                        }
+                        outcome
                     }
                 }
-                outcome
             }
             Derivation::Constant(value) => Slot::Text(value),
             // The pipeline keeps the raw string when it is an address (as `cloudtrail::to_ecs`).
@@ -109,6 +117,22 @@ impl<'a> RawFields<'a> {
                 Slot::Text(_) | Slot::Absent => Slot::Absent,
                 Slot::Other => return None,
             },
+            // A console sign-in's flag: `false` for `No`, `true` for any other value.
+            Derivation::ConsoleLoginFlag(RawField::AdditionalEventData, key) => {
+                match self.event_name {
+                    Slot::Text("ConsoleLogin") => {}
+                    Slot::Text(_) => return Some(Slot::Absent),
+                    Slot::Absent | Slot::Other => return None,
+                }
+                let Some(data) = self.additional_event_data else {
+                    return Some(Slot::Absent);
+                };
+                match flattened_member(data, key)? {
+                    Member::Absent => Slot::Absent,
+                    Member::String("No") => Slot::Text("false"),
+                    Member::String(_) | Member::Boolean(_) => Slot::Text("true"),
+                }
+            }
             // Rewritten values: only full evaluation makes them.
             Derivation::JavaString(_)
             | Derivation::Timestamp(_)
@@ -149,9 +173,36 @@ impl<'a> RawFields<'a> {
     /// dot, as [`cloudtrail::to_ecs`] and the query would find it; `None` when this module does not
     /// tell (see [`flattened_member`]).
     pub fn request_parameter(&self, member: &str) -> Option<Slot<'a>> {
-        match self.request_parameters {
-            None => Some(Slot::Absent),
-            Some(value) => flattened_member(value, member),
+        let Some(value) = self.request_parameters else {
+            return Some(Slot::Absent);
+        };
+        Some(match flattened_member(value, member)? {
+            Member::Absent => Slot::Absent,
+            Member::String(text) => Slot::Text(text),
+            Member::Boolean(flag) => Slot::Text(if flag { "true" } else { "false" }),
+        })
+    }
+
+    /// A console sign-in's own outcome, as `cloudtrail::to_ecs` reads it from the flattened
+    /// `responseElements.ConsoleLogin` (a string, lowercased): `Some(None)` when it has none (the
+    /// errors then tell); `None` when this module does not tell, which includes an answer whose
+    /// lowercase is not itself or a plain `Success` / `Failure`.
+    fn console_login_answer(&self) -> Option<Option<Slot<'a>>> {
+        let Some(elements) = self.response_elements else {
+            return Some(None);
+        };
+        match flattened_member(elements, "ConsoleLogin")? {
+            Member::String("Success") => Some(Some(Slot::Text("success"))),
+            Member::String("Failure") => Some(Some(Slot::Text("failure"))),
+            Member::String(answer)
+                if !answer
+                    .bytes()
+                    .any(|byte| byte.is_ascii_uppercase() || !byte.is_ascii()) =>
+            {
+                Some(Some(Slot::Text(answer)))
+            }
+            Member::String(_) => None,
+            Member::Absent | Member::Boolean(_) => Some(None),
         }
     }
 
@@ -230,25 +281,36 @@ pub fn scan_plain<'a>(bytes: &'a [u8], quotes: &mut QuoteIndex) -> Option<RawFie
 
 const MAX_DEPTH: usize = 100;
 
+/// A member of a flattened object as [`flattened_member`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member<'a> {
+    /// Missing, `null` or `""` (blanks the pipeline drops).
+    Absent,
+    /// A non-empty string.
+    String(&'a str),
+    /// `true` or `false`.
+    Boolean(bool),
+}
+
 /// Member `member` of the flattened copy of a raw object (`value`, text the scan validated, with no
-/// backslash or control byte), as the ingest pipeline's `flattened` field holds it and the query
-/// reads it: a non-empty string, or `true` / `false` as text; [`Slot::Absent`] when the member is
-/// missing, `null` or `""` (blanks the pipeline drops), or the value is `null`. `None` for
-/// everything it does not decide: a value that is not an object or `null`; any `[` (an array's
-/// Java rendering can be longer than its JSON, so the copy's length limit could be passed); text as
-/// long as that limit (an object's Java rendering is shorter than its JSON, so below it the copy is
-/// kept); and a member that is a number or an object. Duplicate members: the last one, as in
-/// `serde_json`.
-fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Slot<'a>> {
+/// backslash or control byte), as the ingest pipeline's `flattened` field holds it (`null`: no
+/// member). `None` for everything it does not decide: a value that is not an object or `null`; a
+/// member that is a number, an object or an array; and text whose Java rendering may reach the copy's
+/// length limit. That rendering is at most the text's length plus one per comma (`, ` for `,`, while
+/// `=` for `":"` and unquoted strings only shorten it, and dropped blanks and characters counted
+/// instead of bytes too), so below the limit by that bound the copy is kept. Duplicate members: the
+/// last one, as in `serde_json`.
+fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
     if value == b"null" {
-        return Some(Slot::Absent);
+        return Some(Member::Absent);
     }
     let body = value.strip_prefix(b"{")?.strip_suffix(b"}")?;
-    if value.len() >= cloudtrail::FLATTENED_LIMIT || body.contains(&b'[') {
+    let commas = body.iter().filter(|&&byte| byte == b',').count();
+    if value.len() + commas >= cloudtrail::FLATTENED_LIMIT {
         return None;
     }
     let wanted = member.as_bytes();
-    let mut found = Slot::Absent;
+    let mut found = Member::Absent;
     let mut rest = body;
     // Validated JSON without escapes: every string runs to the next quote.
     let string = |text: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
@@ -274,8 +336,8 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Slot<'a>> {
                     at = value_text.len() - after.len();
                     continue;
                 }
-                b'{' => depth += 1,
-                b'}' => depth = depth.checked_sub(1)?,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.checked_sub(1)?,
                 b',' if depth == 0 => break,
                 _ => {}
             }
@@ -284,15 +346,15 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Slot<'a>> {
         let (member_value, next) = value_text.split_at(at);
         if key == wanted {
             found = match member_value.trim_ascii_end() {
-                b"null" | b"\"\"" => Slot::Absent,
-                b"true" => Slot::Text("true"),
-                b"false" => Slot::Text("false"),
+                b"null" | b"\"\"" => Member::Absent,
+                b"true" => Member::Boolean(true),
+                b"false" => Member::Boolean(false),
                 text if text.first() == Some(&b'"') => {
                     let (inner, after) = string(text)?;
                     if !after.is_empty() {
                         return None;
                     }
-                    Slot::Text(std::str::from_utf8(inner).ok()?)
+                    Member::String(std::str::from_utf8(inner).ok()?)
                 }
                 _ => return None,
             };
@@ -426,10 +488,11 @@ impl<'a> Scanner<'a, '_> {
                     return scanner.skip_value();
                 }
                 b"requestParameters" => {
-                    let start = scanner.at;
-                    scanner.skip_value()?;
-                    fields.request_parameters = scanner.bytes.get(start..scanner.at);
-                    return Some(());
+                    return scanner.text_of_value(&mut fields.request_parameters);
+                }
+                b"responseElements" => return scanner.text_of_value(&mut fields.response_elements),
+                b"additionalEventData" => {
+                    return scanner.text_of_value(&mut fields.additional_event_data);
                 }
                 b"eventID" => &mut fields.event_id,
                 b"awsRegion" => &mut fields.aws_region,
@@ -545,6 +608,14 @@ impl<'a> Scanner<'a, '_> {
             Token::Absent => Slot::Absent,
             Token::Other => Slot::Other,
         })
+    }
+
+    /// Any JSON value, validated, kept as its text.
+    fn text_of_value(&mut self, text: &mut Option<&'a [u8]>) -> Option<()> {
+        let start = self.at;
+        self.skip_value()?;
+        *text = self.bytes.get(start..self.at);
+        Some(())
     }
 
     /// Any JSON value, validated, for a key the rule does not read.
@@ -667,14 +738,57 @@ mod tests {
         assert_eq!(member(r#"{"name":""}"#, "name"), absent);
         assert_eq!(member("null", "name"), absent);
         assert_eq!(member(r#"{"name":"a","name":"b"}"#, "name"), text("b"));
-        // Left to the full path: numbers, objects, any array, a value that is not an object, and
-        // text as long as the keyword limit.
+        assert_eq!(
+            member(r#"{"list":["a,]",{"b":[1]}],"name":"p"}"#, "name"),
+            text("p")
+        );
+        // Left to the full path: numbers, objects, arrays, a value that is not an object, and text
+        // whose Java rendering may reach the keyword limit (each comma of an array of numbers adds
+        // a space to it).
         assert_eq!(member(r#"{"name":7}"#, "name"), None);
         assert_eq!(member(object, "policy"), None);
-        assert_eq!(member(r#"{"name":"p","list":[1]}"#, "name"), None);
+        assert_eq!(member(r#"{"name":"p","list":[1]}"#, "list"), None);
         assert_eq!(member(r#""text""#, "name"), None);
         let long = format!(r#"{{"name":"p","policy":"{}"}}"#, "x".repeat(40_000));
         assert_eq!(member(&long, "name"), None);
+        let many = format!(r#"{{"name":"p","list":[{}1]}}"#, "1,".repeat(16_000));
+        assert_eq!(member(&many, "name"), None);
+        // A console sign-in's outcome: its answer, lowercased, else its errors.
+        let outcome = |response: &str, error: &str| {
+            let record =
+                format!(r#"{{"eventName":"ConsoleLogin","responseElements":{response}{error}}}"#);
+            fields(&record)
+                .and_then(|fields| fields.ecs("event.outcome").map(|slot| format!("{slot:?}")))
+        };
+        assert_eq!(
+            outcome(r#"{"ConsoleLogin":"Success"}"#, r#","errorCode":"x""#),
+            text("success")
+        );
+        assert_eq!(
+            outcome(r#"{"ConsoleLogin":"Failure"}"#, ""),
+            text("failure")
+        );
+        assert_eq!(outcome(r#"{"ConsoleLogin":"odd"}"#, ""), text("odd"));
+        assert_eq!(
+            outcome(r#"{"ConsoleLogin":true}"#, r#","errorMessage":"x""#),
+            text("failure")
+        );
+        assert_eq!(outcome(r#"{"ConsoleLogin":""}"#, ""), text("success"));
+        assert_eq!(outcome("null", ""), text("success"));
+        assert_eq!(outcome(r#"{"ConsoleLogin":"SUCCESS"}"#, ""), None);
+        assert_eq!(outcome(r#"{"ConsoleLogin":1}"#, ""), None);
+        // A console sign-in's flags: `false` for `No`, `true` for anything else.
+        let flag = |data: &str, event: &str| {
+            let record = format!(r#"{{"eventName":"{event}","additionalEventData":{data}}}"#);
+            let field = "aws.cloudtrail.console_login.additional_eventdata.mfa_used";
+            fields(&record).and_then(|fields| fields.ecs(field).map(|slot| format!("{slot:?}")))
+        };
+        assert_eq!(flag(r#"{"MFAUsed":"No"}"#, "ConsoleLogin"), text("false"));
+        assert_eq!(flag(r#"{"MFAUsed":"Yes"}"#, "ConsoleLogin"), text("true"));
+        assert_eq!(flag(r#"{"MFAUsed":false}"#, "ConsoleLogin"), text("true"));
+        assert_eq!(flag(r#"{"MFAUsed":""}"#, "ConsoleLogin"), absent);
+        assert_eq!(flag(r#"{"MFAUsed":"No"}"#, "GetUser"), absent);
+        assert_eq!(flag(r#"{"MFAUsed":1}"#, "ConsoleLogin"), None);
         // A record without the key has none of its members.
         let record = fields(r#"{"eventName":"GetParameter"}"#);
         assert_eq!(

@@ -97,6 +97,8 @@ pub struct RulePackDetector {
     /// Scratch of the fast path: the record's quotes, and the matching rules' terms (rule, end of
     /// its key in `term_bytes`).
     quotes: QuoteIndex,
+    /// Scratch of the fast path's evaluation: the tests' answers (see `Pack::matching_raw`).
+    memo: Vec<u8>,
     term_ends: Vec<(usize, usize)>,
     term_bytes: Vec<u8>,
     /// Events the fast path decided.
@@ -132,6 +134,7 @@ impl RulePackDetector {
             candidates: Vec::new(),
             matching: Vec::new(),
             quotes: QuoteIndex::default(),
+            memo: Vec::new(),
             term_ends: Vec::new(),
             term_bytes: Vec::new(),
             fast_events: 0,
@@ -267,7 +270,10 @@ impl RulePackDetector {
         }
         let mut matching = std::mem::take(&mut self.matching);
         matching.clear();
-        let found = if self.pack.matching_raw(&fields, &mut matching) {
+        let found = if self
+            .pack
+            .matching_raw(&fields, &mut matching, &mut self.memo)
+        {
             self.fast_terms_of(&fields, &matching)
         } else {
             FastFound::Undecided

@@ -460,6 +460,13 @@ value = "*terraform*"
             "event.action: Probe and aws.cloudtrail.flattened.request_parameters.policy.x: *",
             1,
         ),
+        // A console sign-in's flag, which other events do not have.
+        probe_rule(
+            "fast-console-flag",
+            &["user.name", "aws.cloudtrail.console_login.additional_eventdata.mfa_used"],
+            "event.action: (ConsoleLogin or AssumeRole or Probe) and not aws.cloudtrail.console_login.additional_eventdata.mfa_used: false",
+            1,
+        ),
         // Filters.
         probe_rule_with(
             "fast-filters",
@@ -618,6 +625,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
             "\"CreateTopic\"",
             "\"Probe\"",
             "\"GetParameter\"",
+            "\"ConsoleLogin\"",
             "\"CreateKeyPair\"",
             "\"AssumeRoot\"",
             "\"ListBuckets\"",
@@ -703,8 +711,14 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
         r#"{{"serialNumber":"arn:aws:iam::1:mfa/long","policy":"{}"}}"#,
         "p".repeat(33_000)
     );
+    // Below the keyword limit as JSON, past it as Java renders it (`, ` between the numbers).
+    let numbers = format!(
+        r#"{{"withDecryption":true,"n":[{}1]}}"#,
+        "1,".repeat(11_000)
+    );
     let request = match rng.below(40) {
         0 => long.as_str(),
+        1 => numbers.as_str(),
         _ => pick(
             rng,
             &[
@@ -720,6 +734,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
                 r#"{ "policy" : {"x": "y", "z": {"w": "}"}} , "serialNumber" : "arn:mfa/c" , "withDecryption" : true }"#,
                 r#"{"withDecryption.x":true,"serialNumber.y":"z","policy.x":"y"}"#,
                 r#"{"policy":{"x":"y"},"name":"[param]","withDecryption":true}"#,
+                r#"{"names":["a","b"],"withDecryption":true,"serialNumber":["arn:mfa/d"]}"#,
                 r#"{"a":null}"#,
                 "{}",
                 "null",
@@ -729,11 +744,47 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
             ],
         ),
     };
-    let request = if request.is_empty() {
-        String::new()
-    } else {
-        format!(r#","requestParameters":{request}"#)
+    // A member of the record, or none for "".
+    let member = |rng: &mut common::Rng, key: &str, values: &[&str]| match pick(rng, values) {
+        "" => String::new(),
+        value => format!(r#","{key}":{value}"#),
     };
+    let request = member(rng, "requestParameters", &[request]);
+    // A console sign-in's outcome comes from its answer when it has one, and its flags from its
+    // data.
+    let answers: &[&str] = &[
+        "",
+        "",
+        r#"{"ConsoleLogin":"Success"}"#,
+        r#"{"ConsoleLogin":"Failure"}"#,
+        r#"{"ConsoleLogin":"success","x":{"y":"z"}}"#,
+        r#"{"ConsoleLogin":"SUCCESS"}"#,
+        r#"{"ConsoleLogin":"Échec"}"#,
+        r#"{"ConsoleLogin":true}"#,
+        r#"{"ConsoleLogin":""}"#,
+        r#"{"ConsoleLogin":1}"#,
+        r#"{"ConsoleLogin":["Success"]}"#,
+        "null",
+        r#""Success""#,
+    ];
+    let flags: &[&str] = &[
+        "",
+        r#"{"MFAUsed":"No","MobileVersion":"No"}"#,
+        r#"{"MFAUsed":"Yes"}"#,
+        r#"{"MFAUsed":false}"#,
+        r#"{"MFAUsed":""}"#,
+        r#"{"MFAUsed":1}"#,
+        r#"{"MFAUsed":["No"]}"#,
+        "null",
+        r#""No""#,
+    ];
+    let sign_in: String = [
+        ("responseElements", answers),
+        ("additionalEventData", flags),
+    ]
+    .into_iter()
+    .map(|(key, values)| member(rng, key, values))
+    .collect();
     let identity = if rng.chance(3) {
         "\"root\"".to_owned()
     } else {
@@ -742,12 +793,20 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
         )
     };
     let mut record = format!(
-        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent}{request},"recipientAccountId":"222"{error}}}"#
+        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent}{request}{sign_in},"recipientAccountId":"222"{error}}}"#
     );
     match rng.below(12) {
         0 => record = record.replacen("\"eventName\"", "\"eventName\":\"Probe\",\"eventName\"", 1),
         1 => record = record.replace(',', ", "),
-        2 => record.truncate(record.len() / 2),
+        2 => {
+            let mut half = record.len() / 2;
+            while !record.is_char_boundary(half) {
+                half -= 1;
+            }
+            // NDJSON lines are trimmed: a cut that ends in a space would be reported a column
+            // earlier in a buffer than alone.
+            record.truncate(record[..half].trim_end().len());
+        }
         _ => {}
     }
     record

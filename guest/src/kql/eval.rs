@@ -215,19 +215,28 @@ impl<'a> Document<'a> {
     }
 
     /// A document whose values come from `read` (by slot of `table`), which may not always tell:
-    /// evaluate, then ask [`Document::decided`] whether the answers hold.
+    /// evaluate, then ask [`Document::decided`] whether the answers hold. `memo` is reused for the
+    /// tests' answers (see [`Document::into_memo`]).
     pub fn from_slots(
         read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
         table: &'a FieldTable,
+        mut memo: Vec<u8>,
     ) -> Self {
+        memo.clear();
+        memo.resize(table.tests.len(), 0);
         Self {
             source: Source::Slots(read),
             names: &table.names,
             values: Vec::new(),
             current: Values::Unread,
             undecided: false,
-            memo: vec![0; table.tests.len()],
+            memo,
         }
+    }
+
+    /// The space that held the tests' answers, for the next document.
+    pub fn into_memo(self) -> Vec<u8> {
+        self.memo
     }
 
     /// Whether every value read so far was known, so that every evaluation on this document is

@@ -300,12 +300,19 @@ impl Pack {
     /// ECS document `to_ecs` makes of it), without that document: `false` when the scan cannot tell
     /// (a field it does not keep, a value that is not a string, a nested query, or a matching rule
     /// with filters), and then `out` means nothing.
-    pub fn matching_raw(&self, fields: &RawFields<'_>, out: &mut Vec<usize>) -> bool {
+    /// `memo` is scratch space, kept between records so that evaluating one allocates nothing.
+    pub fn matching_raw(
+        &self,
+        fields: &RawFields<'_>,
+        out: &mut Vec<usize>,
+        memo: &mut Vec<u8>,
+    ) -> bool {
         let Some(rules) = self.dispatch.rules(fields) else {
             return false;
         };
         let read = |slot: usize| self.raw_fields.get(slot)?.value(fields);
-        let mut shared = Document::from_slots(&read, &self.fields);
+        let mut shared = Document::from_slots(&read, &self.fields, std::mem::take(memo));
+        let mut decided = true;
         for &index in rules {
             let (Some(rule), Some(compiled)) = (self.rules.get(index), self.compiled.get(index))
             else {
@@ -314,12 +321,15 @@ impl Pack {
             if compiled.matches_in(&mut shared) {
                 // Filters read the JSON document.
                 if !rule.filters.is_empty() {
-                    return false;
+                    decided = false;
+                    break;
                 }
                 out.push(index);
             }
         }
-        shared.decided()
+        let decided = decided && shared.decided();
+        *memo = shared.into_memo();
+        decided
     }
 
     /// Where a raw CloudTrail record holds each term field of rule `index`.
