@@ -99,6 +99,9 @@ pub struct RulePackDetector {
     quotes: QuoteIndex,
     /// Scratch of the fast path's evaluation: the tests' answers (see `Pack::matching_raw`).
     memo: Vec<u8>,
+    /// Set by the fast path when it declines a raw record it read: whether any rule may match it,
+    /// with `candidates` marked by dispatch (the full path then needs no prefilter search).
+    dispatched: Option<bool>,
     term_ends: Vec<(usize, usize)>,
     term_bytes: Vec<u8>,
     /// Events the fast path decided.
@@ -135,6 +138,7 @@ impl RulePackDetector {
             matching: Vec::new(),
             quotes: QuoteIndex::default(),
             memo: Vec::new(),
+            dispatched: None,
             term_ends: Vec::new(),
             term_bytes: Vec::new(),
             fast_events: 0,
@@ -186,12 +190,21 @@ impl RulePackDetector {
 
     /// [`RulePackDetector::process`] once the fast path declined: the prefilter, then the full path.
     fn process_full(&mut self, text: &str) -> Result<Vec<String>, EventError> {
-        if !self.pack.candidates(text.as_bytes(), &mut self.candidates) {
+        if !self.mark_candidates(text) {
             return Ok(Vec::new());
         }
         let outcome = self.evaluate(text, true);
         self.count(&outcome);
         outcome
+    }
+
+    /// Marks in `candidates` the rules that may match `text`, which the fast path declined; whether
+    /// any may. By dispatch when the fast path read the record, else by the prefilter's search.
+    fn mark_candidates(&mut self, text: &str) -> bool {
+        match self.dispatched.take() {
+            Some(any) => any,
+            None => self.pack.candidates(text.as_bytes(), &mut self.candidates),
+        }
     }
 
     /// [`RulePackDetector::process`] without the prefilter: the reference it is tested against.
@@ -258,6 +271,7 @@ impl RulePackDetector {
     /// some do and their terms are in `term_ends` and `term_bytes`, or only the full path can tell.
     /// Exactly what the full path's [`RulePackDetector::observed`] would find when it answers.
     fn fast_terms(&mut self, text: &[u8], ascii_only: bool) -> FastFound {
+        self.dispatched = None;
         let (escape_or_control, high) = prefilter::odd_bytes(text);
         if escape_or_control || (ascii_only && high) {
             return FastFound::Undecided;
@@ -279,6 +293,9 @@ impl RulePackDetector {
             FastFound::Undecided
         };
         self.matching = matching;
+        if matches!(found, FastFound::Undecided) {
+            self.dispatched = self.pack.dispatched(&fields, &mut self.candidates);
+        }
         found
     }
 

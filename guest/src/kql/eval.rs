@@ -108,10 +108,10 @@ impl FieldTable {
             .iter()
             .position(|(known_slot, known)| *known_slot == slot && *known == test);
         let id = known.unwrap_or_else(|| {
-            self.tests.push((slot, test.clone()));
+            self.tests.push((slot, test));
             self.tests.len() - 1
         });
-        Node::Test { slot, test, id }
+        Node::Test { id }
     }
 }
 
@@ -121,10 +121,8 @@ enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
-    /// `id`: the test's number in its table, for [`Document`]'s memo.
+    /// The test numbered `id` in the table (which holds its field's slot).
     Test {
-        slot: usize,
-        test: Test,
         id: usize,
     },
     Nested {
@@ -155,7 +153,7 @@ enum Bound {
 /// same field table ([`Compiled::new_in`]).
 pub struct Document<'a> {
     source: Source<'a>,
-    names: &'a [String],
+    table: &'a FieldTable,
     values: Vec<Values<'a>>,
     /// The value last read from [`Source::Slots`], which is not cached: reading it again costs no
     /// more than finding it in a cache would.
@@ -206,7 +204,7 @@ impl<'a> Document<'a> {
     pub fn new(document: &'a Json, table: &'a FieldTable) -> Self {
         Self {
             source: Source::Json(document),
-            names: &table.names,
+            table,
             values: vec![Values::Unread; table.names.len()],
             current: Values::Unread,
             undecided: false,
@@ -226,7 +224,7 @@ impl<'a> Document<'a> {
         memo.resize(table.tests.len(), 0);
         Self {
             source: Source::Slots(read),
-            names: &table.names,
+            table,
             values: Vec::new(),
             current: Values::Unread,
             undecided: false,
@@ -246,7 +244,7 @@ impl<'a> Document<'a> {
     }
 
     fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
-        let (source, names) = (&self.source, self.names);
+        let (source, names) = (&self.source, &self.table.names);
         let document = match source {
             Source::Json(document) => document,
             Source::Slots(read) => {
@@ -318,10 +316,13 @@ impl Compiled {
             Node::And(parts) => parts.iter().all(|part| self.holds(part, document)),
             Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
             Node::Not(part) => !self.holds(part, document),
-            Node::Test { slot, test, id } => match document.memo.get(*id) {
+            Node::Test { id } => match document.memo.get(*id) {
                 Some(1) => false,
                 Some(2) => true,
                 _ => {
+                    let Some((slot, test)) = document.table.tests.get(*id) else {
+                        return false;
+                    };
                     let holds = test.holds(document.values(*slot));
                     if let Some(known) = document.memo.get_mut(*id) {
                         *known = 1 + u8::from(holds);

@@ -343,6 +343,22 @@ impl Pack {
     pub fn candidates(&self, text: &[u8], out: &mut Vec<bool>) -> bool {
         self.prefilter.candidates(text, out)
     }
+
+    /// [`Pack::candidates`] for the raw CloudTrail record `fields` was scanned from, without
+    /// searching its text: the rules [`Pack::matching_raw`] evaluates on it (by its `event.action`),
+    /// which include every rule that may match it. `None` (and `out` means nothing) when the scan
+    /// cannot tell its `event.action`.
+    pub fn dispatched(&self, fields: &RawFields<'_>, out: &mut Vec<bool>) -> Option<bool> {
+        let rules = self.dispatch.rules(fields)?;
+        out.clear();
+        out.resize(self.rules.len(), false);
+        for &index in rules {
+            if let Some(mark) = out.get_mut(index) {
+                *mark = true;
+            }
+        }
+        Some(!rules.is_empty())
+    }
 }
 
 impl Prefilter {

@@ -79,7 +79,7 @@ impl RulePackDetector {
             }
         };
         extraction.events += 1;
-        if !self.pack.candidates(text.as_bytes(), &mut self.candidates) {
+        if !self.mark_candidates(text) {
             return None;
         }
         let observed = with_ecs(text, |ecs, _| {
