@@ -88,10 +88,9 @@ impl<'a> RawFields<'a> {
                 found
             }
             Derivation::Outcome(sources) => {
-                let answer = match self.event_name {
-                    Slot::Text("ConsoleLogin") => self.console_login_answer()?,
-                    Slot::Text(_) => None,
-                    Slot::Absent | Slot::Other => return None,
+                let answer = match self.console_login()? {
+                    true => self.console_login_answer()?,
+                    false => None,
                 };
                 match answer {
                     Some(answer) => answer,
@@ -118,16 +117,11 @@ impl<'a> RawFields<'a> {
                 Slot::Other => return None,
             },
             // A console sign-in's flag: `false` for `No`, `true` for any other value.
-            Derivation::ConsoleLoginFlag(RawField::AdditionalEventData, key) => {
-                match self.event_name {
-                    Slot::Text("ConsoleLogin") => {}
-                    Slot::Text(_) => return Some(Slot::Absent),
-                    Slot::Absent | Slot::Other => return None,
-                }
-                let Some(data) = self.additional_event_data else {
+            Derivation::ConsoleLoginFlag(within, key) => {
+                if !self.console_login()? {
                     return Some(Slot::Absent);
-                };
-                match flattened_member(data, key)? {
+                }
+                match self.member(within, key)? {
                     Member::Absent => Slot::Absent,
                     Member::String("No") => Slot::Text("false"),
                     Member::String(_) | Member::Boolean(_) => Slot::Text("true"),
@@ -137,8 +131,7 @@ impl<'a> RawFields<'a> {
             Derivation::JavaString(_)
             | Derivation::Timestamp(_)
             | Derivation::Flattened(_)
-            | Derivation::ResourceList(_)
-            | Derivation::ConsoleLoginFlag(..) => return None,
+            | Derivation::ResourceList(_) => return None,
         };
         (slot != Slot::Other).then_some(slot)
     }
@@ -169,18 +162,39 @@ impl<'a> RawFields<'a> {
         })
     }
 
-    /// The value of `aws.cloudtrail.flattened.request_parameters.<member>` for a `member` without a
-    /// dot, as [`cloudtrail::to_ecs`] and the query would find it; `None` when this module does not
-    /// tell (see [`flattened_member`]).
-    pub fn request_parameter(&self, member: &str) -> Option<Slot<'a>> {
-        let Some(value) = self.request_parameters else {
-            return Some(Slot::Absent);
-        };
-        Some(match flattened_member(value, member)? {
+    /// The value of a member (`name`, without a dot) of the flattened copy of the raw object
+    /// `field` (the field of a [`Derivation::Flattened`] row, followed by `.name`), as
+    /// [`cloudtrail::to_ecs`] and the query would find it; `None` when this module does not tell
+    /// (an object the scan does not keep, or see [`flattened_member`]).
+    pub fn flattened(&self, field: RawField, name: &str) -> Option<Slot<'a>> {
+        Some(match self.member(field, name)? {
             Member::Absent => Slot::Absent,
             Member::String(text) => Slot::Text(text),
             Member::Boolean(flag) => Slot::Text(if flag { "true" } else { "false" }),
         })
+    }
+
+    /// Member `name` of the raw object `field`, when the scan keeps that object's text.
+    fn member(&self, field: RawField, name: &str) -> Option<Member<'a>> {
+        let text = match field {
+            RawField::RequestParameters => self.request_parameters,
+            RawField::ResponseElements => self.response_elements,
+            RawField::AdditionalEventData => self.additional_event_data,
+            _ => return None,
+        };
+        match text {
+            Some(text) => flattened_member(text, name),
+            None => Some(Member::Absent),
+        }
+    }
+
+    /// Whether the record is a console sign-in, whose outcome and flags come from its own data
+    /// (as `cloudtrail::to_ecs` tells); `None` for an `eventName` that is not a string.
+    fn console_login(&self) -> Option<bool> {
+        match self.event_name {
+            Slot::Text(name) => Some(name == "ConsoleLogin"),
+            Slot::Absent | Slot::Other => None,
+        }
     }
 
     /// A console sign-in's own outcome, as `cloudtrail::to_ecs` reads it from the flattened
@@ -188,10 +202,7 @@ impl<'a> RawFields<'a> {
     /// errors then tell); `None` when this module does not tell, which includes an answer whose
     /// lowercase is not itself or a plain `Success` / `Failure`.
     fn console_login_answer(&self) -> Option<Option<Slot<'a>>> {
-        let Some(elements) = self.response_elements else {
-            return Some(None);
-        };
-        match flattened_member(elements, "ConsoleLogin")? {
+        match self.member(RawField::ResponseElements, "ConsoleLogin")? {
             Member::String("Success") => Some(Some(Slot::Text("success"))),
             Member::String("Failure") => Some(Some(Slot::Text("failure"))),
             Member::String(answer)
@@ -718,7 +729,7 @@ mod tests {
                 format!(r#"{{"eventName":"GetParameter","requestParameters":{parameters}}}"#);
             fields(&record).and_then(|fields| {
                 fields
-                    .request_parameter(name)
+                    .flattened(RawField::RequestParameters, name)
                     .map(|slot| format!("{slot:?}"))
             })
         };
@@ -792,7 +803,7 @@ mod tests {
         // A record without the key has none of its members.
         let record = fields(r#"{"eventName":"GetParameter"}"#);
         assert_eq!(
-            record.and_then(|fields| fields.request_parameter("name")),
+            record.and_then(|fields| fields.flattened(RawField::RequestParameters, "name")),
             Some(Slot::Absent)
         );
     }

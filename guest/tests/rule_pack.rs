@@ -460,6 +460,13 @@ value = "*terraform*"
             "event.action: Probe and aws.cloudtrail.flattened.request_parameters.policy.x: *",
             1,
         ),
+        // A member of another flattened object the scan keeps.
+        probe_rule(
+            "fast-response-member",
+            &["user.name", "aws.cloudtrail.flattened.response_elements.ConsoleLogin"],
+            "event.action: (ConsoleLogin or AssumeRole or Probe) and aws.cloudtrail.flattened.response_elements.ConsoleLogin: *",
+            1,
+        ),
         // A console sign-in's flag, which other events do not have.
         probe_rule(
             "fast-console-flag",

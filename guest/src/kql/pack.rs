@@ -107,8 +107,9 @@ impl Dispatch {
 pub enum RawSource {
     /// The field a row of the mapping fills.
     Row(&'static Mapping),
-    /// A member (no dot in its name) of the flattened copy of `requestParameters`.
-    RequestParameter(Box<str>),
+    /// A member (no dot in its name) of the flattened copy of a raw object (a
+    /// [`Derivation::Flattened`] row's).
+    Flattened(RawField, Box<str>),
     /// No row fills the field or anything above or beneath it: a raw record never has it.
     Never,
     /// Above or beneath a row: left to the full path.
@@ -123,11 +124,13 @@ impl RawSource {
         }
         let flattened = MAPPING.iter().find_map(|row| {
             let member = field.strip_prefix(row.ecs)?.strip_prefix('.')?;
-            let request_parameters = Derivation::Flattened(RawField::RequestParameters);
-            (row.derivation == request_parameters && !member.contains('.')).then_some(member)
+            match row.derivation {
+                Derivation::Flattened(object) if !member.contains('.') => Some((object, member)),
+                _ => None,
+            }
         });
-        if let Some(member) = flattened {
-            return Self::RequestParameter(member.into());
+        if let Some((object, member)) = flattened {
+            return Self::Flattened(object, member.into());
         }
         let beneath = |outer: &str, inner: &str| {
             inner
@@ -149,7 +152,7 @@ impl RawSource {
     pub fn value<'a>(&self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
         let slot = match self {
             Self::Row(row) => fields.derive(row),
-            Self::RequestParameter(member) => fields.request_parameter(member),
+            Self::Flattened(object, member) => fields.flattened(*object, member),
             Self::Never => return Some(None),
             Self::Unknown => return None,
         };
