@@ -1,19 +1,20 @@
 //! Reading a raw CloudTrail record without building a JSON tree: one validating pass over the text
 //! that keeps only the fields the rule reads, as borrowed string slices.
 //!
-//! It handles the plain case and nothing else. The text must have no backslash and no control
-//! byte (so every string is its own bytes, keys included), numbers without exponents, nesting below
-//! 100 levels, and the fields the rule reads must be strings, `null` or absent; the record must be
-//! raw CloudTrail (one of its top-level keys), not an ECS document. Whenever any of that does not
-//! hold, or the scan finds anything it does not fully understand, the answer is
-//! `None` and the caller runs the full parser: this module may decline any record, but
-//! what it does answer must be exactly what full evaluation would find. Duplicate keys behave as in
-//! `serde_json` (the last one wins).
+//! It handles the plain case and nothing else. The text must have no control byte, numbers without
+//! exponents, nesting below 100 levels, and the fields the rule reads must be strings without
+//! escapes, `null` or absent; the record must be raw CloudTrail (one of its top-level keys), not an
+//! ECS document. Escapes may stand in the values it skips (a policy document in
+//! `requestParameters`, say): they are validated as the parser does, and a key or a kept string
+//! holding one is left to the parser. Whenever any of that does not hold, or the scan finds
+//! anything it does not fully understand, the answer is `None` (or, for one field, "cannot tell")
+//! and the caller runs the full parser: this module may decline any record, but what it does answer
+//! must be exactly what full evaluation would find. Duplicate keys behave as in `serde_json` (the
+//! last one wins).
 
 use crate::cloudtrail::{self, Derivation, Mapping, RawField};
 use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
-use crate::prefilter;
 
 /// A field of the record as the rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,6 +34,8 @@ pub enum Slot<'a> {
 pub struct RawFields<'a> {
     /// Whether a top-level key marks the record as raw CloudTrail.
     pub raw: bool,
+    /// Whether the record holds a backslash (in the values the scan skipped or kept as text).
+    escaped: bool,
     event_source: Slot<'a>,
     event_name: Slot<'a>,
     event_time: Slot<'a>,
@@ -183,6 +186,8 @@ impl<'a> RawFields<'a> {
             _ => return None,
         };
         match text {
+            // An escape in the object: the parser reads it.
+            Some(text) if self.escaped && memchr::memchr(b'\\', text).is_some() => None,
             Some(text) => flattened_member(text, name),
             None => Some(Member::Absent),
         }
@@ -259,28 +264,59 @@ impl QueryFields for Found<'_> {
 /// `text` is a valid JSON object this module fully understands, `None` when it is not a case this
 /// module decides (use the full parser).
 pub fn scan(text: &str) -> Option<RawFields<'_>> {
-    let bytes = text.as_bytes();
-    let (escape_or_control, _) = prefilter::odd_bytes(bytes);
-    if escape_or_control {
-        // Whitespace between tokens is fine, but a tab or newline inside a string is not: with one
-        // anywhere, leave the record to the parser.
-        return None;
-    }
-    scan_plain(bytes, &mut QuoteIndex::default())
+    scan_bytes(text.as_bytes(), &mut QuoteIndex::default(), false)
 }
 
-/// [`scan`] of text already known to hold no backslash and no byte below 0x20 (the prefilter's
-/// survey tells). Text that is not UTF-8 is declined. `quotes` is scratch space, kept between
-/// records so that indexing one allocates nothing.
+/// [`scan`] of a record given as bytes. A kept string that is not UTF-8 is declined; with
+/// `ascii_only`, so is any record with a byte above 0x7f (for a caller that has not checked the
+/// rest of the record's UTF-8). `quotes` is scratch space, kept between records so that indexing one
+/// allocates nothing.
+pub fn scan_bytes<'a>(
+    bytes: &'a [u8],
+    quotes: &mut QuoteIndex,
+    ascii_only: bool,
+) -> Option<RawFields<'a>> {
+    let odd = quotes.build::<true>(bytes);
+    if ascii_only && odd.high {
+        return None;
+    }
+    let escaped = odd.special && {
+        // Whitespace between tokens is fine, but a tab or newline inside a string is not: with a
+        // control byte anywhere, leave the record to the parser.
+        if bytes.iter().any(|&byte| byte < 0x20) {
+            return None;
+        }
+        quotes.unescape(bytes)?;
+        true
+    };
+    if escaped {
+        walk::<true>(bytes, quotes)
+    } else {
+        walk::<false>(bytes, quotes)
+    }
+}
+
+/// [`scan`] of text already known to be UTF-8 with no backslash and no byte below 0x20 (the
+/// prefilter's survey tells), whose pass over the bytes then only looks for quotes.
 pub fn scan_plain<'a>(bytes: &'a [u8], quotes: &mut QuoteIndex) -> Option<RawFields<'a>> {
-    quotes.build(bytes);
-    let mut scanner = Scanner {
+    quotes.build::<false>(bytes);
+    walk::<false>(bytes, quotes)
+}
+
+/// The scan proper, once `quotes` indexes the strings of `bytes`; `ESCAPED`: they hold a backslash
+/// (a parameter of the type, so that plain records pay nothing for escapes).
+#[inline(always)]
+fn walk<'a, const ESCAPED: bool>(bytes: &'a [u8], quotes: &QuoteIndex) -> Option<RawFields<'a>> {
+    let mut scanner = Scanner::<ESCAPED> {
         bytes,
         quotes,
         at: 0,
         depth: 0,
     };
-    let mut fields = RawFields::default();
+    let mut fields = RawFields {
+        escaped: ESCAPED,
+        ..RawFields::default()
+    };
     let parsed = (|| {
         scanner.ws();
         scanner.top(&mut fields)?;
@@ -375,18 +411,41 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
 }
 
 /// Where a record's quotes are, one bit a byte, found in one vector pass: the end of a string is
-/// then a bit search rather than a byte search (a record has dozens of short strings). Without
-/// backslashes, every quote opens or closes a string.
+/// then a bit search rather than a byte search (a record has dozens of short strings). Quotes that
+/// escapes make part of a string are taken out ([`QuoteIndex::unescape`]), so that every quote left
+/// opens or closes one.
 #[derive(Debug, Default)]
 pub struct QuoteIndex {
     words: Vec<u64>,
 }
 
+/// What the quote index's pass saw besides the quotes.
+struct Oddities {
+    /// A backslash or a byte below 0x20.
+    special: bool,
+    /// A byte above 0x7f.
+    high: bool,
+}
+
 impl QuoteIndex {
-    fn build(&mut self, bytes: &[u8]) {
+    /// Indexes the quotes of `bytes`; with `ODDITIES`, also tells what else is in them (otherwise
+    /// the answer says nothing).
+    fn build<const ODDITIES: bool>(&mut self, bytes: &[u8]) -> Oddities {
         self.words.clear();
-        let quote = Lanes::splat(b'"');
-        let mask = |vector: &[u8; WIDTH]| u64::from(Lanes::load(vector).eq(quote).bitmask());
+        let [quote, backslash, space, zero] = [b'"', b'\\', b' ', 0].map(Lanes::splat);
+        let (mut special, mut high) = (zero, zero);
+        let mut mask = |vector: &[u8; WIDTH]| {
+            let here = Lanes::load(vector);
+            if !ODDITIES {
+                return u64::from(here.eq(quote).bitmask());
+            }
+            let is_high = here.lt_signed(zero);
+            // Signed, "below a space" takes in the high bytes too: keep only those that are not high.
+            let control = here.lt_signed(space).and(is_high.eq(zero));
+            special = special.or(here.eq(backslash)).or(control);
+            high = high.or(is_high);
+            u64::from(here.eq(quote).bitmask())
+        };
         let (blocks, rest) = bytes.as_chunks::<64>();
         for block in blocks {
             let (vectors, _) = block.as_chunks::<WIDTH>();
@@ -401,6 +460,48 @@ impl QuoteIndex {
             .filter(|&(_, &byte)| byte == b'"')
             .fold(0_u64, |word, (index, _)| word | 1 << index);
         self.words.push(last);
+        if !ODDITIES {
+            return Oddities {
+                special: false,
+                high: false,
+            };
+        }
+        Oddities {
+            special: special.any() || rest.iter().any(|&byte| byte == b'\\' || byte < 0x20),
+            high: high.any() || !rest.is_ascii(),
+        }
+    }
+
+    /// Validates every escape of `bytes` as the parser does, reading them from the start as a
+    /// string's are read, and takes the quotes they escape out of the index. `None` for an escape
+    /// the parser refuses and for `\u` escapes of surrogates (left to the parser). Reading from the
+    /// start pairs the escapes as within each string whenever the scan then accepts the record,
+    /// since the scan refuses a backslash anywhere outside a string.
+    fn unescape(&mut self, bytes: &[u8]) -> Option<()> {
+        let mut from = 0;
+        while let Some(offset) = memchr::memchr(b'\\', bytes.get(from..)?) {
+            let at = from + offset;
+            from = at + 2;
+            match *bytes.get(at + 1)? {
+                b'"' => {
+                    let quote = at + 1;
+                    *self.words.get_mut(quote / 64)? &= !(1 << (quote % 64));
+                }
+                b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    let digits = bytes.get(at + 2..at + 6)?;
+                    let code = digits.iter().try_fold(0_u32, |code, &digit| {
+                        Some(code << 4 | char::from(digit).to_digit(16)?)
+                    })?;
+                    if (0xD800..=0xDFFF).contains(&code) {
+                        return None;
+                    }
+                    from = at + 6;
+                }
+                _ => return None,
+            }
+        }
+        Some(())
     }
 
     /// The first quote at or after `from`.
@@ -436,14 +537,15 @@ enum Context {
     Issuer,
 }
 
-struct Scanner<'a, 'q> {
+struct Scanner<'a, 'q, const ESCAPED: bool> {
     bytes: &'a [u8],
     quotes: &'q QuoteIndex,
     at: usize,
     depth: usize,
 }
 
-impl<'a> Scanner<'a, '_> {
+/// `ESCAPED`: the record holds a backslash, so keys and kept strings are checked for escapes.
+impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
     #[inline(always)]
     fn ws(&mut self) {
         while let Some(&byte) = self.bytes.get(self.at) {
@@ -461,7 +563,7 @@ impl<'a> Scanner<'a, '_> {
         (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
     }
 
-    /// A string's bytes (no backslash can be in them: the caller ruled escapes out).
+    /// A string's bytes, escapes as they are written.
     #[inline(always)]
     fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
@@ -587,6 +689,10 @@ impl<'a> Scanner<'a, '_> {
         loop {
             self.ws();
             let key = self.string()?;
+            if ESCAPED && memchr::memchr(b'\\', key).is_some() {
+                // Keys are compared as written: one with an escape is the parser's.
+                return None;
+            }
             self.ws();
             self.eat(b':')?;
             self.ws();
@@ -612,10 +718,10 @@ impl<'a> Scanner<'a, '_> {
     /// Any JSON value, validated; a string or `null` is classified, anything else is [`Slot::Other`].
     fn value(&mut self) -> Option<Slot<'a>> {
         Some(match self.token()? {
-            Token::Text(text) => {
-                // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
-                Slot::Text(std::str::from_utf8(text).ok()?)
-            }
+            // A string with an escape: only the parser knows its value.
+            Token::Text(text) if ESCAPED && memchr::memchr(b'\\', text).is_some() => Slot::Other,
+            // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
+            Token::Text(text) => Slot::Text(std::str::from_utf8(text).ok()?),
             Token::Absent => Slot::Absent,
             Token::Other => Slot::Other,
         })
@@ -878,8 +984,16 @@ mod tests {
     #[test]
     fn declines_what_it_does_not_know() {
         for text in [
-            r#"{"eventSource":"lambda\u002eamazonaws.com"}"#,
             "{\"a\":\"x\ty\"}",
+            // Escapes the parser refuses, or leaves to it: surrogates, keys.
+            r#"{"a":"\x41"}"#,
+            r#"{"a":"\u12"}"#,
+            r#"{"a":"\u12G4"}"#,
+            r#"{"a":"\uD83D\uDE00"}"#,
+            r#"{"a":"\uDE00"}"#,
+            r#"{"a":"b\"}"#,
+            r#"{"a":"b"\,"c":"d"}"#,
+            r#"{"event\u004eame":"Invoke"}"#,
             r#"{"a":1e5}"#,
             r#"{"a":01}"#,
             r#"{"a":}"#,
@@ -899,5 +1013,31 @@ mod tests {
             .expect("valid");
         assert_eq!(found.ecs("event.provider"), None);
         assert_eq!(found.ecs("aws.cloudtrail.user_identity.arn"), None);
+    }
+
+    #[test]
+    fn reads_past_escapes_in_what_it_skips() {
+        let text = r#"{"requestParameters":{"policy":"{\"a\":\"}\\\\\"}","n":"\u00e9\/\b"},"eventSource":"lambda.amazonaws.com","eventName":"Invok\u0065"}"#;
+        assert!(serde_json::from_str::<serde_json::Value>(text).is_ok());
+        let found = fields(text).expect("valid, with escapes only in values");
+        assert_eq!(
+            found.ecs("event.provider"),
+            Some(Slot::Text("lambda.amazonaws.com"))
+        );
+        // A kept string with an escape: only the parser knows its value.
+        assert_eq!(found.ecs("event.action"), None);
+        assert_eq!(
+            found.flattened(RawField::RequestParameters, "n"),
+            None,
+            "an object with escapes is the parser's"
+        );
+        let found = fields(
+            r#"{"eventName":"GetParameter","requestParameters":{"withDecryption":"tru\u0065"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            found.flattened(RawField::RequestParameters, "withDecryption"),
+            None
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::fastpath::{self, QuoteIndex};
 use crate::history::{History, TermKey};
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
-use crate::{prefilter, time};
+use crate::time;
 
 mod stages;
 
@@ -272,11 +272,7 @@ impl RulePackDetector {
     /// Exactly what the full path's [`RulePackDetector::observed`] would find when it answers.
     fn fast_terms(&mut self, text: &[u8], ascii_only: bool) -> FastFound {
         self.dispatched = None;
-        let (escape_or_control, high) = prefilter::odd_bytes(text);
-        if escape_or_control || (ascii_only && high) {
-            return FastFound::Undecided;
-        }
-        let Some(fields) = fastpath::scan_plain(text, &mut self.quotes) else {
+        let Some(fields) = fastpath::scan_bytes(text, &mut self.quotes, ascii_only) else {
             return FastFound::Undecided;
         };
         if !fields.raw {

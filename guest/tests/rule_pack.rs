@@ -664,6 +664,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
             "\"S3 Browser 9\"",
             "\"Cyberduck/8 (Mac OS X; Übersicht)\"",
             "\"AWS Internal\"",
+            "\"aws-cli\\/2\"",
             "\"\"",
             "{\"a\":1}",
         ],
@@ -726,6 +727,25 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
     let request = match rng.below(40) {
         0 => long.as_str(),
         1 => numbers.as_str(),
+        2..=5 => pick(
+            rng,
+            &[
+                // Escapes: in values the fast path skips, in a member it reads, and those the
+                // parser refuses or the fast path leaves to it (surrogates).
+                r#"{"policy":"{\"Statement\":[{\"Effect\":\"Deny\"}]}","serialNumber":"arn:mfa/e","withDecryption":true}"#,
+                r#"{"name":"a\\b\/c\u00e9\n\t\"","bucketName":"b"}"#,
+                r#"{"serialNumber":"arn:mfa\/f"}"#,
+                r#"{"withDecryption":"tru\u0065","name":"param"}"#,
+                r#"{"p":"\x41"}"#,
+                r#"{"p":"\u12"}"#,
+                r#"{"p":"\u12G4"}"#,
+                r#"{"p":"\uD83D\uDE00"}"#,
+                r#"{"p":"\uDE00"}"#,
+                r#"{"p":"a\\"}"#,
+                r#"{"p":"\\\""}"#,
+                r#"{"p":"a\"}"#,
+            ],
+        ),
         _ => pick(
             rng,
             &[
@@ -766,6 +786,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
         r#"{"ConsoleLogin":"Failure"}"#,
         r#"{"ConsoleLogin":"success","x":{"y":"z"}}"#,
         r#"{"ConsoleLogin":"SUCCESS"}"#,
+        r#"{"ConsoleLogin":"Succ\u0065ss"}"#,
         r#"{"ConsoleLogin":"Échec"}"#,
         r#"{"ConsoleLogin":true}"#,
         r#"{"ConsoleLogin":""}"#,
@@ -802,7 +823,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
     let mut record = format!(
         r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent}{request}{sign_in},"recipientAccountId":"222"{error}}}"#
     );
-    match rng.below(12) {
+    match rng.below(14) {
         0 => record = record.replacen("\"eventName\"", "\"eventName\":\"Probe\",\"eventName\"", 1),
         1 => record = record.replace(',', ", "),
         2 => {
@@ -814,6 +835,9 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
             // earlier in a buffer than alone.
             record.truncate(record[..half].trim_end().len());
         }
+        // A key written with an escape, and a backslash outside any string.
+        3 => record = record.replacen("\"userAgent\"", "\"userAgen\\u0074\"", 1),
+        4 => record = record.replacen(",\"awsRegion\"", ",\\\"awsRegion\"", 1),
         _ => {}
     }
     record
