@@ -47,11 +47,12 @@ pub struct RawFields<'a> {
     source_ip_address: Slot<'a>,
     user_agent: Slot<'a>,
     identity: Identity<'a>,
-    /// The text of `requestParameters`, `responseElements` and `additionalEventData` (any JSON
-    /// value, validated), when the record has the key.
+    /// The text of `requestParameters`, `responseElements`, `additionalEventData` and `resources`
+    /// (any JSON value, validated), when the record has the key.
     request_parameters: Option<&'a [u8]>,
     response_elements: Option<&'a [u8]>,
     additional_event_data: Option<&'a [u8]>,
+    resources: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -170,11 +171,7 @@ impl<'a> RawFields<'a> {
     /// [`cloudtrail::to_ecs`] and the query would find it; `None` when this module does not tell
     /// (an object the scan does not keep, or see [`flattened_member`]).
     pub fn flattened(&self, field: RawField, name: &str) -> Option<Slot<'a>> {
-        Some(match self.member(field, name)? {
-            Member::Absent => Slot::Absent,
-            Member::String(text) => Slot::Text(text),
-            Member::Boolean(flag) => Slot::Text(if flag { "true" } else { "false" }),
-        })
+        self.member(field, name).map(Member::slot)
     }
 
     /// Member `name` of the raw object `field`, when the scan keeps that object's text.
@@ -191,6 +188,39 @@ impl<'a> RawFields<'a> {
             Some(text) => flattened_member(text, name),
             None => Some(Member::Absent),
         }
+    }
+
+    /// The value of member `name` (without a dot) of the resources of the raw list `field` (the
+    /// field of a [`Derivation::ResourceList`] row, followed by `.name`), as [`cloudtrail::to_ecs`]
+    /// and the query would find it. It tells for a list of one object, whose member reads as a
+    /// flattened one does (see [`flattened_member`]) under the pipeline's names (`arn` for `ARN`,
+    /// `account_id` for `accountId`); `None` for anything else, and for a name the renaming could
+    /// collide with.
+    pub fn resource(&self, field: RawField, name: &str) -> Option<Slot<'a>> {
+        let text = match field {
+            RawField::Resources => self.resources,
+            _ => return None,
+        };
+        let Some(text) = text else {
+            return Some(Slot::Absent);
+        };
+        if self.escaped && memchr::memchr(b'\\', text).is_some() {
+            return None;
+        }
+        if text == b"null" {
+            return Some(Slot::Absent);
+        }
+        let item = only_object(text)?;
+        let written = match name {
+            "arn" => "ARN",
+            "account_id" => "accountId",
+            "ARN" | "accountId" => return None,
+            other => other,
+        };
+        if written != name && flattened_member(item, name)? != Member::Absent {
+            return None;
+        }
+        flattened_member(item, written).map(Member::slot)
     }
 
     /// Whether the record is a console sign-in, whose outcome and flags come from its own data
@@ -339,6 +369,17 @@ enum Member<'a> {
     Boolean(bool),
 }
 
+impl<'a> Member<'a> {
+    /// The member as the query reads a keyword.
+    fn slot(self) -> Slot<'a> {
+        match self {
+            Member::Absent => Slot::Absent,
+            Member::String(text) => Slot::Text(text),
+            Member::Boolean(flag) => Slot::Text(if flag { "true" } else { "false" }),
+        }
+    }
+}
+
 /// Member `member` of the flattened copy of a raw object (`value`, text the scan validated, with no
 /// backslash or control byte), as the ingest pipeline's `flattened` field holds it (`null`: no
 /// member). `None` for everything it does not decide: a value that is not an object or `null`; a
@@ -408,6 +449,33 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
         }
         rest = next.strip_prefix(b",").unwrap_or(next);
     }
+}
+
+/// The only item of a JSON array (validated, without escapes) when it is an object; `None` for
+/// anything else.
+fn only_object(list: &[u8]) -> Option<&[u8]> {
+    let item = list.strip_prefix(b"[")?.strip_suffix(b"]")?.trim_ascii();
+    if item.first() != Some(&b'{') {
+        return None;
+    }
+    // One object: its depth comes back to 0 only at its last byte.
+    let mut depth = 0_usize;
+    let mut in_string = false;
+    for (at, &byte) in item.iter().enumerate() {
+        match byte {
+            b'"' => in_string = !in_string,
+            _ if in_string => {}
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 && at + 1 != item.len() {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(item)
 }
 
 /// Where a record's quotes are, one bit a byte, found in one vector pass: the end of a string is
@@ -607,6 +675,7 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                 b"additionalEventData" => {
                     return scanner.text_of_value(&mut fields.additional_event_data);
                 }
+                b"resources" => return scanner.text_of_value(&mut fields.resources),
                 b"eventID" => &mut fields.event_id,
                 b"awsRegion" => &mut fields.aws_region,
                 b"sourceIPAddress" => &mut fields.source_ip_address,
@@ -1013,6 +1082,23 @@ mod tests {
             .expect("valid");
         assert_eq!(found.ecs("event.provider"), None);
         assert_eq!(found.ecs("aws.cloudtrail.user_identity.arn"), None);
+    }
+
+    #[test]
+    fn finds_the_only_object_of_a_list() {
+        assert_eq!(
+            only_object(br#"[ {"a":"]}","b":[{}]} ]"#),
+            Some(&br#"{"a":"]}","b":[{}]}"#[..])
+        );
+        for list in [
+            &br#"[{"a":1},{"b":2}]"#[..],
+            br#"[{"a":1},null]"#,
+            br#"["a"]"#,
+            b"[]",
+            br#"{"a":1}"#,
+        ] {
+            assert_eq!(only_object(list), None, "{}", String::from_utf8_lossy(list));
+        }
     }
 
     #[test]

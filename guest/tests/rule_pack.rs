@@ -474,6 +474,13 @@ value = "*terraform*"
             "event.action: (ConsoleLogin or AssumeRole or Probe) and not aws.cloudtrail.console_login.additional_eventdata.mfa_used: false",
             1,
         ),
+        // Members of the resources, in the terms and the query (the pipeline renames `ARN`).
+        probe_rule(
+            "fast-resource-member",
+            &["aws.cloudtrail.resources.arn", "aws.cloudtrail.resources.account_id"],
+            "event.action: (AssumeRole or Probe) and aws.cloudtrail.resources.type: *Role* and not aws.cloudtrail.resources.arn: *denied*",
+            1,
+        ),
         // Filters.
         probe_rule_with(
             "fast-filters",
@@ -806,6 +813,34 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
         "null",
         r#""No""#,
     ];
+    // The shapes of `resources`: one resource (read), and those left to the full path.
+    let resources = member(
+        rng,
+        "resources",
+        &[
+            "",
+            "",
+            r#"[{"accountId":"111","type":"AWS::IAM::Role","ARN":"arn:aws:iam::111:role/r"}]"#,
+            r#"[{"accountId":"111","type":"AWS::IAM::Role","ARN":"arn:aws:iam::111:role/denied"}]"#,
+            r#"[ {"ARN" : "arn:aws:iam::111:role/s" , "type" : "AWS::IAM::Role"} ]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":"arn:aws:iam::111:role/r","arn":"other","accountId":"111"}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":"arn:a","accountId":"1"},{"type":"AWS::IAM::Role","ARN":"arn:b","accountId":"2"}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":"arn:a"},{"type":"AWS::IAM::Role","ARN":"arn:a"}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":"arn:x"},null]"#,
+            r#"[{"type":{"a":"]}"},"ARN":"arn:q"}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":""}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":null,"accountId":"3"}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":7}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":true,"accountId":"111"}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":["arn:y"]}]"#,
+            r#"[{"type":"AWS::IAM::Role","ARN":"arn:esc\/x","accountId":"111"}]"#,
+            r#"[{}]"#,
+            r#"["arn:z"]"#,
+            r#"{"ARN":"arn:z","type":"AWS::IAM::Role"}"#,
+            "[]",
+            "null",
+        ],
+    );
     let sign_in: String = [
         ("responseElements", answers),
         ("additionalEventData", flags),
@@ -821,7 +856,7 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
         )
     };
     let mut record = format!(
-        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent}{request}{sign_in},"recipientAccountId":"222"{error}}}"#
+        r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventTime":{time},"eventSource":{provider},"eventName":{action},"awsRegion":"us-east-1","sourceIPAddress":{address},"userAgent":{agent}{request}{sign_in}{resources},"recipientAccountId":"222"{error}}}"#
     );
     match rng.below(14) {
         0 => record = record.replacen("\"eventName\"", "\"eventName\":\"Probe\",\"eventName\"", 1),

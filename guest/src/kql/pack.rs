@@ -110,6 +110,9 @@ pub enum RawSource {
     /// A member (no dot in its name) of the flattened copy of a raw object (a
     /// [`Derivation::Flattened`] row's).
     Flattened(RawField, Box<str>),
+    /// A member (no dot in its name) of the resources of a raw list (a [`Derivation::ResourceList`]
+    /// row's), as `aws.cloudtrail.resources.arn` reads it.
+    Resource(RawField, Box<str>),
     /// No row fills the field or anything above or beneath it: a raw record never has it.
     Never,
     /// Above or beneath a row: left to the full path.
@@ -122,15 +125,17 @@ impl RawSource {
         if let Some(row) = cloudtrail::mapping(field) {
             return Self::Row(row);
         }
-        let flattened = MAPPING.iter().find_map(|row| {
+        let member_of = MAPPING.iter().find_map(|row| {
             let member = field.strip_prefix(row.ecs)?.strip_prefix('.')?;
             match row.derivation {
-                Derivation::Flattened(object) if !member.contains('.') => Some((object, member)),
+                _ if member.contains('.') => None,
+                Derivation::Flattened(object) => Some(Self::Flattened(object, member.into())),
+                Derivation::ResourceList(list) => Some(Self::Resource(list, member.into())),
                 _ => None,
             }
         });
-        if let Some((object, member)) = flattened {
-            return Self::Flattened(object, member.into());
+        if let Some(source) = member_of {
+            return source;
         }
         let beneath = |outer: &str, inner: &str| {
             inner
@@ -153,6 +158,7 @@ impl RawSource {
         let slot = match self {
             Self::Row(row) => fields.derive(row),
             Self::Flattened(object, member) => fields.flattened(*object, member),
+            Self::Resource(list, member) => fields.resource(*list, member),
             Self::Never => return Some(None),
             Self::Unknown => return None,
         };
