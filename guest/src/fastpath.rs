@@ -319,10 +319,16 @@ pub fn scan_bytes<'a>(
         quotes.unescape(bytes)?;
         true
     };
-    if escaped {
-        walk::<true>(bytes, quotes)
+    // ASCII is UTF-8: checked once for the record, kept strings are then slices of it.
+    let text = if odd.high {
+        None
     } else {
-        walk::<false>(bytes, quotes)
+        std::str::from_utf8(bytes).ok()
+    };
+    if escaped {
+        walk::<true>(bytes, text, quotes)
+    } else {
+        walk::<false>(bytes, text, quotes)
     }
 }
 
@@ -330,15 +336,20 @@ pub fn scan_bytes<'a>(
 /// prefilter's survey tells), whose pass over the bytes then only looks for quotes.
 pub fn scan_plain<'a>(bytes: &'a [u8], quotes: &mut QuoteIndex) -> Option<RawFields<'a>> {
     quotes.build::<false>(bytes);
-    walk::<false>(bytes, quotes)
+    walk::<false>(bytes, None, quotes)
 }
 
 /// The scan proper, once `quotes` indexes the strings of `bytes`; `ESCAPED`: they hold a backslash
 /// (a parameter of the type, so that plain records pay nothing for escapes).
 #[inline(always)]
-fn walk<'a, const ESCAPED: bool>(bytes: &'a [u8], quotes: &QuoteIndex) -> Option<RawFields<'a>> {
+fn walk<'a, const ESCAPED: bool>(
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+    quotes: &QuoteIndex,
+) -> Option<RawFields<'a>> {
     let mut scanner = Scanner::<ESCAPED> {
         bytes,
+        text,
         quotes,
         at: 0,
         depth: 0,
@@ -607,6 +618,8 @@ enum Context {
 
 struct Scanner<'a, 'q, const ESCAPED: bool> {
     bytes: &'a [u8],
+    /// `bytes` as text, when it is known to be UTF-8.
+    text: Option<&'a str>,
     quotes: &'q QuoteIndex,
     at: usize,
     depth: usize,
@@ -790,7 +803,13 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
             // A string with an escape: only the parser knows its value.
             Token::Text(text) if ESCAPED && memchr::memchr(b'\\', text).is_some() => Slot::Other,
             // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
-            Token::Text(text) => Slot::Text(std::str::from_utf8(text).ok()?),
+            Token::Text(text) => Slot::Text(match self.text {
+                Some(whole) => {
+                    let start = text.as_ptr() as usize - self.bytes.as_ptr() as usize;
+                    whole.get(start..start + text.len())?
+                }
+                None => std::str::from_utf8(text).ok()?,
+            }),
             Token::Absent => Slot::Absent,
             Token::Other => Slot::Other,
         })
