@@ -900,3 +900,74 @@ fn the_fast_path_decides_as_the_full_path_on_generated_records() {
         },
     );
 }
+
+/// Real records with escapes, quotes, brackets and separators inserted or bytes removed at random:
+/// whatever the fast path decides is what the full path decides. The one allowed difference is the
+/// prefilter's (the README's trade-off): a broken record no rule can match is skipped unparsed,
+/// which the fast path never does itself.
+#[test]
+fn the_fast_path_decides_as_the_full_path_on_mutated_records() {
+    let corpus = common::read_corpus(&repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
+    let records: Vec<&str> = corpus
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let pieces: [&str; 16] = [
+        "\\", "\\\"", "\\\\", "\"", "[", "]", "{", "}", ",", "\\u0041", "\\uD800", "\\u00e9",
+        "\\/", "\\x", " ", ":",
+    ];
+    let rules = fast_path_rules();
+    let detector = || {
+        RulePackDetector::new(
+            Pack::new(rules.clone()).unwrap_or_else(|error| panic!("{error}")),
+            Config::default(),
+        )
+        .unwrap_or_else(|error| panic!("{error}"))
+    };
+    let (mut fast, mut bytes, mut full) = (detector(), detector(), detector());
+    let mut rng = common::Rng(0x0bad_5eed);
+    let (mut decided, mut skipped) = (0, 0);
+    for _ in 0..20_000 {
+        let mut text = records[rng.below(records.len())].to_owned();
+        for _ in 0..1 + rng.below(3) {
+            let mut at = rng.below(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            if rng.chance(25) && at < text.len() {
+                text.remove(at);
+            } else {
+                text.insert_str(at, pieces[rng.below(pieces.len())]);
+            }
+        }
+        let expected = full.process_exact(&text);
+        let before = (fast.fast_path_events(), bytes.fast_path_events());
+        let found = fast.process(&text);
+        let found_bytes = bytes.process_bytes(text.as_bytes());
+        // As bytes, a record with a byte above 0x7f goes to the full path (its UTF-8 unchecked).
+        let by_fast = [
+            fast.fast_path_events() > before.0,
+            bytes.fast_path_events() > before.1,
+        ];
+        decided += u64::from(by_fast[0]);
+        let skips = |by_fast: bool, found: bool| !by_fast && found && expected.is_err();
+        if skips(by_fast[0], found == Ok(vec![])) {
+            skipped += 1;
+        } else {
+            assert_eq!(found, expected, "{text}");
+        }
+        if !skips(by_fast[1], found_bytes == Ok(vec![])) {
+            assert_eq!(found_bytes, expected.map_err(LineError::Event), "{text}");
+        }
+    }
+    assert!(fast.snapshot() == full.snapshot(), "the same state");
+    assert!(
+        bytes.snapshot() == full.snapshot(),
+        "the same state from bytes"
+    );
+    // Enough of each kind that the comparison is not vacuous.
+    assert!(
+        decided > 2_000 && skipped < 10_000,
+        "{decided} decided, {skipped} skipped"
+    );
+}
