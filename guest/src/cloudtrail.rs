@@ -233,25 +233,6 @@ pub const fn copies_verbatim(field: &str) -> bool {
     false
 }
 
-/// Whether a value of the ECS field `field` (or of a field under it), when [`to_ecs`] fills it, is
-/// spelled in the raw record's text as it is: true too when no row fills it, since then a raw
-/// record never has it. What a prefilter looking for values in raw records' text may rely on.
-pub fn spelled_in_raw_text(field: &str) -> bool {
-    MAPPING
-        .iter()
-        .find(|row| {
-            field == row.ecs
-                || field
-                    .strip_prefix(row.ecs)
-                    .is_some_and(|rest| rest.starts_with('.'))
-                || row
-                    .ecs
-                    .strip_prefix(field)
-                    .is_some_and(|rest| rest.starts_with('.'))
-        })
-        .is_none_or(|row| matches!(row.derivation, First(_) | Flattened(_) | ResourceList(_)))
-}
-
 /// `a == b`, in a `const fn`.
 const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

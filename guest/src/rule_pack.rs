@@ -1,7 +1,8 @@
-//! Rules from Elastic rule files, many at once, in one pass over each event: the prefilter tells
-//! which rules may match ([`crate::kql::Pack::candidates`]), the event is parsed (and raw CloudTrail
-//! mapped to ECS) once, the candidates' queries and filters are evaluated over one shared field
-//! table, and each matching rule's terms go to that rule's own history and window.
+//! Rules from Elastic rule files, many at once, in one pass over each event: a plain raw CloudTrail
+//! record is read by the fast path without a parse; any other event is parsed (and raw CloudTrail
+//! mapped to ECS) once. The rules its `event.action` dispatches to ([`crate::kql::Pack::dispatched`],
+//! [`crate::kql::Pack::dispatched_document`]) are evaluated over one shared field table, and each
+//! matching rule's terms go to that rule's own history and window.
 //!
 //! State is per rule: [`RulePackDetector::snapshot`] writes one snapshot of the history format per
 //! rule, identified by the rule id and a signature of what decides its terms (query, filters' count,
@@ -100,7 +101,7 @@ pub struct RulePackDetector {
     /// Scratch of the fast path's evaluation: the tests' answers (see `Pack::matching_raw`).
     memo: Vec<u8>,
     /// Set by the fast path when it declines a raw record it read: whether any rule may match it,
-    /// with `candidates` marked by dispatch (the full path then needs no prefilter search).
+    /// with `candidates` marked by dispatch (the full path then needs no dispatch of its own).
     dispatched: Option<bool>,
     term_ends: Vec<(usize, usize)>,
     term_bytes: Vec<u8>,
@@ -188,9 +189,11 @@ impl RulePackDetector {
         self.process_full(text)
     }
 
-    /// [`RulePackDetector::process`] once the fast path declined: the prefilter, then the full path.
+    /// [`RulePackDetector::process`] once the fast path declined: the full path, unless the fast path
+    /// read the record and no rule is dispatched for it.
     fn process_full(&mut self, text: &str) -> Result<Vec<String>, EventError> {
-        if !self.mark_candidates(text) {
+        if self.dispatched == Some(false) {
+            self.dispatched = None;
             return Ok(Vec::new());
         }
         let outcome = self.evaluate(text, true);
@@ -198,16 +201,17 @@ impl RulePackDetector {
         outcome
     }
 
-    /// Marks in `candidates` the rules that may match `text`, which the fast path declined; whether
-    /// any may. By dispatch when the fast path read the record, else by the prefilter's search.
-    fn mark_candidates(&mut self, text: &str) -> bool {
-        match self.dispatched.take() {
-            Some(any) => any,
-            None => self.pack.candidates(text.as_bytes(), &mut self.candidates),
+    /// Marks in `candidates` the rules that may match `ecs`, the document of an event the fast path
+    /// declined: those it dispatched when it read the record, else those the document's own
+    /// `event.action` lists.
+    fn mark_candidates(&mut self, ecs: &Value) {
+        if self.dispatched.take().is_none() {
+            self.pack.dispatched_document(ecs, &mut self.candidates);
         }
     }
 
-    /// [`RulePackDetector::process`] without the prefilter: the reference it is tested against.
+    /// [`RulePackDetector::process`] without the fast path or the dispatch: every rule evaluated on
+    /// the parsed event, the reference they are tested against.
     pub fn process_exact(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
         let outcome = self.evaluate(text, false);
@@ -378,12 +382,15 @@ impl RulePackDetector {
         }
     }
 
-    fn evaluate(&mut self, text: &str, prefiltered: bool) -> Result<Vec<String>, EventError> {
+    fn evaluate(&mut self, text: &str, by_dispatch: bool) -> Result<Vec<String>, EventError> {
         self.snapshot_pieces = None;
         with_ecs(text, |ecs, raw| {
             let mut matching = std::mem::take(&mut self.matching);
             matching.clear();
-            let candidates = prefiltered.then_some(self.candidates.as_slice());
+            if by_dispatch {
+                self.mark_candidates(ecs);
+            }
+            let candidates = by_dispatch.then_some(self.candidates.as_slice());
             self.pack.matching_among(ecs, candidates, &mut matching);
             let outcome = self.raise(text, raw, ecs, &matching);
             self.matching = matching;

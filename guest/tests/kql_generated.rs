@@ -1,6 +1,6 @@
 //! For every published rule: documents derived from its query's syntax tree, one that matches and
 //! near misses (each clause flipped), in three key styles, evaluated by the engine and by a plain
-//! oracle over a flat field-to-values model; and the prefilter's needles are in every matching text.
+//! oracle over a flat field-to-values model; and the needles `kql::require` finds are in every matching text.
 #![cfg(feature = "rule-toml")]
 
 use std::collections::BTreeMap;
@@ -469,7 +469,7 @@ fn every_rule_agrees_with_the_oracle_on_matches_and_near_misses() {
         rules += 1;
     }
     eprintln!(
-        "{rules} rules, {near_misses} near misses ({rejected} rejected), {with_needles} with prefilter needles"
+        "{rules} rules, {near_misses} near misses ({rejected} rejected), {with_needles} with needles"
     );
 }
 
@@ -517,8 +517,9 @@ fn the_pack_detector_raises_each_rule_on_its_documents_and_not_on_near_misses() 
         )
         .unwrap_or_else(|error| panic!("{error}"))
     };
-    // One detector prefilters, the other evaluates every rule on every event: same alerts.
-    let (mut prefiltered, mut exact) = (new_detector(), new_detector());
+    // One detector dispatches (and reads raw records by its fast path), the other evaluates every
+    // rule on every event: same alerts.
+    let (mut dispatching, mut exact) = (new_detector(), new_detector());
     // Each document 400 days after the last, beyond every rule's window: every term is new again.
     let mut day: i64 = 0;
     let mut next_time = || {
@@ -551,11 +552,11 @@ fn the_pack_detector_raises_each_rule_on_its_documents_and_not_on_near_misses() 
             for style in 0..3 {
                 let doc = document(model, &paths, style);
                 let text = doc.to_string();
-                let alerts = prefiltered
+                let alerts = dispatching
                     .process(&text)
                     .unwrap_or_else(|error| panic!("{name}: {error} on {text}"));
                 let reference = exact.process_exact(&text).unwrap_or_default();
-                assert_eq!(alerts, reference, "{name}: prefilter changed {text}");
+                assert_eq!(alerts, reference, "{name}: dispatch changed {text}");
                 let ids = rule_ids_of(&alerts);
                 if rule.matches(&doc) {
                     // The first key style is the first time this term is seen in this window.
@@ -698,7 +699,7 @@ fn raw_record(model: &Model) -> Option<Map<String, Json>> {
 
 /// Every CloudTrail rule's matching document and near misses, as raw CloudTrail records where raw
 /// CloudTrail can say them: the mapping gives back every field the rule reads, the rule decides as
-/// on the ECS document, and the pack detector (prefilter on the raw text, fast or full path)
+/// on the ECS document, and the pack detector (fast or full path, each dispatching)
 /// raises the rule exactly when it matches.
 #[test]
 fn cloudtrail_rules_decide_raw_records_as_their_ecs_documents() {
@@ -728,7 +729,7 @@ fn cloudtrail_rules_decide_raw_records_as_their_ecs_documents() {
         )
         .unwrap_or_else(|error| panic!("{error}"))
     };
-    let (mut prefiltered, mut exact) = (new_detector(), new_detector());
+    let (mut dispatching, mut exact) = (new_detector(), new_detector());
     let mut day: i64 = 0;
     let (mut raised, mut quiet, mut unsayable) = (0, 0, 0);
     for (tag, (name, rule)) in loaded.iter().enumerate() {
@@ -798,7 +799,7 @@ fn cloudtrail_rules_decide_raw_records_as_their_ecs_documents() {
             let expected = oracle(&rule.query, &model, "");
             assert_eq!(rule.matches(&ecs), expected, "{name}: {ecs}");
             let text = Json::Object(record).to_string();
-            let alerts = prefiltered
+            let alerts = dispatching
                 .process(&text)
                 .unwrap_or_else(|error| panic!("{name}: {error} on {text}"));
             assert_eq!(

@@ -1,14 +1,13 @@
 //! Many rules over one document: every field any rule reads is read from the document once, in a
-//! field table shared by the rules' compiled queries; and a prefilter that tells, in one pass over an
-//! event's text, which rules may match it (the needles of [`super::require`]).
+//! field table shared by the rules' compiled queries; and a dispatch that tells, by the event's
+//! `event.action`, which rules may match it (the values of [`super::require::required_values`]).
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document, FieldTable};
-use super::require::{Needle, Requirement, required_values};
+use super::require::{Requirement, required_values};
 use super::rule::Rule;
 use crate::cloudtrail::{self, Derivation, MAPPING, Mapping, RawField};
 use crate::fastpath::{RawFields, Slot};
@@ -18,7 +17,6 @@ pub struct Pack {
     rules: Vec<Rule>,
     compiled: Vec<Compiled>,
     fields: FieldTable,
-    prefilter: Prefilter,
     /// Per field of the table: where a raw CloudTrail record holds it.
     raw_fields: Vec<RawSource>,
     /// Per rule, per term field: where a raw CloudTrail record holds it.
@@ -33,11 +31,52 @@ const DISPATCH_FIELD: &str = "event.action";
 /// The rules that may match an event, by its [`DISPATCH_FIELD`] value: a rule whose query requires
 /// one of some values of it is listed under each of them; the others under every value.
 struct Dispatch {
+    /// For raw records: the rules they may match.
+    raw: Listing,
+    /// For any document: every rule.
+    all: Listing,
+    source: RawSource,
+}
+
+/// Some of a pack's rules, by the [`DISPATCH_FIELD`] value they require.
+struct Listing {
     /// Per value: the rules requiring it and those requiring none, in pack order.
     by_value: HashMap<String, Vec<usize>>,
     /// The rules that require no value.
     any: Vec<usize>,
-    source: RawSource,
+}
+
+impl Listing {
+    /// The rules `listed` among those whose required values (if any) are `required`.
+    fn new(required: &[Option<Vec<String>>], listed: impl Fn(usize) -> bool) -> Self {
+        let any: Vec<usize> = (0..required.len())
+            .filter(|&index| listed(index) && required.get(index).is_some_and(Option::is_none))
+            .collect();
+        let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, values) in required.iter().enumerate() {
+            if !listed(index) {
+                continue;
+            }
+            for value in values.iter().flatten() {
+                let listed = by_value.entry(value.clone()).or_insert_with(|| any.clone());
+                if !listed.contains(&index) {
+                    listed.push(index);
+                }
+            }
+        }
+        for listed in by_value.values_mut() {
+            listed.sort_unstable();
+        }
+        Self { by_value, any }
+    }
+
+    /// The rules listed for a document whose value is `value`.
+    fn rules(&self, value: Option<&str>) -> &[usize] {
+        match value {
+            Some(value) => self.by_value.get(value).unwrap_or(&self.any),
+            None => &self.any,
+        }
+    }
 }
 
 /// Whether every document meeting `requirement` has a value of a field that `field` accepts.
@@ -66,28 +105,11 @@ impl Dispatch {
             .iter()
             .map(|rule| required_values(&rule.query, DISPATCH_FIELD))
             .collect();
-        let listed = |index: usize| possible.get(index).copied().unwrap_or(true);
-        let any: Vec<usize> = (0..rules.len())
-            .filter(|&index| listed(index) && required.get(index).is_some_and(Option::is_none))
-            .collect();
-        let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, values) in required.iter().enumerate() {
-            if !listed(index) {
-                continue;
-            }
-            for value in values.iter().flatten() {
-                let listed = by_value.entry(value.clone()).or_insert_with(|| any.clone());
-                if !listed.contains(&index) {
-                    listed.push(index);
-                }
-            }
-        }
-        for listed in by_value.values_mut() {
-            listed.sort_unstable();
-        }
         Self {
-            by_value,
-            any,
+            raw: Listing::new(&required, |index| {
+                possible.get(index).copied().unwrap_or(true)
+            }),
+            all: Listing::new(&required, |_| true),
             source: RawSource::of(DISPATCH_FIELD),
         }
     }
@@ -95,10 +117,7 @@ impl Dispatch {
     /// The rules that may match the raw record `fields` was scanned from; `None` when the scan
     /// cannot tell its value.
     fn rules(&self, fields: &RawFields<'_>) -> Option<&[usize]> {
-        Some(match self.source.value(fields)? {
-            Some(value) => self.by_value.get(value).unwrap_or(&self.any),
-            None => &self.any,
-        })
+        Some(self.raw.rules(self.source.value(fields)?))
     }
 }
 
@@ -170,71 +189,6 @@ impl RawSource {
     }
 }
 
-/// Which rules may match a text: each rule needs one of its needles, or is always a candidate.
-struct Prefilter {
-    /// All rules' needles, searched ASCII-case-insensitively in one pass; `None` when no rule has any.
-    searcher: Option<AhoCorasick>,
-    /// Per needle of the searcher: its text, and whether it must match case-sensitively.
-    needles: Vec<(Vec<u8>, bool)>,
-    /// Per rule: what its text must contain, over needle indices; `None` when nothing is required.
-    per_rule: Vec<Option<Needed>>,
-}
-
-/// A rule's requirement over the searcher's needles: every part of an `All`, one of an `Any`.
-#[derive(Debug, Clone)]
-enum Needed {
-    Needle(usize),
-    All(Vec<Needed>),
-    Any(Vec<Needed>),
-}
-
-impl Needed {
-    /// `requirement` with its needles numbered in `needles` (added when new); needles `usable`
-    /// refuses are dropped (an `All` without them, an `Any` with one of them requires nothing).
-    fn of(
-        requirement: &Requirement,
-        usable: &dyn Fn(&Needle) -> bool,
-        needles: &mut Vec<(Vec<u8>, bool)>,
-    ) -> Option<Self> {
-        match requirement {
-            Requirement::Needle(needle) => {
-                if !usable(needle) {
-                    return None;
-                }
-                let key = (needle.text.as_bytes().to_vec(), !needle.case_insensitive);
-                let index = needles
-                    .iter()
-                    .position(|known| *known == key)
-                    .unwrap_or_else(|| {
-                        needles.push(key);
-                        needles.len() - 1
-                    });
-                Some(Self::Needle(index))
-            }
-            Requirement::All(parts) => {
-                let parts: Vec<Self> = parts
-                    .iter()
-                    .filter_map(|part| Self::of(part, usable, needles))
-                    .collect();
-                (!parts.is_empty()).then_some(Self::All(parts))
-            }
-            Requirement::Any(parts) => parts
-                .iter()
-                .map(|part| Self::of(part, usable, needles))
-                .collect::<Option<Vec<Self>>>()
-                .map(Self::Any),
-        }
-    }
-
-    fn holds(&self, found: &[bool]) -> bool {
-        match self {
-            Self::Needle(index) => found.get(*index).copied().unwrap_or(true),
-            Self::All(parts) => parts.iter().all(|part| part.holds(found)),
-            Self::Any(parts) => parts.iter().any(|part| part.holds(found)),
-        }
-    }
-}
-
 impl Pack {
     /// The rules, their queries compiled against one field table.
     pub fn new(rules: Vec<Rule>) -> Result<Self, CompileError> {
@@ -243,7 +197,6 @@ impl Pack {
             .iter()
             .map(|rule| Compiled::new_in(&rule.query, &mut fields))
             .collect::<Result<_, _>>()?;
-        let prefilter = Prefilter::new(&rules);
         let raw_fields = fields
             .names()
             .iter()
@@ -263,7 +216,6 @@ impl Pack {
             rules,
             compiled,
             fields,
-            prefilter,
             raw_fields,
             raw_terms,
             dispatch,
@@ -341,21 +293,38 @@ impl Pack {
         decided
     }
 
+    /// Marks in `out` (one entry per rule) the rules that may match the ECS document `document`
+    /// by its [`DISPATCH_FIELD`] values (any rule that requires none, and those requiring one of
+    /// them); returns whether any may. A rule not marked cannot match: it requires a value the
+    /// document does not have.
+    pub fn dispatched_document(&self, document: &Json, out: &mut Vec<bool>) -> bool {
+        out.clear();
+        out.resize(self.rules.len(), false);
+        let values = crate::fields::values(document, DISPATCH_FIELD);
+        let mut mark = |rules: &[usize]| {
+            for &index in rules {
+                if let Some(mark) = out.get_mut(index) {
+                    *mark = true;
+                }
+            }
+        };
+        if values.is_empty() {
+            mark(self.dispatch.all.rules(None));
+        }
+        for value in &values {
+            mark(self.dispatch.all.rules(Some(value)));
+        }
+        out.contains(&true)
+    }
+
     /// Where a raw CloudTrail record holds each term field of rule `index`.
     pub fn raw_terms(&self, index: usize) -> &[RawSource] {
         self.raw_terms.get(index).map_or(&[], Vec::as_slice)
     }
 
-    /// Marks in `out` (one entry per rule) the rules that may match the event whose JSON text is
-    /// `text` (an ECS document or a raw CloudTrail record); returns whether any may. A rule not
-    /// marked cannot match (see [`super::require`] for why that is sound).
-    pub fn candidates(&self, text: &[u8], out: &mut Vec<bool>) -> bool {
-        self.prefilter.candidates(text, out)
-    }
-
-    /// [`Pack::candidates`] for the raw CloudTrail record `fields` was scanned from, without
-    /// searching its text: the rules [`Pack::matching_raw`] evaluates on it (by its `event.action`),
-    /// which include every rule that may match it. `None` (and `out` means nothing) when the scan
+    /// [`Pack::dispatched_document`] for the raw CloudTrail record `fields` was scanned from,
+    /// without its document: the rules [`Pack::matching_raw`] evaluates on it (by its
+    /// `event.action`), which include every rule that may match it. `None` (and `out` means nothing) when the scan
     /// cannot tell its `event.action`.
     pub fn dispatched(&self, fields: &RawFields<'_>, out: &mut Vec<bool>) -> Option<bool> {
         let rules = self.dispatch.rules(fields)?;
@@ -367,70 +336,6 @@ impl Pack {
             }
         }
         Some(!rules.is_empty())
-    }
-}
-
-impl Prefilter {
-    fn new(rules: &[Rule]) -> Self {
-        // Needles usable whatever the event is: raw CloudTrail spells only some ECS fields' values.
-        let usable = |needle: &Needle| cloudtrail::spelled_in_raw_text(&needle.field);
-        let mut needles: Vec<(Vec<u8>, bool)> = Vec::new();
-        let per_rule = rules
-            .iter()
-            .map(|rule| Needed::of(&rule.requirement()?, &usable, &mut needles))
-            .collect();
-        let searcher = (!needles.is_empty())
-            .then(|| {
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(needles.iter().map(|(text, _)| text))
-                    .ok()
-            })
-            .flatten();
-        // Without a searcher (it cannot fail on these few needles, but if it did) every rule is a
-        // candidate.
-        let per_rule = if searcher.is_some() {
-            per_rule
-        } else {
-            vec![None; rules.len()]
-        };
-        Self {
-            searcher,
-            needles,
-            per_rule,
-        }
-    }
-
-    fn candidates(&self, text: &[u8], out: &mut Vec<bool>) -> bool {
-        out.clear();
-        // A `\u` escape may spell any character of a value: every rule is a candidate.
-        let escaped = memchr::memmem::find(text, b"\\u").is_some();
-        let searcher = match &self.searcher {
-            Some(searcher) if !escaped => searcher,
-            _ => {
-                out.resize(self.per_rule.len(), true);
-                return !out.is_empty();
-            }
-        };
-        let mut found = vec![false; self.needles.len()];
-        for hit in searcher.find_overlapping_iter(text) {
-            let index = hit.pattern().as_usize();
-            let Some((needle, case_sensitive)) = self.needles.get(index) else {
-                continue;
-            };
-            if !case_sensitive || text.get(hit.range()) == Some(needle.as_slice()) {
-                found[index] = true;
-            }
-        }
-        let mut any = false;
-        out.extend(self.per_rule.iter().map(|needles| {
-            let candidate = needles.as_ref().is_none_or(|needed| needed.holds(&found));
-            any |= candidate;
-            candidate
-        }));
-        any
     }
 }
 

@@ -1,5 +1,6 @@
-//! Literals a document's text must contain for a query to match it: the input of a prefilter that
-//! skips, in one pass over an event, every rule that cannot match.
+//! Literals a document's text must contain for a query to match it, each naming its field: a rule
+//! pack's dispatch uses the fields to leave out, on raw CloudTrail, rules that need a field no raw
+//! record has; tests hold the built-in rule's needle to the one its query requires.
 //!
 //! # Why it is sound
 //! A clause `field: "text"` (or a wildcard value) can only hold when some value of the field holds

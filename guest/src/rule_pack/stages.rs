@@ -79,10 +79,12 @@ impl RulePackDetector {
             }
         };
         extraction.events += 1;
-        if !self.mark_candidates(text) {
+        if self.dispatched == Some(false) {
+            self.dispatched = None;
             return None;
         }
         let observed = with_ecs(text, |ecs, _| {
+            self.mark_candidates(ecs);
             let mut matching = std::mem::take(&mut self.matching);
             matching.clear();
             self.pack
