@@ -15,6 +15,7 @@
 use crate::cloudtrail::{self, Derivation, Mapping, RawField};
 use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
+use crate::prefilter::OddLanes;
 
 /// A field of the record as the rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,17 +175,25 @@ impl<'a> RawFields<'a> {
         self.member(field, name).map(Member::slot)
     }
 
-    /// Member `name` of the raw object `field`, when the scan keeps that object's text.
-    fn member(&self, field: RawField, name: &str) -> Option<Member<'a>> {
+    /// The text the scan kept of the raw value `field` (`Some(None)`: the record has no such key);
+    /// `None` when the scan does not keep it, or when it holds an escape (the parser reads it).
+    fn kept(&self, field: RawField) -> Option<Option<&'a [u8]>> {
         let text = match field {
             RawField::RequestParameters => self.request_parameters,
             RawField::ResponseElements => self.response_elements,
             RawField::AdditionalEventData => self.additional_event_data,
+            RawField::Resources => self.resources,
             _ => return None,
         };
         match text {
-            // An escape in the object: the parser reads it.
             Some(text) if self.escaped && memchr::memchr(b'\\', text).is_some() => None,
+            text => Some(text),
+        }
+    }
+
+    /// Member `name` of the raw object `field`, when the scan keeps that object's text.
+    fn member(&self, field: RawField, name: &str) -> Option<Member<'a>> {
+        match self.kept(field)? {
             Some(text) => flattened_member(text, name),
             None => Some(Member::Absent),
         }
@@ -197,16 +206,9 @@ impl<'a> RawFields<'a> {
     /// `account_id` for `accountId`); `None` for anything else, and for a name the renaming could
     /// collide with.
     pub fn resource(&self, field: RawField, name: &str) -> Option<Slot<'a>> {
-        let text = match field {
-            RawField::Resources => self.resources,
-            _ => return None,
-        };
-        let Some(text) = text else {
+        let Some(text) = self.kept(field)? else {
             return Some(Slot::Absent);
         };
-        if self.escaped && memchr::memchr(b'\\', text).is_some() {
-            return None;
-        }
         if text == b"null" {
             return Some(Slot::Absent);
         }
@@ -306,11 +308,11 @@ pub fn scan_bytes<'a>(
     quotes: &mut QuoteIndex,
     ascii_only: bool,
 ) -> Option<RawFields<'a>> {
-    let odd = quotes.build::<true>(bytes);
-    if ascii_only && odd.high {
+    let (special, high) = quotes.build::<true>(bytes);
+    if ascii_only && high {
         return None;
     }
-    let escaped = odd.special && {
+    let escaped = special && {
         // Whitespace between tokens is fine, but a tab or newline inside a string is not: with a
         // control byte anywhere, leave the record to the parser.
         if bytes.iter().any(|&byte| byte < 0x20) {
@@ -320,7 +322,7 @@ pub fn scan_bytes<'a>(
         true
     };
     // ASCII is UTF-8: checked once for the record, kept strings are then slices of it.
-    let text = if odd.high {
+    let text = if high {
         None
     } else {
         std::str::from_utf8(bytes).ok()
@@ -498,31 +500,18 @@ pub struct QuoteIndex {
     words: Vec<u64>,
 }
 
-/// What the quote index's pass saw besides the quotes.
-struct Oddities {
-    /// A backslash or a byte below 0x20.
-    special: bool,
-    /// A byte above 0x7f.
-    high: bool,
-}
-
 impl QuoteIndex {
-    /// Indexes the quotes of `bytes`; with `ODDITIES`, also tells what else is in them (otherwise
-    /// the answer says nothing).
-    fn build<const ODDITIES: bool>(&mut self, bytes: &[u8]) -> Oddities {
+    /// Indexes the quotes of `bytes`; with `ODDITIES`, also tells what else is in them, as
+    /// [`crate::prefilter::odd_bytes`] does (otherwise the answer says nothing).
+    fn build<const ODDITIES: bool>(&mut self, bytes: &[u8]) -> (bool, bool) {
         self.words.clear();
-        let [quote, backslash, space, zero] = [b'"', b'\\', b' ', 0].map(Lanes::splat);
-        let (mut special, mut high) = (zero, zero);
+        let quote = Lanes::splat(b'"');
+        let mut odd = OddLanes::default();
         let mut mask = |vector: &[u8; WIDTH]| {
             let here = Lanes::load(vector);
-            if !ODDITIES {
-                return u64::from(here.eq(quote).bitmask());
+            if ODDITIES {
+                odd.add(here);
             }
-            let is_high = here.lt_signed(zero);
-            // Signed, "below a space" takes in the high bytes too: keep only those that are not high.
-            let control = here.lt_signed(space).and(is_high.eq(zero));
-            special = special.or(here.eq(backslash)).or(control);
-            high = high.or(is_high);
             u64::from(here.eq(quote).bitmask())
         };
         let (blocks, rest) = bytes.as_chunks::<64>();
@@ -540,15 +529,9 @@ impl QuoteIndex {
             .fold(0_u64, |word, (index, _)| word | 1 << index);
         self.words.push(last);
         if !ODDITIES {
-            return Oddities {
-                special: false,
-                high: false,
-            };
+            return (false, false);
         }
-        Oddities {
-            special: special.any() || rest.iter().any(|&byte| byte == b'\\' || byte < 0x20),
-            high: high.any() || !rest.is_ascii(),
-        }
+        odd.finish(rest)
     }
 
     /// Validates every escape of `bytes` as the parser does, reading them from the start as a

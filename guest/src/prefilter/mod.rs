@@ -161,20 +161,55 @@ impl Needle {
 /// Whether `text` holds a backslash or a byte below 0x20, and whether it holds a byte above 0x7F.
 pub(crate) fn odd_bytes(text: &[u8]) -> (bool, bool) {
     let (vectors, rest) = text.as_chunks::<WIDTH>();
-    let [backslash, space, zero] = [b'\\', b' ', 0].map(Lanes::splat);
-    let (mut special, mut high) = (zero, zero);
+    let mut odd = OddLanes::default();
     for vector in vectors {
-        let here = Lanes::load(vector);
-        let is_high = here.lt_signed(zero);
-        // Signed, "below a space" takes in the high bytes too: keep only those that are not high.
-        let control = here.lt_signed(space).and(is_high.eq(zero));
-        special = special.or(here.eq(backslash)).or(control);
-        high = high.or(is_high);
+        odd.add(Lanes::load(vector));
     }
-    (
-        special.any() || rest.iter().any(|&byte| byte == b'\\' || byte < 0x20),
-        high.any() || !rest.is_ascii(),
-    )
+    odd.finish(rest)
+}
+
+/// [`odd_bytes`] sixteen bytes at a time, for a pass that looks at each vector for more besides.
+#[derive(Clone, Copy)]
+pub(crate) struct OddLanes {
+    special: Lanes,
+    high: Lanes,
+    /// The bytes compared against, made once rather than per vector.
+    backslash: Lanes,
+    space: Lanes,
+    zero: Lanes,
+}
+
+impl Default for OddLanes {
+    fn default() -> Self {
+        let [backslash, space, zero] = [b'\\', b' ', 0].map(Lanes::splat);
+        Self {
+            special: zero,
+            high: zero,
+            backslash,
+            space,
+            zero,
+        }
+    }
+}
+
+impl OddLanes {
+    /// Takes in one vector of the text.
+    #[inline(always)]
+    pub(crate) fn add(&mut self, here: Lanes) {
+        let is_high = here.lt_signed(self.zero);
+        // Signed, "below a space" takes in the high bytes too: keep only those that are not high.
+        let control = here.lt_signed(self.space).and(is_high.eq(self.zero));
+        self.special = self.special.or(here.eq(self.backslash)).or(control);
+        self.high = self.high.or(is_high);
+    }
+
+    /// [`odd_bytes`] of the vectors taken in followed by `rest`.
+    pub(crate) fn finish(self, rest: &[u8]) -> (bool, bool) {
+        (
+            self.special.any() || rest.iter().any(|&byte| byte == b'\\' || byte < 0x20),
+            self.high.any() || !rest.is_ascii(),
+        )
+    }
 }
 
 fn is_json_whitespace(byte: u8) -> bool {
