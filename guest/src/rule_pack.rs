@@ -192,13 +192,22 @@ impl RulePackDetector {
     /// [`RulePackDetector::process`] once the fast path declined: the full path, unless the fast path
     /// read the record and no rule is dispatched for it.
     fn process_full(&mut self, text: &str) -> Result<Vec<String>, EventError> {
-        if self.dispatched == Some(false) {
-            self.dispatched = None;
+        if self.nothing_dispatched() {
             return Ok(Vec::new());
         }
         let outcome = self.evaluate(text, true);
         self.count(&outcome);
         outcome
+    }
+
+    /// Whether the fast path read the record it declined and dispatched no rule for it: then no rule
+    /// can match, and the full path has nothing to do.
+    fn nothing_dispatched(&mut self) -> bool {
+        let nothing = self.dispatched == Some(false);
+        if nothing {
+            self.dispatched = None;
+        }
+        nothing
     }
 
     /// Marks in `candidates` the rules that may match `ecs`, the document of an event the fast path

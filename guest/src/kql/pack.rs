@@ -298,23 +298,21 @@ impl Pack {
     /// them); returns whether any may. A rule not marked cannot match: it requires a value the
     /// document does not have.
     pub fn dispatched_document(&self, document: &Json, out: &mut Vec<bool>) -> bool {
-        out.clear();
-        out.resize(self.rules.len(), false);
+        self.unmarked(out);
         let values = crate::fields::values(document, DISPATCH_FIELD);
-        let mut mark = |rules: &[usize]| {
-            for &index in rules {
-                if let Some(mark) = out.get_mut(index) {
-                    *mark = true;
-                }
-            }
-        };
         if values.is_empty() {
-            mark(self.dispatch.all.rules(None));
+            mark(out, self.dispatch.all.rules(None));
         }
         for value in &values {
-            mark(self.dispatch.all.rules(Some(value)));
+            mark(out, self.dispatch.all.rules(Some(value)));
         }
         out.contains(&true)
+    }
+
+    /// `out` as one unmarked entry per rule.
+    fn unmarked(&self, out: &mut Vec<bool>) {
+        out.clear();
+        out.resize(self.rules.len(), false);
     }
 
     /// Where a raw CloudTrail record holds each term field of rule `index`.
@@ -328,14 +326,18 @@ impl Pack {
     /// cannot tell its `event.action`.
     pub fn dispatched(&self, fields: &RawFields<'_>, out: &mut Vec<bool>) -> Option<bool> {
         let rules = self.dispatch.rules(fields)?;
-        out.clear();
-        out.resize(self.rules.len(), false);
-        for &index in rules {
-            if let Some(mark) = out.get_mut(index) {
-                *mark = true;
-            }
-        }
+        self.unmarked(out);
+        mark(out, rules);
         Some(!rules.is_empty())
+    }
+}
+
+/// Marks the entries of `rules` in `out`.
+fn mark(out: &mut [bool], rules: &[usize]) {
+    for &index in rules {
+        if let Some(mark) = out.get_mut(index) {
+            *mark = true;
+        }
     }
 }
 

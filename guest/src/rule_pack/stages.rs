@@ -79,8 +79,7 @@ impl RulePackDetector {
             }
         };
         extraction.events += 1;
-        if self.dispatched == Some(false) {
-            self.dispatched = None;
+        if self.nothing_dispatched() {
             return None;
         }
         let observed = with_ecs(text, |ecs, _| {
