@@ -52,8 +52,8 @@ static GLOBAL: Counting = Counting;
 const RUNS: usize = 5;
 const EVENTS: usize = 60_000;
 const SCAN_EVENTS: usize = 300_000;
-/// Events in the rule packs' start file: four of `newterms scan`'s default batches (256 events), so
-/// that each of two extracting threads gets one and makes its instance.
+/// Events in a scan's start file: four of `newterms scan`'s default batches (256 events), so that
+/// each of two extracting threads gets one and makes its instance.
 const START_EVENTS: usize = 1024;
 const BATCH: usize = 1024;
 const TERMS: usize = 1_000_000;
@@ -208,16 +208,12 @@ fn throughput(
         drop(text);
         // Each thread count's own start, timed on the stream's first events so that every
         // extracting thread makes its instance; the rates leave those events out.
-        let first = scan_events.get(..START_EVENTS).unwrap_or_default();
+        let (start, counted, counted_bytes) = start_file(&scan_events);
         let [start_one, start_two] = scan_times_in_turns(
             scratch,
             &format!("start-{file_name}"),
-            ndjson_text(first).as_bytes(),
+            start.as_bytes(),
             [&["--threads", "1"], &["--threads", "2"]],
-        );
-        let (counted, counted_bytes) = (
-            SCAN_EVENTS - first.len(),
-            scan_bytes - streams::bytes(first),
         );
         let scan_run = scan.saturating_sub(start_one);
         let gzip_run = gzip.saturating_sub(start_cost);
@@ -355,6 +351,13 @@ fn scan_times_in_turns<const N: usize>(
     }
     let _ = std::fs::remove_file(&path);
     samples.map(median)
+}
+
+/// A scan's start file (the first [`START_EVENTS`] of `events`, as NDJSON), and the events and
+/// bytes its rate then counts: the others.
+fn start_file(events: &[String]) -> (String, usize, u64) {
+    let (first, others) = events.split_at(START_EVENTS.min(events.len()));
+    (ndjson_text(first), others.len(), streams::bytes(others))
 }
 
 /// Native breakdown of a stream: what each stage costs on its own.
@@ -597,7 +600,6 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
     }
     let count = std::fs::read_dir(&cloudtrail).map_or(0, Iterator::count);
     let events: Vec<String> = mixed.iter().cycle().take(SCAN_EVENTS).cloned().collect();
-    let bytes = streams::bytes(&events);
     let text = ndjson_text(&events);
     let (cloudtrail, folder) = (
         cloudtrail.display().to_string(),
@@ -631,16 +633,12 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
     // Each set's own start: a pack compiles its rules in every instance, and `--threads N` makes
     // an instance per extracting thread at its first batch, so the start is timed on the stream's
     // first START_EVENTS events (batches enough to reach every thread), which the rate then leaves out.
-    let start = ndjson_text(events.get(..START_EVENTS).unwrap_or_default());
+    let (start, counted_events, counted_bytes) = start_file(&events);
     let starts = scan_times_in_turns(
         scratch,
         "rules-start.ndjson",
         start.as_bytes(),
         [a, b, c, d, e, f],
-    );
-    let (counted_events, counted_bytes) = (
-        SCAN_EVENTS - START_EVENTS,
-        bytes - streams::bytes(events.get(..START_EVENTS).unwrap_or_default()),
     );
     let net = |index: usize| {
         times[index]
@@ -697,6 +695,6 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
     println!(
         "\n(each figure the median of {RUNS} runs in turns, minus the same command's start, timed on the stream's first {START_EVENTS} events so that every extracting thread makes its instance: {} ms in the table's order; the rate is of the other {} events)",
         starts.join(", "),
-        SCAN_EVENTS - START_EVENTS
+        counted_events
     );
 }
