@@ -55,6 +55,10 @@ struct Entry {
     last_seen: EpochMillis,
 }
 
+/// A term [`History::find_known`] found known: its entry, until the history next changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known(u32);
+
 /// The latest time each term was seen, bounded, least recently updated evicted first.
 ///
 /// Built for a million terms in little memory: the terms' bytes live back to back in one arena; an
@@ -121,15 +125,17 @@ impl History {
 
     /// Records that `term` was seen at `time` and says whether it was new within `window_ms`.
     pub fn observe(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
-        self.generation = self.generation.wrapping_add(1);
         let hash = self.hash(term);
         if let Some(index) = self.find(term, hash) {
-            let entry = &mut self.entries[index as usize];
-            let new = is_new(Some(entry.last_seen), time, window_ms);
-            entry.last_seen = entry.last_seen.max(time);
-            self.promote(index);
+            let new = is_new(
+                Some(self.entries[index as usize].last_seen),
+                time,
+                window_ms,
+            );
+            self.observe_found(Known(index), time);
             return new;
         }
+        self.generation = self.generation.wrapping_add(1);
         self.add(term, hash, time);
         true
     }
@@ -137,25 +143,29 @@ impl History {
     /// Records that `term` was seen at `time` if it is known within `window_ms`, and says so; when
     /// it would be new, changes nothing and returns false.
     pub fn observe_known(&mut self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
-        let Some(index) = self.find(term, self.hash(term)) else {
+        let Some(known) = self.find_known(term, time, window_ms) else {
             return false;
         };
-        let entry = &mut self.entries[index as usize];
-        if is_new(Some(entry.last_seen), time, window_ms) {
-            return false;
-        }
-        entry.last_seen = entry.last_seen.max(time);
-        self.promote(index);
-        self.generation = self.generation.wrapping_add(1);
+        self.observe_found(known, time);
         true
     }
 
-    /// Whether [`History::observe`] of `term` at `time` would find it known within `window_ms`
-    /// (not new); changes nothing.
-    pub fn knows(&self, term: &[u8], time: EpochMillis, window_ms: u64) -> bool {
-        self.find(term, self.hash(term))
-            .and_then(|index| self.entries.get(index as usize))
-            .is_some_and(|entry| !is_new(Some(entry.last_seen), time, window_ms))
+    /// Where `term` is when [`History::observe`] of it at `time` would find it known within
+    /// `window_ms` (not new); changes nothing. The answer holds until the history next changes.
+    pub fn find_known(&self, term: &[u8], time: EpochMillis, window_ms: u64) -> Option<Known> {
+        let index = self.find(term, self.hash(term))?;
+        let entry = self.entries.get(index as usize)?;
+        (!is_new(Some(entry.last_seen), time, window_ms)).then_some(Known(index))
+    }
+
+    /// Records that the term [`History::find_known`] found was seen at `time`, without looking for
+    /// it again.
+    pub fn observe_found(&mut self, Known(index): Known, time: EpochMillis) {
+        if let Some(entry) = self.entries.get_mut(index as usize) {
+            entry.last_seen = entry.last_seen.max(time);
+            self.promote(index);
+            self.generation = self.generation.wrapping_add(1);
+        }
     }
 
     /// Sets the time of `term` and makes it the most recently updated, evicting the least recently

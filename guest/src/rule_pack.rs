@@ -21,6 +21,7 @@ use crate::detector::full::{TIME_RANGE, event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
 use crate::fastpath::{self, QuoteIndex};
+use crate::history::Known;
 use crate::history::{History, TermKey};
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
@@ -105,6 +106,8 @@ pub struct RulePackDetector {
     dispatched: Option<bool>,
     term_ends: Vec<(usize, usize)>,
     term_bytes: Vec<u8>,
+    /// Where each of those terms is in its rule's history, once found known.
+    known: Vec<Option<Known>>,
     /// Events the fast path decided.
     fast_events: u64,
     /// A snapshot being read in pieces, and how much of it was read; any event ends it.
@@ -141,6 +144,7 @@ impl RulePackDetector {
             memo: Vec::new(),
             dispatched: None,
             term_ends: Vec::new(),
+            known: Vec::new(),
             term_bytes: Vec::new(),
             fast_events: 0,
             snapshot_pieces: None,
@@ -353,6 +357,7 @@ impl RulePackDetector {
     /// found: the full path's `raise` when no term is new (every term is checked before any is
     /// observed, so that nothing changes when one is new).
     fn observe_if_known(&mut self, time: time::EpochMillis) -> bool {
+        self.known.clear();
         let mut start = 0;
         for &(index, end) in &self.term_ends {
             let (Some(rule), Some(tracked)) =
@@ -362,22 +367,28 @@ impl RulePackDetector {
             };
             let term = self.term_bytes.get(start..end).unwrap_or_default();
             let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
-            if !self.config.learn && !tracked.history.knows(term, time, window_ms) {
+            let known = tracked.history.find_known(term, time, window_ms);
+            if known.is_none() && !self.config.learn {
                 return false;
             }
+            self.known.push(known);
             start = end;
         }
         let mut start = 0;
-        for &(index, end) in &self.term_ends {
+        for (&(index, end), &known) in self.term_ends.iter().zip(&self.known) {
             let (Some(rule), Some(tracked)) =
                 (self.pack.rules().get(index), self.tracked.get_mut(index))
             else {
                 continue;
             };
-            let term = self.term_bytes.get(start..end).unwrap_or_default();
-            tracked
-                .history
-                .observe(term, time, u64::try_from(rule.window_ms).unwrap_or(0));
+            match known {
+                Some(known) => tracked.history.observe_found(known, time),
+                None => {
+                    let term = self.term_bytes.get(start..end).unwrap_or_default();
+                    let window_ms = u64::try_from(rule.window_ms).unwrap_or(0);
+                    tracked.history.observe(term, time, window_ms);
+                }
+            }
             start = end;
         }
         self.stats.matched += 1;
