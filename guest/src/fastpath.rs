@@ -325,7 +325,7 @@ pub fn scan_bytes<'a>(
     let text = if high {
         None
     } else {
-        std::str::from_utf8(bytes).ok()
+        simdutf8::basic::from_utf8(bytes).ok()
     };
     if escaped {
         walk::<true>(bytes, text, quotes)
@@ -515,23 +515,23 @@ impl QuoteIndex {
             u64::from(here.eq(quote).bitmask())
         };
         let (blocks, rest) = bytes.as_chunks::<64>();
-        for block in blocks {
+        // The last bytes padded with spaces (neither quotes nor odd) to a whole block, so that
+        // they go through the same vector code rather than a loop of their own.
+        let mut last = [b' '; 64];
+        if let Some(tail) = last.get_mut(..rest.len()) {
+            tail.copy_from_slice(rest);
+        }
+        for block in blocks.iter().chain([&last]) {
             let (vectors, _) = block.as_chunks::<WIDTH>();
             if let [a, b, c, d] = vectors {
                 self.words
                     .push(mask(a) | mask(b) << 16 | mask(c) << 32 | mask(d) << 48);
             }
         }
-        let last = rest
-            .iter()
-            .enumerate()
-            .filter(|&(_, &byte)| byte == b'"')
-            .fold(0_u64, |word, (index, _)| word | 1 << index);
-        self.words.push(last);
         if !ODDITIES {
             return (false, false);
         }
-        odd.finish(rest)
+        odd.finish(&[])
     }
 
     /// Validates every escape of `bytes` as the parser does, reading them from the start as a
@@ -753,14 +753,7 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
         }
         loop {
             self.ws();
-            let key = self.string()?;
-            if ESCAPED && memchr::memchr(b'\\', key).is_some() {
-                // Keys are compared as written: one with an escape is the parser's.
-                return None;
-            }
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+            let key = self.key()?;
             member(self, key)?;
             self.ws();
             match self.bytes.get(self.at)? {
@@ -772,6 +765,20 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                 _ => return None,
             }
         }
+    }
+
+    /// A member's key and its colon, up to its value.
+    #[inline(always)]
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let key = self.string()?;
+        if ESCAPED && memchr::memchr(b'\\', key).is_some() {
+            // Keys are compared as written: one with an escape is the parser's.
+            return None;
+        }
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(key)
     }
 
     #[inline(always)]
@@ -806,9 +813,69 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
         Some(())
     }
 
-    /// Any JSON value, validated, for a key the rule does not read.
+    /// Any JSON value, validated, for a key the rule does not read. One loop over its tokens, the
+    /// kinds of the containers open inside it kept as bits, rather than a call per value: skipped
+    /// values are most of a record's bytes, and calls cost most in WebAssembly.
     fn skip_value(&mut self) -> Option<()> {
-        self.token().map(drop)
+        // Bit `i`: the `i`-th container open inside the value is an array. A value nested deeper
+        // than its bits is left to the parser (a 128-bit shift is a call in WebAssembly).
+        let mut arrays = 0_u64;
+        let mut open = 0_u32;
+        'value: loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.string()?;
+                }
+                opening @ (b'{' | b'[') => {
+                    self.at += 1;
+                    self.enter()?;
+                    self.ws();
+                    let array = opening == b'[';
+                    if self.eat(if array { b']' } else { b'}' }).is_some() {
+                        self.depth -= 1;
+                    } else {
+                        if open >= u64::BITS {
+                            return None;
+                        }
+                        arrays = arrays & !(1 << open) | u64::from(array) << open;
+                        open += 1;
+                        if !array {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b'n' => self.literal(b"null")?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                _ => return None,
+            }
+            // A value ended: close the containers it ends, then go on to the next value.
+            loop {
+                let Some(innermost) = open.checked_sub(1) else {
+                    return Some(());
+                };
+                let array = arrays >> innermost & 1 == 1;
+                self.ws();
+                match *self.bytes.get(self.at)? {
+                    b',' => {
+                        self.at += 1;
+                        self.ws();
+                        if !array {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                    b']' if array => {}
+                    b'}' if !array => {}
+                    _ => return None,
+                }
+                self.at += 1;
+                open = innermost;
+                self.depth -= 1;
+            }
+        }
     }
 
     fn token(&mut self) -> Option<Token<'a>> {
@@ -821,35 +888,7 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                     Token::Text(text)
                 })
             }
-            b'{' => {
-                self.at += 1;
-                self.enter()?;
-                self.members(|scanner, _| scanner.skip_value())?;
-                self.depth -= 1;
-                Some(Token::Other)
-            }
-            b'[' => {
-                self.at += 1;
-                self.enter()?;
-                self.ws();
-                if self.eat(b']').is_none() {
-                    loop {
-                        self.ws();
-                        self.skip_value()?;
-                        self.ws();
-                        match self.bytes.get(self.at)? {
-                            b',' => self.at += 1,
-                            b']' => {
-                                self.at += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
-                self.depth -= 1;
-                Some(Token::Other)
-            }
+            b'{' | b'[' => self.skip_value().map(|()| Token::Other),
             b'n' => self.literal(b"null").map(|()| Token::Absent),
             b't' => self.literal(b"true").map(|()| Token::Other),
             b'f' => self.literal(b"false").map(|()| Token::Other),
