@@ -3,6 +3,8 @@
 //! The engine in [`crate::detector`] knows nothing of Lambda or CloudTrail; another new-terms rule is
 //! another [`RuleDefinition`].
 
+use crate::bytes;
+
 /// One clause of a conjunctive KQL query, over ECS field names.
 #[derive(Debug, Clone, Copy)]
 pub enum Clause {
@@ -55,7 +57,9 @@ impl Clause {
     /// Whether the clause holds for `document`; `None` when the document cannot tell.
     pub fn holds(&self, document: &impl QueryFields) -> Option<bool> {
         match *self {
-            Clause::Is { field, value } => document.any_value(field, |found| found == value),
+            Clause::Is { field, value } => document.any_value(field, |found| {
+                bytes::equal(found.as_bytes(), value.as_bytes())
+            }),
             Clause::Matches { field, pattern } => {
                 document.any_value(field, |found| crate::wildcard::matches(pattern, found))
             }

@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 
 use siphasher::sip::SipHasher13;
 
+use crate::bytes;
 use crate::snapshot::Entries;
 use crate::time::EpochMillis;
 
@@ -273,7 +274,7 @@ impl History {
             }
             if value >> 32 == tag {
                 let index = (value as u32).wrapping_sub(1);
-                if self.term(&self.entries[index as usize]) == term {
+                if bytes::equal(self.term(&self.entries[index as usize]), term) {
                     return Some(index);
                 }
             }

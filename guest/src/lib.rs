@@ -6,6 +6,7 @@
 //! host's instance.
 
 pub mod alert;
+pub mod bytes;
 pub mod cloudtrail;
 pub mod definition;
 pub mod detector;

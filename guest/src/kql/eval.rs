@@ -14,8 +14,8 @@ use serde_json::{Map, Value as Json};
 use super::ip::{self, Block};
 use super::parse::{Field, Query, RangeOp, Value};
 use super::pattern::{self, Pattern, Token};
-use crate::fields;
 use crate::time::{self, EpochMillis};
+use crate::{bytes, fields};
 
 /// Suffix of the multi-fields that Elastic integrations index with a lowercase normalizer.
 const CASELESS: &str = ".caseless";
@@ -422,7 +422,9 @@ impl Test {
     fn holds(&self, values: &[Cow<'_, str>]) -> bool {
         match self {
             Test::Exists => !values.is_empty(),
-            Test::Equals(wanted) => values.iter().any(|value| value == wanted),
+            Test::Equals(wanted) => values
+                .iter()
+                .any(|value| bytes::equal(value.as_bytes(), wanted.as_bytes())),
             Test::EqualsCaseless(wanted) => {
                 values.iter().any(|value| pattern::fold(value) == *wanted)
             }

@@ -1,0 +1,66 @@
+//! Comparing byte strings a word at a time.
+//!
+//! On WebAssembly, LLVM does not expand a comparison of slices into loads as it does natively: `==`
+//! calls compiler-builtins' `memcmp`, a loop of one byte per step. The rule compares short strings
+//! (query values, history terms) on every event, so those comparisons go through [`equal`].
+
+/// Whether `a` and `b` hold the same bytes: eight at a time, the last word overlapping the ones
+/// before it rather than a loop over the few bytes left.
+#[inline]
+pub fn equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        let (mut a_rest, mut b_rest) = (a, b);
+        while let (Some((x, a_next)), Some((y, b_next))) = (
+            a_rest.split_first_chunk::<8>(),
+            b_rest.split_first_chunk::<8>(),
+        ) {
+            if u64::from_ne_bytes(*x) != u64::from_ne_bytes(*y) {
+                return false;
+            }
+            (a_rest, b_rest) = (a_next, b_next);
+        }
+        return u64::from_ne_bytes(*a_last) == u64::from_ne_bytes(*b_last);
+    }
+    if let (Some(a_first), Some(b_first), Some(a_last), Some(b_last)) = (
+        a.first_chunk::<4>(),
+        b.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        return u32::from_ne_bytes(*a_first) == u32::from_ne_bytes(*b_first)
+            && u32::from_ne_bytes(*a_last) == u32::from_ne_bytes(*b_last);
+    }
+    // Fewer than four bytes each.
+    (0..3).all(|index| a.get(index) == b.get(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agrees_with_slice_equality() {
+        let text = b"lambda.amazonaws.com/Invoke-20150331 eventName";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let a = &text[start..end];
+                for other_start in 0..text.len() {
+                    let other_end = (other_start + a.len()).min(text.len());
+                    let b = &text[other_start..other_end];
+                    assert_eq!(equal(a, b), a == b, "{a:?} {b:?}");
+                }
+                // A copy elsewhere, and one byte changed at every place.
+                let copy = a.to_vec();
+                assert!(equal(a, &copy));
+                for at in 0..a.len() {
+                    let mut changed = copy.clone();
+                    changed[at] ^= 1;
+                    assert!(!equal(a, &changed));
+                }
+            }
+        }
+    }
+}
