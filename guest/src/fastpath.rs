@@ -581,13 +581,6 @@ impl QuoteIndex {
     }
 }
 
-/// A value as the scanner first sees it: a string stays bytes until the rule reads it.
-enum Token<'a> {
-    Text(&'a [u8]),
-    Absent,
-    Other,
-}
-
 /// The object a key belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Context {
@@ -789,19 +782,27 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
 
     /// Any JSON value, validated; a string or `null` is classified, anything else is [`Slot::Other`].
     fn value(&mut self) -> Option<Slot<'a>> {
-        Some(match self.token()? {
-            // A string with an escape: only the parser knows its value.
-            Token::Text(text) if ESCAPED && memchr::memchr(b'\\', text).is_some() => Slot::Other,
-            // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
-            Token::Text(text) => Slot::Text(match self.text {
-                Some(whole) => {
-                    let start = text.as_ptr() as usize - self.bytes.as_ptr() as usize;
-                    whole.get(start..start + text.len())?
+        Some(match *self.bytes.get(self.at)? {
+            b'"' => {
+                let text = self.string()?;
+                if text.is_empty() {
+                    Slot::Absent
+                } else if ESCAPED && memchr::memchr(b'\\', text).is_some() {
+                    // A string with an escape: only the parser knows its value.
+                    Slot::Other
+                } else {
+                    // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
+                    Slot::Text(match self.text {
+                        Some(whole) => {
+                            let start = text.as_ptr() as usize - self.bytes.as_ptr() as usize;
+                            whole.get(start..start + text.len())?
+                        }
+                        None => std::str::from_utf8(text).ok()?,
+                    })
                 }
-                None => std::str::from_utf8(text).ok()?,
-            }),
-            Token::Absent => Slot::Absent,
-            Token::Other => Slot::Other,
+            }
+            b'n' => self.literal(b"null").map(|()| Slot::Absent)?,
+            _ => self.skip_value().map(|()| Slot::Other)?,
         })
     }
 
@@ -875,25 +876,6 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                 open = innermost;
                 self.depth -= 1;
             }
-        }
-    }
-
-    fn token(&mut self) -> Option<Token<'a>> {
-        match *self.bytes.get(self.at)? {
-            b'"' => {
-                let text = self.string()?;
-                Some(if text.is_empty() {
-                    Token::Absent
-                } else {
-                    Token::Text(text)
-                })
-            }
-            b'{' | b'[' => self.skip_value().map(|()| Token::Other),
-            b'n' => self.literal(b"null").map(|()| Token::Absent),
-            b't' => self.literal(b"true").map(|()| Token::Other),
-            b'f' => self.literal(b"false").map(|()| Token::Other),
-            b'-' | b'0'..=b'9' => self.number().map(|()| Token::Other),
-            _ => None,
         }
     }
 
