@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+use crate::bytes;
 use crate::fields::{self, is_blank, without_blanks};
 use crate::time;
 
@@ -225,27 +226,12 @@ mapping_table! {
 pub const fn copies_verbatim(field: &str) -> bool {
     let mut index = 0;
     while index < MAPPING.len() {
-        if same_bytes(MAPPING[index].ecs.as_bytes(), field.as_bytes()) {
+        if bytes::equal(MAPPING[index].ecs.as_bytes(), field.as_bytes()) {
             return matches!(MAPPING[index].derivation, First(_));
         }
         index += 1;
     }
     false
-}
-
-/// `a == b`, in a `const fn`.
-const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut index = 0;
-    while index < a.len() {
-        if a[index] != b[index] {
-            return false;
-        }
-        index += 1;
-    }
-    true
 }
 
 /// The ECS document the ingest pipeline would index for `record` (the rows of [`MAPPING`]).
