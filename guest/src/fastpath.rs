@@ -338,7 +338,10 @@ pub fn scan_bytes<'a>(
 /// prefilter's survey tells), whose pass over the bytes then only looks for quotes.
 pub fn scan_plain<'a>(bytes: &'a [u8], quotes: &mut QuoteIndex) -> Option<RawFields<'a>> {
     quotes.build::<false>(bytes);
-    walk::<false>(bytes, None, quotes)
+    // One vector pass makes the record text, so that kept strings are slices of it rather than
+    // each checked on its own.
+    let text = simdutf8::basic::from_utf8(bytes).ok();
+    walk::<false>(bytes, text, quotes)
 }
 
 /// The scan proper, once `quotes` indexes the strings of `bytes`; `ESCAPED`: they hold a backslash

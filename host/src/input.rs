@@ -106,7 +106,7 @@ impl Input {
             Input::File(path) => Box::new(File::open(path)?),
             Input::Stream(stream) => stream.take()?,
         };
-        let mut reader = BufReader::with_capacity(1 << 16, raw);
+        let mut reader = BufReader::with_capacity(1 << 20, raw);
         let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(if is_gzip {
             let decoder: Box<dyn Read + Send> =
@@ -399,11 +399,11 @@ impl InputReader {
                 let located = |at: Spot| at.located(Arc::clone(&input.name));
                 match read {
                     Ok(Next::Record) => {
-                        if let Err(error) = std::str::from_utf8(&text[start..]) {
+                        if let Some(valid_up_to) = utf8_error(&text[start..]) {
                             text.truncate(start);
                             return Some(Err(InputError {
                                 location: located(at),
-                                problem: InputProblem::NotUtf8(error.valid_up_to()),
+                                problem: InputProblem::NotUtf8(valid_up_to),
                                 unreadable: false,
                             }));
                         }
@@ -516,11 +516,11 @@ impl InputReader {
             if trimmed == 0 {
                 continue;
             }
-            if let Err(error) = std::str::from_utf8(&text[start..]) {
+            if let Some(valid_up_to) = utf8_error(&text[start..]) {
                 text.truncate(start);
                 return Some(Err(InputError {
                     location: line_location(),
-                    problem: InputProblem::NotUtf8(error.valid_up_to()),
+                    problem: InputProblem::NotUtf8(valid_up_to),
                     unreadable: false,
                 }));
             }
@@ -594,6 +594,15 @@ impl Iterator for InputReader {
             }
         }))
     }
+}
+
+/// Where `bytes` stops being UTF-8, if it does: one vector pass for the usual valid text, the
+/// standard library's for the place of a fault.
+fn utf8_error(bytes: &[u8]) -> Option<usize> {
+    simdutf8::basic::from_utf8(bytes).err()?;
+    std::str::from_utf8(bytes)
+        .err()
+        .map(|error| error.valid_up_to())
 }
 
 enum LineRead {
@@ -725,6 +734,19 @@ mod tests {
             "{}",
             texts[2]
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_reported_where_it_stops_being_so() {
+        assert_eq!(utf8_error("{\"a\":\"é…\"}".as_bytes()), None);
+        assert_eq!(utf8_error(b"{\"a\":\"\xff\"}"), Some(6));
+        // A character cut short at the end, and one whose bytes are too many.
+        assert_eq!(utf8_error(b"{\"a\":\"\xc3"), Some(6));
+        assert_eq!(utf8_error(b"ab\xe2\x80\xa6\x80"), Some(5));
+        // Past the 64 bytes a vector pass reads at once.
+        let mut long = vec![b'a'; 200];
+        long[150] = 0xc0;
+        assert_eq!(utf8_error(&long), Some(150));
     }
 
     #[test]
