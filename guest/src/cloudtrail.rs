@@ -13,16 +13,17 @@ use crate::time;
 ///
 /// CloudTrail's own keys are camelCase and ECS has none of them, so one of them decides.
 pub fn is_raw_record(document: &Map<String, Value>) -> bool {
-    [
-        "eventVersion",
-        "eventSource",
-        "eventName",
-        "eventTime",
-        "userIdentity",
-    ]
-    .iter()
-    .any(|key| document.contains_key(*key))
+    RAW_MARKERS.iter().any(|key| document.contains_key(*key))
 }
+
+/// The top-level keys that make a document raw CloudTrail (see [`is_raw_record`]).
+pub const RAW_MARKERS: &[&str] = &[
+    "eventVersion",
+    "eventSource",
+    "eventName",
+    "eventTime",
+    "userIdentity",
+];
 
 /// A field of the raw record that the mapping reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use crate::cloudtrail::{self, Derivation, Mapping, RawField};
 use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
 use crate::prefilter::OddLanes;
+use crate::sparse::{Place, Reach, SparseFields, overlap};
 
 /// A field of the record as the rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -308,19 +309,10 @@ pub fn scan_bytes<'a>(
     quotes: &mut QuoteIndex,
     ascii_only: bool,
 ) -> Option<RawFields<'a>> {
-    let (special, high) = quotes.build::<true>(bytes);
+    let (escaped, high) = index(bytes, quotes)?;
     if ascii_only && high {
         return None;
     }
-    let escaped = special && {
-        // Whitespace between tokens is fine, but a tab or newline inside a string is not: with a
-        // control byte anywhere, leave the record to the parser.
-        if bytes.iter().any(|&byte| byte < 0x20) {
-            return None;
-        }
-        quotes.unescape(bytes)?;
-        true
-    };
     // ASCII is UTF-8: checked once for the record, kept strings are then slices of it.
     let text = if high {
         None
@@ -332,6 +324,70 @@ pub fn scan_bytes<'a>(
     } else {
         walk::<false>(bytes, text, quotes)
     }
+}
+
+/// Indexes the quotes of `bytes`: whether they hold an escape (each validated, and the quotes
+/// they escape taken out of the index) and a byte above 0x7f; `None` for a control byte or an
+/// escape this module leaves to the parser.
+fn index(bytes: &[u8], quotes: &mut QuoteIndex) -> Option<(bool, bool)> {
+    let (special, high) = quotes.build::<true>(bytes);
+    let escaped = special && {
+        // Whitespace between tokens is fine, but a tab or newline inside a string is not: with a
+        // control byte anywhere, leave the record to the parser.
+        if bytes.iter().any(|&byte| byte < 0x20) {
+            return None;
+        }
+        quotes.unescape(bytes)?;
+        true
+    };
+    Some((escaped, high))
+}
+
+/// The values of the fields of `reach` in the ECS document `text`, validated as the scan validates
+/// a raw record (see [`crate::sparse`]): what [`crate::fields`] finds in the whole document. `None`
+/// when the text is not a JSON object this module fully understands, when it is raw CloudTrail,
+/// when two keys of one object could both hold a field's values (duplicates, `a` beside `a.b`),
+/// and when a value is one it does not keep as written: a string with an escape, a number other
+/// than a plain non-negative integer (whose text is how `serde_json` writes it back).
+pub fn scan_sparse<'a>(
+    text: &'a str,
+    quotes: &mut QuoteIndex,
+    reach: &'a Reach,
+    values: Vec<(u32, &'static str)>,
+) -> Option<SparseFields<'a>> {
+    let bytes = text.as_bytes();
+    let (escaped, _) = index(bytes, quotes)?;
+    // The scratch of the last document, emptied, for this one's values.
+    let mut fields = SparseFields::new(reach, values);
+    let read = if escaped {
+        sparse_walk::<true>(text, quotes, reach, &mut fields)
+    } else {
+        sparse_walk::<false>(text, quotes, reach, &mut fields)
+    };
+    read.map(|()| fields)
+}
+
+fn sparse_walk<'a, const ESCAPED: bool>(
+    text: &'a str,
+    quotes: &QuoteIndex,
+    reach: &Reach,
+    fields: &mut SparseFields<'a>,
+) -> Option<()> {
+    let bytes = text.as_bytes();
+    let mut scanner = Scanner::<ESCAPED> {
+        bytes,
+        text: Some(text),
+        quotes,
+        at: 0,
+        depth: 0,
+    };
+    scanner.ws();
+    if bytes.get(scanner.at) != Some(&b'{') {
+        return None;
+    }
+    scanner.sparse(reach, &mut String::new(), Place::TOP, fields)?;
+    scanner.ws();
+    (scanner.at == bytes.len()).then_some(())
 }
 
 /// [`scan`] of text already known to be UTF-8 with no backslash and no byte below 0x20 (the
@@ -796,10 +852,7 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                 } else {
                     // A slice between two quotes of UTF-8 text is UTF-8; anything else is declined.
                     Slot::Text(match self.text {
-                        Some(whole) => {
-                            let start = text.as_ptr() as usize - self.bytes.as_ptr() as usize;
-                            whole.get(start..start + text.len())?
-                        }
+                        Some(_) => self.text_of(text)?,
                         None => std::str::from_utf8(text).ok()?,
                     })
                 }
@@ -807,6 +860,116 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
             b'n' => self.literal(b"null").map(|()| Slot::Absent)?,
             _ => self.skip_value().map(|()| Slot::Other)?,
         })
+    }
+
+    /// `slice` of the record's bytes as a slice of its text, when the text is known.
+    #[inline(always)]
+    fn text_of(&self, slice: &[u8]) -> Option<&'a str> {
+        let start = (slice.as_ptr() as usize).checked_sub(self.bytes.as_ptr() as usize)?;
+        self.text?.get(start..start + slice.len())
+    }
+
+    /// The value here, validated; the scalars of a wanted field go to `fields`, the objects
+    /// above one are searched (`place` is the value's, `path` its dotted path; see
+    /// [`crate::sparse`]). `None` to leave the document to the parser.
+    fn sparse(
+        &mut self,
+        reach: &Reach,
+        path: &mut String,
+        place: Place,
+        fields: &mut SparseFields<'a>,
+    ) -> Option<()> {
+        match *self.bytes.get(self.at)? {
+            b'{' if place.above => {
+                self.at += 1;
+                self.enter()?;
+                let top = path.is_empty();
+                // The keys of this object that hold values: no two may both hold one field's.
+                let mut holding: [&str; 32] = [""; 32];
+                let mut held = 0;
+                self.members(|scanner, key| {
+                    let key = scanner.text_of(key)?;
+                    let above = path.len();
+                    if !top {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    match reach.place(path) {
+                        // Raw CloudTrail: the raw mapping reads the whole record.
+                        Some(inner) if top && inner.raw => return None,
+                        Some(inner) if inner.field || inner.above => {
+                            let others = holding.get(..held)?;
+                            if others.iter().any(|other| overlap(other, key)) {
+                                return None;
+                            }
+                            *holding.get_mut(held)? = key;
+                            held += 1;
+                            scanner.sparse(reach, path, inner, fields)?;
+                        }
+                        _ => scanner.skip_value()?,
+                    }
+                    path.truncate(above);
+                    Some(())
+                })?;
+                self.depth -= 1;
+            }
+            // Arrays are passed through: their items are at the array's place.
+            b'[' => {
+                self.at += 1;
+                self.enter()?;
+                self.ws();
+                if self.eat(b']').is_none() {
+                    loop {
+                        self.ws();
+                        self.sparse(reach, path, place, fields)?;
+                        self.ws();
+                        match *self.bytes.get(self.at)? {
+                            b',' => self.at += 1,
+                            b']' => {
+                                self.at += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                self.depth -= 1;
+            }
+            byte if place.field => {
+                let start = self.at;
+                let value = match byte {
+                    b'"' => {
+                        let text = self.string()?;
+                        if ESCAPED && memchr::memchr(b'\\', text).is_some() {
+                            return None;
+                        }
+                        text
+                    }
+                    b't' => self
+                        .literal(b"true")
+                        .and_then(|()| self.bytes.get(start..self.at))?,
+                    b'f' => self
+                        .literal(b"false")
+                        .and_then(|()| self.bytes.get(start..self.at))?,
+                    b'0'..=b'9' => {
+                        self.number()?;
+                        let digits = self.bytes.get(start..self.at)?;
+                        // Fractions and integers beyond 64 bits read back otherwise: the parser's.
+                        self.text_of(digits)?.parse::<u64>().ok()?;
+                        digits
+                    }
+                    b'-' => return None,
+                    // `null`, and objects, which are not values.
+                    _ => return self.skip_value(),
+                };
+                // `""` is not a value.
+                if !value.is_empty() {
+                    fields.push(place, self.text_of(value)?);
+                }
+            }
+            _ => self.skip_value()?,
+        }
+        Some(())
     }
 
     /// Any JSON value, validated, kept as its text.

@@ -36,6 +36,19 @@ pub fn exists(document: &Value, field: &str) -> bool {
     !values(document, field).is_empty()
 }
 
+/// A document whose fields can be read as [`values`] reads a JSON document's: the JSON document
+/// itself, or the values a sparse reading of one kept ([`crate::sparse::SparseFields`]).
+pub trait Fields {
+    /// Every value of `field`, in the order [`values`] gives them.
+    fn values_of(&self, field: &str) -> Vec<Cow<'_, str>>;
+}
+
+impl Fields for Value {
+    fn values_of(&self, field: &str) -> Vec<Cow<'_, str>> {
+        values(self, field)
+    }
+}
+
 /// An ECS document as the query reads it: it can always tell.
 pub struct Document<'a>(pub &'a Value);
 

@@ -20,6 +20,7 @@ pub mod prefilter;
 pub mod rule_pack;
 #[cfg(feature = "settings")]
 pub mod settings;
+pub mod sparse;
 pub mod wildcard;
 
 pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};

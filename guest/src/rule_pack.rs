@@ -17,13 +17,16 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::{AlertSource, rule_file_alert};
 use crate::detector::config;
-use crate::detector::full::{TIME_RANGE, event_time, with_ecs};
+use crate::detector::full::{TIME_FIELD, TIME_RANGE, event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
 use crate::fastpath::{self, QuoteIndex};
+use crate::fields::Fields;
 use crate::history::{History, Known, TermKey};
+use crate::kql::eval::EvalScratch;
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
+use crate::sparse::{Reach, SparseFields};
 use crate::time;
 
 mod stages;
@@ -107,8 +110,15 @@ pub struct RulePackDetector {
     term_bytes: Vec<u8>,
     /// Where each of those terms is in its rule's history, once found known.
     known: Vec<Option<Known>>,
+    /// What the rules read of an ECS document (see [`crate::sparse`]), and the space its values
+    /// are read into.
+    reach: Reach,
+    sparse_scratch: Vec<(u32, &'static str)>,
+    eval_scratch: EvalScratch,
     /// Events the fast path decided.
     fast_events: u64,
+    /// ECS documents decided on their sparse reading.
+    sparse_events: u64,
     /// A snapshot being read in pieces, and how much of it was read; any event ends it.
     snapshot_pieces: Option<(Vec<u8>, usize)>,
     /// A restore being written in pieces: its announced length and the bytes so far.
@@ -131,7 +141,17 @@ impl RulePackDetector {
                 history: History::new(capacity, config.hash_key),
             })
             .collect();
+        let exceptions = config.exceptions.iter().map(|e| e.field.as_str());
+        let reach = Reach::new(
+            pack.read_fields()
+                .into_iter()
+                .chain([TIME_FIELD])
+                .chain(exceptions),
+        );
         Ok(Self {
+            reach,
+            sparse_scratch: Vec::new(),
+            eval_scratch: EvalScratch::default(),
             pack,
             tracked,
             config,
@@ -146,6 +166,7 @@ impl RulePackDetector {
             known: Vec::new(),
             term_bytes: Vec::new(),
             fast_events: 0,
+            sparse_events: 0,
             snapshot_pieces: None,
             restore_pieces: None,
             notices: Vec::new(),
@@ -176,6 +197,12 @@ impl RulePackDetector {
         self.fast_events
     }
 
+    /// How many ECS documents were decided on their sparse reading, without the parser (see
+    /// [`crate::sparse`]).
+    pub fn sparse_path_events(&self) -> u64 {
+        self.sparse_events
+    }
+
     /// Terms in the history of each rule, in pack order.
     pub fn terms_per_rule(&self) -> Vec<usize> {
         self.tracked.iter().map(|t| t.history.len()).collect()
@@ -198,9 +225,105 @@ impl RulePackDetector {
         if self.nothing_dispatched() {
             return Ok(Vec::new());
         }
-        let outcome = self.evaluate(text, true);
+        let outcome = match self.sparse_outcome(text) {
+            Some(outcome) => {
+                self.sparse_events += 1;
+                outcome
+            }
+            None => self.evaluate(text, true),
+        };
         self.count(&outcome);
         outcome
+    }
+
+    /// The full path's outcome ([`RulePackDetector::evaluate`]) for an ECS document that raises no
+    /// alert, from its sparse reading ([`RulePackDetector::with_sparse`]), with the same effect on
+    /// counters and histories; `None`, with nothing changed, when only the full path can tell
+    /// (as for `with_sparse`, and when a term is new, since its alert holds the whole document, or
+    /// a rule has several terms in it).
+    fn sparse_outcome(&mut self, text: &str) -> Option<Result<Vec<String>, EventError>> {
+        self.with_sparse(text, |detector, fields, matching| {
+            detector.snapshot_pieces = None;
+            detector.observe_sparse(fields, matching)
+        })
+    }
+
+    /// `then` on the values of the rules' fields that one validating pass over the ECS document
+    /// `text` finds ([`fastpath::scan_sparse`], [`crate::sparse`]) and the rules they match (marked
+    /// in `candidates` by dispatch); `None` when only the full path can tell: the pass declines the
+    /// document or it is raw CloudTrail (when the fast path dispatched, it read the record as raw),
+    /// or a rule gets as far as a nested query.
+    fn with_sparse<R>(
+        &mut self,
+        text: &str,
+        then: impl FnOnce(&mut Self, &SparseFields<'_>, &[usize]) -> Option<R>,
+    ) -> Option<R> {
+        if self.dispatched.is_some() {
+            return None;
+        }
+        let reach = std::mem::take(&mut self.reach);
+        let scratch = std::mem::take(&mut self.sparse_scratch);
+        let found =
+            fastpath::scan_sparse(text, &mut self.quotes, &reach, scratch).and_then(|fields| {
+                self.mark_candidates(&fields);
+                let mut matching = std::mem::take(&mut self.matching);
+                matching.clear();
+                let decided = self.pack.matching_among_fields(
+                    &fields,
+                    &self.candidates,
+                    &mut matching,
+                    &mut self.eval_scratch,
+                );
+                let found = if decided {
+                    then(self, &fields, &matching)
+                } else {
+                    None
+                };
+                self.matching = matching;
+                self.sparse_scratch = fields.into_scratch();
+                found
+            });
+        self.reach = reach;
+        found
+    }
+
+    /// [`RulePackDetector::raise`] on a sparse document when no term is new: each matching rule's
+    /// term goes to its history as the fast path's do ([`RulePackDetector::observe_if_known`]).
+    fn observe_sparse(
+        &mut self,
+        document: &SparseFields<'_>,
+        matching: &[usize],
+    ) -> Option<Result<Vec<String>, EventError>> {
+        if matching.is_empty() {
+            return Some(Ok(Vec::new()));
+        }
+        let (time, terms) = match self.observed(document, matching) {
+            Ok(Observed::Terms(time, terms)) => (time, terms),
+            Ok(Observed::Excepted) => {
+                self.stats.matched += 1;
+                self.stats.excepted += 1;
+                return Some(Ok(Vec::new()));
+            }
+            Err(error) => {
+                self.stats.matched += 1;
+                return Some(Err(error));
+            }
+        };
+        // One term per rule, so that each history is looked up once before any is changed.
+        if terms.iter().any(|(_, combinations)| combinations.len() > 1) {
+            return None;
+        }
+        self.term_ends.clear();
+        self.term_bytes.clear();
+        let mut key = TermKey::default();
+        for (index, combinations) in &terms {
+            for values in combinations {
+                key.encode(values.iter().map(|value| value.as_ref()));
+                self.term_bytes.extend_from_slice(key.as_bytes());
+                self.term_ends.push((*index, self.term_bytes.len()));
+            }
+        }
+        self.observe_if_known(time).then(|| Ok(Vec::new()))
     }
 
     /// Whether the fast path read the record it declined and dispatched no rule for it: then no rule
@@ -216,7 +339,7 @@ impl RulePackDetector {
     /// Marks in `candidates` the rules that may match `ecs`, the document of an event the fast path
     /// declined: those it dispatched when it read the record, else those the document's own
     /// `event.action` lists.
-    fn mark_candidates(&mut self, ecs: &Value) {
+    fn mark_candidates(&mut self, ecs: &(impl Fields + ?Sized)) {
         if self.dispatched.take().is_none() {
             self.pack.dispatched_document(ecs, &mut self.candidates);
         }
@@ -466,7 +589,11 @@ impl RulePackDetector {
     /// then exceptions, then each rule's term combinations (rules missing a term field have none).
     /// The one reading of a matching event that processing and the stages share; an error changes
     /// no history, since it comes before any is consulted.
-    fn observed<'a>(&self, ecs: &'a Value, matching: &[usize]) -> Result<Observed<'a>, EventError> {
+    fn observed<'a>(
+        &self,
+        ecs: &'a (impl Fields + ?Sized),
+        matching: &[usize],
+    ) -> Result<Observed<'a>, EventError> {
         let time = event_time(ecs)?;
         if self.is_excepted(ecs) {
             return Ok(Observed::Excepted);
@@ -483,7 +610,7 @@ impl RulePackDetector {
         Ok(Observed::Terms(time, terms))
     }
 
-    fn is_excepted(&self, ecs: &Value) -> bool {
+    fn is_excepted(&self, ecs: &(impl Fields + ?Sized)) -> bool {
         config::excepted(&self.config.exceptions, ecs)
     }
 

@@ -551,7 +551,104 @@ fn fast_equals_full<'a>(lines: impl Iterator<Item = &'a str>, config: &Config) -
         "the same state in stages"
     );
     assert!(fast.fast_path_events() >= bytes.fast_path_events());
-    fast.fast_path_events()
+    assert_eq!(fast.sparse_path_events(), bytes.sparse_path_events());
+    fast.fast_path_events() + fast.sparse_path_events()
+}
+
+/// One to three random changes to `text`: a character taken out, or one of `pieces` put in.
+fn mutate(text: &mut String, rng: &mut common::Rng, pieces: &[&str]) {
+    for _ in 0..1 + rng.below(3) {
+        let mut at = rng.below(text.len() + 1);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        if rng.chance(25) && at < text.len() {
+            text.remove(at);
+        } else {
+            text.insert_str(at, pieces[rng.below(pieces.len())]);
+        }
+    }
+}
+
+/// `document` with the objects below `depth` levels of it spelled as dotted keys of the object
+/// above them.
+fn dotted(document: &Value, depth: usize) -> Value {
+    let Value::Object(map) = document else {
+        return document.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (key, child) in map {
+        match (child, dotted(child, depth.saturating_sub(1))) {
+            (Value::Object(_), Value::Object(inner)) if depth == 0 => {
+                for (below, value) in inner {
+                    out.insert(format!("{key}.{below}"), value);
+                }
+            }
+            (_, child) => {
+                out.insert(key.clone(), child);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[test]
+fn ecs_documents_read_sparsely_decide_as_the_full_path() {
+    let corpus = common::read_corpus(&repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
+    let mut rng = common::Rng(0x00ec_5eed);
+    // The pipeline's documents in the three key styles: nested, dotted, and dotted from a depth.
+    let mut documents = Vec::new();
+    for line in corpus.lines() {
+        let Ok(Value::Object(record)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if !newterms_guest::cloudtrail::is_raw_record(&record) {
+            continue;
+        }
+        let ecs = newterms_guest::cloudtrail::to_ecs(&record);
+        documents.push(dotted(&ecs, 1 + rng.below(3)).to_string());
+        documents.push(dotted(&ecs, 0).to_string());
+        documents.push(ecs.to_string());
+    }
+    let whole = documents.len();
+    // And broken or odd: escapes, numbers, arrays, duplicates, anything in a field's place.
+    let pieces: [&str; 22] = [
+        "\\",
+        "\\\"",
+        "\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "\\u0041",
+        "\\uD800",
+        " ",
+        ":",
+        "1",
+        "-1",
+        "1.5",
+        "1e400",
+        "true",
+        "null",
+        "[]",
+        "{}",
+        "\"\"",
+        "18446744073709551616",
+    ];
+    for _ in 0..20_000 {
+        let mut text = documents[rng.below(whole)].clone();
+        mutate(&mut text, &mut rng, &pieces);
+        // Lines come trimmed, as a host's reader and NDJSON buffers give them (an error's column
+        // counts from the line's first character).
+        documents.push(text.trim().to_owned());
+    }
+    let decided = fast_equals_full_learning_and_evicting(|| documents.iter().map(String::as_str));
+    assert!(
+        decided * 2 > documents.len() as u64,
+        "{decided} of {}",
+        documents.len()
+    );
 }
 
 #[test]
@@ -576,13 +673,20 @@ fn the_fast_path_decides_as_the_full_path_on_real_records() {
         .collect();
     let lines = || texts.iter().flat_map(|text| text.lines());
     let events = lines().count() as u64;
-    let decided = fast_equals_full(lines(), &Config::default());
+    let decided = fast_equals_full_learning_and_evicting(lines);
     // Real records are mostly plain; those that raise an alert (each corpus has many first-seen
     // terms) or hold escapes go to the full path, and so do those a rule reads a field of that the
     // scan does not keep (the flattened request parameters, resources, TLS details: the SSM, S3 and
     // STS records of these rules). Enough are decided that the comparison is not vacuous.
     assert!(decided * 5 > events, "{decided} of {events}");
-    // Learning, and a history so small that it evicts.
+}
+
+/// [`fast_equals_full`] under the default configuration, then learning, then with a history so
+/// small that it evicts; how many events the default one decided without the parser.
+fn fast_equals_full_learning_and_evicting<'a, I: Iterator<Item = &'a str>>(
+    lines: impl Fn() -> I,
+) -> u64 {
+    let decided = fast_equals_full(lines(), &Config::default());
     fast_equals_full(
         lines(),
         &Config {
@@ -597,6 +701,7 @@ fn the_fast_path_decides_as_the_full_path_on_real_records() {
             ..Config::default()
         },
     );
+    decided
 }
 
 /// A raw CloudTrail record made of values the rules test, and of the shapes the fast path must
@@ -928,17 +1033,7 @@ fn the_fast_path_decides_as_the_full_path_on_mutated_records() {
     let (mut decided, mut broken) = (0, 0);
     for _ in 0..20_000 {
         let mut text = records[rng.below(records.len())].to_owned();
-        for _ in 0..1 + rng.below(3) {
-            let mut at = rng.below(text.len() + 1);
-            while !text.is_char_boundary(at) {
-                at -= 1;
-            }
-            if rng.chance(25) && at < text.len() {
-                text.remove(at);
-            } else {
-                text.insert_str(at, pieces[rng.below(pieces.len())]);
-            }
-        }
+        mutate(&mut text, &mut rng, &pieces);
         let expected = full.process_exact(&text);
         let before = fast.fast_path_events();
         let found = fast.process(&text);

@@ -3,6 +3,7 @@
 use std::num::NonZeroUsize;
 
 use crate::definition::Profile;
+use crate::fields::Fields;
 
 /// History capacity when the configuration names none.
 pub const DEFAULT_CAPACITY: u32 = 1_000_000;
@@ -88,15 +89,13 @@ impl Config {
 
 /// Whether a value of an exception's field in the event `ecs` matches one of its patterns: the
 /// event then neither alerts nor counts as history (the built-in rule's and every pack rule's).
-pub(crate) fn excepted(exceptions: &[Exception], ecs: &serde_json::Value) -> bool {
+pub(crate) fn excepted(exceptions: &[Exception], ecs: &(impl Fields + ?Sized)) -> bool {
     exceptions.iter().any(|exception| {
-        crate::fields::values(ecs, &exception.field)
-            .iter()
-            .any(|value| {
-                exception
-                    .patterns
-                    .iter()
-                    .any(|pattern| crate::wildcard::matches(pattern, value))
-            })
+        ecs.values_of(&exception.field).iter().any(|value| {
+            exception
+                .patterns
+                .iter()
+                .any(|pattern| crate::wildcard::matches(pattern, value))
+        })
     })
 }

@@ -8,7 +8,7 @@ use super::{Detector, EventError, Route, config, terms};
 use crate::alert::{AlertRule, AlertSource};
 use crate::cloudtrail;
 use crate::definition;
-use crate::fields;
+use crate::fields::{self, Fields};
 use crate::history::TermKey;
 use crate::time::{self, EpochMillis};
 
@@ -168,9 +168,12 @@ pub(crate) fn with_ecs<R>(
     }
 }
 
+/// The ECS field of an event's time.
+pub(crate) const TIME_FIELD: &str = "@timestamp";
+
 /// The event's time from `@timestamp`: ISO 8601, or epoch milliseconds as Elasticsearch also accepts.
-pub(crate) fn event_time(ecs: &Value) -> Result<EpochMillis, EventError> {
-    let values = fields::values(ecs, "@timestamp");
+pub(crate) fn event_time(ecs: &(impl Fields + ?Sized)) -> Result<EpochMillis, EventError> {
+    let values = ecs.values_of(TIME_FIELD);
     let [value] = values.as_slice() else {
         return Err(if values.is_empty() {
             EventError::MissingTime

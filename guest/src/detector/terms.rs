@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::EventError;
 use crate::definition::TermField;
-use crate::fields;
+use crate::fields::{self, Fields};
 
 /// The bucket (of `count`) of a term, by its encoded key: how engines spread terms over instances
 /// ([`super::Detector::route`] and [`super::Config::partition`] both use it, as a host routing
@@ -34,9 +34,9 @@ pub(super) fn combinations<'a>(
 /// a field has no value: the terms of a rule from a rule file.
 pub(crate) fn combinations_of_fields<'a>(
     term_fields: &[String],
-    ecs: &'a Value,
+    ecs: &'a (impl Fields + ?Sized),
 ) -> Result<Option<Vec<Vec<Cow<'a, str>>>>, EventError> {
-    combine(term_fields.iter().map(|field| fields::values(ecs, field)))
+    combine(term_fields.iter().map(|field| ecs.values_of(field)))
 }
 
 /// Every combination of one value per field (each field's values de-duplicated first).

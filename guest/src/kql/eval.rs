@@ -14,8 +14,10 @@ use serde_json::{Map, Value as Json};
 use super::ip::{self, Block};
 use super::parse::{Field, Query, RangeOp, Value};
 use super::pattern::{self, Pattern, Token};
+use crate::bytes;
+use crate::fields::Fields;
+use crate::sparse::recycled;
 use crate::time::{self, EpochMillis};
-use crate::{bytes, fields};
 
 /// Suffix of the multi-fields that Elastic integrations index with a lowercase normalizer.
 const CASELESS: &str = ".caseless";
@@ -164,6 +166,14 @@ pub struct Document<'a> {
     memo: Vec<u8>,
 }
 
+/// The space a [`Document`] read from fields takes, kept from one document to the next so that
+/// evaluating one allocates nothing.
+#[derive(Default)]
+pub struct EvalScratch {
+    values: Vec<Values<'static>>,
+    memo: Vec<u8>,
+}
+
 /// A field's values once read: most fields have one, kept without a vector.
 #[derive(Clone)]
 enum Values<'a> {
@@ -193,6 +203,9 @@ impl<'a> Values<'a> {
 enum Source<'a> {
     /// A JSON document (ECS).
     Json(&'a Json),
+    /// The fields of a document, without the document: nested queries cannot be evaluated on it
+    /// (they leave the document undecided).
+    Fields(&'a dyn Fields),
     /// A reader by slot of the field table of fields with at most one value: the value
     /// (`Some(None)`: none), or `None` when it cannot tell. Nested queries cannot be evaluated on
     /// it (they leave the document undecided).
@@ -209,6 +222,38 @@ impl<'a> Document<'a> {
             current: Values::Unread,
             undecided: false,
             memo: vec![0; table.tests.len()],
+        }
+    }
+
+    /// The fields of a document, to be read for the fields and tests of `table`: evaluate, then
+    /// ask [`Document::decided`] whether the answers hold (a nested query needs the document).
+    /// `scratch` is the space of the last document's (see [`Document::into_scratch`]).
+    pub fn from_fields(
+        document: &'a dyn Fields,
+        table: &'a FieldTable,
+        scratch: EvalScratch,
+    ) -> Self {
+        let EvalScratch { values, mut memo } = scratch;
+        // Emptied, the space holds values of any lifetime.
+        let mut values: Vec<Values<'a>> = recycled(values);
+        values.resize(table.names.len(), Values::Unread);
+        memo.clear();
+        memo.resize(table.tests.len(), 0);
+        Self {
+            source: Source::Fields(document),
+            table,
+            values,
+            current: Values::Unread,
+            undecided: false,
+            memo,
+        }
+    }
+
+    /// The space this document's values and answers took, for the next one.
+    pub fn into_scratch(self) -> EvalScratch {
+        EvalScratch {
+            values: recycled(self.values),
+            memo: self.memo,
         }
     }
 
@@ -245,8 +290,9 @@ impl<'a> Document<'a> {
 
     fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
         let (source, names) = (&self.source, &self.table.names);
-        let document = match source {
+        let document: &'a dyn Fields = match *source {
             Source::Json(document) => document,
+            Source::Fields(document) => document,
             Source::Slots(read) => {
                 self.current = match read(slot) {
                     Some(Some(value)) => Values::One(Cow::Borrowed(value)),
@@ -263,10 +309,8 @@ impl<'a> Document<'a> {
             return &[];
         };
         if matches!(entry, Values::Unread) {
-            *entry = Values::from_vec(fields::values(
-                document,
-                names.get(slot).map_or("", String::as_str),
-            ));
+            *entry =
+                Values::from_vec(document.values_of(names.get(slot).map_or("", String::as_str)));
         }
         entry.as_slice()
     }
@@ -334,7 +378,7 @@ impl Compiled {
                 Source::Json(json) => nested_objects(json, path)
                     .iter()
                     .any(|object| query.matches(object)),
-                Source::Slots(_) => {
+                Source::Fields(_) | Source::Slots(_) => {
                     document.undecided = true;
                     false
                 }

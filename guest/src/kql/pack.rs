@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::eval::{CompileError, Compiled, Document, FieldTable};
+use super::eval::{CompileError, Compiled, Document, EvalScratch, FieldTable};
 use super::require::{Requirement, required_values};
 use super::rule::Rule;
 use crate::cloudtrail::{self, Derivation, MAPPING, Mapping, RawField};
 use crate::fastpath::{RawFields, Slot};
+use crate::fields::Fields;
 
 /// Rules evaluated together.
 pub struct Pack {
@@ -232,6 +233,19 @@ impl Pack {
         self.fields.names()
     }
 
+    /// Every field that matching a document reads (the queries', the filters' and the dispatch
+    /// field) and the rules' term fields.
+    pub fn read_fields(&self) -> Vec<&str> {
+        let queries = self.fields.names().iter().map(String::as_str);
+        let filters = self.rules.iter().flat_map(|rule| &rule.filters);
+        let terms = self.rules.iter().flat_map(|rule| &rule.new_terms_fields);
+        queries
+            .chain(filters.map(|filter| filter.field.as_str()))
+            .chain([DISPATCH_FIELD])
+            .chain(terms.map(String::as_str))
+            .collect()
+    }
+
     /// Appends to `out` the index of every rule whose query and filters `document` (ECS) matches.
     pub fn matching(&self, document: &Json, out: &mut Vec<usize>) {
         self.matching_among(document, None, out);
@@ -245,16 +259,46 @@ impl Pack {
         out: &mut Vec<usize>,
     ) {
         let mut shared = Document::new(document, &self.fields);
+        self.matching_in(&mut shared, document, candidates, out);
+    }
+
+    /// [`Pack::matching_among`] on the fields of a document, without the document (a sparse
+    /// reading, see [`crate::sparse`]): `false` when a rule got as far as a nested query, which
+    /// needs the document, and then `out` means nothing.
+    /// `scratch` is space kept between documents (see [`Document::from_fields`]).
+    pub fn matching_among_fields(
+        &self,
+        document: &dyn Fields,
+        candidates: &[bool],
+        out: &mut Vec<usize>,
+        scratch: &mut EvalScratch,
+    ) -> bool {
+        let mut shared = Document::from_fields(document, &self.fields, std::mem::take(scratch));
+        let decided = self.matching_in(&mut shared, document, Some(candidates), out);
+        *scratch = shared.into_scratch();
+        decided
+    }
+
+    /// The rules among `candidates` that `shared` (the fields of `document`) matches; whether it
+    /// could tell.
+    fn matching_in(
+        &self,
+        shared: &mut Document<'_>,
+        document: &dyn Fields,
+        candidates: Option<&[bool]>,
+        out: &mut Vec<usize>,
+    ) -> bool {
         for (index, (rule, compiled)) in self.rules.iter().zip(&self.compiled).enumerate() {
             if candidates.is_some_and(|marks| !marks.get(index).copied().unwrap_or(true)) {
                 continue;
             }
-            if compiled.matches_in(&mut shared)
+            if compiled.matches_in(shared)
                 && rule.filters.iter().all(|filter| filter.passes(document))
             {
                 out.push(index);
             }
         }
+        shared.decided()
     }
 
     /// [`Pack::matching`] for the raw CloudTrail record that `fields` was scanned from (as the
@@ -297,9 +341,13 @@ impl Pack {
     /// by its [`DISPATCH_FIELD`] values (any rule that requires none, and those requiring one of
     /// them); returns whether any may. A rule not marked cannot match: it requires a value the
     /// document does not have.
-    pub fn dispatched_document(&self, document: &Json, out: &mut Vec<bool>) -> bool {
+    pub fn dispatched_document(
+        &self,
+        document: &(impl Fields + ?Sized),
+        out: &mut Vec<bool>,
+    ) -> bool {
         self.unmarked(out);
-        let values = crate::fields::values(document, DISPATCH_FIELD);
+        let values = document.values_of(DISPATCH_FIELD);
         if values.is_empty() {
             mark(out, self.dispatch.all.rules(None));
         }

@@ -18,7 +18,7 @@ use super::eval::{CompileError, Compiled};
 use super::parse::{self, ParseError, Query};
 use super::pattern::{self, Pattern};
 use super::require::{self, Requirement};
-use crate::fields;
+use crate::fields::Fields;
 use crate::time::EpochMillis;
 
 /// Largest rule file, in bytes.
@@ -138,8 +138,8 @@ enum FilterTest {
 
 impl Filter {
     /// Whether `document` passes the filter.
-    pub fn passes(&self, document: &serde_json::Value) -> bool {
-        let values = fields::values(document, &self.field);
+    pub fn passes(&self, document: &(impl Fields + ?Sized)) -> bool {
+        let values = document.values_of(&self.field);
         let matched = match &self.test {
             FilterTest::Pattern(pattern) => values.iter().any(|value| pattern.matches(value)),
             FilterTest::Exact { value, caseless } => values.iter().any(|found| {

@@ -13,6 +13,7 @@ use crate::alert::{AlertSource, rule_file_alert};
 use crate::detector::full::with_ecs;
 use crate::detector::stages::decide_lines;
 use crate::detector::{EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation};
+use crate::fields::Fields;
 use crate::history::TermKey;
 
 /// The encoding of rule `index`'s term `key` between the stages.
@@ -82,45 +83,61 @@ impl RulePackDetector {
         if self.nothing_dispatched() {
             return None;
         }
-        let observed = with_ecs(text, |ecs, _| {
-            self.mark_candidates(ecs);
-            let mut matching = std::mem::take(&mut self.matching);
-            matching.clear();
-            self.pack
-                .matching_among(ecs, Some(&self.candidates), &mut matching);
-            let observed = if matching.is_empty() {
-                Ok(None)
-            } else {
-                extraction.matched += 1;
-                self.observed(ecs, &matching)
-                    .map(|observed| match observed {
-                        Observed::Excepted => {
-                            extraction.excepted += 1;
-                            None
-                        }
-                        Observed::Terms(time, combinations) => {
-                            let mut key = TermKey::default();
-                            let terms: Vec<Vec<u8>> = combinations
-                                .iter()
-                                .flat_map(|(index, combinations)| {
-                                    combinations.iter().map(move |values| (*index, values))
-                                })
-                                .map(|(index, values)| {
-                                    key.encode(values.iter().map(|value| value.as_ref()));
-                                    staged(index, key.as_bytes())
-                                })
-                                .collect();
-                            (!terms.is_empty()).then_some(Observation { time, terms })
-                        }
-                    })
-            };
-            self.matching = matching;
-            observed
+        let sparse = self.with_sparse(text, |detector, fields, matching| {
+            Some(detector.extract_document(fields, matching, extraction))
         });
-        match observed.and_then(|observed| observed) {
+        let observed = match sparse {
+            Some(observed) => observed,
+            None => with_ecs(text, |ecs, _| {
+                self.mark_candidates(ecs);
+                let mut matching = std::mem::take(&mut self.matching);
+                matching.clear();
+                self.pack
+                    .matching_among(ecs, Some(&self.candidates), &mut matching);
+                let observed = self.extract_document(ecs, &matching, extraction);
+                self.matching = matching;
+                observed
+            })
+            .and_then(|observed| observed),
+        };
+        match observed {
             Ok(observation) => observation.map(Ok),
             Err(error) => Some(Err(LineError::Event(error))),
         }
+    }
+
+    /// What the ECS document `ecs` of a line observes, the rules `matching` matching it: its time
+    /// and staged terms, if any.
+    fn extract_document(
+        &self,
+        ecs: &(impl Fields + ?Sized),
+        matching: &[usize],
+        extraction: &mut Extraction,
+    ) -> Result<Option<Observation>, EventError> {
+        if matching.is_empty() {
+            return Ok(None);
+        }
+        extraction.matched += 1;
+        self.observed(ecs, matching).map(|observed| match observed {
+            Observed::Excepted => {
+                extraction.excepted += 1;
+                None
+            }
+            Observed::Terms(time, combinations) => {
+                let mut key = TermKey::default();
+                let terms: Vec<Vec<u8>> = combinations
+                    .iter()
+                    .flat_map(|(index, combinations)| {
+                        combinations.iter().map(move |values| (*index, values))
+                    })
+                    .map(|(index, values)| {
+                        key.encode(values.iter().map(|value| value.as_ref()));
+                        staged(index, key.as_bytes())
+                    })
+                    .collect();
+                (!terms.is_empty()).then_some(Observation { time, terms })
+            }
+        })
     }
 
     /// The stateful half: applies an extraction to the rules' histories in order, as processing
