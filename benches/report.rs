@@ -52,6 +52,8 @@ static GLOBAL: Counting = Counting;
 const RUNS: usize = 5;
 const EVENTS: usize = 60_000;
 const SCAN_EVENTS: usize = 300_000;
+/// Events of the rule packs' ECS rows (a pack reads ECS documents several times slower).
+const ECS_EVENTS: usize = 60_000;
 /// Events in a scan's start file: four of `newterms scan`'s default batches (256 events), so that
 /// each of two extracting threads gets one and makes its instance.
 const START_EVENTS: usize = 1024;
@@ -697,4 +699,48 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
         starts.join(", "),
         counted_events
     );
+    ecs_rows(&events, scratch, &rule_sets, [a, c, e]);
+}
+
+/// The rule sets at one thread (`one_thread`, their arguments) on the first [`ECS_EVENTS`] events
+/// as Elastic's pipeline stores them: ECS documents, the input of every rule that is not about
+/// CloudTrail.
+fn ecs_rows(
+    events: &[String],
+    scratch: &Path,
+    rule_sets: &[(String, Vec<&str>); 3],
+    one_thread: [&[&str]; 3],
+) {
+    let ecs: Vec<String> = events
+        .iter()
+        .take(ECS_EVENTS)
+        .map(|line| match serde_json::from_str(line) {
+            Ok(serde_json::Value::Object(record))
+                if newterms_guest::cloudtrail::is_raw_record(&record) =>
+            {
+                newterms_guest::cloudtrail::to_ecs(&record).to_string()
+            }
+            _ => line.clone(),
+        })
+        .collect();
+    let times = scan_times_in_turns(
+        scratch,
+        "rules-ecs.ndjson",
+        ndjson_text(&ecs).as_bytes(),
+        one_thread,
+    );
+    let (start, counted_events, counted_bytes) = start_file(&ecs);
+    let starts = scan_times_in_turns(
+        scratch,
+        "rules-ecs-start.ndjson",
+        start.as_bytes(),
+        one_thread,
+    );
+    println!(
+        "\n| rules | the same events as ECS documents ({ECS_EVENTS}), `--threads 1` minus start |\n|---|---|"
+    );
+    for ((name, _), (time, start)) in rule_sets.iter().zip(times.iter().zip(&starts)) {
+        let net = time.saturating_sub(*start).max(Duration::from_micros(1));
+        println!("| {name} | {} |", rate(counted_events, counted_bytes, net));
+    }
 }
