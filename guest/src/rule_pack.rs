@@ -101,8 +101,9 @@ pub struct RulePackDetector {
     /// Scratch of the fast path: the record's quotes, and the matching rules' terms (rule, end of
     /// its key in `term_bytes`).
     quotes: QuoteIndex,
-    /// Scratch of the fast path's evaluation: the tests' answers (see `Pack::matching_raw`).
-    memo: Vec<u8>,
+    /// Scratch of the evaluations without a JSON document, the fast path's and the sparse
+    /// reading's: values and the tests' answers (see `kql::eval::Document::from_slots`).
+    eval_scratch: EvalScratch,
     /// Set by the fast path when it declines a raw record it read: whether any rule may match it,
     /// with `candidates` marked by dispatch (the full path then needs no dispatch of its own).
     dispatched: Option<bool>,
@@ -114,7 +115,6 @@ pub struct RulePackDetector {
     /// are read into.
     reach: Reach,
     sparse_scratch: Vec<(u32, &'static str)>,
-    eval_scratch: EvalScratch,
     /// Events the fast path decided.
     fast_events: u64,
     /// ECS documents decided on their sparse reading.
@@ -150,8 +150,8 @@ impl RulePackDetector {
         );
         Ok(Self {
             reach,
-            sparse_scratch: Vec::new(),
             eval_scratch: EvalScratch::default(),
+            sparse_scratch: Vec::new(),
             pack,
             tracked,
             config,
@@ -160,7 +160,6 @@ impl RulePackDetector {
             candidates: Vec::new(),
             matching: Vec::new(),
             quotes: QuoteIndex::default(),
-            memo: Vec::new(),
             dispatched: None,
             term_ends: Vec::new(),
             known: Vec::new(),
@@ -421,7 +420,7 @@ impl RulePackDetector {
         matching.clear();
         let found = if self
             .pack
-            .matching_raw(&fields, &mut matching, &mut self.memo)
+            .matching_raw(&fields, &mut matching, &mut self.eval_scratch)
         {
             self.fast_terms_of(&fields, &matching)
         } else {
@@ -527,17 +526,30 @@ impl RulePackDetector {
     fn evaluate(&mut self, text: &str, by_dispatch: bool) -> Result<Vec<String>, EventError> {
         self.snapshot_pieces = None;
         with_ecs(text, |ecs, raw| {
-            let mut matching = std::mem::take(&mut self.matching);
-            matching.clear();
-            if by_dispatch {
-                self.mark_candidates(ecs);
-            }
-            let candidates = by_dispatch.then_some(self.candidates.as_slice());
-            self.pack.matching_among(ecs, candidates, &mut matching);
-            let outcome = self.raise(text, raw, ecs, &matching);
-            self.matching = matching;
-            outcome
+            self.with_matching(ecs, by_dispatch, |detector, matching| {
+                detector.raise(text, raw, ecs, matching)
+            })
         })?
+    }
+
+    /// `then` on the rules the ECS document `ecs` matches: among those its dispatch marks (see
+    /// [`RulePackDetector::mark_candidates`]) when `by_dispatch`, else among all.
+    fn with_matching<R>(
+        &mut self,
+        ecs: &Value,
+        by_dispatch: bool,
+        then: impl FnOnce(&mut Self, &[usize]) -> R,
+    ) -> R {
+        let mut matching = std::mem::take(&mut self.matching);
+        matching.clear();
+        if by_dispatch {
+            self.mark_candidates(ecs);
+        }
+        let candidates = by_dispatch.then_some(self.candidates.as_slice());
+        self.pack.matching_among(ecs, candidates, &mut matching);
+        let outcome = then(self, &matching);
+        self.matching = matching;
+        outcome
     }
 
     fn raise(

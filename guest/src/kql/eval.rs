@@ -233,14 +233,36 @@ impl<'a> Document<'a> {
         table: &'a FieldTable,
         scratch: EvalScratch,
     ) -> Self {
+        Self::in_scratch(Source::Fields(document), table, table.names.len(), scratch)
+    }
+
+    /// A document whose values come from `read` (by slot of `table`), which may not always tell:
+    /// evaluate, then ask [`Document::decided`] whether the answers hold. Its values are read
+    /// again rather than kept (reading one costs no more than finding it kept would); `scratch`
+    /// is as for [`Document::from_fields`].
+    pub fn from_slots(
+        read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
+        table: &'a FieldTable,
+        scratch: EvalScratch,
+    ) -> Self {
+        Self::in_scratch(Source::Slots(read), table, 0, scratch)
+    }
+
+    /// A document from `source` in `scratch`'s space, with room to keep `kept` fields' values.
+    fn in_scratch(
+        source: Source<'a>,
+        table: &'a FieldTable,
+        kept: usize,
+        scratch: EvalScratch,
+    ) -> Self {
         let EvalScratch { values, mut memo } = scratch;
         // Emptied, the space holds values of any lifetime.
         let mut values: Vec<Values<'a>> = recycled(values);
-        values.resize(table.names.len(), Values::Unread);
+        values.resize(kept, Values::Unread);
         memo.clear();
         memo.resize(table.tests.len(), 0);
         Self {
-            source: Source::Fields(document),
+            source,
             table,
             values,
             current: Values::Unread,
@@ -255,31 +277,6 @@ impl<'a> Document<'a> {
             values: recycled(self.values),
             memo: self.memo,
         }
-    }
-
-    /// A document whose values come from `read` (by slot of `table`), which may not always tell:
-    /// evaluate, then ask [`Document::decided`] whether the answers hold. `memo` is reused for the
-    /// tests' answers (see [`Document::into_memo`]).
-    pub fn from_slots(
-        read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
-        table: &'a FieldTable,
-        mut memo: Vec<u8>,
-    ) -> Self {
-        memo.clear();
-        memo.resize(table.tests.len(), 0);
-        Self {
-            source: Source::Slots(read),
-            table,
-            values: Vec::new(),
-            current: Values::Unread,
-            undecided: false,
-            memo,
-        }
-    }
-
-    /// The space that held the tests' answers, for the next document.
-    pub fn into_memo(self) -> Vec<u8> {
-        self.memo
     }
 
     /// Whether every value read so far was known, so that every evaluation on this document is

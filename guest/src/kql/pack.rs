@@ -305,18 +305,18 @@ impl Pack {
     /// ECS document `to_ecs` makes of it), without that document: `false` when the scan cannot tell
     /// (a field it does not keep, a value that is not a string, a nested query, or a matching rule
     /// with filters), and then `out` means nothing.
-    /// `memo` is scratch space, kept between records so that evaluating one allocates nothing.
+    /// `scratch` is space kept between records (see [`Document::from_slots`]).
     pub fn matching_raw(
         &self,
         fields: &RawFields<'_>,
         out: &mut Vec<usize>,
-        memo: &mut Vec<u8>,
+        scratch: &mut EvalScratch,
     ) -> bool {
         let Some(rules) = self.dispatch.rules(fields) else {
             return false;
         };
         let read = |slot: usize| self.raw_fields.get(slot)?.value(fields);
-        let mut shared = Document::from_slots(&read, &self.fields, std::mem::take(memo));
+        let mut shared = Document::from_slots(&read, &self.fields, std::mem::take(scratch));
         let mut decided = true;
         for &index in rules {
             let (Some(rule), Some(compiled)) = (self.rules.get(index), self.compiled.get(index))
@@ -333,7 +333,7 @@ impl Pack {
             }
         }
         let decided = decided && shared.decided();
-        *memo = shared.into_memo();
+        *scratch = shared.into_scratch();
         decided
     }
 

@@ -89,14 +89,9 @@ impl RulePackDetector {
         let observed = match sparse {
             Some(observed) => observed,
             None => with_ecs(text, |ecs, _| {
-                self.mark_candidates(ecs);
-                let mut matching = std::mem::take(&mut self.matching);
-                matching.clear();
-                self.pack
-                    .matching_among(ecs, Some(&self.candidates), &mut matching);
-                let observed = self.extract_document(ecs, &matching, extraction);
-                self.matching = matching;
-                observed
+                self.with_matching(ecs, true, |detector, matching| {
+                    detector.extract_document(ecs, matching, extraction)
+                })
             })
             .and_then(|observed| observed),
         };
