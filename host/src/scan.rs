@@ -45,6 +45,10 @@ const CHECKPOINTS_AT_MOST_ONE_IN: u32 = 10;
 /// scan ran ~30 % slower).
 const FINISHED_BATCHES: usize = 256;
 
+/// Chunks waiting in each queue between threads (reader to rule, rule to scan): enough that a thread
+/// seldom waits for the next, few enough that a stalled scan holds little.
+const CHUNKS_QUEUED: usize = 2;
+
 /// How events are grouped into calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
@@ -291,8 +295,9 @@ impl<'c> Scanner<'c> {
     ///
     /// With `options.threads` above 1 (and the built-in rule), each batch is extracted (everything
     /// before the history: prefilter, parse, query, exceptions, time, terms) by one of that many
-    /// instances of its own, on its own thread, consecutive batches on different threads; this
-    /// thread then applies the extractions to the one stateful instance in batch order (`decide`)
+    /// instances of its own, on its own thread, consecutive batches on different threads (the
+    /// reader hands them out); this thread only takes them back and applies the extractions to the
+    /// one stateful instance in batch order (`decide`)
     /// and asks it for the alert documents of the rare new terms. Alerts, diagnostics, checkpoints
     /// and the journal are therefore exactly those of one thread. A batch an extracting instance
     /// fails on goes through the stateful instance one event at a time, as a failed batch does on
@@ -303,47 +308,50 @@ impl<'c> Scanner<'c> {
         options: &ScanOptions,
         sink: &mut dyn Sink,
     ) -> Result<ScanEnd, ScanError> {
-        let (sender, chunks) = mpsc::sync_channel(2);
         let (finished, to_fill) = mpsc::sync_channel(FINISHED_BATCHES);
         self.finished = Some(finished);
         self.names = reader.names().to_vec();
         let limits = options.batch;
+        let threads = options.threads.max(1);
+        // One queue from the reader to each processing thread: the scan's own with one thread, each
+        // extracting thread's with more.
+        let (senders, mut queues): (Vec<_>, Vec<_>) = (0..threads)
+            .map(|_| mpsc::sync_channel(CHUNKS_QUEUED))
+            .unzip();
         let reading = thread::Builder::new()
             .name("newterms-reader".into())
-            .spawn(move || read_chunks(reader, limits, &sender, &to_fill))?;
-        let threads = options.threads.max(1);
+            .spawn(move || read_chunks(reader, limits, &senders, &to_fill))?;
         if threads == 1 {
+            let chunks = queues.pop().ok_or_else(|| {
+                ScanError::Reader("the reader has no queue to hand chunks to".into())
+            })?;
             return self.scan(Source::Reader(chunks), reading, options, sink);
         }
         let component = self.component;
         let config = self.config.clone();
+        let over = AtomicBool::new(false);
         thread::scope(|scope| {
             let mut stages = Stages {
-                chunks,
-                jobs: Vec::with_capacity(threads),
                 done: Vec::with_capacity(threads),
-                dispatched: 0,
                 collected: 0,
-                depth: 2 * threads,
-                reader_ended: None,
+                over: &over,
             };
             let mut extracting = Vec::with_capacity(threads);
-            for index in 0..threads {
-                let (job, jobs) = mpsc::channel();
-                let (extracted, done) = mpsc::channel();
+            for (index, jobs) in queues.into_iter().enumerate() {
+                let (handed, done) = mpsc::sync_channel(CHUNKS_QUEUED);
                 let config = &config;
+                let over = &over;
                 extracting.push(
                     thread::Builder::new()
                         .name(format!("newterms-rule-{index}"))
                         .spawn_scoped(scope, move || {
-                            extract_chunks(component, config, &jobs, &extracted);
+                            extract_chunks(component, config, &jobs, &handed, over);
                         })?,
                 );
-                stages.jobs.push(job);
                 stages.done.push(done);
             }
-            // The threads end once `scan` drops their job channels; one that panicked is an error
-            // (joined here, so that the scope does not panic in turn).
+            // The threads end once `scan` drops `stages`; one that panicked is an error (joined
+            // here, so that the scope does not panic in turn).
             let scanned = self.scan(Source::Stages(stages), reading, options, sink);
             for thread in extracting {
                 if let Err(panic) = thread.join() {
@@ -359,7 +367,7 @@ impl<'c> Scanner<'c> {
     /// along the way.
     fn scan(
         &mut self,
-        mut source: Source,
+        mut source: Source<'_>,
         reading: thread::JoinHandle<()>,
         options: &ScanOptions,
         sink: &mut dyn Sink,
@@ -834,14 +842,14 @@ enum Next {
 }
 
 /// Where the scan's loop takes its chunks from.
-enum Source {
+enum Source<'s> {
     /// Straight from the reader: one thread processes every batch.
     Reader(mpsc::Receiver<Read>),
     /// Through the extracting threads, in input order.
-    Stages(Stages),
+    Stages(Stages<'s>),
 }
 
-impl Source {
+impl Source<'_> {
     fn next(&mut self) -> Result<Next, ScanError> {
         match self {
             Source::Reader(chunks) => Ok(match chunks.recv_timeout(POLL) {
@@ -855,76 +863,48 @@ impl Source {
     }
 }
 
-/// The extracting threads: chunk `i` goes to thread `i % N` and comes back from it, so that taking
-/// the answers from thread after thread gives them in input order.
-struct Stages {
-    chunks: mpsc::Receiver<Read>,
-    jobs: Vec<mpsc::Sender<Chunk>>,
-    done: Vec<mpsc::Receiver<(Chunk, Extracted)>>,
-    /// Chunks handed out so far, and taken back in order.
-    dispatched: usize,
+/// The extracting threads: the reader hands chunk `i` to thread `i % N`, which hands it back
+/// extracted, so that taking the answers from thread after thread gives them in input order. The
+/// scan's thread only takes them back: feeding the threads is the reader's, so that they go on
+/// while the scan decides.
+struct Stages<'s> {
+    done: Vec<mpsc::Receiver<Handed>>,
+    /// Chunks taken back so far.
     collected: usize,
-    /// Most chunks out at once: enough that no thread waits for the next.
-    depth: usize,
-    /// How the reader ended, once it did: the chunks still out are processed first, as on one
-    /// thread, where they would have been processed before the end was seen.
-    reader_ended: Option<ReaderEnd>,
+    /// Set once the scan no longer takes anything back, so that a thread waiting for a chunk from a
+    /// reader that is itself waiting (on a slow stream) ends anyway.
+    over: &'s AtomicBool,
 }
 
-/// How the reader ended.
-#[derive(Clone, Copy)]
-enum ReaderEnd {
-    /// It said the input ended.
-    Said,
-    /// It went away without saying so.
-    Gone,
-}
-
-impl Stages {
+impl Stages<'_> {
     fn next(&mut self) -> Result<Next, ScanError> {
-        let threads = self.jobs.len();
-        while self.reader_ended.is_none() && self.dispatched - self.collected < self.depth {
-            // Nothing out: wait for the reader; else take only what it already has.
-            let read = if self.dispatched == self.collected {
-                match self.chunks.recv_timeout(POLL) {
-                    Ok(read) => Some(read),
-                    Err(RecvTimeoutError::Timeout) => return Ok(Next::Waiting),
-                    Err(RecvTimeoutError::Disconnected) => None,
-                }
-            } else {
-                match self.chunks.try_recv() {
-                    Ok(read) => Some(read),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => None,
-                }
-            };
-            match read {
-                Some(Read::Chunk(chunk)) => {
-                    if self.jobs[self.dispatched % threads].send(chunk).is_err() {
-                        return Err(ScanError::Extractor("it stopped".into()));
-                    }
-                    self.dispatched += 1;
-                }
-                Some(Read::End) => self.reader_ended = Some(ReaderEnd::Said),
-                None => self.reader_ended = Some(ReaderEnd::Gone),
-            }
-        }
-        if self.dispatched == self.collected {
-            return Ok(match self.reader_ended {
-                None => Next::Waiting,
-                Some(ReaderEnd::Said) => Next::End,
-                Some(ReaderEnd::Gone) => Next::ReaderGone,
-            });
-        }
-        match self.done[self.collected % threads].recv_timeout(POLL) {
-            Ok((chunk, extracted)) => {
+        let turn = self.collected % self.done.len();
+        match self.done[turn].recv_timeout(POLL) {
+            Ok(Handed::Chunk(chunk, extracted)) => {
                 self.collected += 1;
                 Ok(Next::Chunk(chunk, extracted))
             }
+            Ok(Handed::End) => Ok(Next::End),
+            Ok(Handed::ReaderGone) => Ok(Next::ReaderGone),
             Err(RecvTimeoutError::Timeout) => Ok(Next::Waiting),
             Err(RecvTimeoutError::Disconnected) => Err(ScanError::Extractor("it stopped".into())),
         }
     }
+}
+
+impl Drop for Stages<'_> {
+    fn drop(&mut self) {
+        self.over.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What an extracting thread hands back, in the order the reader handed it chunks.
+enum Handed {
+    Chunk(Chunk, Extracted),
+    /// The reader said the input ended, here: every chunk before it was handed back.
+    End,
+    /// The reader went away without saying so: no chunk after those handed back will come.
+    ReaderGone,
 }
 
 /// An extracting thread: each chunk's batch extracted by an instance of its own (made at the first
@@ -932,11 +912,25 @@ impl Stages {
 fn extract_chunks(
     component: &RuleComponent,
     config: &RuleConfig,
-    jobs: &mpsc::Receiver<Chunk>,
-    done: &mpsc::Sender<(Chunk, Extracted)>,
+    jobs: &mpsc::Receiver<Read>,
+    done: &mpsc::SyncSender<Handed>,
+    over: &AtomicBool,
 ) {
     let mut rule: Option<RuleInstance> = None;
-    for chunk in jobs {
+    loop {
+        let chunk = match jobs.recv_timeout(POLL) {
+            Ok(Read::Chunk(chunk)) => chunk,
+            Ok(Read::End) => {
+                let _ = done.send(Handed::End);
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) if over.load(Ordering::Relaxed) => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = done.send(Handed::ReaderGone);
+                return;
+            }
+        };
         let extracted = if chunk.batch.multiline || chunk.batch.len() == 0 {
             Ok(None)
         } else {
@@ -953,7 +947,7 @@ fn extract_chunks(
                 extraction.map(Some)
             })
         };
-        if done.send((chunk, extracted)).is_err() {
+        if done.send(Handed::Chunk(chunk, extracted)).is_err() {
             return; // the scan stopped
         }
     }
@@ -999,7 +993,7 @@ struct Chunk {
 fn read_chunks(
     mut reader: InputReader,
     limits: BatchLimits,
-    chunks: &mpsc::SyncSender<Read>,
+    queues: &[mpsc::SyncSender<Read>],
     finished: &mpsc::Receiver<Batch>,
 ) {
     let new_chunk = |bytes: usize| Chunk {
@@ -1008,6 +1002,13 @@ fn read_chunks(
             .unwrap_or_default()
             .reuse(bytes + bytes / 8),
         items: Vec::with_capacity(limits.events),
+    };
+    // Chunk `i` and then the end go to queue `i % N`.
+    let mut handed = 0_usize;
+    let mut hand = |read: Read| {
+        let queue = &queues[handed % queues.len()];
+        handed += 1;
+        queue.send(read).is_ok()
     };
     let mut chunk = new_chunk(0);
     loop {
@@ -1025,13 +1026,13 @@ fn read_chunks(
         {
             let bytes = chunk.batch.text.len();
             let full = std::mem::replace(&mut chunk, new_chunk(bytes));
-            if chunks.send(Read::Chunk(full)).is_err() {
+            if !hand(Read::Chunk(full)) {
                 return; // the scan stopped
             }
         }
     }
-    if !chunk.items.is_empty() && chunks.send(Read::Chunk(chunk)).is_err() {
+    if !chunk.items.is_empty() && !hand(Read::Chunk(chunk)) {
         return;
     }
-    let _ = chunks.send(Read::End);
+    hand(Read::End);
 }

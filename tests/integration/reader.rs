@@ -2,6 +2,9 @@
 //! dies is an error and not a finished scan.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use newterms::RuleConfig;
 use newterms::input::{Input, InputReader, Position, Stream};
@@ -11,16 +14,20 @@ use newterms::scan::{
 
 use crate::support::{component, direct_invoke};
 
-/// A sink that keeps what it is given.
+/// A sink that keeps what it is given, and asks the scan to stop at an alert when it has `stop`.
 #[derive(Default)]
 struct Kept {
     alerts: usize,
     checkpoints: Vec<Position>,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl newterms::scan::Sink for Kept {
     fn alert(&mut self, _: &str) -> io::Result<()> {
         self.alerts += 1;
+        if let Some(stop) = &self.stop {
+            stop.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
     fn flush(&mut self, _: &ScanSummary) -> io::Result<()> {
@@ -43,6 +50,21 @@ impl Read for PanicsAfter {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         match self.0.read(buffer)? {
             0 => panic!("decoder bug"),
+            read => Ok(read),
+        }
+    }
+}
+
+/// Gives `text`, then waits for its sender (a stream with nothing more to say yet).
+struct WaitsAfter(io::Cursor<Vec<u8>>, mpsc::Receiver<()>);
+
+impl Read for WaitsAfter {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buffer)? {
+            0 => {
+                let _ = self.1.recv();
+                Ok(0)
+            }
             read => Ok(read),
         }
     }
@@ -106,5 +128,48 @@ fn a_reader_that_ends_is_a_finished_scan() {
         assert!(matches!(end, Ok(ScanEnd::Finished)), "{end:?}");
         assert_eq!(scanner.summary().events, 3);
         assert_eq!(sink.alerts, 3, "{} threads", options.threads);
+    }
+}
+
+/// A stop ends the scan even while its reader waits on a stream that says nothing more: neither the
+/// scan nor its extracting threads wait for the reader.
+#[test]
+fn a_stop_ends_a_scan_whose_reader_is_waiting() {
+    for options in thread_counts() {
+        let threads = options.threads;
+        let (still_open, waiting) = mpsc::channel::<()>();
+        let (ended, end) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut scanner =
+                Scanner::new(component(), &RuleConfig::default(), None).expect("scanner");
+            let stream = Stream::new(
+                "waiting",
+                WaitsAfter(io::Cursor::new(events(&["alice"])), waiting),
+            );
+            let stop = Arc::new(AtomicBool::new(false));
+            let options = ScanOptions {
+                stop: Some(Arc::clone(&stop)),
+                ..options
+            };
+            let mut sink = Kept {
+                stop: Some(stop),
+                ..Kept::default()
+            };
+            let scanned = scanner.run(
+                InputReader::new([Input::Stream(stream)]),
+                &options,
+                &mut sink,
+            );
+            let _ = ended.send((scanned.map_err(|error| error.to_string()), sink.alerts));
+        });
+        let (scanned, alerts) = end
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{threads} threads: the scan did not stop"));
+        assert!(
+            matches!(scanned, Ok(ScanEnd::Stopped(Some(_)))),
+            "{threads} threads: {scanned:?}"
+        );
+        assert_eq!(alerts, 1, "{threads} threads");
+        drop(still_open);
     }
 }
