@@ -329,6 +329,55 @@ fn state_keeps_every_unchanged_rules_history() {
     assert_eq!(next.terms_per_rule(), [1, 0]);
 }
 
+/// A document is evaluated only by the rules whose required event.action, data stream, event
+/// category or OS it has (and those that require none), in either key style, arrays included.
+#[test]
+fn documents_are_dispatched_by_their_action_source_and_kind() {
+    let rules = [
+        ("action", r#"event.action: "Probe" and user.name: *"#),
+        ("dataset", r#"data_stream.dataset: "x.y" and user.name: *"#),
+        (
+            "category",
+            r#"event.category: ("process" or "file") and host.os.type: "linux""#,
+        ),
+        ("os", r#"host.os.type: "windows" and user.name: *"#),
+        ("any", "user.name: *"),
+        ("wildcard", "event.category: proc* and user.name: *"),
+    ]
+    .map(|(id, query)| probe_rule(id, &["user.name"], query, 1));
+    let pack = Pack::new(rules.to_vec()).unwrap_or_else(|error| panic!("{error}"));
+    let marked = |document: &str| -> Vec<&str> {
+        let document: Value = serde_json::from_str(document).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        pack.dispatched_document(&document, &mut out);
+        let mut matching = Vec::new();
+        pack.matching(&document, &mut matching);
+        for &index in &matching {
+            assert!(
+                out[index],
+                "rule {index} matches {document} but was not dispatched"
+            );
+        }
+        (0..out.len())
+            .filter(|&index| out[index])
+            .map(|index| ["action", "dataset", "category", "os", "any", "wildcard"][index])
+            .collect()
+    };
+    assert_eq!(
+        marked(
+            r#"{"event":{"category":["network","process"]},"host":{"os":{"type":"linux"}},"user":{"name":"u"}}"#
+        ),
+        ["category", "any", "wildcard"]
+    );
+    assert_eq!(
+        marked(
+            r#"{"event.action":"Probe","data_stream.dataset":"x.y","host.os.type":"windows","user":{"name":"u"}}"#
+        ),
+        ["action", "dataset", "os", "any", "wildcard"]
+    );
+    assert_eq!(marked(r#"{"user":{"name":"u"}}"#), ["any", "wildcard"]);
+}
+
 #[test]
 fn every_published_rule_loads_into_one_pack() {
     // The 221 published rules beside the repository (../shared); a clone without them loads the
