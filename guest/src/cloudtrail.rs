@@ -2,7 +2,9 @@
 //! rule reads (see the mapping table in the rule's reference).
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
+use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 use crate::bytes;
@@ -24,6 +26,29 @@ pub const RAW_MARKERS: &[&str] = &[
     "eventTime",
     "userIdentity",
 ];
+
+/// Whether the text of a record may hold one of [`RAW_MARKERS`] as a key the scan reads: spelled
+/// as written, between quotes. `false` is certain, since the scan leaves a key with an escape to the
+/// parser; an ECS document, whose keys are none of them, is then not scanned as raw at all.
+pub fn may_be_raw(text: &[u8]) -> bool {
+    // Every marker but `userIdentity` begins with `event`: two searches find where one may be,
+    // with searchers made once (making one costs about as much as a search of a record).
+    static SEARCHES: OnceLock<(Finder<'static>, Finder<'static>)> = OnceLock::new();
+    let (event, identity) = SEARCHES.get_or_init(|| {
+        (
+            Finder::new(b"\"event").into_owned(),
+            Finder::new(b"\"userIdentity\"").into_owned(),
+        )
+    });
+    let marker_at = |at: usize| {
+        let rest = text.get(at + 1..).unwrap_or_default();
+        RAW_MARKERS.iter().any(|key| {
+            rest.strip_prefix(key.as_bytes())
+                .is_some_and(|after| after.first() == Some(&b'"'))
+        })
+    };
+    event.find_iter(text).any(marker_at) || identity.find(text).is_some()
+}
 
 /// A field of the raw record that the mapping reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -604,5 +629,28 @@ mod tests {
     fn tells_raw_from_ecs() {
         assert!(is_raw_record(&map(json!({"eventSource": "x"}))));
         assert!(!is_raw_record(&map(json!({"event": {"provider": "x"}}))));
+    }
+
+    #[test]
+    fn finds_every_marker_a_raw_record_may_hold() {
+        for key in RAW_MARKERS {
+            assert!(
+                may_be_raw(format!(r#"{{"a":1, "{key}" :"x"}}"#).as_bytes()),
+                "{key}"
+            );
+            assert!(
+                !may_be_raw(format!(r#"{{"{key}s":"x"}}"#).as_bytes()),
+                "{key}"
+            );
+        }
+        for ecs in [
+            r#"{"event":{"action":"x","provider":"y"},"event.outcome":"success"}"#,
+            r#"{"event.action":"eventNames","x":"an eventTime"}"#,
+            r#"{"event\u0053ource":"x"}"#,
+        ] {
+            assert!(!may_be_raw(ecs.as_bytes()), "{ecs}");
+        }
+        // A value spelled as a marker may be one: the scan looks.
+        assert!(may_be_raw(br#"{"event.action":"eventName"}"#));
     }
 }

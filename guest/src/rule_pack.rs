@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::alert::{AlertSource, rule_file_alert};
+use crate::cloudtrail;
 use crate::detector::config;
 use crate::detector::full::{TIME_FIELD, TIME_RANGE, event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
@@ -410,6 +411,10 @@ impl RulePackDetector {
     /// Exactly what the full path's [`RulePackDetector::observed`] would find when it answers.
     fn fast_terms(&mut self, text: &[u8], ascii_only: bool) -> FastFound {
         self.dispatched = None;
+        if !cloudtrail::may_be_raw(text) {
+            // What the scan would find: not raw, so not the fast path's.
+            return FastFound::Undecided;
+        }
         let Some(fields) = fastpath::scan_bytes(text, &mut self.quotes, ascii_only) else {
             return FastFound::Undecided;
         };
