@@ -156,7 +156,13 @@ enum Bound {
 pub struct Document<'a> {
     source: Source<'a>,
     table: &'a FieldTable,
+    /// The values read so far, in the order they were read.
     values: Vec<Values<'a>>,
+    /// Per slot of the table: the document (by [`Document::generation`]) that last read it, and
+    /// where in `values` its values are. Kept from one document to the next, so that a new one
+    /// starts without visiting every slot: a slot stamped by another document is unread.
+    stamps: Vec<(u32, u32)>,
+    generation: u32,
     /// The value last read from [`Source::Slots`], which is not cached: reading it again costs no
     /// more than finding it in a cache would.
     current: Values<'a>,
@@ -171,6 +177,8 @@ pub struct Document<'a> {
 #[derive(Default)]
 pub struct EvalScratch {
     values: Vec<Values<'static>>,
+    stamps: Vec<(u32, u32)>,
+    generation: u32,
     memo: Vec<u8>,
 }
 
@@ -218,7 +226,9 @@ impl<'a> Document<'a> {
         Self {
             source: Source::Json(document),
             table,
-            values: vec![Values::Unread; table.names.len()],
+            values: Vec::new(),
+            stamps: vec![(0, 0); table.names.len()],
+            generation: 1,
             current: Values::Unread,
             undecided: false,
             memo: vec![0; table.tests.len()],
@@ -233,7 +243,7 @@ impl<'a> Document<'a> {
         table: &'a FieldTable,
         scratch: EvalScratch,
     ) -> Self {
-        Self::in_scratch(Source::Fields(document), table, table.names.len(), scratch)
+        Self::in_scratch(Source::Fields(document), table, scratch)
     }
 
     /// A document whose values come from `read` (by slot of `table`), which may not always tell:
@@ -245,26 +255,35 @@ impl<'a> Document<'a> {
         table: &'a FieldTable,
         scratch: EvalScratch,
     ) -> Self {
-        Self::in_scratch(Source::Slots(read), table, 0, scratch)
+        Self::in_scratch(Source::Slots(read), table, scratch)
     }
 
-    /// A document from `source` in `scratch`'s space, with room to keep `kept` fields' values.
-    fn in_scratch(
-        source: Source<'a>,
-        table: &'a FieldTable,
-        kept: usize,
-        scratch: EvalScratch,
-    ) -> Self {
-        let EvalScratch { values, mut memo } = scratch;
-        // Emptied, the space holds values of any lifetime.
-        let mut values: Vec<Values<'a>> = recycled(values);
-        values.resize(kept, Values::Unread);
+    /// A document from `source` in `scratch`'s space.
+    fn in_scratch(source: Source<'a>, table: &'a FieldTable, scratch: EvalScratch) -> Self {
+        let EvalScratch {
+            values,
+            mut stamps,
+            generation,
+            mut memo,
+        } = scratch;
+        let generation = match generation.checked_add(1) {
+            Some(next) if stamps.len() == table.names.len() => next,
+            // A new table, or every generation used: no stamp may look like this document's.
+            _ => {
+                stamps.clear();
+                stamps.resize(table.names.len(), (0, 0));
+                1
+            }
+        };
         memo.clear();
         memo.resize(table.tests.len(), 0);
         Self {
             source,
             table,
-            values,
+            // Emptied, the space holds values of any lifetime.
+            values: recycled(values),
+            stamps,
+            generation,
             current: Values::Unread,
             undecided: false,
             memo,
@@ -275,6 +294,8 @@ impl<'a> Document<'a> {
     pub fn into_scratch(self) -> EvalScratch {
         EvalScratch {
             values: recycled(self.values),
+            stamps: self.stamps,
+            generation: self.generation,
             memo: self.memo,
         }
     }
@@ -302,14 +323,20 @@ impl<'a> Document<'a> {
                 return self.current.as_slice();
             }
         };
-        let Some(entry) = self.values.get_mut(slot) else {
+        let Some(stamp) = self.stamps.get_mut(slot) else {
             return &[];
         };
-        if matches!(entry, Values::Unread) {
-            *entry =
+        if stamp.0 != self.generation {
+            let read =
                 Values::from_vec(document.values_of(names.get(slot).map_or("", String::as_str)));
+            *stamp = (
+                self.generation,
+                u32::try_from(self.values.len()).unwrap_or(u32::MAX),
+            );
+            self.values.push(read);
         }
-        entry.as_slice()
+        let at = stamp.1 as usize;
+        self.values.get(at).map_or(&[], Values::as_slice)
     }
 }
 
