@@ -140,7 +140,7 @@ fn main() {
     if std::env::var_os("PACK_CANDIDATES").is_some() {
         let detector = RulePackDetector::from_files(&files, Config::default()).unwrap();
         let pack = detector.pack();
-        let mut marks = Vec::new();
+        let mut marks = newterms_guest::kql::pack::Candidates::default();
         let mut per_rule = vec![0_usize; pack.rules().len()];
         let (mut any, mut unread) = (0, 0);
         for event in &events {
@@ -152,8 +152,10 @@ fn main() {
                 continue;
             };
             any += usize::from(some);
-            for (count, mark) in per_rule.iter_mut().zip(&marks) {
-                *count += usize::from(*mark);
+            for &index in marks.listed() {
+                if let Some(count) = per_rule.get_mut(index) {
+                    *count += 1;
+                }
             }
         }
         println!(

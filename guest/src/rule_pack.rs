@@ -25,6 +25,7 @@ use crate::fastpath::{self, QuoteIndex};
 use crate::fields::Fields;
 use crate::history::{History, Known, TermKey};
 use crate::kql::eval::EvalScratch;
+use crate::kql::pack::Candidates;
 use crate::kql::{Pack, Rule};
 use crate::snapshot::{self, Identity, RestoreError};
 use crate::sparse::{Reach, SparseFields};
@@ -97,7 +98,7 @@ pub struct RulePackDetector {
     config: Config,
     capacity: NonZeroUsize,
     stats: Stats,
-    candidates: Vec<bool>,
+    candidates: Candidates,
     matching: Vec<usize>,
     /// Scratch of the fast path: the record's quotes, and the matching rules' terms (rule, end of
     /// its key in `term_bytes`).
@@ -158,7 +159,7 @@ impl RulePackDetector {
             config,
             capacity,
             stats: Stats::default(),
-            candidates: Vec::new(),
+            candidates: Candidates::default(),
             matching: Vec::new(),
             quotes: QuoteIndex::default(),
             dispatched: None,
@@ -550,7 +551,7 @@ impl RulePackDetector {
         if by_dispatch {
             self.mark_candidates(ecs);
         }
-        let candidates = by_dispatch.then_some(self.candidates.as_slice());
+        let candidates = by_dispatch.then_some(&self.candidates);
         self.pack.matching_among(ecs, candidates, &mut matching);
         let outcome = then(self, &matching);
         self.matching = matching;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use newterms_guest::kql::pack::Candidates;
 use newterms_guest::kql::{self, Pack, Rule};
 use newterms_guest::{Config, Detector, Engine, LineError, Notice, Profile, RulePackDetector};
 use serde_json::Value;
@@ -348,18 +349,22 @@ fn documents_are_dispatched_by_their_action_source_and_kind() {
     let pack = Pack::new(rules.to_vec()).unwrap_or_else(|error| panic!("{error}"));
     let marked = |document: &str| -> Vec<&str> {
         let document: Value = serde_json::from_str(document).unwrap_or_else(|e| panic!("{e}"));
-        let mut out = Vec::new();
+        let mut out = Candidates::default();
+        // The space of an earlier document's candidates is reused.
+        pack.dispatched_document(&serde_json::json!({"host.os.type": "windows"}), &mut out);
         pack.dispatched_document(&document, &mut out);
         let mut matching = Vec::new();
         pack.matching(&document, &mut matching);
         for &index in &matching {
             assert!(
-                out[index],
+                out.contains(index),
                 "rule {index} matches {document} but was not dispatched"
             );
         }
-        (0..out.len())
-            .filter(|&index| out[index])
+        let listed: Vec<usize> = (0..6).filter(|&index| out.contains(index)).collect();
+        assert_eq!(out.listed(), listed, "in pack order");
+        listed
+            .into_iter()
             .map(|index| ["action", "dataset", "category", "os", "any", "wildcard"][index])
             .collect()
     };

@@ -311,11 +311,11 @@ impl Pack {
         self.matching_among(document, None, out);
     }
 
-    /// [`Pack::matching`] among the rules `candidates` marks (all when `None`).
+    /// [`Pack::matching`] among the rules `candidates` lists (all when `None`).
     pub fn matching_among(
         &self,
         document: &Json,
-        candidates: Option<&[bool]>,
+        candidates: Option<&Candidates>,
         out: &mut Vec<usize>,
     ) {
         let mut shared = Document::new(document, &self.fields);
@@ -329,7 +329,7 @@ impl Pack {
     pub fn matching_among_fields(
         &self,
         document: &dyn Fields,
-        candidates: &[bool],
+        candidates: &Candidates,
         out: &mut Vec<usize>,
         scratch: &mut EvalScratch,
     ) -> bool {
@@ -345,18 +345,23 @@ impl Pack {
         &self,
         shared: &mut Document<'_>,
         document: &dyn Fields,
-        candidates: Option<&[bool]>,
+        candidates: Option<&Candidates>,
         out: &mut Vec<usize>,
     ) -> bool {
-        for (index, (rule, compiled)) in self.rules.iter().zip(&self.compiled).enumerate() {
-            if candidates.is_some_and(|marks| !marks.get(index).copied().unwrap_or(true)) {
-                continue;
-            }
+        let mut evaluate = |index: usize| {
+            let (Some(rule), Some(compiled)) = (self.rules.get(index), self.compiled.get(index))
+            else {
+                return;
+            };
             if compiled.matches_in(shared)
                 && rule.filters.iter().all(|filter| filter.passes(document))
             {
                 out.push(index);
             }
+        };
+        match candidates {
+            Some(candidates) => candidates.listed.iter().copied().for_each(&mut evaluate),
+            None => (0..self.rules.len()).for_each(&mut evaluate),
         }
         shared.decided()
     }
@@ -397,32 +402,27 @@ impl Pack {
         decided
     }
 
-    /// Marks in `out` (one entry per rule) the rules that may match the ECS document `document`
-    /// by its [`DOCUMENT_KEYS`] values (any rule that requires none, and those requiring one of
-    /// them); returns whether any may. A rule not marked cannot match: it requires a value the
-    /// document does not have.
+    /// Lists in `out` the rules that may match the ECS document `document` by its
+    /// [`DOCUMENT_KEYS`] values (any rule that requires none, and those requiring one of them);
+    /// returns whether any may. A rule not listed cannot match: it requires a value the document
+    /// does not have.
     pub fn dispatched_document(
         &self,
         document: &(impl Fields + ?Sized),
-        out: &mut Vec<bool>,
+        out: &mut Candidates,
     ) -> bool {
-        self.unmarked(out);
+        out.clear(self.rules.len());
         let keyed = &self.dispatch.documents;
-        mark(out, &keyed.any);
+        out.add(&keyed.any);
         for (field, listing) in &keyed.by_key {
             for value in document.values_of(field) {
                 if let Some(rules) = listing.get(value.as_ref()) {
-                    mark(out, rules);
+                    out.add(rules);
                 }
             }
         }
-        out.contains(&true)
-    }
-
-    /// `out` as one unmarked entry per rule.
-    fn unmarked(&self, out: &mut Vec<bool>) {
-        out.clear();
-        out.resize(self.rules.len(), false);
+        out.listed.sort_unstable();
+        !out.listed.is_empty()
     }
 
     /// Where a raw CloudTrail record holds each term field of rule `index`.
@@ -434,19 +434,56 @@ impl Pack {
     /// without its document: the rules [`Pack::matching_raw`] evaluates on it (by its
     /// `event.action`), which include every rule that may match it. `None` (and `out` means nothing) when the scan
     /// cannot tell its `event.action`.
-    pub fn dispatched(&self, fields: &RawFields<'_>, out: &mut Vec<bool>) -> Option<bool> {
+    pub fn dispatched(&self, fields: &RawFields<'_>, out: &mut Candidates) -> Option<bool> {
         let rules = self.dispatch.rules(fields)?;
-        self.unmarked(out);
-        mark(out, rules);
+        out.clear(self.rules.len());
+        // A listing is in pack order, without repeats.
+        out.add(rules);
         Some(!rules.is_empty())
     }
 }
 
-/// Marks the entries of `rules` in `out`.
-fn mark(out: &mut [bool], rules: &[usize]) {
-    for &index in rules {
-        if let Some(mark) = out.get_mut(index) {
-            *mark = true;
+/// The rules an event may match (by their place in the pack), as dispatch lists them: only
+/// those are evaluated, so that an event costs the rules of its kind and not the whole pack.
+#[derive(Debug, Default)]
+pub struct Candidates {
+    /// Per rule of the pack: listed.
+    marked: Vec<bool>,
+    /// The listed rules, in pack order once dispatch is done.
+    listed: Vec<usize>,
+}
+
+impl Candidates {
+    /// Whether rule `index` is listed.
+    pub fn contains(&self, index: usize) -> bool {
+        self.marked.get(index).copied().unwrap_or_default()
+    }
+
+    /// The listed rules, in pack order.
+    pub fn listed(&self) -> &[usize] {
+        &self.listed
+    }
+
+    /// None listed, for a pack of `rules`: only the last event's marks are undone.
+    fn clear(&mut self, rules: usize) {
+        for &index in &self.listed {
+            if let Some(mark) = self.marked.get_mut(index) {
+                *mark = false;
+            }
+        }
+        self.listed.clear();
+        self.marked.resize(rules, false);
+    }
+
+    /// Lists each of `rules` not listed yet.
+    fn add(&mut self, rules: &[usize]) {
+        for &index in rules {
+            if let Some(mark) = self.marked.get_mut(index)
+                && !*mark
+            {
+                *mark = true;
+                self.listed.push(index);
+            }
         }
     }
 }
