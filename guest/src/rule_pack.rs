@@ -107,7 +107,7 @@ pub struct RulePackDetector {
     /// reading's: values and the tests' answers (see `kql::eval::Document::from_slots`).
     eval_scratch: EvalScratch,
     /// Set by the fast path when it declines a raw record it read: whether any rule may match it,
-    /// with `candidates` marked by dispatch (the full path then needs no dispatch of its own).
+    /// with `candidates` listed by dispatch (the full path then needs no dispatch of its own).
     dispatched: Option<bool>,
     term_ends: Vec<(usize, usize)>,
     term_bytes: Vec<u8>,
@@ -337,9 +337,9 @@ impl RulePackDetector {
         nothing
     }
 
-    /// Marks in `candidates` the rules that may match `ecs`, the document of an event the fast path
+    /// Lists in `candidates` the rules that may match `ecs`, the document of an event the fast path
     /// declined: those it dispatched when it read the record, else those the document's own
-    /// `event.action` lists.
+    /// `event.action`, data stream, event category or OS lists ([`Pack::dispatched_document`]).
     fn mark_candidates(&mut self, ecs: &(impl Fields + ?Sized)) {
         if self.dispatched.take().is_none() {
             self.pack.dispatched_document(ecs, &mut self.candidates);
@@ -538,7 +538,7 @@ impl RulePackDetector {
         })?
     }
 
-    /// `then` on the rules the ECS document `ecs` matches: among those its dispatch marks (see
+    /// `then` on the rules the ECS document `ecs` matches: among those its dispatch lists (see
     /// [`RulePackDetector::mark_candidates`]) when `by_dispatch`, else among all.
     fn with_matching<R>(
         &mut self,

@@ -48,7 +48,7 @@ const DOCUMENT_KEYS: [&str; 5] = [
 struct Dispatch {
     /// For raw records: the rules they may match.
     raw: Listing,
-    /// For any document: every rule.
+    /// For any document: every rule, by the first of [`DOCUMENT_KEYS`] it requires a value of.
     documents: Keyed,
     source: RawSource,
 }
@@ -64,32 +64,26 @@ struct Keyed {
 
 impl Keyed {
     fn new(rules: &[Rule]) -> Self {
-        let mut by_key: Vec<(&'static str, HashMap<String, Vec<usize>>)> = Vec::new();
+        let mut by_key: Vec<(&'static str, HashMap<String, Vec<usize>>)> =
+            DOCUMENT_KEYS.map(|key| (key, HashMap::new())).into();
         let mut any = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
-            let keyed = DOCUMENT_KEYS
-                .iter()
-                .find_map(|&key| Some((key, required_values(&rule.query, key)?)));
-            let Some((key, values)) = keyed else {
+            let keyed = by_key
+                .iter_mut()
+                .find_map(|(key, listing)| Some((listing, required_values(&rule.query, key)?)));
+            let Some((listing, values)) = keyed else {
                 any.push(index);
                 continue;
             };
-            let position = match by_key.iter().position(|(field, _)| *field == key) {
-                Some(position) => position,
-                None => {
-                    by_key.push((key, HashMap::new()));
-                    by_key.len() - 1
-                }
-            };
-            if let Some((_, listing)) = by_key.get_mut(position) {
-                for value in values {
-                    let listed = listing.entry(value).or_default();
-                    if listed.last() != Some(&index) {
-                        listed.push(index);
-                    }
+            for value in values {
+                let listed = listing.entry(value).or_default();
+                if listed.last() != Some(&index) {
+                    listed.push(index);
                 }
             }
         }
+        // Only the keys some rule is listed by are read from documents.
+        by_key.retain(|(_, listing)| !listing.is_empty());
         Self { by_key, any }
     }
 
