@@ -16,6 +16,7 @@ pub mod fields;
 pub mod history;
 pub mod kql;
 mod lanes;
+pub mod lookup;
 pub mod prefilter;
 pub mod rule_pack;
 #[cfg(feature = "settings")]

@@ -403,6 +403,8 @@ impl RulePackDetector {
         if decided {
             // Any event ends a snapshot being read in pieces, as in the full path.
             self.snapshot_pieces = None;
+            // The full path does not run: its dispatch is not this record's to keep.
+            self.dispatched = None;
         }
         decided
     }
@@ -422,20 +424,23 @@ impl RulePackDetector {
         if !fields.raw {
             return FastFound::Undecided;
         }
+        self.dispatched = self.pack.dispatched(&fields, &mut self.candidates);
+        if self.dispatched.is_none() {
+            return FastFound::Undecided;
+        }
         let mut matching = std::mem::take(&mut self.matching);
         matching.clear();
-        let found = if self
-            .pack
-            .matching_raw(&fields, &mut matching, &mut self.eval_scratch)
-        {
+        let found = if self.pack.matching_raw(
+            &fields,
+            &self.candidates,
+            &mut matching,
+            &mut self.eval_scratch,
+        ) {
             self.fast_terms_of(&fields, &matching)
         } else {
             FastFound::Undecided
         };
         self.matching = matching;
-        if matches!(found, FastFound::Undecided) {
-            self.dispatched = self.pack.dispatched(&fields, &mut self.candidates);
-        }
         found
     }
 

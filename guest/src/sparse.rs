@@ -18,15 +18,14 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::fields::Fields;
+use crate::lookup::Table;
 use crate::{bytes, cloudtrail};
 
 /// The places of a set of fields: each field and every dotted path above one.
 #[derive(Debug, Clone, Default)]
 pub struct Reach {
-    /// An open-addressing table (a power of two long) of the places with their paths and hashes:
-    /// looked up for every key of a document, so compared by hash first and then with
-    /// [`bytes::equal`] (WebAssembly's `memcmp` compares a byte per step).
-    slots: Vec<Option<(u64, Box<str>, Place)>>,
+    /// The places by path: looked up for every key of a document.
+    places: Table<Place>,
     /// Bit `n`: some place's path is `n` bytes long (paths of 256 bytes or more set none: they are
     /// looked up whatever their length), so that most keys are passed over without a hash.
     lengths: [u64; 4],
@@ -76,26 +75,16 @@ impl Reach {
         for key in cloudtrail::RAW_MARKERS {
             places.entry(key).or_default().raw = true;
         }
-        let mut reach = Self {
-            slots: vec![None; (places.len() * 2).next_power_of_two().max(8)],
-            lengths: [0; 4],
-        };
-        for (path, place) in places {
-            let path: Box<str> = path.into();
-            if let Some(word) = reach.lengths.get_mut(path.len() / 64) {
+        let mut lengths = [0; 4];
+        for path in places.keys() {
+            if let Some(word) = lengths.get_mut(path.len() / 64) {
                 *word |= 1 << (path.len() % 64);
             }
-            let hash = hash(&path);
-            let mask = reach.slots.len() - 1;
-            let mut slot = hash as usize & mask;
-            while reach.slots.get(slot).is_some_and(Option::is_some) {
-                slot = (slot + 1) & mask;
-            }
-            if let Some(free) = reach.slots.get_mut(slot) {
-                *free = Some((hash, path, place));
-            }
         }
-        reach
+        Self {
+            places: Table::new(places.into_iter().map(|(path, place)| (path.into(), place))),
+            lengths,
+        }
     }
 
     /// What the key whose place is `path` is to the fields (nothing when `None`).
@@ -110,32 +99,8 @@ impl Reach {
         {
             return None;
         }
-        let hash = hash(path);
-        let mask = self.slots.len().checked_sub(1)?;
-        let mut slot = hash as usize & mask;
-        loop {
-            let (known_hash, known, place) = self.slots.get(slot)?.as_ref()?;
-            if *known_hash == hash && bytes::equal(known.as_bytes(), path.as_bytes()) {
-                return Some(*place);
-            }
-            slot = (slot + 1) & mask;
-        }
+        self.places.get(path).copied()
     }
-}
-
-/// FxHash's mixing, a word at a time: the table is fixed when the pack is built and only looked up
-/// with a document's paths, so a hash that resists chosen collisions buys nothing here.
-fn hash(path: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let (words, rest) = path.as_bytes().as_chunks::<8>();
-    let mut hash = path.len() as u64;
-    for word in words {
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(*word)).wrapping_mul(K);
-    }
-    for &byte in rest {
-        hash = (hash.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
-    }
-    hash
 }
 
 /// Whether two keys of one object could both hold a value of one field: they are equal, or one is

@@ -383,6 +383,71 @@ fn documents_are_dispatched_by_their_action_source_and_kind() {
     assert_eq!(marked(r#"{"user":{"name":"u"}}"#), ["any", "wildcard"]);
 }
 
+/// A raw CloudTrail record is evaluated only by the rules whose required API call or service it
+/// has (and those that require neither), and never by a rule that needs a field no raw record has
+/// or a data stream other than CloudTrail's.
+#[test]
+fn raw_records_are_dispatched_by_their_api_call_and_service() {
+    let names = [
+        "action", "service", "dataset", "no-field", "exists", "any", "either",
+    ];
+    let rules = [
+        r#"event.action: "GetUser" and user.name: *"#,
+        r#"event.provider: "lambda.amazonaws.com" and event.action: Invoke*"#,
+        r#"data_stream.dataset: "okta.system" and user.name: *"#,
+        r#"process.name: "sh" and user.name: *"#,
+        "http.version: * or (user.name: * and process.name: *)",
+        r#"data_stream.dataset: "aws.cloudtrail" and aws.cloudtrail.user_identity.access_key_id: AKIA*"#,
+        r#"event.action: "GetUser" or event.provider: "iam.amazonaws.com""#,
+    ];
+    let rules: Vec<Rule> = names
+        .iter()
+        .zip(rules)
+        .map(|(id, query)| probe_rule(id, &["user.name"], query, 1))
+        .collect();
+    let pack = Pack::new(rules).unwrap_or_else(|error| panic!("{error}"));
+    let listed = |record: &str| -> Vec<&str> {
+        let fields = newterms_guest::fastpath::scan(record)
+            .filter(|fields| fields.raw)
+            .unwrap_or_else(|| panic!("scanned as raw: {record}"));
+        let mut out = Candidates::default();
+        // The space of an earlier record's candidates is reused.
+        let any = pack.dispatched(&fields, &mut out);
+        let mut matching = Vec::new();
+        let raw: serde_json::Map<String, Value> =
+            serde_json::from_str(record).unwrap_or_else(|e| panic!("{e}"));
+        pack.matching(&newterms_guest::cloudtrail::to_ecs(&raw), &mut matching);
+        for &index in &matching {
+            assert!(
+                out.contains(index),
+                "rule {index} matches {record} but was not dispatched"
+            );
+        }
+        assert_eq!(any, Some(!out.listed().is_empty()));
+        out.listed()
+            .iter()
+            .filter_map(|&index| names.get(index).copied())
+            .collect()
+    };
+    let record = |source: &str, name: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T00:00:00Z","eventSource":"{source}","eventName":"{name}","userIdentity":{{"type":"IAMUser","userName":"u","accessKeyId":"AKIAEXAMPLE"}}}}"#
+        )
+    };
+    assert_eq!(
+        listed(&record("iam.amazonaws.com", "GetUser")),
+        ["action", "any", "either"]
+    );
+    assert_eq!(
+        listed(&record("lambda.amazonaws.com", "Invoke")),
+        ["service", "any", "either"]
+    );
+    assert_eq!(
+        listed(&record("s3.amazonaws.com", "GetObject")),
+        ["any", "either"]
+    );
+}
+
 #[test]
 fn every_published_rule_loads_into_one_pack() {
     // The 221 published rules beside the repository (../shared); a clone without them loads the

@@ -1,17 +1,19 @@
 //! Many rules over one document: every field any rule reads is read from the document once, in a
 //! field table shared by the rules' compiled queries; and a dispatch that tells, by the event's
-//! `event.action`, which rules may match it (the values of [`super::require::required_values`]).
+//! API call, service, source or kind, which rules may match it (the values of
+//! [`super::require::required_values`]).
 
 use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
 use super::eval::{CompileError, Compiled, Document, EvalScratch, FieldTable};
-use super::require::{Requirement, required_values};
+use super::require::{required_values, requires_value_of};
 use super::rule::Rule;
 use crate::cloudtrail::{self, Derivation, MAPPING, Mapping, RawField};
 use crate::fastpath::{RawFields, Slot};
 use crate::fields::Fields;
+use crate::lookup::Table;
 
 /// Rules evaluated together.
 pub struct Pack {
@@ -25,49 +27,51 @@ pub struct Pack {
     dispatch: Dispatch,
 }
 
-/// The ECS field whose value picks the rules to evaluate on a raw record: the API call, which
-/// almost every CloudTrail rule names.
-const DISPATCH_FIELD: &str = "event.action";
+/// The ECS fields whose values pick the rules to evaluate on a raw record, in the order a rule is
+/// listed under the first of them it requires a value of: the API call, which almost every
+/// CloudTrail rule names, then the service (`event.action: Invoke*` names no API call, but
+/// `event.provider: "lambda.amazonaws.com"` a service).
+const RAW_KEYS: [&str; 2] = ["event.action", "event.provider"];
 
-/// The ECS fields whose values pick the rules to evaluate on a document, in the order a rule is
-/// listed under the first of them it requires a value of: the API call, then the data source, then
-/// the kind of event. Of Elastic's 221 published rules, 3 require a value of none of them (each of
-/// the others requires one of 130 event.action, 54 data_stream.dataset, 25 event.category, ...), so
-/// a document is evaluated by the rules of its source and kind only.
+/// The ECS fields whose values pick the rules to evaluate on a document, as [`RAW_KEYS`] for raw
+/// records: the API call, then the data source, then the kind of event. Of Elastic's 221
+/// published rules, 3 require a value of none of them (each of the others requires one of 130
+/// event.action, 54 data_stream.dataset, 25 event.category, ...), so a document is evaluated by the
+/// rules of its source and kind only.
 const DOCUMENT_KEYS: [&str; 5] = [
-    DISPATCH_FIELD,
+    "event.action",
     "data_stream.dataset",
     "event.dataset",
     "event.category",
     "host.os.type",
 ];
 
-/// The rules that may match an event: on a raw record by its [`DISPATCH_FIELD`] value, where a
-/// rule whose query requires one of some values of it is listed under each of them and the others
-/// under every value; on a document by its [`DOCUMENT_KEYS`] values.
+/// The rules that may match an event: on a raw record by its [`RAW_KEYS`] values, among the rules
+/// a raw record may match at all; on a document by its [`DOCUMENT_KEYS`] values.
 struct Dispatch {
-    /// For raw records: the rules they may match.
-    raw: Listing,
-    /// For any document: every rule, by the first of [`DOCUMENT_KEYS`] it requires a value of.
+    /// For raw records, with where a raw record holds each key field.
+    raw: Keyed,
+    raw_keys: Vec<RawSource>,
+    /// For any document.
     documents: Keyed,
-    source: RawSource,
 }
 
-/// Every rule of a pack, each under the values of the first of [`DOCUMENT_KEYS`] it requires one
-/// of, or among those that require none.
+/// Rules of a pack, each under the values of the first key field it requires one of, or among
+/// those that require none.
 struct Keyed {
     /// Per key field some rule requires values of: the rules listed under each value.
-    by_key: Vec<(&'static str, HashMap<String, Vec<usize>>)>,
+    by_key: Vec<(&'static str, Table<Vec<usize>>)>,
     /// The rules that require a value of no key field.
     any: Vec<usize>,
 }
 
 impl Keyed {
-    fn new(rules: &[Rule]) -> Self {
+    /// The rules `listed`, by `keys`.
+    fn new(rules: &[Rule], keys: &[&'static str], listed: impl Fn(usize) -> bool) -> Self {
         let mut by_key: Vec<(&'static str, HashMap<String, Vec<usize>>)> =
-            DOCUMENT_KEYS.map(|key| (key, HashMap::new())).into();
+            keys.iter().map(|&key| (key, HashMap::new())).collect();
         let mut any = Vec::new();
-        for (index, rule) in rules.iter().enumerate() {
+        for (index, rule) in rules.iter().enumerate().filter(|&(index, _)| listed(index)) {
             let keyed = by_key
                 .iter_mut()
                 .find_map(|(key, listing)| Some((listing, required_values(&rule.query, key)?)));
@@ -82,8 +86,17 @@ impl Keyed {
                 }
             }
         }
-        // Only the keys some rule is listed by are read from documents.
-        by_key.retain(|(_, listing)| !listing.is_empty());
+        let by_key = by_key
+            .into_iter()
+            // Only the keys some rule is listed by are read.
+            .filter(|(_, listing)| !listing.is_empty())
+            .map(|(key, listing)| {
+                let listing = listing
+                    .into_iter()
+                    .map(|(value, rules)| (value.into(), rules));
+                (key, Table::new(listing))
+            })
+            .collect();
         Self { by_key, any }
     }
 
@@ -91,88 +104,57 @@ impl Keyed {
     fn fields(&self) -> impl Iterator<Item = &str> {
         self.by_key.iter().map(|(field, _)| *field)
     }
-}
 
-/// Some of a pack's rules, by the [`DISPATCH_FIELD`] value they require.
-struct Listing {
-    /// Per value: the rules requiring it and those requiring none, in pack order.
-    by_value: HashMap<String, Vec<usize>>,
-    /// The rules that require no value.
-    any: Vec<usize>,
-}
-
-impl Listing {
-    /// The rules `listed` among those whose required values (if any) are `required`.
-    fn new(required: &[Option<Vec<String>>], listed: impl Fn(usize) -> bool) -> Self {
-        let any: Vec<usize> = (0..required.len())
-            .filter(|&index| listed(index) && required.get(index).is_some_and(Option::is_none))
-            .collect();
-        let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, values) in required.iter().enumerate() {
-            if !listed(index) {
-                continue;
-            }
-            for value in values.iter().flatten() {
-                let listed = by_value.entry(value.clone()).or_insert_with(|| any.clone());
-                if !listed.contains(&index) {
-                    listed.push(index);
+    /// Lists in `out` the rules for an event whose values of the key fields are `values_of`
+    /// each (`None`: it cannot tell, and then `out` means nothing).
+    fn list<I>(
+        &self,
+        rules: usize,
+        mut values_of: impl FnMut(usize, &str) -> Option<I>,
+        out: &mut Candidates,
+    ) -> Option<()>
+    where
+        I: IntoIterator<Item: AsRef<str>>,
+    {
+        out.clear(rules);
+        out.add(&self.any);
+        for (key, (field, listing)) in self.by_key.iter().enumerate() {
+            for value in values_of(key, field)? {
+                if let Some(rules) = listing.get(value.as_ref()) {
+                    out.add(rules);
                 }
             }
         }
-        for listed in by_value.values_mut() {
-            listed.sort_unstable();
-        }
-        Self { by_value, any }
-    }
-
-    /// The rules listed for a document whose value is `value`.
-    fn rules(&self, value: Option<&str>) -> &[usize] {
-        match value {
-            Some(value) => self.by_value.get(value).unwrap_or(&self.any),
-            None => &self.any,
-        }
+        out.listed.sort_unstable();
+        Some(())
     }
 }
 
-/// Whether every document meeting `requirement` has a value of a field that `field` accepts.
-fn requires_field(requirement: &Requirement, field: &dyn Fn(&str) -> bool) -> bool {
-    match requirement {
-        Requirement::Needle(needle) => field(&needle.field),
-        Requirement::All(parts) => parts.iter().any(|part| requires_field(part, field)),
-        Requirement::Any(parts) => parts.iter().all(|part| requires_field(part, field)),
-    }
+/// Whether a raw CloudTrail record may match `rule`: not when its query needs a value of a field
+/// no raw record has (`process.name`), or one of some values of a field that the mapping sets to
+/// another constant (`data_stream.dataset: "okta.system"`).
+fn may_match_raw(rule: &Rule) -> bool {
+    let never = |field: &str| matches!(RawSource::of(field), RawSource::Never);
+    !requires_value_of(&rule.query, &never)
+        && MAPPING.iter().all(|row| match row.derivation {
+            Derivation::Constant(constant) => required_values(&rule.query, row.ecs)
+                .is_none_or(|values| values.iter().any(|value| value == constant)),
+            _ => true,
+        })
 }
 
 impl Dispatch {
     fn new(rules: &[Rule]) -> Self {
-        // A rule that needs a value of a field no raw record has is listed nowhere.
-        let possible: Vec<bool> = rules
-            .iter()
-            .map(|rule| {
-                rule.requirement().is_none_or(|requirement| {
-                    !requires_field(&requirement, &|field| {
-                        matches!(RawSource::of(field), RawSource::Never)
-                    })
-                })
-            })
-            .collect();
-        let required: Vec<Option<Vec<String>>> = rules
-            .iter()
-            .map(|rule| required_values(&rule.query, DISPATCH_FIELD))
-            .collect();
+        let possible: Vec<bool> = rules.iter().map(may_match_raw).collect();
+        let raw = Keyed::new(rules, &RAW_KEYS, |index| {
+            possible.get(index).copied().unwrap_or(true)
+        });
+        let raw_keys = raw.fields().map(RawSource::of).collect();
         Self {
-            raw: Listing::new(&required, |index| {
-                possible.get(index).copied().unwrap_or(true)
-            }),
-            documents: Keyed::new(rules),
-            source: RawSource::of(DISPATCH_FIELD),
+            raw,
+            raw_keys,
+            documents: Keyed::new(rules, &DOCUMENT_KEYS, |_| true),
         }
-    }
-
-    /// The rules that may match the raw record `fields` was scanned from; `None` when the scan
-    /// cannot tell its value.
-    fn rules(&self, fields: &RawFields<'_>) -> Option<&[usize]> {
-        Some(self.raw.rules(self.source.value(fields)?))
     }
 }
 
@@ -360,24 +342,23 @@ impl Pack {
         shared.decided()
     }
 
-    /// [`Pack::matching`] for the raw CloudTrail record that `fields` was scanned from (as the
-    /// ECS document `to_ecs` makes of it), without that document: `false` when the scan cannot tell
-    /// (a field it does not keep, a value that is not a string, a nested query, or a matching rule
-    /// with filters), and then `out` means nothing.
+    /// [`Pack::matching_among`] for the raw CloudTrail record that `fields` was scanned from (as
+    /// the ECS document `to_ecs` makes of it), without that document, among the rules `candidates`
+    /// lists ([`Pack::dispatched`] for it): `false` when the scan cannot tell (a field it does not
+    /// keep, a value that is not a string, a nested query, or a matching rule with filters), and
+    /// then `out` means nothing.
     /// `scratch` is space kept between records (see [`Document::from_slots`]).
     pub fn matching_raw(
         &self,
         fields: &RawFields<'_>,
+        candidates: &Candidates,
         out: &mut Vec<usize>,
         scratch: &mut EvalScratch,
     ) -> bool {
-        let Some(rules) = self.dispatch.rules(fields) else {
-            return false;
-        };
         let read = |slot: usize| self.raw_fields.get(slot)?.value(fields);
         let mut shared = Document::from_slots(&read, &self.fields, std::mem::take(scratch));
         let mut decided = true;
-        for &index in rules {
+        for &index in &candidates.listed {
             let (Some(rule), Some(compiled)) = (self.rules.get(index), self.compiled.get(index))
             else {
                 continue;
@@ -405,18 +386,12 @@ impl Pack {
         document: &(impl Fields + ?Sized),
         out: &mut Candidates,
     ) -> bool {
-        out.clear(self.rules.len());
-        let keyed = &self.dispatch.documents;
-        out.add(&keyed.any);
-        for (field, listing) in &keyed.by_key {
-            for value in document.values_of(field) {
-                if let Some(rules) = listing.get(value.as_ref()) {
-                    out.add(rules);
-                }
-            }
-        }
-        out.listed.sort_unstable();
-        !out.listed.is_empty()
+        let listed = self.dispatch.documents.list(
+            self.rules.len(),
+            |_, field| Some(document.values_of(field)),
+            out,
+        );
+        listed.is_some() && !out.listed.is_empty()
     }
 
     /// Where a raw CloudTrail record holds each term field of rule `index`.
@@ -425,15 +400,16 @@ impl Pack {
     }
 
     /// [`Pack::dispatched_document`] for the raw CloudTrail record `fields` was scanned from,
-    /// without its document: the rules [`Pack::matching_raw`] evaluates on it (by its
-    /// `event.action`), which include every rule that may match it. `None` (and `out` means nothing) when the scan
-    /// cannot tell its `event.action`.
+    /// without its document: the rules that may match it, by its [`RAW_KEYS`] values, among those
+    /// that may match a raw record at all; whether any may. `None` (and `out` means nothing) when
+    /// the scan cannot tell a key's value.
     pub fn dispatched(&self, fields: &RawFields<'_>, out: &mut Candidates) -> Option<bool> {
-        let rules = self.dispatch.rules(fields)?;
-        out.clear(self.rules.len());
-        // A listing is in pack order, without repeats.
-        out.add(rules);
-        Some(!rules.is_empty())
+        self.dispatch.raw.list(
+            self.rules.len(),
+            |key, _| self.dispatch.raw_keys.get(key)?.value(fields),
+            out,
+        )?;
+        Some(!out.listed.is_empty())
     }
 }
 
@@ -489,7 +465,7 @@ mod tests {
 
     fn required(query: &str) -> Option<Vec<String>> {
         let query = parse(query).unwrap_or_else(|error| panic!("{error}"));
-        required_values(&query, DISPATCH_FIELD)
+        required_values(&query, "event.action")
     }
 
     #[test]
@@ -513,6 +489,35 @@ mod tests {
             "event.provider: x",
         ] {
             assert_eq!(required(query), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn the_fields_a_query_needs_a_value_of() {
+        let needs = |query: &str| {
+            let query = parse(query).unwrap_or_else(|error| panic!("{error}"));
+            requires_value_of(&query, &|field| field == "a.b")
+        };
+        for query in [
+            "a.b: x",
+            "a.b: *",
+            "a.b.caseless: x",
+            "a.b >= 3",
+            "c: x and a.b: 10.0.0.0/8",
+            "a.b: x or (c: y and a.b: z)",
+            "a: { b: x }",
+        ] {
+            assert!(needs(query), "{query}");
+        }
+        for query in [
+            "not a.b: x",
+            "a.b: x or c: y",
+            "a.*: x",
+            "x",
+            "c: *",
+            "a.b.c: x",
+        ] {
+            assert!(!needs(query), "{query}");
         }
     }
 

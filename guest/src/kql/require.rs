@@ -1,6 +1,8 @@
-//! Literals a document's text must contain for a query to match it, each naming its field: a rule
-//! pack's dispatch uses the fields to leave out, on raw CloudTrail, rules that need a field no raw
-//! record has; tests hold the built-in rule's needle to the one its query requires.
+//! What a document must have for a query to match it: literals its text must contain, each naming
+//! its field (tests hold the built-in rule's needle to the one its query requires); the values of a
+//! field one of which it must have, and the fields it must have a value of (a rule pack's dispatch
+//! lists rules by the first and leaves out, on raw CloudTrail, rules that need a field no raw
+//! record has).
 //!
 //! # Why it is sound
 //! A clause `field: "text"` (or a wildcard value) can only hold when some value of the field holds
@@ -16,7 +18,7 @@
 //! the raw-to-ECS mapping copies verbatim ([`crate::cloudtrail::copies_verbatim`]).
 
 use super::eval::is_ip_field;
-use super::parse::{Query, Value};
+use super::parse::{Field, Query, Value};
 
 /// A text the document must contain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +125,36 @@ pub fn required_values(query: &Query, field: &str) -> Option<Vec<String>> {
             Some(values)
         }
         _ => None,
+    }
+}
+
+/// Whether every document `query` matches has a value of some field that `field` accepts (its full
+/// path, the base name for `.caseless`): a field it compares, tests for existence or ranges over,
+/// in every part of an `or` or some part of an `and`. A `not` requires nothing.
+pub fn requires_value_of(query: &Query, field: &dyn Fn(&str) -> bool) -> bool {
+    requires_value_under(query, "", field)
+}
+
+fn requires_value_under(query: &Query, prefix: &str, field: &dyn Fn(&str) -> bool) -> bool {
+    let named = |name: &Field| {
+        let full = format!("{prefix}{}", name.name);
+        !name.wildcard && field(full.strip_suffix(".caseless").unwrap_or(&full))
+    };
+    match query {
+        Query::All | Query::Not(_) | Query::Is { field: None, .. } => false,
+        Query::Is {
+            field: Some(name), ..
+        }
+        | Query::Range { field: name, .. } => named(name),
+        Query::And(parts) => parts
+            .iter()
+            .any(|part| requires_value_under(part, prefix, field)),
+        Query::Or(parts) => parts
+            .iter()
+            .all(|part| requires_value_under(part, prefix, field)),
+        Query::Nested { path, query } => {
+            !path.wildcard && requires_value_under(query, &format!("{prefix}{}.", path.name), field)
+        }
     }
 }
 
