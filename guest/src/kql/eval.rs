@@ -151,6 +151,10 @@ enum Bound {
     Text(String),
 }
 
+/// The last [`Document::generation`] before the stamps start again: a test's answer keeps the
+/// generation above its bit.
+const MAX_GENERATION: u32 = u32::MAX >> 1;
+
 /// One document's field values, read once per field and shared by every query compiled against the
 /// same field table ([`Compiled::new_in`]).
 pub struct Document<'a> {
@@ -168,8 +172,9 @@ pub struct Document<'a> {
     current: Values<'a>,
     /// Set when a field was read that the source cannot tell: the evaluation means nothing.
     undecided: bool,
-    /// Per test of the table: 0 not evaluated on this document yet, 1 false, 2 true.
-    memo: Vec<u8>,
+    /// Per test of the table: its answer on the document (by [`Document::generation`]) that last
+    /// evaluated it, as `generation << 1 | holds`; kept from one document to the next as `stamps`.
+    memo: Vec<u32>,
 }
 
 /// The space a [`Document`] read from fields takes, kept from one document to the next so that
@@ -179,7 +184,7 @@ pub struct EvalScratch {
     values: Vec<Values<'static>>,
     stamps: Vec<(u32, u32)>,
     generation: u32,
-    memo: Vec<u8>,
+    memo: Vec<u32>,
 }
 
 /// A field's values once read: most fields have one, kept without a vector.
@@ -267,16 +272,22 @@ impl<'a> Document<'a> {
             mut memo,
         } = scratch;
         let generation = match generation.checked_add(1) {
-            Some(next) if stamps.len() == table.names.len() => next,
+            Some(next)
+                if next <= MAX_GENERATION
+                    && stamps.len() == table.names.len()
+                    && memo.len() == table.tests.len() =>
+            {
+                next
+            }
             // A new table, or every generation used: no stamp may look like this document's.
             _ => {
                 stamps.clear();
                 stamps.resize(table.names.len(), (0, 0));
+                memo.clear();
+                memo.resize(table.tests.len(), 0);
                 1
             }
         };
-        memo.clear();
-        memo.resize(table.tests.len(), 0);
         Self {
             source,
             table,
@@ -385,15 +396,14 @@ impl Compiled {
             Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
             Node::Not(part) => !self.holds(part, document),
             Node::Test { id } => match document.memo.get(*id) {
-                Some(1) => false,
-                Some(2) => true,
+                Some(known) if known >> 1 == document.generation => known & 1 == 1,
                 _ => {
                     let Some((slot, test)) = document.table.tests.get(*id) else {
                         return false;
                     };
                     let holds = test.holds(document.values(*slot));
                     if let Some(known) = document.memo.get_mut(*id) {
-                        *known = 1 + u8::from(holds);
+                        *known = document.generation << 1 | u32::from(holds);
                     }
                     holds
                 }
