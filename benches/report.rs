@@ -353,6 +353,16 @@ fn scan_times_in_turns<const N: usize>(
     content: &[u8],
     arguments: [&[&str]; N],
 ) -> [Duration; N] {
+    scan_samples_in_turns(dir, name, content, arguments).map(median)
+}
+
+/// [`scan_times_in_turns`], each round's time rather than their median.
+fn scan_samples_in_turns<const N: usize>(
+    dir: &Path,
+    name: &str,
+    content: &[u8],
+    arguments: [&[&str]; N],
+) -> [Vec<Duration>; N] {
     let path = dir.join(name);
     std::fs::write(&path, content).expect("write stream file");
     let at = path.as_path();
@@ -362,7 +372,7 @@ fn scan_times_in_turns<const N: usize>(
             .map(|run| run as &mut dyn FnMut() -> Duration),
     );
     let _ = std::fs::remove_file(&path);
-    samples.map(median)
+    samples
 }
 
 /// Runs each of `runs` once per round, in turn (a, b, c, a, b, c...), for [`ROUNDS`] rounds, so that
@@ -675,7 +685,7 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
         })
         .collect();
     let [a, b, c, d, e, f] = std::array::from_fn(|index| arguments[index].as_slice());
-    let times = scan_times_in_turns(
+    let rounds = scan_samples_in_turns(
         scratch,
         "rules-mixed.ndjson",
         text.as_bytes(),
@@ -691,12 +701,18 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
         start.as_bytes(),
         [a, b, c, d, e, f],
     );
-    let net = |index: usize| {
-        times[index]
-            .saturating_sub(starts[index])
-            .as_secs_f64()
-            .max(f64::EPSILON)
-    };
+    // Each round's time minus the set's start; a ratio is the median of the rounds' ratios.
+    let net_rounds: Vec<Vec<Duration>> = rounds
+        .iter()
+        .zip(&starts)
+        .map(|(runs, start)| {
+            runs.iter()
+                .map(|run| run.saturating_sub(*start).max(Duration::from_micros(1)))
+                .collect()
+        })
+        .collect();
+    let net = |index: usize| median(net_rounds[index].clone()).as_secs_f64();
+    let over = |fast: usize, slow: usize| median_ratio(&net_rounds[fast], &net_rounds[slow]);
     println!("\n## Rule packs (`newterms scan`, mixed stream, {SCAN_EVENTS} events)\n");
     println!(
         "| rules | `--threads 1` minus start | vs built-in | `--threads 2` minus start | vs built-in | two threads / one |"
@@ -715,21 +731,21 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
         println!(
             "| {name} | {} | {:.2}x | {} | {:.2}x | {:.2}x |",
             rate_of(one),
-            net(0) / net(one),
+            over(0, one),
             rate_of(two),
-            net(1) / net(two),
-            net(one) / net(two)
+            over(1, two),
+            over(one, two)
         );
         let target = [None, Some(0.5), Some(0.25)][set];
         if let Some(target) = target {
             targets.push((
                 format!("{name} / built-in, one thread"),
-                net(0) / net(one),
+                over(0, one),
                 target,
             ));
             targets.push((
                 format!("{name} / built-in, two threads"),
-                net(1) / net(two),
+                over(1, two),
                 target,
             ));
         }
@@ -744,7 +760,7 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
         .map(|start| format!("{:.0}", start.as_secs_f64() * 1e3))
         .collect();
     println!(
-        "\n(each figure the median of {ROUNDS} runs in turns, minus the same command's start, timed on the stream's first {START_EVENTS} events so that every extracting thread makes its instance: {} ms in the table's order; the rate is of the other {} events)",
+        "\n(each rate the median of {ROUNDS} runs in turns, each ratio the median of the rounds' ratios, minus the same command's start, timed on the stream's first {START_EVENTS} events so that every extracting thread makes its instance: {} ms in the table's order; the rate is of the other {} events)",
         starts.join(", "),
         counted_events
     );
