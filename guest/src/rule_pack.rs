@@ -403,8 +403,6 @@ impl RulePackDetector {
         if decided {
             // Any event ends a snapshot being read in pieces, as in the full path.
             self.snapshot_pieces = None;
-            // The full path does not run: its dispatch is not this record's to keep.
-            self.dispatched = None;
         }
         decided
     }
@@ -441,6 +439,10 @@ impl RulePackDetector {
             FastFound::Undecided
         };
         self.matching = matching;
+        if !matches!(found, FastFound::Undecided) {
+            // Decided here: no full path reads this record's dispatch.
+            self.dispatched = None;
+        }
         found
     }
 
