@@ -207,12 +207,22 @@ fn killed_with_threads_it_ends_with_the_alerts_of_one_uninterrupted_thread() {
         (directory.join("ref.state"), directory.join("ref.ndjson"));
     let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
     reference_args.extend(["--threads", "1"]);
-    let started = std::time::Instant::now();
     let reference = newterms(&reference_args, b"");
-    let run_ms = started.elapsed().as_millis() as u64 + 1;
     assert!(reference.status.success(), "{}", reference.stderr);
     let expected_alerts = std::fs::read(&reference_alerts).expect("reference alerts");
     let expected_state = std::fs::read(&reference_state).expect("reference state");
+    // Kills land within the time of an uninterrupted run with the trials' threads: with one
+    // thread's time, a faster threaded run would often finish before its kill.
+    let (timed_state, timed_alerts) = (
+        directory.join("timed.state"),
+        directory.join("timed.ndjson"),
+    );
+    let mut timed_args = scan_args(&timed_state, &timed_alerts, &inputs);
+    timed_args.extend(["--threads", "3"]);
+    let started = std::time::Instant::now();
+    let timed = newterms(&timed_args, b"");
+    let run_ms = started.elapsed().as_millis() as u64 + 1;
+    assert!(timed.status.success(), "{}", timed.stderr);
 
     let mut random = Lcg(99);
     let (mut kills, mut resumed) = (0, 0);
