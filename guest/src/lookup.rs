@@ -24,7 +24,9 @@ impl<V> Default for Table<V> {
 
 impl<V> Table<V> {
     /// The table of `entries`, whose keys are distinct (of two equal keys, lookups find the first).
-    pub fn new(entries: impl ExactSizeIterator<Item = (Box<str>, V)>) -> Self {
+    pub fn new(entries: impl IntoIterator<Item = (Box<str>, V)>) -> Self {
+        // Counted, not trusted from a size hint: at least half the slots stay free.
+        let entries: Vec<(Box<str>, V)> = entries.into_iter().collect();
         let mut slots: Vec<Option<(u64, Box<str>, V)>> = Vec::new();
         slots.resize_with((entries.len() * 2).next_power_of_two().max(8), || None);
         let mask = slots.len() - 1;
