@@ -13,7 +13,7 @@ pub fn parse(text: &str) -> Option<u128> {
 }
 
 /// A block of addresses: those whose first `prefix` bits equal the network's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Block {
     network: u128,
     prefix: u32,

@@ -84,7 +84,7 @@ impl Value {
 }
 
 /// A range comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RangeOp {
     /// `<`
     Lt,

@@ -2,7 +2,7 @@
 //! matches itself) and Elasticsearch `wildcard` queries' (`*`, `?` for one character, `\` escapes).
 
 /// One element of a compiled pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Token {
     /// This character.
     Char(char),
@@ -13,7 +13,7 @@ pub enum Token {
 }
 
 /// A pattern that must cover the whole value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
     tokens: Vec<Token>,
     case_insensitive: bool,
@@ -38,9 +38,16 @@ impl Run {
     }
 }
 
+/// A run is its text: the searcher follows from it.
 impl PartialEq for Run {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
+    }
+}
+
+impl std::hash::Hash for Run {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
     }
 }
 
