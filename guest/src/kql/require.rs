@@ -201,3 +201,38 @@ impl Requirement {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kql::parse;
+
+    #[test]
+    fn the_fields_a_query_needs_a_value_of() {
+        let needs = |query: &str| {
+            let query = parse(query).unwrap_or_else(|error| panic!("{error}"));
+            requires_value_of(&query, &|field| field == "a.b")
+        };
+        for query in [
+            "a.b: x",
+            "a.b: *",
+            "a.b.caseless: x",
+            "a.b >= 3",
+            "c: x and a.b: 10.0.0.0/8",
+            "a.b: x or (c: y and a.b: z)",
+            "a: { b: x }",
+        ] {
+            assert!(needs(query), "{query}");
+        }
+        for query in [
+            "not a.b: x",
+            "a.b: x or c: y",
+            "a.*: x",
+            "x",
+            "c: *",
+            "a.b.c: x",
+        ] {
+            assert!(!needs(query), "{query}");
+        }
+    }
+}
