@@ -182,7 +182,8 @@ fn throughput(
         let scan_bytes = streams::bytes(&scan_events);
         let file_name = format!("{}.ndjson", name.split(' ').next().unwrap_or("stream"));
         let path = scratch.join(&file_name);
-        std::fs::write(&path, ndjson_text(&scan_events)).expect("write stream file");
+        let text = ndjson_text(&scan_events);
+        std::fs::write(&path, &text).expect("write stream file");
         // The figures the targets compare, run in turns (native, component, one thread, two
         // threads, again...): the machine's speed drifts, and turns see the same drift, so each
         // target is the median of its ratio round by round.
@@ -207,11 +208,8 @@ fn throughput(
             &mut || scan_once(&path, &["--threads", "2"]),
         ]);
         let gzip_path = scratch.join(format!("{file_name}.gz"));
-        std::fs::write(
-            &gzip_path,
-            gzipped(&std::fs::read(&path).expect("stream file")),
-        )
-        .expect("write gzip file");
+        std::fs::write(&gzip_path, gzipped(text.as_bytes())).expect("write gzip file");
+        drop(text);
         let [gzip_runs] = in_turns([&mut || scan_once(&gzip_path, &["--threads", "1"])]);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(&gzip_path);
@@ -224,15 +222,10 @@ fn throughput(
             start.as_bytes(),
             [&["--threads", "1"], &["--threads", "2"]],
         );
-        let minus = |runs: &[Duration], start: Duration| -> Vec<Duration> {
-            runs.iter()
-                .map(|run| run.saturating_sub(start).max(Duration::from_micros(1)))
-                .collect()
-        };
         let (scan_net, scan_two_net, gzip_net) = (
-            minus(&scan_runs, start_one),
-            minus(&scan_two_runs, start_two),
-            minus(&gzip_runs, start_cost),
+            minus_start(&scan_runs, start_one),
+            minus_start(&scan_two_runs, start_two),
+            minus_start(&gzip_runs, start_cost),
         );
         let (native, ndjson) = (median(native_runs.clone()), median(ndjson_runs.clone()));
         let (scan, scan_run) = (median(scan_runs), median(scan_net.clone()));
@@ -335,14 +328,15 @@ fn gzipped(bytes: &[u8]) -> Vec<u8> {
 
 /// Median wall time of `newterms scan` over a file holding `content` (alerts to /dev/null).
 fn scan_time(dir: &Path, name: &str, content: &[u8]) -> Duration {
-    scan_time_with(dir, name, content, &[])
+    let [time] = scan_times_in_turns(dir, name, content, [&[]]);
+    time
 }
 
-/// [`scan_time`] with more arguments to `newterms scan`.
-fn scan_time_with(dir: &Path, name: &str, content: &[u8], arguments: &[String]) -> Duration {
-    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
-    let [time] = scan_times_in_turns(dir, name, content, [&arguments]);
-    time
+/// Each of `runs` minus `start` (at least a microsecond): the runs' own work.
+fn minus_start(runs: &[Duration], start: Duration) -> Vec<Duration> {
+    runs.iter()
+        .map(|run| run.saturating_sub(start).max(Duration::from_micros(1)))
+        .collect()
 }
 
 /// Median wall times of `newterms scan` over one file holding `content`, with each set of
@@ -705,11 +699,7 @@ fn rule_packs(mixed: &[String], scratch: &Path) {
     let net_rounds: Vec<Vec<Duration>> = rounds
         .iter()
         .zip(&starts)
-        .map(|(runs, start)| {
-            runs.iter()
-                .map(|run| run.saturating_sub(*start).max(Duration::from_micros(1)))
-                .collect()
-        })
+        .map(|(runs, start)| minus_start(runs, *start))
         .collect();
     let net = |index: usize| median(net_rounds[index].clone()).as_secs_f64();
     let over = |fast: usize, slow: usize| median_ratio(&net_rounds[fast], &net_rounds[slow]);
