@@ -13,16 +13,15 @@ use wasm::{Face, build_faces, env_var, nested_target_dir, watch};
 const FACES: &[Face] = &[
     // The component: the contract (`wit/rule.wit`), imports nothing. WebAssembly SIMD: the
     // prefilter's one pass and memchr's searches run 16 bytes at a time; every wasmtime configuration
-    // this host uses enables SIMD, as do the other component hosts of note. Optimised for size
-    // (~630 KB with the rule-pack engine; opt-level 3 makes it ~820 KB and measured no faster for the
-    // built-in rule, 1.04x for a pack); the hot loops are written so that a size-optimised build still
-    // keeps them tight (see benches/README.md).
+    // this host uses enables SIMD, as do the other component hosts of note. opt-level 2 (~780 KB
+    // against ~580 KB at `s`): a rule pack runs in 0.90-0.95x the time, the built-in rule in about
+    // the same; 3 is no faster than 2 (see benches/README.md, stop 26).
     Face {
         package: "newterms-component",
         target: "wasm32-unknown-unknown",
         rustflags: &["-Ctarget-feature=+simd128"],
         profile: "guest",
-        opt_level: "s",
+        opt_level: "2",
         as_cdylib: true,
         output: "newterms_rule.wasm",
         component: true,

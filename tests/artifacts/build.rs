@@ -12,14 +12,14 @@ use wasm::{Face, build_faces, env_var, nested_target_dir, watch};
 /// The test guests.
 const GUESTS: &[Face] = &[
     // A deliberately faulty rule that the tests run the host against (a cdylib crate; no LTO, see the
-    // `hostile` profile). The same code generation as the component (SIMD, size), so that it runs the
-    // real rule as the product does.
+    // `hostile` profile). The same code generation as the component (SIMD, opt-level 2), so that it
+    // runs the real rule as the product does.
     Face {
         package: "newterms-hostile-guest",
         target: "wasm32-unknown-unknown",
         rustflags: &["-Ctarget-feature=+simd128"],
         profile: "hostile",
-        opt_level: "s",
+        opt_level: "2",
         as_cdylib: false,
         output: "newterms_hostile.wasm",
         component: true,
