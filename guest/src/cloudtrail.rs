@@ -2,13 +2,12 @@
 //! rule reads (see the mapping table in the rule's reference).
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 
-use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 use crate::bytes;
 use crate::fields::{self, is_blank, without_blanks};
+use crate::lanes::{Lanes, WIDTH};
 use crate::time;
 
 /// Whether a JSON object is a raw CloudTrail record rather than an ECS document.
@@ -31,23 +30,39 @@ pub const RAW_MARKERS: &[&str] = &[
 /// as written, between quotes. `false` is certain, since the scan leaves a key with an escape to the
 /// parser; an ECS document, whose keys are none of them, is then not scanned as raw at all.
 pub fn may_be_raw(text: &[u8]) -> bool {
-    // Every marker but `userIdentity` begins with `event`: two searches find where one may be,
-    // with searchers made once (making one costs about as much as a search of a record).
-    static SEARCHES: OnceLock<(Finder<'static>, Finder<'static>)> = OnceLock::new();
-    let (event, identity) = SEARCHES.get_or_init(|| {
-        (
-            Finder::new(b"\"event").into_owned(),
-            Finder::new(b"\"userIdentity\"").into_owned(),
-        )
-    });
-    let marker_at = |at: usize| {
-        let rest = text.get(at + 1..).unwrap_or_default();
-        RAW_MARKERS.iter().any(|key| {
-            rest.strip_prefix(key.as_bytes())
-                .is_some_and(|after| after.first() == Some(&b'"'))
-        })
+    // Every marker begins with `e` or `u`: one vector pass finds the quotes followed by either, and
+    // only those are compared with the markers (two searches, for `"event` and `"userIdentity"`,
+    // each read the whole of an ECS document).
+    let quote = Lanes::splat(b'"');
+    let (e, u) = (Lanes::splat(b'e'), Lanes::splat(b'u'));
+    let mut from = 0;
+    while let Some((here, next)) = text.get(from..).and_then(|rest| {
+        let next = rest.get(1..)?.first_chunk::<WIDTH>()?;
+        Some((rest.first_chunk::<WIDTH>()?, next))
+    }) {
+        let next = Lanes::load(next);
+        let starts = Lanes::load(here).eq(quote).and(next.eq(e).or(next.eq(u)));
+        let mut bits = starts.bitmask();
+        while bits != 0 {
+            if marker_at(text, from + bits.trailing_zeros() as usize) {
+                return true;
+            }
+            bits &= bits - 1;
+        }
+        from += WIDTH;
+    }
+    (from..text.len()).any(|at| marker_at(text, at))
+}
+
+/// Whether a quote at `at` opens one of [`RAW_MARKERS`], closed by a quote.
+fn marker_at(text: &[u8], at: usize) -> bool {
+    let Some((b'"', rest)) = text.get(at..).and_then(<[u8]>::split_first) else {
+        return false;
     };
-    event.find_iter(text).any(marker_at) || identity.find(text).is_some()
+    RAW_MARKERS.iter().any(|key| {
+        rest.strip_prefix(key.as_bytes())
+            .is_some_and(|after| after.first() == Some(&b'"'))
+    })
 }
 
 /// A field of the raw record that the mapping reads.
@@ -652,5 +667,22 @@ mod tests {
         }
         // A value spelled as a marker may be one: the scan looks.
         assert!(may_be_raw(br#"{"event.action":"eventName"}"#));
+    }
+
+    #[test]
+    fn finds_a_marker_wherever_it_starts() {
+        // Each marker at every offset, so that it starts in every lane of a vector, across the
+        // vectors' edges and in the bytes after the last whole one; and near misses there.
+        for key in RAW_MARKERS {
+            for padding in 0..40 {
+                let spaces = " ".repeat(padding);
+                let raw = format!(r#"{{{spaces}"{key}":"x"}}"#);
+                assert!(may_be_raw(raw.as_bytes()), "{raw}");
+                let cut = format!(r#"{{{spaces}"{key}"#);
+                assert!(!may_be_raw(cut.as_bytes()), "{cut}");
+                let longer = format!(r#"{{{spaces}"{key}x":"x", "u":"e", "e"}}"#);
+                assert!(!may_be_raw(longer.as_bytes()), "{longer}");
+            }
+        }
     }
 }

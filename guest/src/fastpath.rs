@@ -385,7 +385,7 @@ fn sparse_walk<'a, const ESCAPED: bool>(
     if bytes.get(scanner.at) != Some(&b'{') {
         return None;
     }
-    scanner.sparse(reach, &mut String::new(), Place::TOP, fields)?;
+    scanner.sparse(reach, Place::TOP, fields)?;
     scanner.ws();
     (scanner.at == bytes.len()).then_some(())
 }
@@ -870,33 +870,20 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
     }
 
     /// The value here, validated; the scalars of a wanted field go to `fields`, the objects
-    /// above one are searched (`place` is the value's, `path` its dotted path; see
-    /// [`crate::sparse`]). `None` to leave the document to the parser.
-    fn sparse(
-        &mut self,
-        reach: &Reach,
-        path: &mut String,
-        place: Place,
-        fields: &mut SparseFields<'a>,
-    ) -> Option<()> {
+    /// above one are searched (`place` is the value's; see [`crate::sparse`]). `None` to leave
+    /// the document to the parser.
+    fn sparse(&mut self, reach: &Reach, place: Place, fields: &mut SparseFields<'a>) -> Option<()> {
         match *self.bytes.get(self.at)? {
             b'{' if place.above => {
                 self.at += 1;
                 self.enter()?;
-                let top = path.is_empty();
                 // The keys of this object that hold values: no two may both hold one field's.
-                let mut holding: [&str; 32] = [""; 32];
+                let mut holding: [&[u8]; 32] = [b""; 32];
                 let mut held = 0;
                 self.members(|scanner, key| {
-                    let key = scanner.text_of(key)?;
-                    let above = path.len();
-                    if !top {
-                        path.push('.');
-                    }
-                    path.push_str(key);
-                    match reach.place(path) {
+                    match reach.step(place, key) {
                         // Raw CloudTrail: the raw mapping reads the whole record.
-                        Some(inner) if top && inner.raw => return None,
+                        Some(inner) if place.is_top() && inner.raw => return None,
                         Some(inner) if inner.field || inner.above => {
                             let others = holding.get(..held)?;
                             if others.iter().any(|other| overlap(other, key)) {
@@ -904,11 +891,10 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                             }
                             *holding.get_mut(held)? = key;
                             held += 1;
-                            scanner.sparse(reach, path, inner, fields)?;
+                            scanner.sparse(reach, inner, fields)?;
                         }
                         _ => scanner.skip_value()?,
                     }
-                    path.truncate(above);
                     Some(())
                 })?;
                 self.depth -= 1;
@@ -921,7 +907,7 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
                 if self.eat(b']').is_none() {
                     loop {
                         self.ws();
-                        self.sparse(reach, path, place, fields)?;
+                        self.sparse(reach, place, fields)?;
                         self.ws();
                         match *self.bytes.get(self.at)? {
                             b',' => self.at += 1,

@@ -1,6 +1,6 @@
 //! Tables of strings fixed when a rule or a pack is built and looked up with an event's text on
-//! every event: a document's key paths ([`crate::sparse::Reach`]), the values that dispatch a pack's
-//! rules ([`crate::kql::pack`]).
+//! every event: a document's keys, each in the scope of the object it is in
+//! ([`crate::sparse::Reach`]), the values that dispatch a pack's rules ([`crate::kql::pack`]).
 //!
 //! Open addressing over a power-of-two array, with each entry's hash kept beside it: a lookup
 //! compares hashes first, and then bytes with [`bytes::equal`] (WebAssembly's `memcmp`, which `==`
@@ -10,10 +10,19 @@
 
 use crate::bytes;
 
-/// Strings, each with a value.
+/// Strings, each with a value; each string within a scope (a number: 0 for tables of one scope),
+/// so that one table can hold the keys of many objects ([`crate::sparse::Reach`]).
 #[derive(Debug, Clone)]
 pub struct Table<V> {
-    slots: Vec<Option<(u64, Box<str>, V)>>,
+    slots: Vec<Option<Entry<V>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry<V> {
+    hash: u64,
+    scope: u32,
+    key: Box<str>,
+    value: V,
 }
 
 impl<V> Default for Table<V> {
@@ -25,45 +34,62 @@ impl<V> Default for Table<V> {
 impl<V> Table<V> {
     /// The table of `entries`, whose keys are distinct (of two equal keys, lookups find the first).
     pub fn new(entries: impl IntoIterator<Item = (Box<str>, V)>) -> Self {
+        Self::scoped(entries.into_iter().map(|(key, value)| (0, key, value)))
+    }
+
+    /// The table of `entries` (scope, key, value), whose scoped keys are distinct.
+    pub fn scoped(entries: impl IntoIterator<Item = (u32, Box<str>, V)>) -> Self {
         // Counted, not trusted from a size hint: at least half the slots stay free.
-        let entries: Vec<(Box<str>, V)> = entries.into_iter().collect();
-        let mut slots: Vec<Option<(u64, Box<str>, V)>> = Vec::new();
+        let entries: Vec<(u32, Box<str>, V)> = entries.into_iter().collect();
+        let mut slots: Vec<Option<Entry<V>>> = Vec::new();
         slots.resize_with((entries.len() * 2).next_power_of_two().max(8), || None);
         let mask = slots.len() - 1;
-        for (key, value) in entries {
-            let hash = hash(&key);
+        for (scope, key, value) in entries {
+            let hash = hash(scope, key.as_bytes());
             let mut slot = hash as usize & mask;
             while slots.get(slot).is_some_and(Option::is_some) {
                 slot = (slot + 1) & mask;
             }
             if let Some(free) = slots.get_mut(slot) {
-                *free = Some((hash, key, value));
+                *free = Some(Entry {
+                    hash,
+                    scope,
+                    key,
+                    value,
+                });
             }
         }
         Self { slots }
     }
 
-    /// The value of `key`.
+    /// The value of `key` (in scope 0).
     #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
-        let hash = hash(key);
+        self.get_in(0, key.as_bytes())
+    }
+
+    /// The value of `key` in `scope`.
+    #[inline]
+    pub fn get_in(&self, scope: u32, key: &[u8]) -> Option<&V> {
+        let hash = hash(scope, key);
         let mask = self.slots.len().checked_sub(1)?;
         let mut slot = hash as usize & mask;
         // At least one slot is free: the walk ends.
         loop {
-            let (known_hash, known, value) = self.slots.get(slot)?.as_ref()?;
-            if *known_hash == hash && bytes::equal(known.as_bytes(), key.as_bytes()) {
-                return Some(value);
+            let known = self.slots.get(slot)?.as_ref()?;
+            if known.hash == hash && known.scope == scope && bytes::equal(known.key.as_bytes(), key)
+            {
+                return Some(&known.value);
             }
             slot = (slot + 1) & mask;
         }
     }
 }
 
-fn hash(key: &str) -> u64 {
+fn hash(scope: u32, key: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
-    let (words, rest) = key.as_bytes().as_chunks::<8>();
-    let mut hash = key.len() as u64;
+    let (words, rest) = key.as_chunks::<8>();
+    let mut hash = (u64::from(scope) << 32 | key.len() as u64).wrapping_mul(K);
     for word in words {
         hash = (hash.rotate_left(5) ^ u64::from_le_bytes(*word)).wrapping_mul(K);
     }
@@ -93,5 +119,15 @@ mod tests {
         }
         let empty: Table<()> = Table::default();
         assert_eq!(empty.get("key.1"), None);
+    }
+
+    #[test]
+    fn a_key_is_found_in_its_own_scope_only() {
+        let table = Table::scoped([(0, "a".into(), 1), (1, "a".into(), 2), (7, "b.c".into(), 3)]);
+        assert_eq!(table.get("a"), Some(&1));
+        assert_eq!(table.get_in(1, b"a"), Some(&2));
+        assert_eq!(table.get_in(7, b"b.c"), Some(&3));
+        assert_eq!(table.get_in(2, b"a"), None);
+        assert_eq!(table.get("b.c"), None);
     }
 }

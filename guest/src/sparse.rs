@@ -24,11 +24,16 @@ use crate::{bytes, cloudtrail};
 /// The places of a set of fields: each field and every dotted path above one.
 #[derive(Debug, Clone, Default)]
 pub struct Reach {
-    /// The places by path: looked up for every key of a document.
+    /// The places by path: looked up for each field a query reads.
     places: Table<Place>,
-    /// Bit `n`: some place's path is `n` bytes long (paths of 256 bytes or more set none: they are
-    /// looked up whatever their length), so that most keys are passed over without a hash.
-    lengths: [u64; 4],
+    /// The places by the place of the object a key is in (its number, as the scope) and the key,
+    /// which may spell several steps with dots: looked up for every key of a document, hashing the
+    /// key rather than the whole path to it.
+    steps: Table<Place>,
+    /// By the number of a place, bit `n`: some key of an object there steps somewhere and is `n`
+    /// bytes long (keys of 256 bytes or more set none: they are looked up whatever their length),
+    /// so that most keys are passed over without a hash.
+    lengths: Vec<[u64; 4]>,
 }
 
 /// What a key at a place is to the fields.
@@ -43,6 +48,8 @@ pub struct Place {
     pub raw: bool,
     /// The field's number, when `field`.
     pub index: u32,
+    /// The place's own number, the scope of the keys of an object at it (0: the top).
+    pub number: u32,
 }
 
 impl Place {
@@ -52,7 +59,13 @@ impl Place {
         above: true,
         raw: false,
         index: 0,
+        number: 0,
     };
+
+    /// Whether this is the top of a document.
+    pub fn is_top(&self) -> bool {
+        self.number == 0
+    }
 }
 
 impl Reach {
@@ -75,43 +88,63 @@ impl Reach {
         for key in cloudtrail::RAW_MARKERS {
             places.entry(key).or_default().raw = true;
         }
-        let mut lengths = [0; 4];
-        for path in places.keys() {
-            if let Some(word) = lengths.get_mut(path.len() / 64) {
-                *word |= 1 << (path.len() % 64);
+        for (number, place) in (1..).zip(places.values_mut()) {
+            place.number = number;
+        }
+        // A key at the place `outer` reaches `outer.key`: every place is reached from the top by
+        // its whole path, and from each place above it by the rest of its path.
+        let mut steps = Vec::new();
+        let mut lengths = vec![[0; 4]; places.len() + 1];
+        for (&path, &place) in &places {
+            let splits = path.match_indices('.').map(|(dot, _)| dot);
+            for (outer, key) in splits
+                .filter_map(|dot| Some((places.get(path.get(..dot)?)?, path.get(dot + 1..)?)))
+                .chain([(&Place::TOP, path)])
+            {
+                steps.push((outer.number, key.into(), place));
+                let outer_lengths = lengths.get_mut(outer.number as usize);
+                if let Some(word) = outer_lengths.and_then(|words| words.get_mut(key.len() / 64)) {
+                    *word |= 1 << (key.len() % 64);
+                }
             }
         }
         Self {
             places: Table::new(places.into_iter().map(|(path, place)| (path.into(), place))),
+            steps: Table::scoped(steps),
             lengths,
         }
     }
 
-    /// What the key whose place is `path` is to the fields (nothing when `None`).
+    /// What the field or the path above fields `path` is (nothing when `None`).
     #[inline]
     pub fn place(&self, path: &str) -> Option<Place> {
-        let length = path.len();
+        self.places.get(path).copied()
+    }
+
+    /// What a key (as written) of an object at `outer` is to the fields (nothing when `None`).
+    #[inline]
+    pub fn step(&self, outer: Place, key: &[u8]) -> Option<Place> {
+        let length = key.len();
+        let lengths = self.lengths.get(outer.number as usize)?;
         if length < 256
-            && self
-                .lengths
+            && lengths
                 .get(length / 64)
                 .is_none_or(|word| word >> (length % 64) & 1 == 0)
         {
             return None;
         }
-        self.places.get(path).copied()
+        self.steps.get_in(outer.number, key).copied()
     }
 }
 
 /// Whether two keys of one object could both hold a value of one field: they are equal, or one is
 /// a dotted prefix of the other.
-pub fn overlap(one: &str, other: &str) -> bool {
+pub fn overlap(one: &[u8], other: &[u8]) -> bool {
     let (short, long) = if one.len() <= other.len() {
         (one, other)
     } else {
         (other, one)
     };
-    let (long, short) = (long.as_bytes(), short.as_bytes());
     long.get(..short.len())
         .is_some_and(|start| bytes::equal(start, short))
         && matches!(long.get(short.len()), None | Some(b'.'))
@@ -168,37 +201,68 @@ impl Fields for SparseFields<'_> {
 mod tests {
     use super::*;
 
+    /// What a place is, without its number.
+    fn kind(place: Option<Place>) -> Option<(bool, bool, bool, u32)> {
+        place.map(|place| (place.field, place.above, place.raw, place.index))
+    }
+
     #[test]
     fn a_field_and_the_paths_above_it_are_places() {
         let reach = Reach::new(["aws.cloudtrail.user_identity.arn", "event.action"]);
-        let above = Place {
-            above: true,
-            ..Place::default()
-        };
-        let field = |index| Place {
-            field: true,
-            index,
-            ..Place::default()
-        };
+        let above = Some((false, true, false, 0));
+        let field = |index| Some((true, false, false, index));
         assert_eq!(
-            reach.place("aws.cloudtrail.user_identity.arn"),
-            Some(field(0))
+            kind(reach.place("aws.cloudtrail.user_identity.arn")),
+            field(0)
         );
-        assert_eq!(reach.place("event.action"), Some(field(1)));
-        assert_eq!(reach.place("aws.cloudtrail"), Some(above));
-        assert_eq!(reach.place("aws"), Some(above));
-        assert_eq!(reach.place("event"), Some(above));
+        assert_eq!(kind(reach.place("event.action")), field(1));
+        assert_eq!(kind(reach.place("aws.cloudtrail")), above);
+        assert_eq!(kind(reach.place("aws")), above);
+        assert_eq!(kind(reach.place("event")), above);
         assert_eq!(reach.place("aws.cloudtrail.user_identity.type"), None);
         assert_eq!(reach.place("action"), None);
         assert!(reach.place("eventName").is_some_and(|place| place.raw));
     }
 
     #[test]
+    fn a_key_steps_from_its_object_to_the_place_of_its_path() {
+        let reach = Reach::new(["aws.cloudtrail.user_identity.arn", "event.action"]);
+        let place = |path: &str| reach.place(path);
+        let step = |outer: Place, key: &str| reach.step(outer, key.as_bytes());
+        // Every place from the top by its whole path, and from each place above it by the rest.
+        for path in [
+            "aws",
+            "aws.cloudtrail",
+            "aws.cloudtrail.user_identity.arn",
+            "event.action",
+        ] {
+            assert_eq!(step(Place::TOP, path), place(path), "{path}");
+        }
+        let aws = place("aws").unwrap();
+        let cloudtrail = place("aws.cloudtrail").unwrap();
+        let arn = place("aws.cloudtrail.user_identity.arn");
+        assert_eq!(step(aws, "cloudtrail"), Some(cloudtrail));
+        assert_eq!(step(aws, "cloudtrail.user_identity.arn"), arn);
+        assert_eq!(step(cloudtrail, "user_identity.arn"), arn);
+        assert_eq!(
+            step(place("aws.cloudtrail.user_identity").unwrap(), "arn"),
+            arn
+        );
+        // Nothing else: not a path below the object, and not a path of another object.
+        assert_eq!(step(aws, "aws"), None);
+        assert_eq!(step(aws, "action"), None);
+        assert_eq!(step(place("event").unwrap(), "cloudtrail"), None);
+        assert_eq!(step(cloudtrail, "user_identity.type"), None);
+        assert!(step(Place::TOP, "eventName").is_some_and(|place| place.raw));
+        assert_eq!(step(aws, "eventName"), None);
+    }
+
+    #[test]
     fn keys_overlap_when_one_could_hold_the_others_values() {
-        assert!(overlap("a", "a"));
-        assert!(overlap("a", "a.b"));
-        assert!(overlap("a.b.c", "a.b"));
-        assert!(!overlap("a", "ab"));
-        assert!(!overlap("a.b", "a.c"));
+        assert!(overlap(b"a", b"a"));
+        assert!(overlap(b"a", b"a.b"));
+        assert!(overlap(b"a.b.c", b"a.b"));
+        assert!(!overlap(b"a", b"ab"));
+        assert!(!overlap(b"a.b", b"a.c"));
     }
 }
