@@ -116,6 +116,8 @@ pub struct RulePackDetector {
     /// What the rules read of an ECS document (see [`crate::sparse`]), and the space its values
     /// are read into.
     reach: Reach,
+    /// The number in `reach` of each field the queries read (by slot of the pack's field table).
+    sparse_numbers: Vec<Option<u32>>,
     sparse_scratch: Vec<(u32, &'static str)>,
     /// Events the fast path decided.
     fast_events: u64,
@@ -150,8 +152,14 @@ impl RulePackDetector {
                 .chain([TIME_FIELD])
                 .chain(exceptions),
         );
+        let sparse_numbers = pack
+            .fields()
+            .iter()
+            .map(|field| SparseFields::number_of(&reach, field))
+            .collect();
         Ok(Self {
             reach,
+            sparse_numbers,
             eval_scratch: EvalScratch::default(),
             sparse_scratch: Vec::new(),
             pack,
@@ -269,8 +277,9 @@ impl RulePackDetector {
                 self.mark_candidates(&fields);
                 let mut matching = std::mem::take(&mut self.matching);
                 matching.clear();
-                let decided = self.pack.matching_among_fields(
+                let decided = self.pack.matching_among_sparse(
                     &fields,
+                    &self.sparse_numbers,
                     &self.candidates,
                     &mut matching,
                     &mut self.eval_scratch,

@@ -178,6 +178,22 @@ impl<'a> SparseFields<'a> {
         self.values.push((place.index, value));
     }
 
+    /// The values of the field numbered `number` in the reach, in the text's order.
+    pub fn of(&self, number: u32) -> impl Iterator<Item = &'a str> + '_ {
+        self.values
+            .iter()
+            .filter(move |(index, _)| *index == number)
+            .map(|(_, value)| *value)
+    }
+
+    /// The number of the field `field` in the reach, when it reads it.
+    pub fn number_of(reach: &Reach, field: &str) -> Option<u32> {
+        reach
+            .place(field)
+            .filter(|place| place.field)
+            .map(|place| place.index)
+    }
+
     /// The space of the values, emptied, for the next document.
     pub fn into_scratch(self) -> Vec<(u32, &'static str)> {
         recycled(self.values)
@@ -186,14 +202,10 @@ impl<'a> SparseFields<'a> {
 
 impl Fields for SparseFields<'_> {
     fn values_of(&self, field: &str) -> Vec<Cow<'_, str>> {
-        let Some(place) = self.reach.place(field).filter(|place| place.field) else {
+        let Some(number) = SparseFields::number_of(self.reach, field) else {
             return Vec::new();
         };
-        self.values
-            .iter()
-            .filter(|(index, _)| *index == place.index)
-            .map(|(_, value)| Cow::Borrowed(*value))
-            .collect()
+        self.of(number).map(Cow::Borrowed).collect()
     }
 }
 

@@ -19,7 +19,7 @@ use super::parse::{Field, Query, RangeOp, Value};
 use super::pattern::{self, Pattern, Token};
 use crate::bytes;
 use crate::fields::Fields;
-use crate::sparse::recycled;
+use crate::sparse::{SparseFields, recycled};
 use crate::time::{self, EpochMillis};
 
 /// Suffix of the multi-fields that Elastic integrations index with a lowercase normalizer.
@@ -246,6 +246,18 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// Borrowed values, without a vector for one.
+    fn from_iter(values: impl Iterator<Item = &'a str>) -> Self {
+        let mut values = values.map(Cow::Borrowed);
+        match (values.next(), values.next()) {
+            (None, _) => Self::Many(Vec::new()),
+            (Some(one), None) => Self::One(one),
+            (Some(first), Some(second)) => {
+                Self::Many([first, second].into_iter().chain(values).collect())
+            }
+        }
+    }
+
     fn as_slice(&self) -> &[Cow<'a, str>] {
         match self {
             Self::Unread => &[],
@@ -259,9 +271,10 @@ impl<'a> Values<'a> {
 enum Source<'a> {
     /// A JSON document (ECS).
     Json(&'a Json),
-    /// The fields of a document, without the document: nested queries cannot be evaluated on it
-    /// (they leave the document undecided).
-    Fields(&'a dyn Fields),
+    /// The fields of a document read sparsely ([`crate::sparse`]), without the document, and the
+    /// number of each slot's field among them: nested queries cannot be evaluated on it (they
+    /// leave the document undecided).
+    Sparse(&'a SparseFields<'a>, &'a [Option<u32>]),
     /// A reader by slot of the field table of fields with at most one value: the value
     /// (`Some(None)`: none), or `None` when it cannot tell. Nested queries cannot be evaluated on
     /// it (they leave the document undecided).
@@ -283,21 +296,24 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// The fields of a document, to be read for the fields and tests of `table`: evaluate, then
-    /// ask [`Document::decided`] whether the answers hold (a nested query needs the document).
-    /// `scratch` is the space of the last document's (see [`Document::into_scratch`]).
-    pub fn from_fields(
-        document: &'a dyn Fields,
+    /// The fields of a document read sparsely, to be read for the fields and tests of `table`,
+    /// whose slot `n` is the field numbered `numbers[n]` in `document`'s reach (`None`: not
+    /// there): evaluate, then ask [`Document::decided`] whether the answers hold (a nested query
+    /// needs the document). `scratch` is the space of the last document's (see
+    /// [`Document::into_scratch`]).
+    pub fn from_sparse(
+        document: &'a SparseFields<'a>,
+        numbers: &'a [Option<u32>],
         table: &'a FieldTable,
         scratch: EvalScratch,
     ) -> Self {
-        Self::in_scratch(Source::Fields(document), table, scratch)
+        Self::in_scratch(Source::Sparse(document, numbers), table, scratch)
     }
 
     /// A document whose values come from `read` (by slot of `table`), which may not always tell:
     /// evaluate, then ask [`Document::decided`] whether the answers hold. Its values are read
     /// again rather than kept (reading one costs no more than finding it kept would); `scratch`
-    /// is as for [`Document::from_fields`].
+    /// is as for [`Document::from_sparse`].
     pub fn from_slots(
         read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
         table: &'a FieldTable,
@@ -361,10 +377,10 @@ impl<'a> Document<'a> {
     }
 
     fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
-        let (source, names) = (&self.source, &self.table.names);
-        let document: &'a dyn Fields = match *source {
-            Source::Json(document) => document,
-            Source::Fields(document) => document,
+        let Some(stamp) = self.stamps.get_mut(slot) else {
+            return &[];
+        };
+        let read = match self.source {
             Source::Slots(read) => {
                 self.current = match read(slot) {
                     Some(Some(value)) => Values::One(Cow::Borrowed(value)),
@@ -376,13 +392,17 @@ impl<'a> Document<'a> {
                 };
                 return self.current.as_slice();
             }
+            _ if stamp.0 == self.generation => None,
+            Source::Json(document) => Some(Values::from_vec(
+                document.values_of(self.table.names.get(slot).map_or("", String::as_str)),
+            )),
+            // By the field's number: no lookup by name, and no vector for one value.
+            Source::Sparse(document, numbers) => Some(match numbers.get(slot).copied().flatten() {
+                Some(number) => Values::from_iter(document.of(number)),
+                None => Values::Many(Vec::new()),
+            }),
         };
-        let Some(stamp) = self.stamps.get_mut(slot) else {
-            return &[];
-        };
-        if stamp.0 != self.generation {
-            let read =
-                Values::from_vec(document.values_of(names.get(slot).map_or("", String::as_str)));
+        if let Some(read) = read {
             *stamp = (
                 self.generation,
                 u32::try_from(self.values.len()).unwrap_or(u32::MAX),
@@ -455,7 +475,7 @@ impl Compiled {
                 Source::Json(json) => nested_objects(json, path)
                     .iter()
                     .any(|object| query.matches(object)),
-                Source::Fields(_) | Source::Slots(_) => {
+                Source::Sparse(..) | Source::Slots(_) => {
                     document.undecided = true;
                     false
                 }

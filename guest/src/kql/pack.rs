@@ -14,6 +14,7 @@ use crate::cloudtrail::{self, Derivation, MAPPING, Mapping, RawField};
 use crate::fastpath::{RawFields, Slot};
 use crate::fields::Fields;
 use crate::lookup::Table;
+use crate::sparse::SparseFields;
 
 /// Rules evaluated together.
 pub struct Pack {
@@ -299,17 +300,20 @@ impl Pack {
     }
 
     /// [`Pack::matching_among`] on the fields of a document, without the document (a sparse
-    /// reading, see [`crate::sparse`]): `false` when a rule got as far as a nested query, which
-    /// needs the document, and then `out` means nothing.
-    /// `scratch` is space kept between documents (see [`Document::from_fields`]).
-    pub fn matching_among_fields(
+    /// reading, see [`crate::sparse`]; `numbers` has the number in its reach of each field of
+    /// [`Pack::fields`]): `false` when a rule got as far as a nested query, which needs the
+    /// document, and then `out` means nothing.
+    /// `scratch` is space kept between documents (see [`Document::from_sparse`]).
+    pub fn matching_among_sparse(
         &self,
-        document: &dyn Fields,
+        document: &SparseFields<'_>,
+        numbers: &[Option<u32>],
         candidates: &Candidates,
         out: &mut Vec<usize>,
         scratch: &mut EvalScratch,
     ) -> bool {
-        let mut shared = Document::from_fields(document, &self.fields, std::mem::take(scratch));
+        let mut shared =
+            Document::from_sparse(document, numbers, &self.fields, std::mem::take(scratch));
         let decided = self.matching_in(&mut shared, document, Some(candidates), out);
         *scratch = shared.into_scratch();
         decided
