@@ -44,9 +44,34 @@ pub const fn equal(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// `bytes` as text, or the offset of the first byte that is not UTF-8. Checked a vector at a time
+/// (`simdutf8`; core's check goes a word of four bytes a step in WebAssembly), and again by core
+/// only to find where a line that is not UTF-8 stops being so.
+pub fn text(bytes: &[u8]) -> Result<&str, u32> {
+    simdutf8::basic::from_utf8(bytes).or_else(|_| {
+        std::str::from_utf8(bytes)
+            .map_err(|error| u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_checked_as_core_checks_it() {
+        for bytes in [
+            &b"plain"[..],
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"ab\xe2\x80\xa6\x80",
+            b"{\"a\":\"\xff\"}",
+            b"\xc3",
+            &[b'x'; 200],
+        ] {
+            let core = std::str::from_utf8(bytes).map_err(|error| error.valid_up_to() as u32);
+            assert_eq!(text(bytes), core, "{bytes:?}");
+        }
+    }
 
     #[test]
     fn agrees_with_slice_equality() {

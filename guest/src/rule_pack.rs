@@ -372,14 +372,12 @@ impl RulePackDetector {
             self.fast_events += 1;
             return Ok(Vec::new());
         }
-        match std::str::from_utf8(bytes) {
+        match crate::bytes::text(bytes) {
             Ok(text) => {
                 self.stats.events += 1;
                 self.process_full(text).map_err(LineError::Event)
             }
-            Err(error) => Err(LineError::NotUtf8(
-                u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
-            )),
+            Err(offset) => Err(LineError::NotUtf8(offset)),
         }
     }
 

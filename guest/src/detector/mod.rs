@@ -155,11 +155,9 @@ impl Detector {
     /// One record and its survey: as [`Detector::process_bytes`].
     fn process_surveyed(&mut self, text: &[u8], survey: &Survey) -> Result<Vec<String>, LineError> {
         if survey.non_ascii
-            && let Err(error) = std::str::from_utf8(text)
+            && let Err(offset) = crate::bytes::text(text)
         {
-            return Err(LineError::NotUtf8(
-                u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX),
-            ));
+            return Err(LineError::NotUtf8(offset));
         }
         if self.quiet(text, survey) {
             self.stats.events += 1;

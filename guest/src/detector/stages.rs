@@ -44,9 +44,8 @@ impl Detector {
         extraction: &mut Extraction,
     ) -> Option<Result<Observation, LineError>> {
         if survey.non_ascii
-            && let Err(error) = std::str::from_utf8(text)
+            && let Err(offset) = crate::bytes::text(text)
         {
-            let offset = u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX);
             return Some(Err(LineError::NotUtf8(offset)));
         }
         extraction.events += 1;

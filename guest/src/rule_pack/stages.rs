@@ -72,12 +72,9 @@ impl RulePackDetector {
                 return (!terms.is_empty()).then_some(Ok(Observation { time, terms }));
             }
         }
-        let text = match std::str::from_utf8(bytes) {
+        let text = match crate::bytes::text(bytes) {
             Ok(text) => text,
-            Err(error) => {
-                let offset = u32::try_from(error.valid_up_to()).unwrap_or(u32::MAX);
-                return Some(Err(LineError::NotUtf8(offset)));
-            }
+            Err(offset) => return Some(Err(LineError::NotUtf8(offset))),
         };
         extraction.events += 1;
         if self.nothing_dispatched() {
