@@ -96,7 +96,9 @@ fn hash(scope: u32, key: &[u8]) -> u64 {
     for &byte in rest {
         hash = (hash.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
     }
-    hash
+    // The slot is the hash's low bits, which a product takes from its factors' low bits only: the
+    // high half (where the scope went) is folded in, so that the keys of many scopes spread.
+    hash ^ hash >> 32
 }
 
 #[cfg(test)]

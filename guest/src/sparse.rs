@@ -15,7 +15,7 @@
 //! objects, which are not kept: a rule that gets as far as one is left to the full path.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use crate::fields::Fields;
 use crate::lookup::Table;
@@ -24,16 +24,35 @@ use crate::{bytes, cloudtrail};
 /// The places of a set of fields: each field and every dotted path above one.
 #[derive(Debug, Clone, Default)]
 pub struct Reach {
-    /// The places by path: looked up for each field a query reads.
-    places: Table<Place>,
-    /// The places by the place of the object a key is in (its number, as the scope) and the key,
-    /// which may spell several steps with dots: looked up for every key of a document, hashing the
-    /// key rather than the whole path to it.
+    /// Each place by the number of a place above it (0: the top) and the key that reaches it from
+    /// there: its path's parts below that place, joined by dots, up to [`SPELLED`] of them. Looked
+    /// up for every key of a document, hashing the key rather than the path to it.
     steps: Table<Place>,
-    /// By the number of a place, bit `n`: some key of an object there steps somewhere and is `n`
-    /// bytes long (keys of 256 bytes or more set none: they are looked up whatever their length),
-    /// so that most keys are passed over without a hash.
+    /// By the number of a place, bit `n`: some key of `steps` from it is `n` bytes long (keys of 256
+    /// bytes or more set none: they are looked up whatever their length), so that most keys are
+    /// passed over without a hash.
     lengths: Vec<[u64; 4]>,
+    /// By the number of a place, bit `n`: some key of more than [`SPELLED`] parts, `n` bytes long,
+    /// reaches a place below it, which is found a part at a time.
+    walks: Vec<[u64; 4]>,
+    /// The fields' places by their names, for reading a field by name in one lookup.
+    fields: Table<Place>,
+}
+
+/// The most parts a key of one lookup spells: a document's dotted keys have a few, and a name of
+/// very many parts (a hostile rule's) makes a number of entries and bytes linear in its length.
+const SPELLED: usize = 3;
+
+/// Whether `bits` has bit `n` (always, from 256 on).
+fn has(bits: &[u64; 4], n: usize) -> bool {
+    bits.get(n / 64)
+        .is_none_or(|word| word >> (n % 64) & 1 == 1)
+}
+
+fn set(bits: &mut [u64; 4], n: usize) {
+    if let Some(word) = bits.get_mut(n / 64) {
+        *word |= 1 << (n % 64);
+    }
 }
 
 /// What a key at a place is to the fields.
@@ -48,7 +67,7 @@ pub struct Place {
     pub raw: bool,
     /// The field's number, when `field`.
     pub index: u32,
-    /// The place's own number, the scope of the keys of an object at it (0: the top).
+    /// The place's own number, the scope of the parts of the places just below it (0: the top).
     pub number: u32,
 }
 
@@ -71,69 +90,141 @@ impl Place {
 impl Reach {
     /// The places of `fields` (dotted ECS names).
     pub fn new<'f>(fields: impl IntoIterator<Item = &'f str>) -> Self {
-        // Built through a map, so that a pack of many rules builds in linear time.
-        let mut places: BTreeMap<&str, Place> = BTreeMap::new();
+        // Built part by part through a map keyed by the place above and the part, so that a pack
+        // of many rules, or a name of many parts, builds in linear time.
+        let mut places: HashMap<(u32, &str), Place> = HashMap::new();
+        fn below<'m, 'f>(
+            places: &'m mut HashMap<(u32, &'f str), Place>,
+            outer: u32,
+            part: &'f str,
+        ) -> &'m mut Place {
+            let number = u32::try_from(places.len() + 1).unwrap_or(u32::MAX);
+            places.entry((outer, part)).or_insert(Place {
+                number,
+                ..Place::default()
+            })
+        }
         let mut count = 0;
+        // Each field's parts and the numbers of the places they lead to.
+        let mut paths: Vec<(Vec<&str>, Vec<u32>)> = Vec::new();
+        let mut named: HashMap<&str, u32> = HashMap::new();
         for field in fields {
-            let place = places.entry(field).or_default();
-            if !place.field {
-                place.field = true;
-                place.index = count;
-                count += 1;
+            let parts: Vec<&str> = field.split('.').collect();
+            let mut numbers = vec![Place::TOP.number];
+            for (at, part) in parts.iter().enumerate() {
+                let outer = numbers.get(at).copied().unwrap_or_default();
+                let place = below(&mut places, outer, part);
+                if at + 1 < parts.len() {
+                    place.above = true;
+                } else if !place.field {
+                    place.field = true;
+                    place.index = count;
+                    count += 1;
+                }
+                numbers.push(place.number);
             }
-            for (dot, _) in field.match_indices('.') {
-                places.entry(&field[..dot]).or_default().above = true;
+            if let Some(&number) = numbers.last() {
+                named.entry(field).or_insert(number);
             }
+            paths.push((parts, numbers));
         }
         for key in cloudtrail::RAW_MARKERS {
-            places.entry(key).or_default().raw = true;
+            let marker = below(&mut places, Place::TOP.number, key);
+            marker.raw = true;
+            paths.push((vec![key], vec![Place::TOP.number, marker.number]));
         }
-        for (number, place) in (1..).zip(places.values_mut()) {
-            place.number = number;
-        }
-        // A key at the place `outer` reaches `outer.key`: every place is reached from the top by
-        // its whole path, and from each place above it by the rest of its path.
-        let mut steps = Vec::new();
+        let place_of: HashMap<u32, Place> = places
+            .values()
+            .map(|place| (place.number, *place))
+            .collect();
+        let mut steps: HashMap<(u32, String), Place> = HashMap::new();
         let mut lengths = vec![[0; 4]; places.len() + 1];
-        for (&path, &place) in &places {
-            let splits = path.match_indices('.').map(|(dot, _)| dot);
-            for (outer, key) in splits
-                .filter_map(|dot| Some((places.get(path.get(..dot)?)?, path.get(dot + 1..)?)))
-                .chain([(&Place::TOP, path)])
-            {
-                steps.push((outer.number, key.into(), place));
-                let outer_lengths = lengths.get_mut(outer.number as usize);
-                if let Some(word) = outer_lengths.and_then(|words| words.get_mut(key.len() / 64)) {
-                    *word |= 1 << (key.len() % 64);
+        let mut walks = vec![[0; 4]; places.len() + 1];
+        for (parts, numbers) in &paths {
+            for end in 1..=parts.len() {
+                let Some(place) = numbers.get(end).and_then(|number| place_of.get(number)) else {
+                    continue;
+                };
+                // From each place above, the parts between, as long as a key is worth a bit.
+                let mut length = 0;
+                for start in (0..end).rev() {
+                    length += parts.get(start).map_or(0, |part| part.len())
+                        + usize::from(start + 1 < end);
+                    let Some(&from) = numbers.get(start) else {
+                        break;
+                    };
+                    let spelled = end - start;
+                    if spelled <= SPELLED {
+                        let key = parts
+                            .get(start..end)
+                            .map(|parts| parts.join("."))
+                            .unwrap_or_default();
+                        steps.entry((from, key)).or_insert(*place);
+                        lengths
+                            .get_mut(from as usize)
+                            .into_iter()
+                            .for_each(|bits| set(bits, length));
+                    } else if length < 256 {
+                        walks
+                            .get_mut(from as usize)
+                            .into_iter()
+                            .for_each(|bits| set(bits, length));
+                    } else {
+                        break;
+                    }
                 }
             }
         }
         Self {
-            places: Table::new(places.into_iter().map(|(path, place)| (path.into(), place))),
-            steps: Table::scoped(steps),
+            steps: Table::scoped(
+                steps
+                    .into_iter()
+                    .map(|((from, key), place)| (from, key.into(), place)),
+            ),
+            fields: Table::new(
+                named
+                    .into_iter()
+                    .filter_map(|(field, number)| Some((field.into(), *place_of.get(&number)?))),
+            ),
             lengths,
+            walks,
         }
     }
 
     /// What the field or the path above fields `path` is (nothing when `None`).
-    #[inline]
     pub fn place(&self, path: &str) -> Option<Place> {
-        self.places.get(path).copied()
+        if let Some(&field) = self.fields.get(path) {
+            return Some(field);
+        }
+        path.split('.').try_fold(Place::TOP, |outer, part| {
+            self.steps.get_in(outer.number, part.as_bytes()).copied()
+        })
     }
 
-    /// What a key (as written) of an object at `outer` is to the fields (nothing when `None`).
+    /// What a key (as written) of an object at `outer` is to the fields (nothing when `None`). A
+    /// key may hold dots: `a.b` at `p` is `p.a.b`, as [`crate::fields`] reads it.
     #[inline]
     pub fn step(&self, outer: Place, key: &[u8]) -> Option<Place> {
-        let length = key.len();
-        let lengths = self.lengths.get(outer.number as usize)?;
-        if length < 256
-            && lengths
-                .get(length / 64)
-                .is_none_or(|word| word >> (length % 64) & 1 == 0)
+        let from = outer.number as usize;
+        if self
+            .lengths
+            .get(from)
+            .is_some_and(|bits| has(bits, key.len()))
+            && let Some(&place) = self.steps.get_in(outer.number, key)
+        {
+            return Some(place);
+        }
+        if !self
+            .walks
+            .get(from)
+            .is_some_and(|bits| has(bits, key.len()))
         {
             return None;
         }
-        self.steps.get_in(outer.number, key).copied()
+        key.split(|&byte| byte == b'.')
+            .try_fold(outer, |outer, part| {
+                self.steps.get_in(outer.number, part).copied()
+            })
     }
 }
 

@@ -336,3 +336,23 @@ fn hostile_queries_are_refused_not_crashed() {
     // Nesting within the limit still parses.
     assert!(parse(&format!("{}a:1{}", "(".repeat(50), ")".repeat(50))).is_ok());
 }
+
+#[test]
+fn a_field_name_of_more_parts_than_the_limit_is_refused() {
+    let name = |parts: usize| vec!["a"; parts].join(".");
+    let limit = newterms_guest::kql::parse::MAX_FIELD_PARTS;
+    assert!(parse(&format!("{}: x", name(limit))).is_ok());
+    for text in [
+        format!("{}: x", name(limit + 1)),
+        format!("b: x and \"{}\": *", name(60_000)),
+        format!("n: {{ {}: x }}", name(limit + 1)),
+    ] {
+        let error = parse(&text).err().map(|error| error.to_string());
+        assert!(
+            error
+                .as_ref()
+                .is_some_and(|error| error.contains(&format!("more than {limit}"))),
+            "{error:?}"
+        );
+    }
+}

@@ -196,6 +196,17 @@ fn refusals_are_typed_and_say_where() {
         refuse(&base("").replace("now-3h", "now-3y")),
         Some(RuleError::Invalid { .. })
     ));
+    // A term field of more parts than the query's fields may have, and the limit in the message.
+    let deep = vec!["a"; kql::parse::MAX_FIELD_PARTS + 1].join(".");
+    let message = refuse(&base("").replace("\"user.name\"", &format!("\"{deep}\"")))
+        .map(|error| error.to_string());
+    assert!(
+        message
+            .as_ref()
+            .is_some_and(|message| message
+                .contains(&format!("at most {} parts", kql::parse::MAX_FIELD_PARTS))),
+        "{message:?}"
+    );
     assert!(matches!(
         refuse(&base("").replace("[\"user.name\"]", "[\"a\", \"b\", \"c\", \"d\"]")),
         Some(RuleError::Invalid { .. })

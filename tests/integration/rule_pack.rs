@@ -217,3 +217,58 @@ fn a_packs_state_keeps_unchanged_rules_and_says_which_start_afresh() {
     );
     assert_eq!(run.alerts.len(), 1, "{}", run.stdout);
 }
+
+#[test]
+fn field_names_of_very_many_parts_are_refused_and_those_within_the_limit_run() {
+    // Hostile rule text does no more than a hostile event: a query near its 256 KiB limit whose
+    // field names have 60,000 parts is refused, naming the file and why, instead of running each
+    // event in time quadratic in the name; names of as many parts as allowed load, run and match.
+    let dir = scratch("pack-deep-fields");
+    let lambda = std::fs::read_to_string(rule_data(LAMBDA)).expect("read the Lambda rule");
+    let quotes = "'''";
+    let (head, rest) = lambda
+        .split_once(&format!("query = {quotes}"))
+        .expect("a query");
+    let (_, tail) = rest.split_once(quotes).expect("the query's end");
+    let with_query = |name: &str, query: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("{head}query = {quotes}\n{query}\n{quotes}{tail}"),
+        )
+        .expect("write rule");
+        path
+    };
+    let hostile = vec!["a"; 60_000].join(".");
+    let hostile = with_query("hostile.toml", &format!("{hostile}: x or {hostile}.b: y"));
+    let deep = vec!["a"; 63].join("."); // and `{deep}.b`, 64 parts: the most allowed
+    let deep_rule = with_query("deep.toml", &format!("{deep}: x or {deep}.b: y"));
+    let input = dir.join("events.ndjson");
+    let mut first = serde_json::Map::new();
+    first.insert("@timestamp".into(), "2026-01-01T00:00:00Z".into());
+    first.insert(deep.clone(), "x".into());
+    first.insert(
+        "cloud".into(),
+        serde_json::json!({"account": {"id": "111"}}),
+    );
+    first.insert("user".into(), serde_json::json!({"name": "dave"}));
+    let events = [
+        Value::Object(first),
+        serde_json::json!({"@timestamp": "2026-01-01T00:00:01Z", "a": "x"}),
+    ];
+    write_ndjson(&input, &events);
+
+    let run = newterms(&["scan", "--rules", text(&hostile), text(&input)], b"");
+    assert!(!run.status.success());
+    assert!(
+        run.stderr.contains(&hostile.display().to_string())
+            && run
+                .stderr
+                .contains("a field name of 60000 parts, more than 64"),
+        "{}",
+        run.stderr
+    );
+    let run = newterms(&["scan", "--rules", text(&deep_rule), text(&input)], b"");
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+}

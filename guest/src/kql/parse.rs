@@ -14,6 +14,20 @@ use std::fmt;
 pub const MAX_DEPTH: usize = 64;
 /// Longest query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 256 * 1024;
+/// Most parts of a field name (`a.b.c` has three): reading a field tries each dotted prefix of
+/// it as a key, so a name of very many parts would cost every event time quadratic in its length.
+/// Elasticsearch maps objects 20 deep by default; the published rules' names have at most 7 parts.
+pub const MAX_FIELD_PARTS: usize = 64;
+
+/// Why a field name is refused: more than [`MAX_FIELD_PARTS`] parts.
+pub fn check_field_name(name: &str) -> Result<(), String> {
+    match name.split('.').count() {
+        parts if parts > MAX_FIELD_PARTS => Err(format!(
+            "a field name of {parts} parts, more than {MAX_FIELD_PARTS}"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A KQL query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,6 +500,15 @@ impl Parser {
     }
 
     fn field(&mut self) -> Option<Field> {
+        let field = self.field_as_written()?;
+        if let Err(why) = check_field_name(&field.name) {
+            self.abort = Some(why);
+            return None;
+        }
+        Some(field)
+    }
+
+    fn field_as_written(&mut self) -> Option<Field> {
         Some(match self.literal()? {
             Literal::Quoted(name) => Field {
                 name,

@@ -277,6 +277,16 @@ pub fn load_rule_tree(document: &Map<String, Json>) -> Result<Rule, RuleError> {
     {
         return Err(invalid("rule.new_terms.value", "1 to 3 field names"));
     }
+    if new_terms_fields
+        .iter()
+        .any(|field| parse::check_field_name(field).is_err())
+    {
+        // As parse::MAX_FIELD_PARTS.
+        return Err(invalid(
+            "rule.new_terms.value",
+            "field names of at most 64 parts",
+        ));
+    }
     let history_window_start = history_window(new_terms)?;
     let window_ms = window(&history_window_start)
         .ok_or_else(|| invalid("rule.new_terms.history_window_start", "now-<n><s|m|h|d|w>"))?;
@@ -522,6 +532,7 @@ fn filters(rule: &Map<String, Json>) -> Result<Vec<Filter>, RuleError> {
             }
             other => return Err(refuse(&format!("query type {other:?} is not supported"))),
         };
+        parse::check_field_name(&field).map_err(|why| refuse(&why))?;
         out.push(Filter {
             field,
             negate,
