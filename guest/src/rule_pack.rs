@@ -155,7 +155,7 @@ impl RulePackDetector {
         let sparse_numbers = pack
             .fields()
             .iter()
-            .map(|field| SparseFields::number_of(&reach, field))
+            .map(|field| reach.field_number(field))
             .collect();
         Ok(Self {
             reach,

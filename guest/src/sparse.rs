@@ -133,16 +133,22 @@ impl Reach {
             marker.raw = true;
             paths.push((vec![key], vec![Place::TOP.number, marker.number]));
         }
-        let place_of: HashMap<u32, Place> = places
-            .values()
-            .map(|place| (place.number, *place))
-            .collect();
+        // By a place's number (dense from 1), the place.
+        let mut place_of = vec![Place::TOP; places.len() + 1];
+        for place in places.values() {
+            if let Some(slot) = place_of.get_mut(place.number as usize) {
+                *slot = *place;
+            }
+        }
         let mut steps: HashMap<(u32, String), Place> = HashMap::new();
         let mut lengths = vec![[0; 4]; places.len() + 1];
         let mut walks = vec![[0; 4]; places.len() + 1];
         for (parts, numbers) in &paths {
             for end in 1..=parts.len() {
-                let Some(place) = numbers.get(end).and_then(|number| place_of.get(number)) else {
+                let Some(place) = numbers
+                    .get(end)
+                    .and_then(|&number| place_of.get(number as usize))
+                else {
                     continue;
                 };
                 // From each place above, the parts between, as long as a key is worth a bit.
@@ -181,11 +187,9 @@ impl Reach {
                     .into_iter()
                     .map(|((from, key), place)| (from, key.into(), place)),
             ),
-            fields: Table::new(
-                named
-                    .into_iter()
-                    .filter_map(|(field, number)| Some((field.into(), *place_of.get(&number)?))),
-            ),
+            fields: Table::new(named.into_iter().filter_map(|(field, number)| {
+                Some((field.into(), *place_of.get(number as usize)?))
+            })),
             lengths,
             walks,
         }
@@ -199,6 +203,13 @@ impl Reach {
         path.split('.').try_fold(Place::TOP, |outer, part| {
             self.steps.get_in(outer.number, part.as_bytes()).copied()
         })
+    }
+
+    /// The number of the field `field`, when the reach reads it.
+    pub fn field_number(&self, field: &str) -> Option<u32> {
+        self.place(field)
+            .filter(|place| place.field)
+            .map(|place| place.index)
     }
 
     /// What a key (as written) of an object at `outer` is to the fields (nothing when `None`). A
@@ -277,14 +288,6 @@ impl<'a> SparseFields<'a> {
             .map(|(_, value)| *value)
     }
 
-    /// The number of the field `field` in the reach, when it reads it.
-    pub fn number_of(reach: &Reach, field: &str) -> Option<u32> {
-        reach
-            .place(field)
-            .filter(|place| place.field)
-            .map(|place| place.index)
-    }
-
     /// The space of the values, emptied, for the next document.
     pub fn into_scratch(self) -> Vec<(u32, &'static str)> {
         recycled(self.values)
@@ -293,7 +296,7 @@ impl<'a> SparseFields<'a> {
 
 impl Fields for SparseFields<'_> {
     fn values_of(&self, field: &str) -> Vec<Cow<'_, str>> {
-        let Some(number) = SparseFields::number_of(self.reach, field) else {
+        let Some(number) = self.reach.field_number(field) else {
             return Vec::new();
         };
         self.of(number).map(Cow::Borrowed).collect()

@@ -247,7 +247,7 @@ impl<'a> Values<'a> {
     }
 
     /// Borrowed values, without a vector for one.
-    fn from_iter(values: impl Iterator<Item = &'a str>) -> Self {
+    fn borrowed(values: impl Iterator<Item = &'a str>) -> Self {
         let mut values = values.map(Cow::Borrowed);
         match (values.next(), values.next()) {
             (None, _) => Self::Many(Vec::new()),
@@ -398,7 +398,7 @@ impl<'a> Document<'a> {
             )),
             // By the field's number: no lookup by name, and no vector for one value.
             Source::Sparse(document, numbers) => Some(match numbers.get(slot).copied().flatten() {
-                Some(number) => Values::from_iter(document.of(number)),
+                Some(number) => Values::borrowed(document.of(number)),
                 None => Values::Many(Vec::new()),
             }),
         };

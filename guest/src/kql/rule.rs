@@ -57,6 +57,13 @@ pub enum RuleError {
     Query(ParseError),
     /// The query parses but cannot be evaluated.
     Compile(CompileError),
+    /// A field name refused by [`parse::check_field_name`].
+    FieldName {
+        /// The key that names it, dotted.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A filter this engine does not evaluate.
     Filter {
         /// 0-based index in `rule.filters`.
@@ -83,6 +90,7 @@ impl fmt::Display for RuleError {
             Self::Language(language) => write!(f, "query language {language:?} is not kuery"),
             Self::Query(error) => write!(f, "rule.query: {error}"),
             Self::Compile(error) => write!(f, "rule.query: {error}"),
+            Self::FieldName { key, reason } => write!(f, "{key}: {reason}"),
             Self::Filter { index, reason } => write!(f, "rule.filters[{index}]: {reason}"),
         }
     }
@@ -277,15 +285,14 @@ pub fn load_rule_tree(document: &Map<String, Json>) -> Result<Rule, RuleError> {
     {
         return Err(invalid("rule.new_terms.value", "1 to 3 field names"));
     }
-    if new_terms_fields
+    if let Some(reason) = new_terms_fields
         .iter()
-        .any(|field| parse::check_field_name(field).is_err())
+        .find_map(|field| parse::check_field_name(field).err())
     {
-        // As parse::MAX_FIELD_PARTS.
-        return Err(invalid(
-            "rule.new_terms.value",
-            "field names of at most 64 parts",
-        ));
+        return Err(RuleError::FieldName {
+            key: "rule.new_terms.value",
+            reason,
+        });
     }
     let history_window_start = history_window(new_terms)?;
     let window_ms = window(&history_window_start)
