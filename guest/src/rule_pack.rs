@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::alert::{AlertSource, rule_file_alert};
 use crate::cloudtrail;
 use crate::detector::config;
-use crate::detector::full::{TIME_FIELD, TIME_RANGE, event_time, with_ecs};
+use crate::detector::full::{TIME_FIELD, event_time, raw_event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
 use crate::fastpath::{self, QuoteIndex};
@@ -47,6 +47,8 @@ enum FastFound {
     NoMatch,
     /// Some rules match, at this time; their terms are in the detector's scratch.
     Matched(time::EpochMillis),
+    /// Some rules match, and the event is refused (its time cannot be read).
+    Refused(EventError),
 }
 
 /// What a matching event observes before the histories (see [`RulePackDetector::observed`]).
@@ -221,9 +223,9 @@ impl RulePackDetector {
     /// order.
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
-        if self.decided_quietly(text.as_bytes(), false) {
+        if let Some(outcome) = self.decided_quietly(text.as_bytes(), false) {
             self.fast_events += 1;
-            return Ok(Vec::new());
+            return outcome;
         }
         self.process_full(text)
     }
@@ -367,10 +369,10 @@ impl RulePackDetector {
     /// One record given as bytes, which need not be UTF-8.
     pub fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, LineError> {
         // An ASCII record is UTF-8: the fast path (whose survey tells) needs no other check.
-        if self.decided_quietly(bytes, true) {
+        if let Some(outcome) = self.decided_quietly(bytes, true) {
             self.stats.events += 1;
             self.fast_events += 1;
-            return Ok(Vec::new());
+            return outcome.map_err(LineError::Event);
         }
         match crate::bytes::text(bytes) {
             Ok(text) => {
@@ -399,19 +401,29 @@ impl RulePackDetector {
     /// that the full path ([`RulePackDetector::process_exact`]) would raise nothing and report no
     /// error, it applies the same effect on counters and histories and says so; anything else (an
     /// alert, whose document needs the ECS document; a value it cannot read; exceptions; a bad
-    /// time) is left to the full path with nothing changed.
+    /// time the mapping rewrites) is left to the full path with nothing changed. The outcome, when
+    /// decided, is no alert or the full path's refusal.
     /// With `ascii_only`, a record with a byte above 0x7f is declined (its UTF-8 is not checked).
-    fn decided_quietly(&mut self, text: &[u8], ascii_only: bool) -> bool {
-        let decided = match self.fast_terms(text, ascii_only) {
-            FastFound::Undecided => false,
-            FastFound::NoMatch => true,
-            FastFound::Matched(time) => self.observe_if_known(time),
+    fn decided_quietly(
+        &mut self,
+        text: &[u8],
+        ascii_only: bool,
+    ) -> Option<Result<Vec<String>, EventError>> {
+        let outcome = match self.fast_terms(text, ascii_only) {
+            FastFound::Undecided => None,
+            FastFound::NoMatch => Some(Ok(Vec::new())),
+            FastFound::Matched(time) => self.observe_if_known(time).then(|| Ok(Vec::new())),
+            FastFound::Refused(error) => {
+                self.stats.matched += 1;
+                self.stats.errors += 1;
+                Some(Err(error))
+            }
         };
-        if decided {
+        if outcome.is_some() {
             // Any event ends a snapshot being read in pieces, as in the full path.
             self.snapshot_pieces = None;
         }
-        decided
+        outcome
     }
 
     /// What the fast path finds in a record without consulting the histories: no rule matches, or
@@ -461,12 +473,10 @@ impl RulePackDetector {
         if !self.config.exceptions.is_empty() {
             return FastFound::Undecided;
         }
-        let Some(time) = fields
-            .event_time()
-            .and_then(time::parse_iso8601)
-            .filter(|millis| TIME_RANGE.contains(millis))
-        else {
-            return FastFound::Undecided;
+        let time = match fields.event_time().and_then(raw_event_time) {
+            Some(Ok(time)) => time,
+            Some(Err(error)) => return FastFound::Refused(error),
+            None => return FastFound::Undecided,
         };
         self.term_ends.clear();
         self.term_bytes.clear();

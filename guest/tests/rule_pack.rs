@@ -805,6 +805,43 @@ fn the_fast_path_decides_as_the_full_path_on_real_records() {
     assert!(decided * 5 > events, "{decided} of {events}");
 }
 
+/// A matching record whose time the full path refuses is refused by the fast path with the same
+/// error and counters, without the parser; one whose time the mapping rewrites is left to it.
+#[test]
+fn a_matching_record_with_an_unreadable_time_is_refused_on_the_fast_path() {
+    let record = |time: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"}},"eventTime":{time},"eventSource":"probe.amazonaws.com","eventName":"Probe","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userAgent":"cli","requestParameters":null,"responseElements":null,"eventID":"e","eventType":"AwsApiCall","recipientAccountId":"1"}}"#
+        )
+    };
+    let rules = || {
+        vec![probe_rule(
+            "probe",
+            &["user.name"],
+            "event.action: \"Probe\"",
+            1,
+        )]
+    };
+    // The time, whether the full path refuses the record, and whether the fast path decides it
+    // (the record has no user name, so no term and no alert; a missing time is left to the parser).
+    for (time, refused, fast_path) in [
+        ("\"2023-05-26 20:14:51\"", true, true),
+        ("\"yesterday\"", true, true),
+        ("\"99999-01-01T00:00:00Z\"", true, true),
+        ("null", true, false),
+        ("\"1714521600000\"", false, true),
+        ("\"2024-05-01T00:00:00Z\"", false, true),
+    ] {
+        let text = record(time);
+        let (mut fast, mut full) = (pack_detector(rules()), pack_detector(rules()));
+        let expected = full.process_exact(&text);
+        assert_eq!(fast.process(&text), expected, "{time}");
+        assert_eq!(fast.stats(), full.stats(), "{time}");
+        assert_eq!(expected.is_err(), refused, "{time}");
+        assert_eq!(fast.fast_path_events(), u64::from(fast_path), "{time}");
+    }
+}
+
 /// [`fast_equals_full`] under the default configuration, then learning, then with a history so
 /// small that it evicts; how many events the default one decided without the parser.
 fn fast_equals_full_learning_and_evicting<'a, I: Iterator<Item = &'a str>>(
@@ -937,10 +974,15 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
             r#","errorMessage":null"#,
         ],
     );
-    let time = match rng.below(20) {
+    // Times the full path refuses or reads otherwise, which the fast path must refuse or read alike.
+    let time = match rng.below(24) {
         0 => "\"yesterday\"".to_owned(),
         1 => "1714521600000".to_owned(),
         2 => "null".to_owned(),
+        3 => "\"1714521600000\"".to_owned(),
+        4 => "\"2024-05-01 20:14:51\"".to_owned(),
+        5 => "\"\"".to_owned(),
+        6 => "\"99999-01-01T00:00:00Z\"".to_owned(),
         _ => format!(
             "\"2024-05-{:02}T{:02}:{:02}:{:02}.{:03}Z\"",
             1 + minute / 1440 % 28,

@@ -1,11 +1,11 @@
 //! The fast path: settles plain raw CloudTrail records that raise nothing without a JSON tree.
 
 use super::Detector;
-use super::full::TIME_RANGE;
+use super::full::raw_event_time;
 use crate::cloudtrail::{self, Mapping};
 use crate::definition::{ProfileDefinition, RuleDefinition};
 use crate::fastpath::{self, Found, Slot};
-use crate::time::{self, EpochMillis};
+use crate::time::EpochMillis;
 
 /// The rows of the mapping that the query's fields and the terms' sources read, looked up once
 /// rather than per record (`None` for a field the mapping does not fill).
@@ -76,11 +76,8 @@ impl Detector {
         if !self.config.exceptions.is_empty() {
             return FastFound::Undecided;
         }
-        let Some(time) = fields
-            .event_time()
-            .and_then(time::parse_iso8601)
-            .filter(|millis| TIME_RANGE.contains(millis))
-        else {
+        // A time the full path refuses is left to it: its error says so.
+        let Some(Ok(time)) = fields.event_time().and_then(raw_event_time) else {
             return FastFound::Undecided;
         };
         let mut values = [""; 8];

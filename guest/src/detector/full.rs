@@ -181,10 +181,26 @@ pub(crate) fn event_time(ecs: &(impl Fields + ?Sized)) -> Result<EpochMillis, Ev
             EventError::InvalidTime(values.join(", "))
         });
     };
+    time_of(value)
+}
+
+/// The time `@timestamp` holding `value` gives an event.
+fn time_of(value: &str) -> Result<EpochMillis, EventError> {
     time::parse_iso8601(value)
         .or_else(|| epoch_millis(value))
         .filter(|millis| TIME_RANGE.contains(millis))
         .ok_or_else(|| EventError::InvalidTime(value.to_string()))
+}
+
+/// [`event_time`] of the document the raw mapping makes of a CloudTrail record whose `eventTime`
+/// is the string `event_time`, without the document: the mapping keeps a time it cannot parse as
+/// it is. `None` when only the document tells (a parsed time out of range, which the mapping
+/// rewrites before it is refused).
+pub(crate) fn raw_event_time(event_time: &str) -> Option<Result<EpochMillis, EventError>> {
+    match time::parse_iso8601(event_time) {
+        Some(millis) => TIME_RANGE.contains(&millis).then_some(Ok(millis)),
+        None => Some(time_of(event_time)),
+    }
 }
 
 fn epoch_millis(value: &str) -> Option<EpochMillis> {

@@ -71,6 +71,11 @@ impl RulePackDetector {
                     .collect();
                 return (!terms.is_empty()).then_some(Ok(Observation { time, terms }));
             }
+            FastFound::Refused(error) => {
+                extraction.events += 1;
+                extraction.matched += 1;
+                return Some(Err(LineError::Event(error)));
+            }
         }
         let text = match crate::bytes::text(bytes) {
             Ok(text) => text,
