@@ -866,7 +866,10 @@ impl<'a, const ESCAPED: bool> Scanner<'a, '_, ESCAPED> {
     #[inline(always)]
     fn text_of(&self, slice: &[u8]) -> Option<&'a str> {
         let start = (slice.as_ptr() as usize).checked_sub(self.bytes.as_ptr() as usize)?;
-        self.text?.get(start..start + slice.len())
+        // Split rather than `get` with a range, which the WebAssembly build made a call per string.
+        let (_, rest) = self.text?.split_at_checked(start)?;
+        let (kept, _) = rest.split_at_checked(slice.len())?;
+        Some(kept)
     }
 
     /// The value here, validated; the scalars of a wanted field go to `fields`, the objects
