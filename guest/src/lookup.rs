@@ -4,7 +4,9 @@
 //!
 //! Open addressing over a power-of-two array, with each entry's hash kept beside it: a lookup
 //! compares hashes first, and then bytes with [`bytes::equal`] (WebAssembly's `memcmp`, which `==`
-//! on strings calls, compares a byte per step). The hash is FxHash's mixing, a word at a time,
+//! on strings calls, compares a byte per step). A dense array of tags (16 bits of each slot's
+//! hash, 0 for a free slot) is probed before any entry: most lookups are of keys the table does not
+//! hold, and a probe that reads entries of a table of a pack's places misses the cache. The hash is FxHash's mixing, a word at a time,
 //! which does not resist chosen collisions: it need not, since the table never grows from what an
 //! event holds, so colliding text can only make one lookup walk the entries of one fixed table.
 
@@ -14,6 +16,8 @@ use crate::bytes;
 /// so that one table can hold the keys of many objects ([`crate::sparse::Reach`]).
 #[derive(Debug, Clone)]
 pub struct Table<V> {
+    /// Per slot, [`tag`] of its entry's hash, or 0 when it is free.
+    tags: Vec<u16>,
     slots: Vec<Option<Entry<V>>>,
 }
 
@@ -27,7 +31,10 @@ struct Entry<V> {
 
 impl<V> Default for Table<V> {
     fn default() -> Self {
-        Self { slots: Vec::new() }
+        Self {
+            tags: Vec::new(),
+            slots: Vec::new(),
+        }
     }
 }
 
@@ -41,16 +48,19 @@ impl<V> Table<V> {
     pub fn scoped(entries: impl IntoIterator<Item = (u32, Box<str>, V)>) -> Self {
         // Counted, not trusted from a size hint: at least half the slots stay free.
         let entries: Vec<(u32, Box<str>, V)> = entries.into_iter().collect();
+        let size = (entries.len() * 2).next_power_of_two().max(8);
+        let mut tags = vec![0; size];
         let mut slots: Vec<Option<Entry<V>>> = Vec::new();
-        slots.resize_with((entries.len() * 2).next_power_of_two().max(8), || None);
-        let mask = slots.len() - 1;
+        slots.resize_with(size, || None);
+        let mask = size - 1;
         for (scope, key, value) in entries {
             let hash = hash(scope, key.as_bytes());
             let mut slot = hash as usize & mask;
-            while slots.get(slot).is_some_and(Option::is_some) {
+            while tags.get(slot).is_some_and(|&tag| tag != 0) {
                 slot = (slot + 1) & mask;
             }
-            if let Some(free) = slots.get_mut(slot) {
+            if let (Some(free_tag), Some(free)) = (tags.get_mut(slot), slots.get_mut(slot)) {
+                *free_tag = tag(hash);
                 *free = Some(Entry {
                     hash,
                     scope,
@@ -59,7 +69,7 @@ impl<V> Table<V> {
                 });
             }
         }
-        Self { slots }
+        Self { tags, slots }
     }
 
     /// The value of `key` (in scope 0).
@@ -72,18 +82,32 @@ impl<V> Table<V> {
     #[inline]
     pub fn get_in(&self, scope: u32, key: &[u8]) -> Option<&V> {
         let hash = hash(scope, key);
-        let mask = self.slots.len().checked_sub(1)?;
+        let wanted = tag(hash);
+        let mask = self.tags.len().checked_sub(1)?;
         let mut slot = hash as usize & mask;
         // At least one slot is free: the walk ends.
         loop {
-            let known = self.slots.get(slot)?.as_ref()?;
-            if known.hash == hash && known.scope == scope && bytes::equal(known.key.as_bytes(), key)
-            {
-                return Some(&known.value);
+            match *self.tags.get(slot)? {
+                0 => return None,
+                found if found == wanted => {
+                    let known = self.slots.get(slot)?.as_ref()?;
+                    if known.hash == hash
+                        && known.scope == scope
+                        && bytes::equal(known.key.as_bytes(), key)
+                    {
+                        return Some(&known.value);
+                    }
+                }
+                _ => {}
             }
             slot = (slot + 1) & mask;
         }
     }
+}
+
+/// A slot's tag: 16 bits of its entry's hash other than those that chose the slot, never 0.
+fn tag(hash: u64) -> u16 {
+    (hash >> 48) as u16 | 1
 }
 
 fn hash(scope: u32, key: &[u8]) -> u64 {
