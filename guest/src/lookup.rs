@@ -6,9 +6,10 @@
 //! compares hashes first, and then bytes with [`bytes::equal`] (WebAssembly's `memcmp`, which `==`
 //! on strings calls, compares a byte per step). A dense array of tags (16 bits of each slot's
 //! hash, 0 for a free slot) is probed before any entry: most lookups are of keys the table does not
-//! hold, and a probe that reads entries of a table of a pack's places misses the cache. The hash is FxHash's mixing, a word at a time,
-//! which does not resist chosen collisions: it need not, since the table never grows from what an
-//! event holds, so colliding text can only make one lookup walk the entries of one fixed table.
+//! hold, and a probe that reads the entries of a table of a pack's places misses the cache. The
+//! hash is FxHash's mixing, a word at a time, which does not resist chosen collisions: it need not,
+//! since the table never grows from what an event holds, so colliding text can only make one lookup
+//! walk the entries of one fixed table.
 
 use crate::bytes;
 
