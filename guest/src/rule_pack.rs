@@ -415,8 +415,9 @@ impl RulePackDetector {
             FastFound::Matched(time) => self.observe_if_known(time).then(|| Ok(Vec::new())),
             FastFound::Refused(error) => {
                 self.stats.matched += 1;
-                self.stats.errors += 1;
-                Some(Err(error))
+                let outcome = Err(error);
+                self.count(&outcome);
+                Some(outcome)
             }
         };
         if outcome.is_some() {
