@@ -15,9 +15,11 @@ use flate2::bufread::MultiGzDecoder;
 
 mod delivery;
 mod inflate;
+mod ranges;
 
 use delivery::{Document, Next, Stop};
 use inflate::Inflating;
+pub use ranges::{Numbering, Placing, PlainFile, RANGE_BYTES, Range, RangeRead};
 
 /// Longest line (or delivery record) read; a longer one is reported and skipped, so one runaway
 /// line cannot exhaust memory.
@@ -277,6 +279,9 @@ struct OpenInput {
     line: u64,
     /// The delivery document being read, if any.
     delivery: Option<Delivery>,
+    /// Whether it is a whole input, which may be one delivery document over many lines (rather
+    /// than a range of a file's lines, see `input/ranges.rs`).
+    whole: bool,
 }
 
 /// A delivery document being read, record by record.
@@ -358,6 +363,7 @@ impl InputReader {
                     reader,
                     line: 0,
                     delivery: None,
+                    whole: true,
                 });
                 Ok(())
             }
@@ -468,7 +474,7 @@ impl InputReader {
                     }
                 }
             }
-            if first_line == 1 && starts_delivery_document(&mut input.reader) {
+            if first_line == 1 && input.whole && starts_delivery_document(&mut input.reader) {
                 // A delivery file may be pretty-printed over many lines: streamed from the input.
                 input.delivery = Some(Delivery {
                     document: Document::new(),
@@ -536,12 +542,18 @@ impl InputReader {
         }
     }
 
-    /// The next item of any input, numbered within its input; `None` at the end of the last one.
-    fn next_numbered(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
+    /// The next item, numbered within its input; `None` at the end of the last input, or with
+    /// `one_input` at the end of the input being read (the next is opened by the next call).
+    fn next_numbered(
+        &mut self,
+        text: &mut Vec<u8>,
+        one_input: bool,
+    ) -> Option<Result<Spot, InputError>> {
         let mut item = loop {
             if self.current.is_some() {
                 match self.read_from_current(text) {
                     Some(item) => break item,
+                    None if one_input => return None,
                     None => continue,
                 }
             }
@@ -562,9 +574,92 @@ impl InputReader {
     /// appended to `text` instead of allocated: a reader that batches events builds its batch in
     /// place.
     pub fn next_into(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
+        self.next_skipping(text, false)
+    }
+
+    /// Like [`InputReader::next_into`], but `None` at the end of each input, so that the caller
+    /// may take the next one as a [`PlainFile`] ([`InputReader::plain_file`]) before this reader
+    /// opens it; at the end of the last, [`InputReader::is_done`] says so.
+    pub fn next_of_input(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
+        self.next_skipping(text, true)
+    }
+
+    /// Whether every input was read.
+    pub fn is_done(&self) -> bool {
+        self.current.is_none() && self.inputs.is_empty()
+    }
+
+    /// The next input, when it is a regular file that is neither gzip nor a delivery document (as
+    /// its first bytes say, read as opening it would) and is read from its start: taken from this
+    /// reader, to be read in ranges by whoever reads them. `None` (the input stays) for any other,
+    /// or while an input is being read.
+    pub fn plain_file(&mut self) -> Option<PlainFile> {
+        if self.current.is_some() {
+            return None;
+        }
+        let Some(Input::File(path)) = self.inputs.front() else {
+            return None;
+        };
+        let index = self.next_input;
+        if self
+            .resume_at
+            .is_some_and(|position| position.input == index && position.items > 0)
+        {
+            return None;
+        }
+        let file = File::open(path).ok()?;
+        let metadata = file.metadata().ok()?;
+        if !metadata.is_file() {
+            return None;
+        }
+        // One read of what `open` would see first (its buffer holds 1 MiB).
+        let mut head = vec![0; metadata.len().min(1 << 20) as usize];
+        let read = loop {
+            match ranges::read_at(&file, &mut head, 0) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                other => break other.ok()?,
+            }
+        };
+        let head = &head[..read];
+        if head.starts_with(&[0x1f, 0x8b]) || is_delivery_document(head) {
+            return None;
+        }
+        self.inputs.pop_front();
+        self.next_input += 1;
+        let name = self.names.get(index).map_or_else(|| "".into(), Arc::clone);
+        Some(PlainFile::new(index, name, file, metadata.len()))
+    }
+
+    /// A reader of one range of a file's lines (`input/ranges.rs`), numbered from its first line
+    /// and item as the input `index` named `name`.
+    fn over_part(name: Arc<str>, index: usize, reader: BufReader<Box<dyn Read + Send>>) -> Self {
+        Self {
+            inputs: VecDeque::new(),
+            names: Vec::new(),
+            next_input: index + 1,
+            current: Some(OpenInput {
+                name,
+                index,
+                interactive: false,
+                reader,
+                line: 0,
+                delivery: None,
+                whole: false,
+            }),
+            to_skip: 0,
+            resume_at: None,
+            numbered: 0,
+        }
+    }
+
+    fn next_skipping(
+        &mut self,
+        text: &mut Vec<u8>,
+        one_input: bool,
+    ) -> Option<Result<Spot, InputError>> {
         let start = text.len();
         loop {
-            let item = self.next_numbered(text)?;
+            let item = self.next_numbered(text, one_input)?;
             if self.to_skip > 0 {
                 self.to_skip -= 1;
                 text.truncate(start);

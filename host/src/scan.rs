@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use crate::component::RuleComponent;
 use crate::error::Error;
-use crate::input::{InputError, InputReader, Location, Position, Spot};
+use crate::input::{
+    InputError, InputReader, Location, Numbering, Placing, Position, RANGE_BYTES, Range, RangeRead,
+    Spot,
+};
 use crate::instance::{EventOutcome, RuleInstance};
 use crate::types::{EventError, Extraction, LineError, RuleConfig};
 
@@ -248,6 +251,8 @@ pub struct Scanner<'c> {
     finished: Option<mpsc::SyncSender<Batch>>,
     /// The inputs' names, by index, for the events' locations.
     names: Vec<Arc<str>>,
+    /// Where the items of ranges read apart go in their inputs.
+    numbering: Numbering,
     summary: ScanSummary,
 }
 
@@ -277,6 +282,7 @@ impl<'c> Scanner<'c> {
             journal_bytes: 0,
             finished: None,
             names: Vec::new(),
+            numbering: Numbering::default(),
             summary: ScanSummary::default(),
         })
     }
@@ -311,6 +317,7 @@ impl<'c> Scanner<'c> {
         let (finished, to_fill) = mpsc::sync_channel(FINISHED_BATCHES);
         self.finished = Some(finished);
         self.names = reader.names().to_vec();
+        self.numbering = Numbering::default();
         let limits = options.batch;
         let threads = options.threads.max(1);
         // One queue from the reader to each processing thread: the scan's own with one thread, each
@@ -345,7 +352,7 @@ impl<'c> Scanner<'c> {
                     thread::Builder::new()
                         .name(format!("newterms-rule-{index}"))
                         .spawn_scoped(scope, move || {
-                            extract_chunks(component, config, &jobs, &handed, over);
+                            extract_chunks(component, config, limits, &jobs, &handed, over);
                         })?,
                 );
                 stages.done.push(done);
@@ -439,11 +446,18 @@ impl<'c> Scanner<'c> {
     /// one; returns how many were events.
     fn process_chunk(
         &mut self,
-        chunk: Chunk,
+        mut chunk: Chunk,
         extracted: Extracted,
         position: &mut Option<Position>,
         sink: &mut dyn Sink,
     ) -> Result<u64, ScanError> {
+        if let Some(placing) = chunk.placing
+            && !self.numbering.place(placing, &mut chunk.items)
+        {
+            // An earlier range lost the rest of its input.
+            self.give_back(chunk.batch);
+            return Ok(0);
+        }
         let mut spots = Vec::with_capacity(chunk.batch.len());
         for item in chunk.items {
             match item {
@@ -854,6 +868,21 @@ impl Source<'_> {
         match self {
             Source::Reader(chunks) => Ok(match chunks.recv_timeout(POLL) {
                 Ok(Read::Chunk(chunk)) => Next::Chunk(chunk, Ok(None)),
+                // With one thread the reader reads ranges itself; one handed here is read here.
+                Ok(Read::Range(job)) => {
+                    let mut parts = job.read(BatchLimits {
+                        events: usize::MAX,
+                        bytes: usize::MAX,
+                    });
+                    match parts.pop() {
+                        Some(chunk) if parts.is_empty() => Next::Chunk(chunk, Ok(None)),
+                        _ => {
+                            return Err(ScanError::Reader(
+                                "a range read as more than one chunk".into(),
+                            ));
+                        }
+                    }
+                }
                 Ok(Read::End) => Next::End,
                 Err(RecvTimeoutError::Timeout) => Next::Waiting,
                 Err(RecvTimeoutError::Disconnected) => Next::ReaderGone,
@@ -880,8 +909,8 @@ impl Stages<'_> {
     fn next(&mut self) -> Result<Next, ScanError> {
         let turn = self.collected % self.done.len();
         match self.done[turn].recv_timeout(POLL) {
-            Ok(Handed::Chunk(chunk, extracted)) => {
-                self.collected += 1;
+            Ok(Handed::Chunk(chunk, extracted, ends_job)) => {
+                self.collected += usize::from(ends_job);
                 Ok(Next::Chunk(chunk, extracted))
             }
             Ok(Handed::End) => Ok(Next::End),
@@ -900,7 +929,8 @@ impl Drop for Stages<'_> {
 
 /// What an extracting thread hands back, in the order the reader handed it chunks.
 enum Handed {
-    Chunk(Chunk, Extracted),
+    /// A chunk, and whether it is the last of the job it came from (a range may give several).
+    Chunk(Chunk, Extracted, bool),
     /// The reader said the input ended, here: every chunk before it was handed back.
     End,
     /// The reader went away without saying so: no chunk after those handed back will come.
@@ -912,14 +942,16 @@ enum Handed {
 fn extract_chunks(
     component: &RuleComponent,
     config: &RuleConfig,
+    limits: BatchLimits,
     jobs: &mpsc::Receiver<Read>,
     done: &mpsc::SyncSender<Handed>,
     over: &AtomicBool,
 ) {
     let mut rule: Option<RuleInstance> = None;
     loop {
-        let chunk = match jobs.recv_timeout(POLL) {
-            Ok(Read::Chunk(chunk)) => chunk,
+        let chunks = match jobs.recv_timeout(POLL) {
+            Ok(Read::Chunk(chunk)) => vec![chunk],
+            Ok(Read::Range(job)) => job.read(limits),
             Ok(Read::End) => {
                 let _ = done.send(Handed::End);
                 return;
@@ -931,24 +963,31 @@ fn extract_chunks(
                 return;
             }
         };
-        let extracted = if chunk.batch.multiline || chunk.batch.len() == 0 {
-            Ok(None)
-        } else {
-            let instance = match rule.take() {
-                Some(instance) => Ok(instance),
-                None => component.instantiate(config),
+        let count = chunks.len();
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let extracted = if chunk.batch.multiline || chunk.batch.len() == 0 {
+                Ok(None)
+            } else {
+                let instance = match rule.take() {
+                    Some(instance) => Ok(instance),
+                    None => component.instantiate(config),
+                };
+                instance.and_then(|mut instance| {
+                    let extraction = instance.extract(&chunk.batch.text);
+                    // An instance that failed is poisoned: the next batch gets a new one.
+                    if !matches!(extraction, Err(Error::Guest { .. })) {
+                        rule = Some(instance);
+                    }
+                    extraction.map(Some)
+                })
             };
-            instance.and_then(|mut instance| {
-                let extraction = instance.extract(&chunk.batch.text);
-                // An instance that failed is poisoned: the next batch gets a new one.
-                if !matches!(extraction, Err(Error::Guest { .. })) {
-                    rule = Some(instance);
-                }
-                extraction.map(Some)
-            })
-        };
-        if done.send(Handed::Chunk(chunk, extracted)).is_err() {
-            return; // the scan stopped
+            let ends_job = index + 1 == count;
+            if done
+                .send(Handed::Chunk(chunk, extracted, ends_job))
+                .is_err()
+            {
+                return; // the scan stopped
+            }
         }
     }
 }
@@ -957,7 +996,84 @@ fn extract_chunks(
 /// reader that dies is not taken for one that finished.
 enum Read {
     Chunk(Chunk),
+    /// A range of a plain file, to be read by the thread that extracts it, into the batch given.
+    Range(RangeJob),
     End,
+}
+
+/// A range of a plain file and the batch to read it into.
+struct RangeJob {
+    range: Range,
+    batch: Batch,
+}
+
+impl RangeJob {
+    /// The range read, in chunks of at most one batch each (at least one), in order; the last
+    /// carries the range's counts for [`Numbering`].
+    fn read(self, limits: BatchLimits) -> Vec<Chunk> {
+        let RangeJob { range, mut batch } = self;
+        let RangeRead {
+            items,
+            ends,
+            lines,
+            lost,
+        } = range.read(&mut batch.text);
+        let input = range.input();
+        let counts = (lines, items.len() as u64, lost);
+        let placing = |last: bool| {
+            Some(Placing {
+                input,
+                range_end: last.then_some(counts),
+            })
+        };
+        batch.ends = ends;
+        batch.multiline = false;
+        if batch.len() <= limits.events && batch.text.len() <= limits.bytes {
+            return vec![Chunk {
+                batch,
+                items,
+                placing: placing(true),
+            }];
+        }
+        // Cut as the reader cuts a batch: full once it holds `limits.events` events or
+        // `limits.bytes` bytes.
+        let mut chunks = Vec::new();
+        let mut part = Chunk {
+            batch: Batch::default(),
+            items: Vec::new(),
+            placing: placing(false),
+        };
+        let mut event = 0_usize;
+        for item in items {
+            let full = match &item {
+                Ok(spot) => {
+                    let start = event
+                        .checked_sub(1)
+                        .map_or(0, |before| batch.ends[before] + 1);
+                    let from = part.batch.text.len();
+                    part.batch
+                        .text
+                        .extend_from_slice(&batch.text[start..batch.ends[event]]);
+                    part.batch.ended(from, *spot);
+                    event += 1;
+                    part.batch.len() >= limits.events || part.batch.text.len() >= limits.bytes
+                }
+                Err(_) => false,
+            };
+            part.items.push(item);
+            if full {
+                let next = Chunk {
+                    batch: Batch::default(),
+                    items: Vec::new(),
+                    placing: placing(false),
+                };
+                chunks.push(std::mem::replace(&mut part, next));
+            }
+        }
+        part.placing = placing(true);
+        chunks.push(part);
+        chunks
+    }
 }
 
 /// Waits for the reader thread to end; its panic, if it had one, as an error.
@@ -985,6 +1101,8 @@ struct Chunk {
     batch: Batch,
     /// Each item's place: an event's (in batch order) or an input error.
     items: Vec<Result<Spot, InputError>>,
+    /// For a part of a range read apart, where its items go (they are numbered within the range).
+    placing: Option<Placing>,
 }
 
 /// The reader thread: items in chunks of at most one batch, handed over early when an interactive
@@ -996,12 +1114,11 @@ fn read_chunks(
     queues: &[mpsc::SyncSender<Read>],
     finished: &mpsc::Receiver<Batch>,
 ) {
+    let recycled = |bytes: usize| finished.try_recv().unwrap_or_default().reuse(bytes);
     let new_chunk = |bytes: usize| Chunk {
-        batch: finished
-            .try_recv()
-            .unwrap_or_default()
-            .reuse(bytes + bytes / 8),
+        batch: recycled(bytes + bytes / 8),
         items: Vec::with_capacity(limits.events),
+        placing: None,
     };
     // Chunk `i` and then the end go to queue `i % N`.
     let mut handed = 0_usize;
@@ -1012,9 +1129,42 @@ fn read_chunks(
     };
     let mut chunk = new_chunk(0);
     loop {
+        // A plain file is read in ranges: by the extracting threads when there are any, so that
+        // reading runs on every one of them, else here.
+        if let Some(file) = reader.plain_file() {
+            if !chunk.items.is_empty() {
+                let bytes = chunk.batch.text.len();
+                let read = std::mem::replace(&mut chunk, new_chunk(bytes));
+                if !hand(Read::Chunk(read)) {
+                    return;
+                }
+            }
+            let range_bytes = RANGE_BYTES.min(limits.bytes as u64);
+            for range in Arc::new(file).ranges(range_bytes) {
+                // Its text is read over as it is, not cleared (see `Range::read`).
+                let job = RangeJob {
+                    range,
+                    batch: finished.try_recv().unwrap_or_default(),
+                };
+                let handed = if queues.len() == 1 {
+                    job.read(limits)
+                        .into_iter()
+                        .all(|part| hand(Read::Chunk(part)))
+                } else {
+                    hand(Read::Range(job))
+                };
+                if !handed {
+                    return; // the scan stopped
+                }
+            }
+            continue;
+        }
         let start = chunk.batch.text.len();
-        let Some(item) = reader.next_into(&mut chunk.batch.text) else {
-            break;
+        let Some(item) = reader.next_of_input(&mut chunk.batch.text) else {
+            if reader.is_done() {
+                break;
+            }
+            continue;
         };
         if let Ok(spot) = item {
             chunk.batch.ended(start, spot);

@@ -177,6 +177,87 @@ fn threads_raise_exactly_the_alerts_of_one_thread() {
     assert_eq!(steady(&three.stderr), steady(&one.stderr));
 }
 
+/// A plain file is read in ranges, each by the thread that extracts it (with one thread, by the
+/// reader), and a stream line by line: the same bytes give the same alerts and the same
+/// diagnostics, at the same lines, either way. The lines hold what a range read straight cannot
+/// take (blank, padded and CRLF lines, bytes that are not UTF-8, delivery documents on one line,
+/// broken JSON), spread over many ranges, and batches smaller than a range.
+#[test]
+fn a_file_read_in_ranges_gives_what_standard_input_gives() {
+    let directory = scratch("threads-ranges");
+    let generated = std::fs::read(generated_stream(&directory)).expect("generated stream");
+    let mut bytes = Vec::new();
+    for (index, line) in generated.split(|&byte| byte == b'\n').enumerate() {
+        match index % 997 {
+            0 => bytes.extend_from_slice(b"\n  \r\n"),
+            1 => bytes.extend_from_slice(b"{\"not\": \"UTF-8 \xff\"}\n"),
+            2 => {
+                let record = direct_invoke(&format!("delivered-{index}"), "2024-03-02T00:00:00Z");
+                bytes.extend_from_slice(format!("{{\"Records\": [{record}, [1]]}}\n").as_bytes());
+            }
+            3 => bytes.extend_from_slice(b"{\"Records\": [\n"),
+            4 => bytes.push(b' '),
+            _ => {}
+        }
+        bytes.extend_from_slice(line);
+        bytes.extend_from_slice(if index % 5 == 0 { b"\r\n" } else { b"\n" });
+    }
+    // A last line with no line break.
+    bytes.extend_from_slice(
+        direct_invoke("last", "2024-04-01T00:00:00Z")
+            .to_string()
+            .as_bytes(),
+    );
+    let path = directory.join("odd-lines.ndjson");
+    std::fs::write(&path, &bytes).expect("write");
+    assert!(bytes.len() > 4 * newterms::input::RANGE_BYTES as usize);
+    for batch in ["256", "7"] {
+        let streamed = newterms(&["scan", "--batch-size", batch, "-"], &bytes);
+        assert!(streamed.status.success(), "{}", streamed.stderr);
+        assert!(
+            streamed.alerts.len() > 1_000,
+            "{} alerts",
+            streamed.alerts.len()
+        );
+        for said in ["not UTF-8", "malformed delivery document", "(record 2)"] {
+            assert!(
+                streamed.stderr.contains(said),
+                "{said}: {}",
+                streamed.stderr
+            );
+        }
+        for threads in ["1", "2"] {
+            let ranged = newterms(
+                &[
+                    "scan",
+                    "--threads",
+                    threads,
+                    "--batch-size",
+                    batch,
+                    text(&path),
+                ],
+                b"",
+            );
+            assert!(
+                ranged.stdout == streamed.stdout,
+                "--threads {threads} --batch-size {batch}: alerts differ from the stream's"
+            );
+            // A batch says its input errors before its events' refusals, and a range and a
+            // stream's batch end at different lines: the same diagnostics, in another order.
+            let sorted = |stderr: &str| {
+                let mut lines: Vec<String> = steady(stderr).lines().map(str::to_owned).collect();
+                lines.sort();
+                lines
+            };
+            assert_eq!(
+                sorted(&ranged.stderr.replace(text(&path), "<stdin>")),
+                sorted(&streamed.stderr),
+                "--threads {threads} --batch-size {batch}"
+            );
+        }
+    }
+}
+
 /// A pack is split into the same stages (its terms staged with their rule's place): every rule file
 /// the repository keeps (CloudTrail rules with fields of the fast path and of the full path, ECS
 /// rules of other data sources) over the generated stream and real CloudTrail.
