@@ -9,6 +9,7 @@
 //! letter, and every other event is processed exactly once.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -253,6 +254,9 @@ pub struct Scanner<'c> {
     names: Vec<Arc<str>>,
     /// Where the items of ranges read apart go in their inputs.
     numbering: Numbering,
+    /// The chunk's input errors not said yet, each after how many of its events it came: said in
+    /// input order among the events' refusals, wherever the chunk's batch ended.
+    input_errors: VecDeque<(usize, InputError)>,
     summary: ScanSummary,
 }
 
@@ -283,6 +287,7 @@ impl<'c> Scanner<'c> {
             finished: None,
             names: Vec::new(),
             numbering: Numbering::default(),
+            input_errors: VecDeque::new(),
             summary: ScanSummary::default(),
         })
     }
@@ -467,17 +472,43 @@ impl<'c> Scanner<'c> {
                 }
                 Err(error) => {
                     *position = Some(error.location.next_position());
-                    self.summary.input_errors += 1;
-                    self.summary.unreadable_inputs += u64::from(error.unreadable);
-                    sink.diagnostic(Diagnostic::Input(error));
+                    self.input_errors.push_back((spots.len(), error));
                 }
             }
         }
         let batch = chunk.batch;
         let events = batch.len() as u64;
-        if events > 0 {
+        let processed = self.process_events(batch, extracted, &spots, sink);
+        // Those after the last event (and all of them if the scan cannot go on).
+        self.say_input_errors_before(usize::MAX, sink);
+        processed?;
+        sink.flush(&self.summary)?;
+        Ok(events)
+    }
+
+    /// Says the input errors that came before event `index` of the chunk.
+    fn say_input_errors_before(&mut self, index: usize, sink: &mut dyn Sink) {
+        while let Some((_, error)) = self
+            .input_errors
+            .pop_front_if(|(before, _)| *before <= index)
+        {
+            self.summary.input_errors += 1;
+            self.summary.unreadable_inputs += u64::from(error.unreadable);
+            sink.diagnostic(Diagnostic::Input(error));
+        }
+    }
+
+    /// A chunk's events: its batch with its extraction when an extracting thread made one.
+    fn process_events(
+        &mut self,
+        batch: Batch,
+        extracted: Extracted,
+        spots: &[Spot],
+        sink: &mut dyn Sink,
+    ) -> Result<(), ScanError> {
+        if batch.len() > 0 {
             match extracted {
-                Ok(None) => self.process_batch(batch, &spots, sink)?,
+                Ok(None) => self.process_batch(batch, spots, sink)?,
                 // A line past the batch is a faulty answer, like a trap.
                 Ok(Some(extraction))
                     if extraction
@@ -485,19 +516,18 @@ impl<'c> Scanner<'c> {
                         .iter()
                         .all(|line| (line.line as usize) < spots.len()) =>
                 {
-                    self.decide_batch(batch, extraction, &spots, sink)?;
+                    self.decide_batch(batch, extraction, spots, sink)?;
                 }
                 Ok(Some(_)) | Err(Error::Guest { .. }) => {
                     // The extracting instance failed (it is replaced); the stateful one did not.
                     self.summary.recoveries += 1;
-                    self.one_at_a_time(&batch, &spots, sink)?;
+                    self.one_at_a_time(&batch, spots, sink)?;
                     self.give_back(batch);
                 }
                 Err(other) => return Err(other.into()),
             }
         }
-        sink.flush(&self.summary)?;
-        Ok(events)
+        Ok(())
     }
 
     fn process_batch(
@@ -511,6 +541,7 @@ impl<'c> Scanner<'c> {
             Ok(outcomes) if outcomes.iter().all(|(index, _)| *index < spots.len()) => {
                 self.summary.events += batch.len() as u64;
                 for (index, outcome) in outcomes {
+                    self.say_input_errors_before(index, sink);
                     self.deliver(outcome, spots[index], sink)?;
                 }
                 self.remember(batch);
@@ -533,6 +564,7 @@ impl<'c> Scanner<'c> {
             Ok(outcomes) => {
                 self.summary.events += batch.len() as u64;
                 for (index, outcome) in outcomes {
+                    self.say_input_errors_before(index, sink);
                     self.deliver(outcome, spots[index], sink)?;
                 }
                 self.remember_decided(extraction);
@@ -601,7 +633,8 @@ impl<'c> Scanner<'c> {
         spots: &[Spot],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
-        for (event, &spot) in batch.events().zip(spots) {
+        for (index, (event, &spot)) in batch.events().zip(spots).enumerate() {
+            self.say_input_errors_before(index, sink);
             match self.rule.process_event(&event) {
                 Ok(outcome) => {
                     self.summary.events += 1;
