@@ -19,7 +19,7 @@ mod ranges;
 
 use delivery::{Document, Next, Stop};
 use inflate::Inflating;
-pub use ranges::{Numbering, Placing, PlainFile, RANGE_BYTES, Range, RangeRead};
+pub use ranges::{Numbering, Placing, PlainFile, Range, RangeRead};
 
 /// Longest line (or delivery record) read; a longer one is reported and skipped, so one runaway
 /// line cannot exhaust memory.
@@ -627,7 +627,7 @@ impl InputReader {
         self.inputs.pop_front();
         self.next_input += 1;
         let name = self.names.get(index).map_or_else(|| "".into(), Arc::clone);
-        Some(PlainFile::new(index, name, file, metadata.len()))
+        Some(PlainFile::new(index, name, file, metadata.len(), head))
     }
 
     /// A reader of one range of a file's lines (`input/ranges.rs`), numbered from its first line

@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use crate::component::RuleComponent;
 use crate::error::Error;
 use crate::input::{
-    InputError, InputReader, Location, Numbering, Placing, Position, RANGE_BYTES, Range, RangeRead,
-    Spot,
+    InputError, InputReader, Location, Numbering, Placing, Position, Range, RangeRead, Spot,
 };
 use crate::instance::{EventOutcome, RuleInstance};
 use crate::types::{EventError, Extraction, LineError, RuleConfig};
@@ -1069,32 +1068,45 @@ impl RangeJob {
             }];
         }
         // Cut as the reader cuts a batch: full once it holds `limits.events` events or
-        // `limits.bytes` bytes.
+        // `limits.bytes` bytes. The first batch keeps the range's buffer; the events after it are
+        // copied out (ranges are sized to hold about one batch, so they are few).
+        let full = |events: usize, bytes: usize| events >= limits.events || bytes >= limits.bytes;
+        let mut items = items.into_iter();
+        let mut first_items = Vec::new();
+        let mut first_events = 0;
+        for item in items.by_ref() {
+            let ended = item.is_ok();
+            first_items.push(item);
+            if ended {
+                first_events += 1;
+                if full(first_events, batch.ends[first_events - 1] + 1) {
+                    break;
+                }
+            }
+        }
         let mut chunks = Vec::new();
         let mut part = Chunk {
             batch: Batch::default(),
             items: Vec::new(),
             placing: placing(false),
         };
-        let mut event = 0_usize;
+        let mut event = first_events;
         for item in items {
-            let full = match &item {
+            let ended = match &item {
                 Ok(spot) => {
-                    let start = event
-                        .checked_sub(1)
-                        .map_or(0, |before| batch.ends[before] + 1);
+                    let start = batch.ends[event - 1] + 1;
                     let from = part.batch.text.len();
                     part.batch
                         .text
                         .extend_from_slice(&batch.text[start..batch.ends[event]]);
                     part.batch.ended(from, *spot);
                     event += 1;
-                    part.batch.len() >= limits.events || part.batch.text.len() >= limits.bytes
+                    full(part.batch.len(), part.batch.text.len())
                 }
                 Err(_) => false,
             };
             part.items.push(item);
-            if full {
+            if ended {
                 let next = Chunk {
                     batch: Batch::default(),
                     items: Vec::new(),
@@ -1103,8 +1115,25 @@ impl RangeJob {
                 chunks.push(std::mem::replace(&mut part, next));
             }
         }
-        part.placing = placing(true);
-        chunks.push(part);
+        if !part.items.is_empty() {
+            chunks.push(part);
+        }
+        let cut = first_events
+            .checked_sub(1)
+            .map_or(0, |last| batch.ends[last] + 1);
+        batch.text.truncate(cut);
+        batch.ends.truncate(first_events);
+        chunks.insert(
+            0,
+            Chunk {
+                batch,
+                items: first_items,
+                placing: placing(false),
+            },
+        );
+        if let Some(last) = chunks.last_mut() {
+            last.placing = placing(true);
+        }
         chunks
     }
 }
@@ -1172,7 +1201,7 @@ fn read_chunks(
                     return;
                 }
             }
-            let range_bytes = RANGE_BYTES.min(limits.bytes as u64);
+            let range_bytes = file.range_bytes(limits.events, limits.bytes);
             for range in Arc::new(file).ranges(range_bytes) {
                 // Its text is read over as it is, not cleared (see `Range::read`).
                 let job = RangeJob {

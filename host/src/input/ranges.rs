@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{InputError, InputProblem, InputReader, Spot, is_delivery_document};
 
-/// Nominal bytes of a range: about a default batch of ~1 KB events.
-pub const RANGE_BYTES: u64 = 256 << 10;
+/// The fewest bytes a range spans, however small the batches.
+const SMALLEST_RANGE: u64 = 4 << 10;
 
 /// The most a range read straight into memory may hold (its last line included); a range with a
 /// longer line is read line by line, which passes over a line too long to keep.
@@ -37,16 +37,32 @@ pub struct PlainFile {
     file: File,
     /// Its length when opened: the last range reads on to its end, however long it has grown.
     length: u64,
+    /// The mean length of its first lines (with their `\n`), for the size of its ranges.
+    line_bytes: u64,
 }
 
 impl PlainFile {
-    pub(super) fn new(index: usize, name: Arc<str>, file: File, length: u64) -> Self {
+    /// The file `index` of the reader's inputs, whose first bytes are `head`.
+    pub(super) fn new(index: usize, name: Arc<str>, file: File, length: u64, head: &[u8]) -> Self {
+        let lines = memchr::memchr_iter(b'\n', head).count().max(1) as u64;
         Self {
             index,
             name,
             file,
             length,
+            line_bytes: (head.len() as u64 / lines).max(1),
         }
+    }
+
+    /// How many bytes a range should span to hold about three quarters of a batch of `events`
+    /// events, by the file's first lines, at most `most_bytes`: a range that holds more than a
+    /// batch has its rest copied out and sent as a batch of its own, which costs more than
+    /// somewhat smaller batches do (ranges of seven eighths of a batch of the mixed stream took
+    /// 1.2x the wall time of three quarters).
+    pub fn range_bytes(&self, events: usize, most_bytes: usize) -> u64 {
+        let most = most_bytes.min(DIRECT_LIMIT) as u64;
+        (self.line_bytes.saturating_mul(events as u64) / 4 * 3)
+            .clamp(SMALLEST_RANGE, most.max(SMALLEST_RANGE))
     }
 
     /// The file cut into ranges of `bytes` (at least one range, the last open-ended).
@@ -518,9 +534,25 @@ mod tests {
         let path = file_of(&bytes);
         let expected = whole(&path);
         assert_eq!(expected.len(), 3);
-        for size in [RANGE_BYTES, 3, DIRECT_LIMIT as u64] {
+        for size in [SMALLEST_RANGE, 3, DIRECT_LIMIT as u64] {
             assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
         }
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_range_spans_about_one_batch_of_the_files_first_lines() {
+        let line = format!("{{\"event\":\"{}\"}}\n", "x".repeat(87));
+        assert_eq!(line.len(), 100);
+        let path = file_of(line.repeat(50).as_bytes());
+        let file = InputReader::new([Input::File(path.clone())])
+            .plain_file()
+            .expect("a plain file");
+        // Three quarters of 256 lines of 100 bytes; never under the smallest range nor over the
+        // batch's bytes.
+        assert_eq!(file.range_bytes(256, 8 << 20), 19_200);
+        assert_eq!(file.range_bytes(1, 8 << 20), SMALLEST_RANGE);
+        assert_eq!(file.range_bytes(1_000_000, 1 << 20), 1 << 20);
         let _ = std::fs::remove_file(path);
     }
 
