@@ -900,20 +900,11 @@ impl Source<'_> {
         match self {
             Source::Reader(chunks) => Ok(match chunks.recv_timeout(POLL) {
                 Ok(Read::Chunk(chunk)) => Next::Chunk(chunk, Ok(None)),
-                // With one thread the reader reads ranges itself; one handed here is read here.
-                Ok(Read::Range(job)) => {
-                    let mut parts = job.read(BatchLimits {
-                        events: usize::MAX,
-                        bytes: usize::MAX,
-                    });
-                    match parts.pop() {
-                        Some(chunk) if parts.is_empty() => Next::Chunk(chunk, Ok(None)),
-                        _ => {
-                            return Err(ScanError::Reader(
-                                "a range read as more than one chunk".into(),
-                            ));
-                        }
-                    }
+                // With one thread the reader reads ranges itself: it hands the scan's thread none.
+                Ok(Read::Range(_)) => {
+                    return Err(ScanError::Reader(
+                        "the reader handed a range to the scan's own thread".into(),
+                    ));
                 }
                 Ok(Read::End) => Next::End,
                 Err(RecvTimeoutError::Timeout) => Next::Waiting,
@@ -1176,9 +1167,11 @@ fn read_chunks(
     queues: &[mpsc::SyncSender<Read>],
     finished: &mpsc::Receiver<Batch>,
 ) {
-    let recycled = |bytes: usize| finished.try_recv().unwrap_or_default().reuse(bytes);
     let new_chunk = |bytes: usize| Chunk {
-        batch: recycled(bytes + bytes / 8),
+        batch: finished
+            .try_recv()
+            .unwrap_or_default()
+            .reuse(bytes + bytes / 8),
         items: Vec::with_capacity(limits.events),
         placing: None,
     };
