@@ -57,8 +57,9 @@ const EVENTS: usize = 60_000;
 const SCAN_EVENTS: usize = 300_000;
 /// Events of the rule packs' ECS rows (a pack reads ECS documents several times slower).
 const ECS_EVENTS: usize = 60_000;
-/// Events in a scan's start file: four of `newterms scan`'s default batches (256 events), so that
-/// each of two extracting threads gets one and makes its instance.
+/// Events in a scan's start file: about four of the ranges `newterms scan` reads a plain file in
+/// (three quarters of a default batch of 340 events each), so that each of two extracting threads
+/// gets one and makes its instance.
 const START_EVENTS: usize = 1024;
 const BATCH: usize = 1024;
 const TERMS: usize = 1_000_000;

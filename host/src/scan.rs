@@ -63,12 +63,16 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        // Crossing into the component costs ~100 ns per call: 256 events amortise it well, and a
-        // batch of ~1 KB events (~330 KB) stays in the caches between the reader, which writes it,
-        // the copy into the guest's memory and the guest (1,024 made the scan of the mixed stream
-        // ~5 % slower, 64 slower still; benches/README.md). 8 MiB bounds the copy of long events.
+        // Crossing into the component costs ~100 ns per call: a few hundred events amortise it
+        // well, and a batch of ~1 KB events (~330 KB) stays in the caches between the reader, which
+        // writes it, the copy into the guest's memory and the guest (1,024 made the scan of the
+        // mixed stream ~5 % slower, 64 slower still). A plain file's ranges hold three quarters of
+        // a batch (`input/ranges.rs`): 340 makes them ~255 events of that stream, the size
+        // measured best before ranges (340 against 256 with ranges: 0.95x the wall time with two
+        // threads, 0.97x with all 221 rules, 1.00x with one thread; benches/README.md). 8 MiB
+        // bounds the copy of long events.
         Self {
-            events: 256,
+            events: 340,
             bytes: 8 << 20,
         }
     }
