@@ -19,7 +19,7 @@ mod ranges;
 
 use delivery::{Document, Next, Stop};
 use inflate::Inflating;
-pub use ranges::{Numbering, Placing, PlainFile, Range, RangeRead};
+pub(crate) use ranges::{Numbering, Placing, PlainFile, Range, RangeRead};
 
 /// Longest line (or delivery record) read; a longer one is reported and skipped, so one runaway
 /// line cannot exhaust memory.
@@ -350,10 +350,7 @@ impl InputReader {
             Some(position) if position.input == index && !input.is_stream() => position.items,
             _ => 0,
         };
-        let name = self
-            .names
-            .get(index)
-            .map_or_else(|| input.name().into(), Arc::clone);
+        let name = self.name_of(index, &input);
         Some(match input.open() {
             Ok(reader) => {
                 self.current = Some(OpenInput {
@@ -580,12 +577,12 @@ impl InputReader {
     /// Like [`InputReader::next_into`], but `None` at the end of each input, so that the caller
     /// may take the next one as a [`PlainFile`] ([`InputReader::plain_file`]) before this reader
     /// opens it; at the end of the last, [`InputReader::is_done`] says so.
-    pub fn next_of_input(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
+    pub(crate) fn next_of_input(&mut self, text: &mut Vec<u8>) -> Option<Result<Spot, InputError>> {
         self.next_skipping(text, true)
     }
 
     /// Whether every input was read.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.current.is_none() && self.inputs.is_empty()
     }
 
@@ -593,7 +590,7 @@ impl InputReader {
     /// its first bytes say, read as opening it would) and is read from its start: taken from this
     /// reader, to be read in ranges by whoever reads them. `None` (the input stays) for any other,
     /// or while an input is being read.
-    pub fn plain_file(&mut self) -> Option<PlainFile> {
+    pub(crate) fn plain_file(&mut self) -> Option<PlainFile> {
         if self.current.is_some() {
             return None;
         }
@@ -614,20 +611,22 @@ impl InputReader {
         }
         // One read of what `open` would see first (its buffer holds 1 MiB).
         let mut head = vec![0; metadata.len().min(1 << 20) as usize];
-        let read = loop {
-            match ranges::read_at(&file, &mut head, 0) {
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                other => break other.ok()?,
-            }
-        };
+        let read = ranges::read_at(&file, &mut head, 0).ok()?;
         let head = &head[..read];
         if head.starts_with(&[0x1f, 0x8b]) || is_delivery_document(head) {
             return None;
         }
-        self.inputs.pop_front();
+        let input = self.inputs.pop_front()?;
         self.next_input += 1;
-        let name = self.names.get(index).map_or_else(|| "".into(), Arc::clone);
+        let name = self.name_of(index, &input);
         Some(PlainFile::new(index, name, file, metadata.len(), head))
+    }
+
+    /// The name of `input`, the reader's input `index`.
+    fn name_of(&self, index: usize, input: &Input) -> Arc<str> {
+        self.names
+            .get(index)
+            .map_or_else(|| input.name().into(), Arc::clone)
     }
 
     /// A reader of one range of a file's lines (`input/ranges.rs`), numbered from its first line

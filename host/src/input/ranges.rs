@@ -14,7 +14,7 @@ use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{InputError, InputProblem, InputReader, Spot, is_delivery_document};
+use super::{InputError, InputProblem, InputReader, Spot, is_delivery_document, utf8_error};
 
 /// The fewest bytes a range spans, however small the batches.
 const SMALLEST_RANGE: u64 = 4 << 10;
@@ -81,25 +81,28 @@ impl PlainFile {
     fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut filled = 0;
         while filled < buffer.len() {
-            match read_at(&self.file, &mut buffer[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(read) => filled += read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+            match read_at(&self.file, &mut buffer[filled..], offset + filled as u64)? {
+                0 => break,
+                read => filled += read,
             }
         }
         Ok(filled)
     }
 }
 
-#[cfg(unix)]
+/// One read of `file` at `offset` into `buffer` (again when a signal interrupted it); how many
+/// bytes were read.
 pub(super) fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buffer, offset)
-}
-
-#[cfg(windows)]
-pub(super) fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buffer, offset)
+    loop {
+        #[cfg(unix)]
+        let read = std::os::unix::fs::FileExt::read_at(file, buffer, offset);
+        #[cfg(windows)]
+        let read = std::os::windows::fs::FileExt::seek_read(file, buffer, offset);
+        match read {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            read => return read,
+        }
+    }
 }
 
 /// The lines of a plain file that start in `start..end` (`start..` for the last range).
@@ -216,7 +219,7 @@ impl Range {
         if text.last().is_some_and(|&last| last != b'\n') {
             text.push(b'\n');
         }
-        if simdutf8::basic::from_utf8(text).is_err() {
+        if utf8_error(text).is_some() {
             return Ok(None);
         }
         let mut read = RangeRead::default();
