@@ -165,8 +165,9 @@ impl std::str::FromStr for Profile {
 pub struct Observation {
     /// The event's time, milliseconds since the epoch.
     pub time: i64,
-    /// Each term's encoding (the history's key), in the order processing observes them.
-    pub terms: Vec<Vec<u8>>,
+    /// How many terms the event observes: the next this many of its extraction's
+    /// [`Extraction::terms`], in the order processing observes them.
+    pub terms: u32,
 }
 
 /// A line of a newline-delimited buffer that observes terms or was refused.
@@ -191,6 +192,140 @@ pub struct Extraction {
     pub excepted: u64,
     /// The lines that observe terms or were refused, in increasing order.
     pub lines: Vec<ExtractedLine>,
+    /// The terms of the observing lines, line after line.
+    pub terms: Terms,
+}
+
+impl Extraction {
+    /// Each line with its terms (none for a refused line). Counts that run past the terms, which
+    /// only a broken extraction has ([`Extraction::counts_add_up`]), give the terms there are.
+    pub fn lines_with_terms(&self) -> impl Iterator<Item = (&ExtractedLine, LineTerms<'_>)> {
+        let mut next: usize = 0;
+        self.lines.iter().map(move |line| {
+            let count = line
+                .outcome
+                .as_ref()
+                .map_or(0, |observation| observation.terms);
+            let start = next;
+            next = start.saturating_add(count as usize);
+            let end = next.min(self.terms.len());
+            let terms = LineTerms {
+                terms: &self.terms,
+                start: start.min(end),
+                end,
+            };
+            (line, terms)
+        })
+    }
+
+    /// Whether the observations' counts add up to the terms: every term belongs to one line.
+    pub fn counts_add_up(&self) -> bool {
+        let counted = self
+            .lines
+            .iter()
+            .filter_map(|line| line.outcome.as_ref().ok())
+            .try_fold(0_usize, |sum, observation| {
+                sum.checked_add(observation.terms as usize)
+            });
+        counted == Some(self.terms.len())
+    }
+}
+
+/// Terms' encodings (each the history's key) end to end, so that a batch's terms are two vectors
+/// rather than one per term: crossing into a component, each vector is an allocation there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// Where each term ends in `bytes`; the first starts at 0, each other where the one before ends.
+    ends: Vec<u32>,
+    bytes: Vec<u8>,
+}
+
+impl Terms {
+    /// Terms from their ends and bytes; `None` unless the ends are in order and within the bytes.
+    pub fn from_parts(ends: Vec<u32>, bytes: Vec<u8>) -> Option<Self> {
+        let in_order = ends.windows(2).all(|pair| pair[0] <= pair[1]);
+        let within = ends.last().is_none_or(|&last| last as usize <= bytes.len());
+        (in_order && within).then_some(Self { ends, bytes })
+    }
+
+    /// The ends and bytes [`Terms::from_parts`] takes.
+    pub fn into_parts(self) -> (Vec<u32>, Vec<u8>) {
+        (self.ends, self.bytes)
+    }
+
+    /// Adds a term. Terms past 4 GiB in all, which no buffer a component takes can make, are
+    /// cut to end there.
+    pub fn push(&mut self, term: &[u8]) {
+        self.push_joined(&[term]);
+    }
+
+    /// Adds the term made of `parts` end to end.
+    pub fn push_joined(&mut self, parts: &[&[u8]]) {
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self.ends
+            .push(u32::try_from(self.bytes.len()).unwrap_or(u32::MAX));
+    }
+
+    /// How many terms there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of all terms together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Term `index`.
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(index)? as usize;
+        let start = match index.checked_sub(1) {
+            Some(before) => *self.ends.get(before)? as usize,
+            None => 0,
+        };
+        self.bytes.get(start..end)
+    }
+}
+
+/// The terms of one line of an [`Extraction`].
+#[derive(Debug, Clone, Copy)]
+pub struct LineTerms<'a> {
+    terms: &'a Terms,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> LineTerms<'a> {
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The line's term `index`.
+    pub fn get(&self, index: usize) -> Option<&'a [u8]> {
+        if index >= self.len() {
+            return None;
+        }
+        self.terms.get(self.start + index)
+    }
+
+    /// The line's terms, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let terms = self.terms;
+        (self.start..self.end).filter_map(move |index| terms.get(index))
+    }
 }
 
 /// The terms of one line that `decide` found new: they raise alerts.
@@ -198,6 +333,6 @@ pub struct Extraction {
 pub struct FreshTerms {
     /// The line, as in [`ExtractedLine::line`].
     pub line: u32,
-    /// Indices into the line's [`Observation::terms`], increasing.
+    /// Indices into the line's terms ([`Extraction::lines_with_terms`]), increasing.
     pub terms: Vec<u32>,
 }

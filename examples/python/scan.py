@@ -26,7 +26,7 @@ from wasmtime import Engine, Store, Trap, WasmtimeError
 from wasmtime.component import Component, Linker, Record, Variant
 
 HERE = Path(__file__).resolve().parent
-INTERFACE = "newterms:rule/detector@0.3.0"
+INTERFACE = "newterms:rule/detector@0.4.0"
 DELIVERY = re.compile(rb"^\{\s*\"Records\"")
 ASCII_SPACE = b" \t\n\x0c\r"
 

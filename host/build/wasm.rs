@@ -32,7 +32,7 @@ pub struct Face {
 }
 
 /// Builds `faces` into `target_dir` and writes each, with the `newterms:rule` section, to `out_dir`;
-/// returns the WIT package (`newterms:rule@0.3.0`).
+/// returns the WIT package (`newterms:rule@0.4.0`).
 pub fn build_faces(
     workspace: &Path,
     target_dir: &Path,
@@ -136,7 +136,7 @@ fn cargo_build(workspace: &Path, target_dir: &Path, face: &Face) -> Result<(), S
     }
 }
 
-/// The `package` line of the WIT file: `newterms:rule@0.3.0`.
+/// The `package` line of the WIT file: `newterms:rule@0.4.0`.
 fn wit_package(wit: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(wit)
         .map_err(|error| format!("cannot read {}: {error}", wit.display()))?;

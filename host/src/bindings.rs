@@ -140,9 +140,15 @@ impl From<wit::LineOutcome> for types::LineOutcome {
     }
 }
 
-impl From<wit::Extraction> for types::Extraction {
-    fn from(extraction: wit::Extraction) -> Self {
-        types::Extraction {
+/// An extraction from the component; `None` when its terms' ends are out of order or past their
+/// bytes.
+impl TryFrom<wit::Extraction> for types::Extraction {
+    type Error = ();
+
+    fn try_from(extraction: wit::Extraction) -> Result<Self, ()> {
+        let terms =
+            types::Terms::from_parts(extraction.term_ends, extraction.term_bytes).ok_or(())?;
+        Ok(types::Extraction {
             events: extraction.events,
             matched: extraction.matched,
             excepted: extraction.excepted,
@@ -160,12 +166,16 @@ impl From<wit::Extraction> for types::Extraction {
                     },
                 })
                 .collect(),
-        }
+            terms,
+        })
     }
 }
 
-impl From<&types::Extraction> for wit::Extraction {
-    fn from(extraction: &types::Extraction) -> Self {
+impl wit::Extraction {
+    /// The call's argument for `extraction`, its terms moved rather than copied;
+    /// [`wit::Extraction::give_back`] returns them.
+    pub(crate) fn taking_terms(extraction: &mut types::Extraction) -> Self {
+        let (term_ends, term_bytes) = std::mem::take(&mut extraction.terms).into_parts();
         wit::Extraction {
             events: extraction.events,
             matched: extraction.matched,
@@ -178,13 +188,22 @@ impl From<&types::Extraction> for wit::Extraction {
                     outcome: match &line.outcome {
                         Ok(observation) => Ok(wit::Observation {
                             time: observation.time,
-                            terms: observation.terms.clone(),
+                            terms: observation.terms,
                         }),
                         Err(error) => Err(error.into()),
                     },
                 })
                 .collect(),
+            term_ends,
+            term_bytes,
         }
+    }
+
+    /// Puts the terms [`wit::Extraction::taking_terms`] moved back into `extraction`.
+    pub(crate) fn give_back(self, extraction: &mut types::Extraction) {
+        // They came from `extraction`'s terms, whose parts are in order.
+        extraction.terms =
+            types::Terms::from_parts(self.term_ends, self.term_bytes).unwrap_or_default();
     }
 }
 

@@ -227,30 +227,35 @@ impl RuleInstance {
             let what = "lines out of order or past the buffer".to_owned();
             return Err(malformed("extract", what));
         }
-        Ok(extraction.into())
+        match Extraction::try_from(extraction) {
+            Ok(extraction) if extraction.counts_add_up() => Ok(extraction),
+            _ => {
+                let what = "terms that are not the lines' (ends out of order or past their bytes, or counts that do not add up)".to_owned();
+                Err(malformed("extract", what))
+            }
+        }
     }
 
     /// The stateful half (the WIT's `decide`): applies `extraction` to the history as processing
     /// its buffer would have, counters included, and returns its lines whose terms were new, each
     /// checked to be a line of `extraction` that observes those terms.
-    pub fn decide(&mut self, extraction: &Extraction) -> Result<Vec<FreshTerms>, Error> {
-        let sent = wit::Extraction::from(extraction);
-        let fresh = self
-            .call("decide", |detector, store| {
-                detector.call_decide(store, &sent)
-            })?
-            .map_err(Error::Rules)?;
-        let mut lines = extraction.lines.iter();
+    /// `extraction` is only borrowed mutably so that its terms can be lent to the call rather than
+    /// copied; it is as it was when this returns.
+    pub fn decide(&mut self, extraction: &mut Extraction) -> Result<Vec<FreshTerms>, Error> {
+        let sent = wit::Extraction::taking_terms(extraction);
+        let called = self.call("decide", |detector, store| {
+            detector.call_decide(store, &sent)
+        });
+        sent.give_back(extraction);
+        let fresh = called?.map_err(Error::Rules)?;
+        let mut lines = extraction.lines_with_terms();
         for new in &fresh {
             let observed = lines
-                .find(|line| line.line == new.line)
-                .and_then(|line| line.outcome.as_ref().ok());
-            let plausible = observed.is_some_and(|observation| {
+                .find(|(line, _)| line.line == new.line)
+                .and_then(|(line, terms)| line.outcome.is_ok().then_some(terms));
+            let plausible = observed.is_some_and(|terms| {
                 new.terms.windows(2).all(|pair| pair[0] < pair[1])
-                    && new
-                        .terms
-                        .iter()
-                        .all(|&term| (term as usize) < observation.terms.len())
+                    && new.terms.iter().all(|&term| (term as usize) < terms.len())
             });
             if !plausible {
                 let what = format!("new terms of line {} that it does not observe", new.line);

@@ -12,7 +12,7 @@ pub const WIT_PACKAGE: &str = env!("NEWTERMS_WIT_PACKAGE");
 /// The content of the `newterms:rule` custom section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// The WIT package the component implements, e.g. `newterms:rule@0.3.0`.
+    /// The WIT package the component implements, e.g. `newterms:rule@0.4.0`.
     pub wit: String,
     /// The rule's id.
     pub rule_id: String,
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn versions_are_compatible_within_a_release_line() {
         assert!(compatible("newterms:rule@0.1.0", "newterms:rule@0.1.3"));
-        assert!(!compatible("newterms:rule@0.3.0", "newterms:rule@0.1.0"));
+        assert!(!compatible("newterms:rule@0.4.0", "newterms:rule@0.1.0"));
         assert!(!compatible("other:rule@0.1.0", "newterms:rule@0.1.0"));
         assert!(compatible("newterms:rule@1.4.0", "newterms:rule@1.0.2"));
         assert!(!compatible("newterms:rule@2.0.0", "newterms:rule@1.0.2"));

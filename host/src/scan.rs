@@ -519,7 +519,7 @@ impl<'c> Scanner<'c> {
                         .iter()
                         .all(|line| (line.line as usize) < spots.len()) =>
                 {
-                    self.decide_batch(batch, extraction, spots, sink)?;
+                    self.decide_batch(batch, *extraction, spots, sink)?;
                 }
                 Ok(Some(_)) | Err(Error::Guest { .. }) => {
                     // The extracting instance failed (it is replaced); the stateful one did not.
@@ -559,11 +559,11 @@ impl<'c> Scanner<'c> {
     fn decide_batch(
         &mut self,
         batch: Batch,
-        extraction: Extraction,
+        mut extraction: Extraction,
         spots: &[Spot],
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
-        match self.decide(&batch, &extraction) {
+        match self.decide(&batch, &mut extraction) {
             Ok(outcomes) => {
                 self.summary.events += batch.len() as u64;
                 for (index, outcome) in outcomes {
@@ -589,16 +589,16 @@ impl<'c> Scanner<'c> {
     fn decide(
         &mut self,
         batch: &Batch,
-        extraction: &Extraction,
+        extraction: &mut Extraction,
     ) -> Result<Vec<(usize, EventOutcome)>, Error> {
         let fresh = self.rule.decide(extraction)?;
         let mut fresh = fresh.into_iter().peekable();
         let mut outcomes = Vec::new();
-        for line in &extraction.lines {
+        for (line, terms) in extraction.lines_with_terms() {
             let index = line.line as usize;
             match &line.outcome {
                 Err(error) => outcomes.push((index, Err(event_error(error.clone())))),
-                Ok(observation) => {
+                Ok(_) => {
                     let Some(new) = fresh.next_if(|new| new.line == line.line) else {
                         continue;
                     };
@@ -606,7 +606,7 @@ impl<'c> Scanner<'c> {
                     let keys: Vec<Vec<u8>> = new
                         .terms
                         .iter()
-                        .filter_map(|&term| observation.terms.get(term as usize).cloned())
+                        .filter_map(|&term| terms.get(term as usize).map(<[u8]>::to_vec))
                         .collect();
                     let alerts = self.rule.alerts_for(&batch.event(index), &keys)?;
                     outcomes.push((index, Ok(alerts)));
@@ -669,7 +669,7 @@ impl<'c> Scanner<'c> {
             rule.restore(snapshot)?;
         }
         // Alerts of replayed events were delivered the first time.
-        for entry in &self.journal {
+        for entry in &mut self.journal {
             match entry {
                 Journaled::Events(batch) => {
                     send(&mut rule, batch)?;
@@ -885,20 +885,21 @@ enum Journaled {
 
 /// About the memory an extraction holds, for the journal's bound.
 fn extraction_bytes(extraction: &Extraction) -> usize {
-    let lines: usize = extraction
+    let refusals = extraction
         .lines
         .iter()
-        .map(|line| match &line.outcome {
-            Ok(observation) => observation.terms.iter().map(|term| term.len() + 24).sum(),
-            Err(_) => 64,
-        })
-        .sum();
-    64 + lines + extraction.lines.len() * std::mem::size_of::<crate::types::ExtractedLine>()
+        .filter(|line| line.outcome.is_err())
+        .count();
+    64 + extraction.terms.byte_len()
+        + extraction.terms.len() * std::mem::size_of::<u32>()
+        + refusals * 64
+        + extraction.lines.len() * std::mem::size_of::<crate::types::ExtractedLine>()
 }
 
 /// What an extracting thread hands back with a chunk: its batch's extraction, none for a batch it
 /// does not extract (events that span lines, which go as a list), or how its instance failed.
-type Extracted = Result<Option<Extraction>, Error>;
+/// Boxed: an extraction is large beside the other things handed between threads.
+type Extracted = Result<Option<Box<Extraction>>, Error>;
 
 /// The next thing that happens to the scan's loop.
 enum Next {
@@ -1026,7 +1027,7 @@ fn extract_chunks(
                     if !matches!(extraction, Err(Error::Guest { .. })) {
                         rule = Some(instance);
                     }
-                    extraction.map(Some)
+                    extraction.map(|extraction| Some(Box::new(extraction)))
                 })
             };
             let ends_job = index + 1 == count;

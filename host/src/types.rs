@@ -8,7 +8,7 @@ use std::fmt;
 /// too (their wording is the contract's).
 pub use newterms_contract::outcome::{
     ConfigError, EventError, Exception, ExtractedLine, Extraction, Footprint, FreshTerms,
-    LineError, LineOutcome, Observation, Partition, Profile, Route, Stats, bucket_of,
+    LineError, LineOutcome, Observation, Partition, Profile, Route, Stats, Terms, bucket_of,
 };
 
 /// How the rule runs.

@@ -499,13 +499,12 @@ fn route_batch(
         }
         return Ok(());
     };
-    let mut observed = extraction.lines.iter().peekable();
+    let mut observed = extraction.lines_with_terms().peekable();
     for (offset, text) in texts.iter().enumerate() {
-        let line = observed.next_if(|line| line.line as usize == offset);
-        match line.map(|line| &line.outcome) {
-            Some(Ok(observation)) => {
-                let mut buckets: Vec<u32> = observation
-                    .terms
+        let line = observed.next_if(|(line, _)| line.line as usize == offset);
+        match line.map(|(line, terms)| (&line.outcome, terms)) {
+            Some((Ok(observation), terms)) => {
+                let mut buckets: Vec<u32> = terms
                     .iter()
                     .map(|key| newterms::bucket_of(key, count))
                     .collect();

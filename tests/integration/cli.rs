@@ -375,7 +375,7 @@ fn info_lists_metadata_imports_and_exports() {
         "window:          1209600000 ms",
         "cloud.account.id + user.name",
         "imports:         none",
-        "newterms:rule/detector@0.3.0",
+        "newterms:rule/detector@0.4.0",
     ] {
         assert!(
             run.stdout.contains(expected),

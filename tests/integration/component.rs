@@ -16,7 +16,7 @@ fn exports_the_detector_interface() {
     let exports = component().exports();
     assert_eq!(exports.len(), 1, "{exports:?}");
     assert!(
-        exports[0].starts_with("newterms:rule/detector@0.3.0 "),
+        exports[0].starts_with("newterms:rule/detector@0.4.0 "),
         "{exports:?}"
     );
     for function in [
@@ -161,7 +161,7 @@ fn refuses_what_is_not_a_rule_component() {
     // A valid component that exports nothing: compiles, but is not a rule.
     let mut empty_component = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
     let name = b"newterms:rule";
-    let data = br#"{"wit":"newterms:rule@0.3.0","rule_id":"x","rule_name":"x","rule_version":1,"snapshot_format":1}"#;
+    let data = br#"{"wit":"newterms:rule@0.4.0","rule_id":"x","rule_name":"x","rule_version":1,"snapshot_format":1}"#;
     empty_component.extend([0, (1 + name.len() + data.len()) as u8, name.len() as u8]);
     empty_component.extend(name);
     empty_component.extend(data);
@@ -200,14 +200,14 @@ fn refuses_a_component_of_another_contract_before_compiling_it() {
         Ok(_) => panic!("accepted"),
     };
     let newer = refusal(&patched(
-        "\"wit\":\"newterms:rule@0.3.0\"",
         "\"wit\":\"newterms:rule@0.4.0\"",
+        "\"wit\":\"newterms:rule@0.5.0\"",
     ));
-    assert!(newer.contains("implements newterms:rule@0.4.0"), "{newer}");
+    assert!(newer.contains("implements newterms:rule@0.5.0"), "{newer}");
     let unmarked = refusal(&patched("\x0dnewterms:rule{", "\x0dnewterms:xxxx{"));
     assert!(unmarked.contains("no newterms:rule section"), "{unmarked}");
     let embedded = component().provenance();
-    assert_eq!(embedded.wit, "newterms:rule@0.3.0");
+    assert_eq!(embedded.wit, "newterms:rule@0.4.0");
 }
 
 #[test]
@@ -330,4 +330,29 @@ fn partitions_routed_by_the_component_raise_the_alerts_of_one_instance() {
         "{:?}",
         refused.err()
     );
+}
+
+#[test]
+fn decide_lends_the_extraction_and_leaves_it_as_it_was() {
+    let events: Vec<String> = (0..60)
+        .map(|index| {
+            let time = format!("2024-03-{:02}T00:00:00Z", 1 + index % 28);
+            crate::support::direct_invoke(&format!("user-{}", index % 7), &time).to_string()
+        })
+        .chain(["not json".to_owned()])
+        .collect();
+    let buffer = events.join("\n");
+    let mut extracting = rule(&RuleConfig::default());
+    let mut extraction = extracting.extract(buffer.as_bytes()).expect("extract");
+    let before = extraction.clone();
+    assert!(extraction.counts_add_up());
+    assert!(extraction.terms.len() >= 7, "{extraction:?}");
+    let mut deciding = rule(&RuleConfig::default());
+    let fresh = deciding.decide(&mut extraction).expect("decide");
+    assert_eq!(extraction, before, "every term given back");
+    assert_eq!(fresh.len(), 7, "one line per principal is new");
+    // The same extraction decided again, as a journal replays it, by a new instance: the same.
+    let mut replaying = rule(&RuleConfig::default());
+    assert_eq!(replaying.decide(&mut extraction).expect("decide"), fresh);
+    assert_eq!(extraction, before);
 }

@@ -11,7 +11,7 @@ use newterms_guest::detector::{
     EventError as DomainEventError, Exception as DomainException,
     ExtractedLine as DomainExtractedLine, Extraction as DomainExtraction,
     FreshTerms as DomainFreshTerms, LineError as DomainLineError, LineOutcome as DomainLineOutcome,
-    Observation as DomainObservation, Partition as DomainPartition,
+    Observation as DomainObservation, Partition as DomainPartition, Terms as DomainTerms,
 };
 use newterms_guest::engine::Engine;
 use newterms_guest::rule_pack::{self, RuleFile as DomainRuleFile, RulePackDetector};
@@ -394,6 +394,7 @@ impl From<DomainLineOutcome> for LineOutcome {
 
 impl From<DomainExtraction> for Extraction {
     fn from(extraction: DomainExtraction) -> Self {
+        let (term_ends, term_bytes) = extraction.terms.into_parts();
         Self {
             events: extraction.events,
             matched: extraction.matched,
@@ -412,10 +413,14 @@ impl From<DomainExtraction> for Extraction {
                     },
                 })
                 .collect(),
+            term_ends,
+            term_bytes,
         }
     }
 }
 
+/// An extraction from the host. Terms whose ends are out of order or past their bytes, which no
+/// extraction makes, are dropped: `decide` then observes none of them.
 impl From<Extraction> for DomainExtraction {
     fn from(extraction: Extraction) -> Self {
         Self {
@@ -436,6 +441,8 @@ impl From<Extraction> for DomainExtraction {
                     },
                 })
                 .collect(),
+            terms: DomainTerms::from_parts(extraction.term_ends, extraction.term_bytes)
+                .unwrap_or_default(),
         }
     }
 }

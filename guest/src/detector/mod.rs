@@ -25,7 +25,7 @@ pub(crate) mod terms;
 pub use config::{Config, ConfigError, DEFAULT_CAPACITY, Exception, Partition};
 pub use outcome::{
     EventError, ExtractedLine, Extraction, Footprint, FreshTerms, LineError, LineOutcome,
-    Observation, Route, Stats,
+    LineTerms, Observation, Route, Stats, Terms,
 };
 pub use terms::{MAX_TERMS_PER_EVENT, bucket_of};
 

@@ -3,5 +3,5 @@
 
 pub use newterms_contract::outcome::{
     EventError, ExtractedLine, Extraction, Footprint, FreshTerms, LineError, LineOutcome,
-    Observation, Route, Stats,
+    LineTerms, Observation, Route, Stats, Terms,
 };

@@ -62,8 +62,8 @@ impl Detector {
                 }
                 FastFound::Term(time) => {
                     extraction.matched += 1;
-                    let terms = vec![self.scratch_key.as_bytes().to_vec()];
-                    return Some(Ok(Observation { time, terms }));
+                    extraction.terms.push(self.scratch_key.as_bytes());
+                    return Some(Ok(Observation { time, terms: 1 }));
                 }
             }
         }
@@ -79,14 +79,15 @@ impl Detector {
                 Observed::NoTerm => Ok(None),
                 Observed::Terms(time, combinations) => {
                     let mut key = TermKey::default();
-                    let mut terms = Vec::with_capacity(combinations.len());
+                    let mut terms = 0;
                     for values in combinations {
                         key.encode(values.iter().map(|value| value.as_ref()));
                         if self.owns(key.as_bytes()) {
-                            terms.push(key.as_bytes().to_vec());
+                            extraction.terms.push(key.as_bytes());
+                            terms += 1;
                         }
                     }
-                    Ok((!terms.is_empty()).then_some(Observation { time, terms }))
+                    Ok((terms > 0).then_some(Observation { time, terms }))
                 }
             }
         });
@@ -145,7 +146,7 @@ pub(crate) fn decide_lines(
     stats.matched += extraction.matched;
     stats.excepted += extraction.excepted;
     let mut fresh = Vec::new();
-    for line in &extraction.lines {
+    for (line, terms) in extraction.lines_with_terms() {
         let observation = match &line.outcome {
             Ok(observation) if TIME_RANGE.contains(&observation.time) => observation,
             Ok(_) | Err(LineError::NotUtf8(_)) => continue,
@@ -155,7 +156,7 @@ pub(crate) fn decide_lines(
             }
         };
         let mut new_terms = Vec::new();
-        for (index, key) in (0_u32..).zip(&observation.terms) {
+        for (index, key) in (0_u32..).zip(terms.iter()) {
             let new = observe(key, observation.time).unwrap_or(false);
             if new && !learn {
                 new_terms.push(index);

@@ -12,16 +12,25 @@ use super::{FastFound, Observed, RulePackDetector, events_of};
 use crate::alert::{AlertSource, rule_file_alert};
 use crate::detector::full::with_ecs;
 use crate::detector::stages::decide_lines;
-use crate::detector::{EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation};
+use crate::detector::{
+    EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation, Terms,
+};
 use crate::fields::Fields;
 use crate::history::TermKey;
 
+/// What comes before rule `index`'s term key in its encoding between the stages.
+fn stage_prefix(index: usize) -> [u8; 4] {
+    u32::try_from(index).unwrap_or(u32::MAX).to_le_bytes()
+}
+
 /// The encoding of rule `index`'s term `key` between the stages.
 fn staged(index: usize, key: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(4 + key.len());
-    bytes.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_le_bytes());
-    bytes.extend_from_slice(key);
-    bytes
+    [&stage_prefix(index)[..], key].concat()
+}
+
+/// Adds rule `index`'s term `key` to `terms`, encoded as [`staged`] encodes it.
+fn stage(terms: &mut Terms, index: usize, key: &[u8]) {
+    terms.push_joined(&[&stage_prefix(index), key]);
 }
 
 /// The rule's place and the history's key of a staged term; `None` for bytes no extraction makes.
@@ -60,16 +69,13 @@ impl RulePackDetector {
                 extraction.events += 1;
                 extraction.matched += 1;
                 let mut start = 0;
-                let terms: Vec<Vec<u8>> = self
-                    .term_ends
-                    .iter()
-                    .map(|&(index, end)| {
-                        let key = self.term_bytes.get(start..end).unwrap_or_default();
-                        start = end;
-                        staged(index, key)
-                    })
-                    .collect();
-                return (!terms.is_empty()).then_some(Ok(Observation { time, terms }));
+                for &(index, end) in &self.term_ends {
+                    let key = self.term_bytes.get(start..end).unwrap_or_default();
+                    start = end;
+                    stage(&mut extraction.terms, index, key);
+                }
+                let terms = u32::try_from(self.term_ends.len()).unwrap_or(u32::MAX);
+                return (terms > 0).then_some(Ok(Observation { time, terms }));
             }
             FastFound::Refused(error) => {
                 extraction.events += 1;
@@ -122,17 +128,15 @@ impl RulePackDetector {
             }
             Observed::Terms(time, combinations) => {
                 let mut key = TermKey::default();
-                let terms: Vec<Vec<u8>> = combinations
-                    .iter()
-                    .flat_map(|(index, combinations)| {
-                        combinations.iter().map(move |values| (*index, values))
-                    })
-                    .map(|(index, values)| {
+                let mut terms = 0;
+                for (index, combinations) in &combinations {
+                    for values in combinations {
                         key.encode(values.iter().map(|value| value.as_ref()));
-                        staged(index, key.as_bytes())
-                    })
-                    .collect();
-                (!terms.is_empty()).then_some(Observation { time, terms })
+                        stage(&mut extraction.terms, *index, key.as_bytes());
+                        terms += 1;
+                    }
+                }
+                (terms > 0).then_some(Observation { time, terms })
             }
         })
     }

@@ -50,20 +50,27 @@ pub fn process_in_stages(
     buffer: &[u8],
 ) -> Vec<newterms_guest::LineOutcome> {
     let extraction = extractor.extract_ndjson(buffer);
+    assert!(extraction.counts_add_up(), "every term is a line's");
     let lines: Vec<&[u8]> = buffer.split(|&byte| byte == b'\n').collect();
     let mut fresh = decider.decide(&extraction).into_iter().peekable();
     let mut out = Vec::new();
-    for extracted in extraction.lines {
-        let outcome = match extracted.outcome {
-            Err(error) => Err(error),
+    for (extracted, terms) in extraction.lines_with_terms() {
+        let outcome = match &extracted.outcome {
+            Err(error) => Err(error.clone()),
             Ok(observation) => {
                 let Some(new) = fresh.next_if(|new| new.line == extracted.line) else {
                     continue;
                 };
+                assert_eq!(terms.len(), observation.terms as usize);
                 let keys: Vec<Vec<u8>> = new
                     .terms
                     .iter()
-                    .map(|&index| observation.terms[index as usize].clone())
+                    .map(|&index| {
+                        terms
+                            .get(index as usize)
+                            .unwrap_or_else(|| panic!("line {}: no term {index}", extracted.line))
+                            .to_vec()
+                    })
                     .collect();
                 let text = std::str::from_utf8(lines[extracted.line as usize].trim_ascii())
                     .unwrap_or_else(|error| panic!("a line with terms is UTF-8: {error}"));

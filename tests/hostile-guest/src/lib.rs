@@ -160,11 +160,10 @@ impl Guest for Hostile {
                     excepted: 0,
                     lines: vec![ExtractedLine {
                         line: u32::MAX,
-                        outcome: Ok(Observation {
-                            time: 0,
-                            terms: vec![b"garbage".to_vec()],
-                        }),
+                        outcome: Ok(Observation { time: 0, terms: 1 }),
                     }],
+                    term_ends: vec![7],
+                    term_bytes: b"garbage".to_vec(),
                 });
             }
         }
