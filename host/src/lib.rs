@@ -21,6 +21,7 @@ mod component;
 pub mod durable;
 mod error;
 pub mod faces;
+mod handoff;
 pub mod input;
 mod instance;
 pub mod ocsf;

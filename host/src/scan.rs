@@ -14,12 +14,13 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::component::RuleComponent;
 use crate::error::Error;
+use crate::handoff::{Giver, Taker, handoff};
 use crate::input::{
     InputError, InputReader, Location, Numbering, Placing, Position, Range, RangeRead, Spot,
 };
@@ -49,8 +50,10 @@ const CHECKPOINTS_AT_MOST_ONE_IN: u32 = 10;
 const FINISHED_BATCHES: usize = 256;
 
 /// Chunks waiting in each queue between threads (reader to rule, rule to scan): enough that a thread
-/// seldom waits for the next, few enough that a stalled scan holds little.
-const CHUNKS_QUEUED: usize = 2;
+/// seldom waits for the next, few enough that a stalled scan holds little (a few MB of batches).
+/// A thread that finds its queue full is woken once it has drained to half ([`handoff`]), so once
+/// per four chunks rather than after each.
+const CHUNKS_QUEUED: usize = 8;
 
 /// How events are grouped into calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,9 +333,8 @@ impl<'c> Scanner<'c> {
         let threads = options.threads.max(1);
         // One queue from the reader to each processing thread: the scan's own with one thread, each
         // extracting thread's with more.
-        let (senders, mut queues): (Vec<_>, Vec<_>) = (0..threads)
-            .map(|_| mpsc::sync_channel(CHUNKS_QUEUED))
-            .unzip();
+        let (senders, mut queues): (Vec<_>, Vec<_>) =
+            (0..threads).map(|_| handoff(CHUNKS_QUEUED)).unzip();
         let reading = thread::Builder::new()
             .name("newterms-reader".into())
             .spawn(move || read_chunks(reader, limits, &senders, &finished))?;
@@ -353,7 +355,7 @@ impl<'c> Scanner<'c> {
             };
             let mut extracting = Vec::with_capacity(threads);
             for (index, jobs) in queues.into_iter().enumerate() {
-                let (handed, done) = mpsc::sync_channel(CHUNKS_QUEUED);
+                let (handed, done) = handoff(CHUNKS_QUEUED);
                 let config = &config;
                 let over = &over;
                 extracting.push(
@@ -916,7 +918,7 @@ enum Next {
 /// Where the scan's loop takes its chunks from.
 enum Source<'s> {
     /// Straight from the reader: one thread processes every batch.
-    Reader(mpsc::Receiver<Read>),
+    Reader(Taker<Read>),
     /// Through the extracting threads, in input order.
     Stages(Stages<'s>),
 }
@@ -946,7 +948,7 @@ impl Source<'_> {
 /// scan's thread only takes them back: feeding the threads is the reader's, so that they go on
 /// while the scan decides.
 struct Stages<'s> {
-    done: Vec<mpsc::Receiver<Handed>>,
+    done: Vec<Taker<Handed>>,
     /// Chunks taken back so far.
     collected: usize,
     /// Set once the scan no longer takes anything back, so that a thread waiting for a chunk from a
@@ -992,8 +994,8 @@ fn extract_chunks(
     component: &RuleComponent,
     config: &RuleConfig,
     limits: BatchLimits,
-    jobs: &mpsc::Receiver<Read>,
-    done: &mpsc::SyncSender<Handed>,
+    jobs: &Taker<Read>,
+    done: &Giver<Handed>,
     over: &AtomicBool,
 ) {
     let mut rule: Option<RuleInstance> = None;
@@ -1190,7 +1192,7 @@ struct Chunk {
 fn read_chunks(
     mut reader: InputReader,
     limits: BatchLimits,
-    queues: &[mpsc::SyncSender<Read>],
+    queues: &[Giver<Read>],
     finished: &Finished,
 ) {
     let new_chunk = |bytes: usize| Chunk {
