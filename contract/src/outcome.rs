@@ -336,3 +336,88 @@ pub struct FreshTerms {
     /// Indices into the line's terms ([`Extraction::lines_with_terms`]), increasing.
     pub terms: Vec<u32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observing(line: u32, terms: u32) -> ExtractedLine {
+        ExtractedLine {
+            line,
+            outcome: Ok(Observation { time: 0, terms }),
+        }
+    }
+
+    #[test]
+    fn each_line_gets_its_own_run_of_the_terms() {
+        let mut extraction = Extraction::default();
+        for term in [&b"a"[..], b"", b"bc", b"def"] {
+            extraction.terms.push(term);
+        }
+        extraction.terms.push_joined(&[b"g", b"h"]);
+        extraction.lines = vec![
+            observing(0, 2),
+            ExtractedLine {
+                line: 3,
+                outcome: Err(LineError::NotUtf8(0)),
+            },
+            observing(4, 3),
+        ];
+        assert!(extraction.counts_add_up());
+        let runs: Vec<(u32, Vec<&[u8]>)> = extraction
+            .lines_with_terms()
+            .map(|(line, terms)| (line.line, terms.iter().collect()))
+            .collect();
+        assert_eq!(
+            runs,
+            vec![
+                (0, vec![&b"a"[..], b""]),
+                (3, vec![]),
+                (4, vec![&b"bc"[..], b"def", b"gh"]),
+            ]
+        );
+        let (_, last) = extraction
+            .lines_with_terms()
+            .last()
+            .unwrap_or_else(|| panic!("a line"));
+        assert_eq!(
+            (last.len(), last.get(2), last.get(3)),
+            (3, Some(&b"gh"[..]), None)
+        );
+    }
+
+    #[test]
+    fn counts_that_do_not_add_up_are_told_and_read_without_panicking() {
+        let mut extraction = Extraction::default();
+        extraction.terms.push(b"only");
+        extraction.lines = vec![observing(0, 2), observing(1, u32::MAX)];
+        assert!(!extraction.counts_add_up());
+        let lengths: Vec<usize> = extraction
+            .lines_with_terms()
+            .map(|(_, terms)| terms.len())
+            .collect();
+        assert_eq!(lengths, vec![1, 0]);
+        extraction.lines = vec![observing(0, 0)];
+        assert!(!extraction.counts_add_up(), "a term no line observes");
+    }
+
+    #[test]
+    fn terms_from_parts_must_be_in_order_and_within_their_bytes() {
+        let terms = Terms::from_parts(vec![1, 1, 3], b"abc".to_vec());
+        let terms = terms.unwrap_or_else(|| panic!("valid parts"));
+        assert_eq!(
+            (
+                terms.len(),
+                terms.get(0),
+                terms.get(1),
+                terms.get(2),
+                terms.get(3)
+            ),
+            (3, Some(&b"a"[..]), Some(&b""[..]), Some(&b"bc"[..]), None)
+        );
+        assert_eq!(terms.clone().into_parts(), (vec![1, 1, 3], b"abc".to_vec()));
+        assert!(Terms::from_parts(vec![2, 1], b"abc".to_vec()).is_none());
+        assert!(Terms::from_parts(vec![4], b"abc".to_vec()).is_none());
+        assert!(Terms::from_parts(Vec::new(), Vec::new()).is_some_and(|terms| terms.is_empty()));
+    }
+}
