@@ -107,7 +107,8 @@ impl<T> Taker<T> {
     /// every item it sent was taken.
     pub(crate) fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         let shared = &*self.shared;
-        let deadline = Instant::now() + timeout;
+        // Read the clock only when there is nothing to take: most calls find an item waiting.
+        let mut deadline = None;
         let mut state = shared.lock();
         loop {
             if let Some(item) = state.items.pop_front() {
@@ -119,6 +120,7 @@ impl<T> Taker<T> {
             if state.giver_gone {
                 return Err(RecvTimeoutError::Disconnected);
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(RecvTimeoutError::Timeout);
