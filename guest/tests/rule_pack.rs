@@ -1175,9 +1175,9 @@ fn the_fast_path_decides_as_the_full_path_on_generated_records() {
     );
 }
 
-/// Real records with escapes, quotes, brackets and separators inserted or bytes removed at random:
-/// a pack decides each as its full path alone does, broken records included (a pack skips unparsed
-/// only a record its fast path has read, and so validated).
+/// Real records with escapes, quotes, brackets, separators and bytes above 0x7E inserted or bytes
+/// removed at random: a pack decides each as its full path alone does, broken records included (a
+/// pack skips unparsed only a record its fast path has read, and so validated).
 #[test]
 fn the_fast_path_decides_as_the_full_path_on_mutated_records() {
     let corpus = common::read_corpus(&repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
@@ -1185,9 +1185,9 @@ fn the_fast_path_decides_as_the_full_path_on_mutated_records() {
         .lines()
         .filter(|line| !line.trim().is_empty())
         .collect();
-    let pieces: [&str; 16] = [
+    let pieces: [&str; 18] = [
         "\\", "\\\"", "\\\\", "\"", "[", "]", "{", "}", ",", "\\u0041", "\\uD800", "\\u00e9",
-        "\\/", "\\x", " ", ":",
+        "\\/", "\\x", " ", ":", "é", "\u{7f}",
     ];
     let rules = fast_path_rules();
     let detector = || {
