@@ -327,11 +327,12 @@ impl RulePackDetector {
         }
         self.term_ends.clear();
         self.term_bytes.clear();
-        let mut key = TermKey::default();
         for (index, combinations) in &terms {
             for values in combinations {
-                key.encode(values.iter().map(|value| value.as_ref()));
-                self.term_bytes.extend_from_slice(key.as_bytes());
+                TermKey::append(
+                    &mut self.term_bytes,
+                    values.iter().map(|value| value.as_ref()),
+                );
                 self.term_ends.push((*index, self.term_bytes.len()));
             }
         }
@@ -481,7 +482,6 @@ impl RulePackDetector {
         };
         self.term_ends.clear();
         self.term_bytes.clear();
-        let mut key = TermKey::default();
         'rules: for &index in matching {
             let mut values = [""; 3];
             let sources = self.pack.raw_terms(index);
@@ -498,8 +498,12 @@ impl RulePackDetector {
                     None => continue 'rules,
                 }
             }
-            key.encode(values[..sources.len()].iter().copied());
-            self.term_bytes.extend_from_slice(key.as_bytes());
+            // Straight into the buffer of the record's terms: a key of its own cost an allocation
+            // and a copy per matching record.
+            TermKey::append(
+                &mut self.term_bytes,
+                values[..sources.len()].iter().copied(),
+            );
             self.term_ends.push((index, self.term_bytes.len()));
         }
         FastFound::Matched(time)

@@ -10,18 +10,24 @@ impl TermKey {
     /// Builds the key of `values`, reusing this key's buffer.
     pub fn encode<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
         self.0.clear();
+        Self::append(&mut self.0, values);
+    }
+
+    /// Appends the key of `values` to `out`: for a caller that gathers many keys in one buffer,
+    /// without a key of its own to allocate and copy from.
+    pub fn append<'a>(out: &mut Vec<u8>, values: impl IntoIterator<Item = &'a str>) {
         for value in values {
             let mut length = value.len();
             loop {
                 let low = (length & 0x7f) as u8;
                 length >>= 7;
                 if length == 0 {
-                    self.0.push(low);
+                    out.push(low);
                     break;
                 }
-                self.0.push(low | 0x80);
+                out.push(low | 0x80);
             }
-            self.0.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(value.as_bytes());
         }
     }
 
