@@ -176,9 +176,9 @@ impl<'a> RawFields<'a> {
         self.member(field, name).map(Member::slot)
     }
 
-    /// The text the scan kept of the raw value `field` (`Some(None)`: the record has no such key);
-    /// `None` when the scan does not keep it, or when it holds an escape (the parser reads it).
-    fn kept(&self, field: RawField) -> Option<Option<&'a [u8]>> {
+    /// The text the scan kept (and validated) of the raw value `field` (`Some(None)`: the record
+    /// has no such key); `None` when the scan does not keep it.
+    fn kept(&self, field: RawField) -> Option<Option<Kept<'a>>> {
         let text = match field {
             RawField::RequestParameters => self.request_parameters,
             RawField::ResponseElements => self.response_elements,
@@ -186,16 +186,16 @@ impl<'a> RawFields<'a> {
             RawField::Resources => self.resources,
             _ => return None,
         };
-        match text {
-            Some(text) if self.escaped && memchr::memchr(b'\\', text).is_some() => None,
-            text => Some(text),
-        }
+        Some(text.map(|text| Kept {
+            text,
+            escapes: self.escaped,
+        }))
     }
 
     /// Member `name` of the raw object `field`, when the scan keeps that object's text.
     fn member(&self, field: RawField, name: &str) -> Option<Member<'a>> {
         match self.kept(field)? {
-            Some(text) => flattened_member(text, name),
+            Some(kept) => flattened_member(kept, name),
             None => Some(Member::Absent),
         }
     }
@@ -207,13 +207,13 @@ impl<'a> RawFields<'a> {
     /// `account_id` for `accountId`); `None` for anything else, and for a name the renaming could
     /// collide with.
     pub fn resource(&self, field: RawField, name: &str) -> Option<Slot<'a>> {
-        let Some(text) = self.kept(field)? else {
+        let Some(kept) = self.kept(field)? else {
             return Some(Slot::Absent);
         };
-        if text == b"null" {
+        if kept.text == b"null" {
             return Some(Slot::Absent);
         }
-        let item = only_object(text)?;
+        let item = only_object(kept)?;
         let written = match name {
             "arn" => "ARN",
             "account_id" => "accountId",
@@ -426,6 +426,33 @@ fn walk<'a, const ESCAPED: bool>(
 
 const MAX_DEPTH: usize = 100;
 
+/// The text of a raw value the scan kept, validated.
+#[derive(Debug, Clone, Copy)]
+struct Kept<'a> {
+    text: &'a [u8],
+    /// Whether it may hold escapes (the record holds a backslash somewhere).
+    escapes: bool,
+}
+
+impl<'a> Kept<'a> {
+    /// Where the string that starts after an opening quote in `text` ends: its closing quote.
+    /// An escape's backslash and the byte after it are passed over (the scan validated every
+    /// escape, and none holds a quote but `\"`).
+    fn string_end(self, text: &[u8]) -> Option<usize> {
+        if !self.escapes {
+            return text.iter().position(|&byte| byte == b'"');
+        }
+        let mut at = 0;
+        loop {
+            match *text.get(at)? {
+                b'"' => return Some(at),
+                b'\\' => at += 2,
+                _ => at += 1,
+            }
+        }
+    }
+}
+
 /// A member of a flattened object as [`flattened_member`] reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Member<'a> {
@@ -448,15 +475,18 @@ impl<'a> Member<'a> {
     }
 }
 
-/// Member `member` of the flattened copy of a raw object (`value`, text the scan validated, with no
-/// backslash or control byte), as the ingest pipeline's `flattened` field holds it (`null`: no
-/// member). `None` for everything it does not decide: a value that is not an object or `null`; a
-/// member that is a number, an object or an array; and text whose Java rendering may reach the copy's
-/// length limit. That rendering is at most the text's length plus one per comma (`, ` for `,`, while
-/// `=` for `":"` and unquoted strings only shorten it, and dropped blanks and characters counted
-/// instead of bytes too), so below the limit by that bound the copy is kept. Duplicate members: the
-/// last one, as in `serde_json`.
-fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
+/// Member `member` of the flattened copy of a raw object (`kept`, text the scan validated, with no
+/// control byte), as the ingest pipeline's `flattened` field holds it (`null`: no member). `None`
+/// for everything it does not decide: a value that is not an object or `null`; a member that is a
+/// number, an object or an array; a key with an escape (it may spell any name) and the member's own
+/// string with one (only the parser decodes it), while escapes in the other members' values are
+/// passed over; and text whose Java rendering may reach the copy's length limit. That rendering is
+/// at most the text's length plus one per comma (`, ` for `,`, while `=` for `":"`, unquoted strings
+/// and decoded escapes only shorten it, and dropped blanks and characters counted instead of bytes
+/// too), so below the limit by that bound the copy is kept. Duplicate members: the last one, as in
+/// `serde_json`.
+fn flattened_member<'a>(kept: Kept<'a>, member: &str) -> Option<Member<'a>> {
+    let value = kept.text;
     if value == b"null" {
         return Some(Member::Absent);
     }
@@ -468,18 +498,22 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
     let wanted = member.as_bytes();
     let mut found = Member::Absent;
     let mut rest = body;
-    // Validated JSON without escapes: every string runs to the next quote.
+    // A string's text as written (escapes undecoded) and what follows it.
     let string = |text: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
         let text = text.trim_ascii_start().strip_prefix(b"\"")?;
-        let end = text.iter().position(|&byte| byte == b'"')?;
+        let end = kept.string_end(text)?;
         Some((text.get(..end)?, text.get(end + 1..)?))
     };
+    let escaped = |text: &[u8]| kept.escapes && memchr::memchr(b'\\', text).is_some();
     loop {
         rest = rest.trim_ascii_start();
         if rest.is_empty() {
             return Some(found);
         }
         let (key, after_key) = string(rest)?;
+        if escaped(key) {
+            return None;
+        }
         let after_colon = after_key.trim_ascii_start().strip_prefix(b":")?;
         let value_text = after_colon.trim_ascii_start();
         // Where the member's value ends: at the `,` or the end of the body at depth 0.
@@ -507,7 +541,7 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
                 b"false" => Member::Boolean(false),
                 text if text.first() == Some(&b'"') => {
                     let (inner, after) = string(text)?;
-                    if !after.is_empty() {
+                    if !after.is_empty() || escaped(inner) {
                         return None;
                     }
                     Member::String(std::str::from_utf8(inner).ok()?)
@@ -519,20 +553,22 @@ fn flattened_member<'a>(value: &'a [u8], member: &str) -> Option<Member<'a>> {
     }
 }
 
-/// The only item of a JSON array (validated, without escapes) when it is an object; `None` for
-/// anything else.
-fn only_object(list: &[u8]) -> Option<&[u8]> {
-    let item = list.strip_prefix(b"[")?.strip_suffix(b"]")?.trim_ascii();
+/// The only item of a JSON array (validated) when it is an object; `None` for anything else.
+fn only_object(list: Kept<'_>) -> Option<Kept<'_>> {
+    let item = list
+        .text
+        .strip_prefix(b"[")?
+        .strip_suffix(b"]")?
+        .trim_ascii();
     if item.first() != Some(&b'{') {
         return None;
     }
     // One object: its depth comes back to 0 only at its last byte.
     let mut depth = 0_usize;
-    let mut in_string = false;
-    for (at, &byte) in item.iter().enumerate() {
+    let mut at = 0;
+    while let Some(&byte) = item.get(at) {
         match byte {
-            b'"' => in_string = !in_string,
-            _ if in_string => {}
+            b'"' => at += 1 + list.string_end(item.get(at + 1..)?)?,
             b'{' | b'[' => depth += 1,
             b'}' | b']' => {
                 depth = depth.checked_sub(1)?;
@@ -542,8 +578,9 @@ fn only_object(list: &[u8]) -> Option<&[u8]> {
             }
             _ => {}
         }
+        at += 1;
     }
-    Some(item)
+    Some(Kept { text: item, ..list })
 }
 
 /// Where a record's quotes are, one bit a byte, found in one vector pass: the end of a string is
@@ -1277,19 +1314,85 @@ mod tests {
 
     #[test]
     fn finds_the_only_object_of_a_list() {
-        assert_eq!(
-            only_object(br#"[ {"a":"]}","b":[{}]} ]"#),
-            Some(&br#"{"a":"]}","b":[{}]}"#[..])
-        );
-        for list in [
-            &br#"[{"a":1},{"b":2}]"#[..],
-            br#"[{"a":1},null]"#,
-            br#"["a"]"#,
-            b"[]",
-            br#"{"a":1}"#,
-        ] {
-            assert_eq!(only_object(list), None, "{}", String::from_utf8_lossy(list));
+        let only = |text: &'static [u8], escapes: bool| {
+            only_object(Kept { text, escapes }).map(|item| item.text)
+        };
+        for escapes in [false, true] {
+            assert_eq!(
+                only(br#"[ {"a":"]}","b":[{}]} ]"#, escapes),
+                Some(&br#"{"a":"]}","b":[{}]}"#[..])
+            );
+            for list in [
+                &br#"[{"a":1},{"b":2}]"#[..],
+                br#"[{"a":1},null]"#,
+                br#"["a"]"#,
+                b"[]",
+                br#"{"a":1}"#,
+            ] {
+                assert_eq!(
+                    only(list, escapes),
+                    None,
+                    "{}",
+                    String::from_utf8_lossy(list)
+                );
+            }
         }
+        // An escaped quote does not end its string, so the brackets after it are in the string.
+        assert_eq!(
+            only(br#"[{"a":"\"}],{\\"}]"#, true),
+            Some(&br#"{"a":"\"}],{\\"}"#[..])
+        );
+    }
+
+    /// A flattened member is read past escapes in other members' strings; a key with an escape,
+    /// or the member's own string with one, is left to the parser.
+    #[test]
+    fn reads_members_past_escapes() {
+        let member = |parameters: &str, name: &str| {
+            let record =
+                format!(r#"{{"eventName":"AssumeRole","requestParameters":{parameters}}}"#);
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&record).is_ok(),
+                "{record}"
+            );
+            fields(&record).and_then(|fields| {
+                fields
+                    .flattened(RawField::RequestParameters, name)
+                    .map(|slot| format!("{slot:?}"))
+            })
+        };
+        let policy = r#""policy":"{\n \"a\": [\"b\", \"c\\\"],\"d\":\"\u00e9\"}""#;
+        assert_eq!(
+            member(
+                &format!(r#"{{{policy},"serialNumber":"mfa"}}"#),
+                "serialNumber"
+            ),
+            Some(r#"Text("mfa")"#.to_owned())
+        );
+        assert_eq!(
+            member(
+                &format!(r#"{{"serialNumber":"mfa",{policy}}}"#),
+                "serialNumber"
+            ),
+            Some(r#"Text("mfa")"#.to_owned())
+        );
+        assert_eq!(
+            member(
+                &format!(r#"{{{policy},"nested":{{"x":"\"}}"}}}}"#),
+                "missing"
+            ),
+            Some("Absent".to_owned())
+        );
+        // The parser's: a key that an escape may make the member's, the member's own escape.
+        assert_eq!(
+            member(r#"{"serial\u004eumber":"mfa"}"#, "serialNumber"),
+            None
+        );
+        assert_eq!(
+            member(r#"{"a\"b":"x","serialNumber":"mfa"}"#, "serialNumber"),
+            None
+        );
+        assert_eq!(member(r#"{"serialNumber":"m\/fa"}"#, "serialNumber"), None);
     }
 
     /// The index's pass tells ASCII exactly as `is_ascii`, since the record's text rests on it: a
