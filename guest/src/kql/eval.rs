@@ -195,8 +195,13 @@ impl Hash for Bound {
 }
 
 /// The last [`Document::generation`] before the stamps start again: a test's answer keeps the
-/// generation above its bit.
-const MAX_GENERATION: u32 = u32::MAX >> 1;
+/// generation above its two bits.
+const MAX_GENERATION: u32 = u32::MAX >> 2;
+
+/// A test's answer in [`Document::memo`]'s two low bits: false, true, or unknown (a value its source
+/// cannot tell).
+const ANSWER_BITS: u32 = 2;
+const UNKNOWN: u32 = 2;
 
 /// One document's field values, read once per field and shared by every query compiled against the
 /// same field table ([`Compiled::new_in`]).
@@ -213,10 +218,13 @@ pub struct Document<'a> {
     /// The value last read from [`Source::Slots`], which is not cached: reading it again costs no
     /// more than finding it in a cache would.
     current: Values<'a>,
-    /// Set when a field was read that the source cannot tell: the evaluation means nothing.
+    /// Set when a query's answer depended on a field its source cannot tell: that evaluation
+    /// means nothing. (A query whose answer does not, such as an `and` with a false part beside
+    /// the unknown one, is decided.)
     undecided: bool,
     /// Per test of the table: its answer on the document (by [`Document::generation`]) that last
-    /// evaluated it, as `generation << 1 | holds`; kept from one document to the next as `stamps`.
+    /// evaluated it, as `generation << ANSWER_BITS | answer`; kept from one document to the next as
+    /// `stamps`.
     memo: Vec<u32>,
 }
 
@@ -376,21 +384,18 @@ impl<'a> Document<'a> {
         !self.undecided
     }
 
-    fn values(&mut self, slot: usize) -> &[Cow<'a, str>] {
+    /// The values of the field of `slot`; `None` when the source cannot tell them.
+    fn values(&mut self, slot: usize) -> Option<&[Cow<'a, str>]> {
         let Some(stamp) = self.stamps.get_mut(slot) else {
-            return &[];
+            return Some(&[]);
         };
         let read = match self.source {
             Source::Slots(read) => {
-                self.current = match read(slot) {
-                    Some(Some(value)) => Values::One(Cow::Borrowed(value)),
-                    Some(None) => Values::Many(Vec::new()),
-                    None => {
-                        self.undecided = true;
-                        Values::Many(Vec::new())
-                    }
+                self.current = match read(slot)? {
+                    Some(value) => Values::One(Cow::Borrowed(value)),
+                    None => Values::Many(Vec::new()),
                 };
-                return self.current.as_slice();
+                return Some(self.current.as_slice());
             }
             _ if stamp.0 == self.generation => None,
             Source::Json(document) => Some(Values::from_vec(
@@ -410,7 +415,7 @@ impl<'a> Document<'a> {
             self.values.push(read);
         }
         let at = stamp.1 as usize;
-        self.values.get(at).map_or(&[], Values::as_slice)
+        Some(self.values.get(at).map_or(&[], Values::as_slice))
     }
 }
 
@@ -435,13 +440,17 @@ impl Compiled {
     /// Whether `document` matches (a query from [`Compiled::new`]).
     pub fn matches(&self, document: &Json) -> bool {
         let mut document = Document::new(document, &self.table);
-        self.holds(&self.root, &mut document)
+        self.matches_in(&mut document)
     }
 
     /// Whether the document matches (a query compiled with [`Compiled::new_in`] against the field
-    /// table `document` was made for).
+    /// table `document` was made for). When the answer depends on a value the document's source
+    /// cannot tell, it is `false` and the document is no longer [`Document::decided`].
     pub fn matches_in(&self, document: &mut Document<'_>) -> bool {
-        self.holds(&self.root, document)
+        self.answer(&self.root, document).unwrap_or_else(|| {
+            document.undecided = true;
+            false
+        })
     }
 
     /// The distinct fields the query reads (base names for `.caseless`), nested ones with their
@@ -452,33 +461,60 @@ impl Compiled {
         out
     }
 
-    fn holds(&self, node: &Node, document: &mut Document<'_>) -> bool {
+    /// The node's answer on the document, `None` when it depends on a value the source cannot
+    /// tell: three-valued, as Kleene's logic, so that an `and` with a false part is false and an
+    /// `or` with a true part true whatever the unknown parts would be, since every document with
+    /// the values the source tells gives that answer.
+    fn answer(&self, node: &Node, document: &mut Document<'_>) -> Option<bool> {
         match node {
-            Node::True => true,
-            Node::And(parts) => parts.iter().all(|part| self.holds(part, document)),
-            Node::Or(parts) => parts.iter().any(|part| self.holds(part, document)),
-            Node::Not(part) => !self.holds(part, document),
+            Node::True => Some(true),
+            Node::And(parts) => {
+                let mut known = true;
+                for part in parts {
+                    match self.answer(part, document) {
+                        Some(false) => return Some(false),
+                        Some(true) => {}
+                        None => known = false,
+                    }
+                }
+                known.then_some(true)
+            }
+            Node::Or(parts) => {
+                let mut known = true;
+                for part in parts {
+                    match self.answer(part, document) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => known = false,
+                    }
+                }
+                known.then_some(false)
+            }
+            Node::Not(part) => self.answer(part, document).map(|holds| !holds),
             Node::Test { id } => match document.memo.get(*id) {
-                Some(known) if known >> 1 == document.generation => known & 1 == 1,
+                Some(memo) if memo >> ANSWER_BITS == document.generation => match memo & UNKNOWN {
+                    UNKNOWN => None,
+                    _ => Some(memo & 1 == 1),
+                },
                 _ => {
                     let Some((slot, test)) = document.table.tests.get(*id) else {
-                        return false;
+                        return Some(false);
                     };
-                    let holds = test.holds(document.values(*slot));
-                    if let Some(known) = document.memo.get_mut(*id) {
-                        *known = document.generation << 1 | u32::from(holds);
+                    let answer = document.values(*slot).map(|values| test.holds(values));
+                    if let Some(memo) = document.memo.get_mut(*id) {
+                        let bits = answer.map_or(UNKNOWN, u32::from);
+                        *memo = document.generation << ANSWER_BITS | bits;
                     }
-                    holds
+                    answer
                 }
             },
             Node::Nested { path, query } => match document.source {
-                Source::Json(json) => nested_objects(json, path)
-                    .iter()
-                    .any(|object| query.matches(object)),
-                Source::Sparse(..) | Source::Slots(_) => {
-                    document.undecided = true;
-                    false
-                }
+                Source::Json(json) => Some(
+                    nested_objects(json, path)
+                        .iter()
+                        .any(|object| query.matches(object)),
+                ),
+                Source::Sparse(..) | Source::Slots(_) => None,
             },
         }
     }
@@ -727,4 +763,51 @@ pub fn kql_pattern(parts: &[String], case_insensitive: bool) -> Pattern {
         tokens.extend(part.chars().map(Token::Char));
     }
     Pattern::new(tokens, case_insensitive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kql::parse::parse;
+
+    /// A query's answer on a document whose source tells `known` (field, value or `None` for no
+    /// value) and cannot tell any other field: `Some` when decided.
+    fn answer(query: &str, known: &[(&'static str, Option<&'static str>)]) -> Option<bool> {
+        let mut table = FieldTable::default();
+        let compiled =
+            Compiled::new_in(&parse(query).expect("query"), &mut table).expect("compiles");
+        let read = |slot: usize| {
+            let name = table.names().get(slot)?;
+            known
+                .iter()
+                .find(|(field, _)| field == name)
+                .map(|&(_, value)| value)
+        };
+        let mut document = Document::from_slots(&read, &table, EvalScratch::default());
+        let matched = compiled.matches_in(&mut document);
+        document.decided().then_some(matched)
+    }
+
+    /// An unknown value decides nothing by itself, but an `and` with a false part is false and an
+    /// `or` with a true part true whatever it would be, in either order.
+    #[test]
+    fn answers_in_three_values() {
+        let (a_is_x, b_is_y) = (("a", Some("x")), ("b", Some("y")));
+        let b_is_z = ("b", Some("z"));
+        assert_eq!(answer("a: x and b: y", &[a_is_x, b_is_y]), Some(true));
+        assert_eq!(answer("a: x and b: y", &[b_is_y]), None);
+        assert_eq!(answer("a: x and b: y", &[b_is_z]), Some(false));
+        assert_eq!(answer("b: y and a: x", &[b_is_z]), Some(false));
+        assert_eq!(answer("a: x or b: y", &[b_is_y]), Some(true));
+        assert_eq!(answer("a: x or b: y", &[b_is_z]), None);
+        assert_eq!(answer("not a: x", &[]), None);
+        assert_eq!(answer("not (a: x and b: y)", &[b_is_z]), Some(true));
+        assert_eq!(answer("a: * and not b: *", &[("b", None)]), None);
+        assert_eq!(
+            answer("a: * and not b: *", &[a_is_x, ("b", None)]),
+            Some(true)
+        );
+        // The same unknown test read again by a later part stays unknown.
+        assert_eq!(answer("(a: x or b: z) and (a: x or b: y)", &[b_is_y]), None);
+    }
 }
