@@ -255,12 +255,9 @@ impl<'a> RawFields<'a> {
         }
     }
 
-    /// `eventTime`, when it is a string.
-    pub fn event_time(&self) -> Option<&'a str> {
-        match self.event_time {
-            Slot::Text(text) => Some(text),
-            _ => None,
-        }
+    /// `eventTime` as the scan found it.
+    pub fn event_time(&self) -> Slot<'a> {
+        self.event_time
     }
 }
 

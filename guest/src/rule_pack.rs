@@ -475,7 +475,7 @@ impl RulePackDetector {
         if !self.config.exceptions.is_empty() {
             return FastFound::Undecided;
         }
-        let time = match fields.event_time().and_then(raw_event_time) {
+        let time = match raw_event_time(fields.event_time()) {
             Some(Ok(time)) => time,
             Some(Err(error)) => return FastFound::Refused(error),
             None => return FastFound::Undecided,

@@ -805,8 +805,9 @@ fn the_fast_path_decides_as_the_full_path_on_real_records() {
     assert!(decided * 5 > events, "{decided} of {events}");
 }
 
-/// A matching record whose time the full path refuses is refused by the fast path with the same
-/// error and counters, without the parser; one whose time the mapping rewrites is left to it.
+/// A matching record whose time the full path refuses (unreadable or missing) is refused by the
+/// fast path with the same error and counters, without the parser; one whose time the mapping
+/// rewrites is left to it.
 #[test]
 fn a_matching_record_with_an_unreadable_time_is_refused_on_the_fast_path() {
     let record = |time: &str| {
@@ -823,13 +824,17 @@ fn a_matching_record_with_an_unreadable_time_is_refused_on_the_fast_path() {
         )]
     };
     // The time, whether the full path refuses the record, and whether the fast path decides it
-    // (the record has no user name, so no term and no alert; a missing time, and one the mapping
-    // rewrites, are left to the parser).
+    // (the record has no user name, so no term and no alert; a time the mapping rewrites, and one
+    // that is not a string, are left to the parser).
     for (time, refused, fast_path) in [
         ("\"2023-05-26 20:14:51\"", true, true),
         ("\"yesterday\"", true, true),
         ("\"99999-01-01T00:00:00Z\"", true, true),
-        ("null", true, false),
+        // No `@timestamp` at all: refused as missing.
+        ("null", true, true),
+        ("\"\"", true, true),
+        // A number is read as milliseconds by the parser alone.
+        ("12", false, false),
         // Read, but before year 1: the mapping rewrites it, so only the parser knows the error's text.
         ("\"0000-01-01T00:00:00Z\"", true, false),
         ("\"1714521600000\"", false, true),

@@ -77,7 +77,7 @@ impl Detector {
             return FastFound::Undecided;
         }
         // A time the full path refuses is left to it: its error says so.
-        let Some(Ok(time)) = fields.event_time().and_then(raw_event_time) else {
+        let Some(Ok(time)) = raw_event_time(fields.event_time()) else {
             return FastFound::Undecided;
         };
         let mut values = [""; 8];

@@ -8,6 +8,7 @@ use super::{Detector, EventError, Route, config, terms};
 use crate::alert::{AlertRule, AlertSource};
 use crate::cloudtrail;
 use crate::definition;
+use crate::fastpath::Slot;
 use crate::fields::{self, Fields};
 use crate::history::TermKey;
 use crate::time::{self, EpochMillis};
@@ -193,10 +194,16 @@ fn time_of(value: &str) -> Result<EpochMillis, EventError> {
 }
 
 /// [`event_time`] of the document the raw mapping makes of a CloudTrail record whose `eventTime`
-/// is the string `event_time`, without the document: the mapping keeps a time it cannot parse as
-/// it is. `None` when only the document tells (a parsed time out of range, which the mapping
-/// rewrites before it is refused).
-pub(crate) fn raw_event_time(event_time: &str) -> Option<Result<EpochMillis, EventError>> {
+/// the scan found as `event_time`, without the document: the mapping keeps a time it cannot parse
+/// as it is, and makes no `@timestamp` of a missing, `null` or `""` one. `None` when only the
+/// document tells (a parsed time out of range, which the mapping rewrites before it is refused; a
+/// time that is not a string).
+pub(crate) fn raw_event_time(event_time: Slot<'_>) -> Option<Result<EpochMillis, EventError>> {
+    let event_time = match event_time {
+        Slot::Text(text) => text,
+        Slot::Absent => return Some(Err(EventError::MissingTime)),
+        Slot::Other => return None,
+    };
     match time::parse_iso8601(event_time) {
         Some(millis) => TIME_RANGE.contains(&millis).then_some(Ok(millis)),
         None => Some(time_of(event_time)),
