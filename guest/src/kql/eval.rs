@@ -461,6 +461,25 @@ impl Compiled {
         out
     }
 
+    /// The answer of an `and` (`decisive`: false) or an `or` (true) of `parts`: `decisive` as soon
+    /// as a part answers it, whatever the unknown parts; else unknown if a part is.
+    fn decided_by(
+        &self,
+        decisive: bool,
+        parts: &[Node],
+        document: &mut Document<'_>,
+    ) -> Option<bool> {
+        let mut known = true;
+        for part in parts {
+            match self.answer(part, document) {
+                Some(answer) if answer == decisive => return Some(decisive),
+                Some(_) => {}
+                None => known = false,
+            }
+        }
+        known.then_some(!decisive)
+    }
+
     /// The node's answer on the document, `None` when it depends on a value the source cannot
     /// tell: three-valued, as Kleene's logic, so that an `and` with a false part is false and an
     /// `or` with a true part true whatever the unknown parts would be, since every document with
@@ -468,28 +487,8 @@ impl Compiled {
     fn answer(&self, node: &Node, document: &mut Document<'_>) -> Option<bool> {
         match node {
             Node::True => Some(true),
-            Node::And(parts) => {
-                let mut known = true;
-                for part in parts {
-                    match self.answer(part, document) {
-                        Some(false) => return Some(false),
-                        Some(true) => {}
-                        None => known = false,
-                    }
-                }
-                known.then_some(true)
-            }
-            Node::Or(parts) => {
-                let mut known = true;
-                for part in parts {
-                    match self.answer(part, document) {
-                        Some(true) => return Some(true),
-                        Some(false) => {}
-                        None => known = false,
-                    }
-                }
-                known.then_some(false)
-            }
+            Node::And(parts) => self.decided_by(false, parts, document),
+            Node::Or(parts) => self.decided_by(true, parts, document),
             Node::Not(part) => self.answer(part, document).map(|holds| !holds),
             Node::Test { id } => match document.memo.get(*id) {
                 Some(memo) if memo >> ANSWER_BITS == document.generation => match memo & UNKNOWN {
