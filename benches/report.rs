@@ -305,7 +305,6 @@ fn throughput(
     );
 }
 
-/// The events as one NDJSON text.
 /// A table of ratios against their targets. Three decimals, so that a ratio just under its target
 /// does not print as equal to it beside "no".
 fn print_targets(rows: impl IntoIterator<Item = (String, f64, f64)>) {
@@ -316,6 +315,7 @@ fn print_targets(rows: impl IntoIterator<Item = (String, f64, f64)>) {
     }
 }
 
+/// The events as one NDJSON text.
 fn ndjson_text(events: &[String]) -> String {
     let mut text = String::with_capacity(streams::bytes(events) as usize);
     for event in events {

@@ -306,12 +306,11 @@ pub fn scan_bytes<'a>(
     quotes: &mut QuoteIndex,
     ascii_only: bool,
 ) -> Option<RawFields<'a>> {
-    let (escaped, ascii) = index(bytes, quotes)?;
-    if ascii_only && ascii.is_none() {
+    // Kept strings are slices of the record's text when it is ASCII; otherwise each is checked.
+    let (escaped, text) = index(bytes, quotes)?;
+    if ascii_only && text.is_none() {
         return None;
     }
-    // Kept strings are slices of the record's text when it is ASCII; otherwise each is checked.
-    let text = ascii;
     if escaped {
         walk::<true>(bytes, text, quotes)
     } else {
