@@ -61,6 +61,9 @@ const ECS_EVENTS: usize = 60_000;
 /// (three quarters of a default batch of 340 events each), so that each of two extracting threads
 /// gets one and makes its instance.
 const START_EVENTS: usize = 1024;
+
+/// Events of the alert storm (`alert_storm`): every one raises an alert, ~25 thousand a second.
+const ALERT_EVENTS: usize = 20_000;
 const BATCH: usize = 1024;
 const TERMS: usize = 1_000_000;
 
@@ -131,6 +134,9 @@ fn main() {
     }
     if section("rules") {
         rule_packs(&stream_list[0].1, &scratch);
+    }
+    if section("alerts") {
+        alert_storm(&scratch);
     }
     println!("\n## Component\n");
     println!(
@@ -802,4 +808,29 @@ fn ecs_rows(
         let net = time.saturating_sub(*start).max(Duration::from_micros(1));
         println!("| {name} | {} |", rate(counted_events, counted_bytes, net));
     }
+}
+
+/// `newterms scan` on a stream where every event raises an alert: each alert is made by the full
+/// path (the parse, the ECS document, the alert document), so this is its rate, not the fast
+/// path's.
+fn alert_storm(scratch: &Path) {
+    let events = streams::new_term_stream(ALERT_EVENTS);
+    let text = ndjson_text(&events);
+    let one: &[&str] = &["--threads", "1"];
+    let two: &[&str] = &["--threads", "2"];
+    let rounds = scan_samples_in_turns(scratch, "alerts.ndjson", text.as_bytes(), [one, two]);
+    let (start, counted_events, counted_bytes) = start_file(&events);
+    let starts = scan_times_in_turns(scratch, "alerts-start.ndjson", start.as_bytes(), [one, two]);
+    println!("\n## Alerts (`newterms scan`, {ALERT_EVENTS} events, each a new term)\n");
+    println!("| built-in rule | `--threads 1` minus start | `--threads 2` minus start |");
+    println!("|---|---|---|");
+    let [one, two] = [0, 1].map(|index| {
+        let net = median(minus_start(&rounds[index], starts[index])).as_secs_f64();
+        format!(
+            "{:.1} thousand/s ({:.0} MB/s)",
+            counted_events as f64 / net / 1e3,
+            counted_bytes as f64 / net / 1e6
+        )
+    });
+    println!("| every event an alert | {one} | {two} |");
 }

@@ -32,11 +32,28 @@ fn time_of(minute: usize) -> String {
 /// A Lambda `Invoke` (~1.3 KB): every 5th by one of 50 users directly, the rest triggered by S3.
 pub fn lambda_invoke(index: usize, time: &str) -> String {
     let identity = if index.is_multiple_of(5) {
-        json!({"type": "IAMUser", "arn": format!("arn:aws:iam::123456789012:user/user-{}", index % 50),
-               "accountId": "123456789012", "accessKeyId": "AKIAEXAMPLE", "userName": format!("user-{}", index % 50)})
+        direct(index % 50)
     } else {
         json!({"type": "AWSService", "invokedBy": "s3.amazonaws.com"})
     };
+    invoke_by(index, time, identity)
+}
+
+/// IAM user `user-{user}` calling directly.
+fn direct(user: usize) -> serde_json::Value {
+    json!({"type": "IAMUser", "arn": format!("arn:aws:iam::123456789012:user/user-{user}"),
+           "accountId": "123456789012", "accessKeyId": "AKIAEXAMPLE", "userName": format!("user-{user}")})
+}
+
+/// Every record a Lambda `Invoke` by a user never seen before: every record raises an alert (a
+/// first deployment without learning, or a burst of new principals).
+pub fn new_term_stream(events: usize) -> Vec<String> {
+    (0..events)
+        .map(|index| invoke_by(index, &time_of(index / 1000), direct(index)))
+        .collect()
+}
+
+fn invoke_by(index: usize, time: &str, identity: serde_json::Value) -> String {
     json!({
         "eventVersion": "1.09", "userIdentity": identity, "eventTime": time,
         "eventSource": "lambda.amazonaws.com", "eventName": "Invoke", "awsRegion": "us-east-1",
