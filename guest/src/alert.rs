@@ -1,6 +1,6 @@
 //! Alert documents in the Elastic Security shape.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::definition::{AttackReference, ProfileDefinition, RuleDefinition};
@@ -154,16 +154,15 @@ fn new_terms_alert(
 
 /// The event as a signal document carrying `alert` as `kibana.alert`.
 fn signal(source: &AlertSource<'_>, alert: Value) -> String {
-    let mut document = match source.ecs {
-        Value::Object(map) => map.clone(),
-        _ => Map::new(),
-    };
-    if let Some(original) = source.original {
-        fields::set(&mut document, "event.original", Value::from(original));
+    let original = source.original.map(Value::from);
+    let kind = Value::from("signal");
+    let mut changes = Vec::with_capacity(3);
+    if let Some(original) = &original {
+        changes.push(("event.original", original));
     }
-    fields::set(&mut document, "event.kind", Value::from("signal"));
-    fields::set(&mut document, "kibana.alert", alert);
-    Value::Object(document).to_string()
+    changes.push(("event.kind", &kind));
+    changes.push(("kibana.alert", &alert));
+    fields::to_string_with(source.ecs.as_object(), &changes)
 }
 
 fn file_reference(reference: &Reference) -> Value {

@@ -142,6 +142,85 @@ pub fn set(document: &mut Map<String, Value>, field: &str, value: Value) {
     }
 }
 
+/// `document` as JSON text with `changes` (dotted field, value) made as [`set`] makes them one
+/// after another on a copy of it, without the copy: an alert is its event's document with three
+/// fields set, and copying the document, then freeing the copy, took ~15 % of an alert's time in
+/// WebAssembly. The fields must be distinct and none a part of another's path (`a` beside `a.b`),
+/// as an alert's are; `document_with_changes_writes_as_set_on_a_copy` holds it to [`set`].
+pub fn to_string_with(document: Option<&Map<String, Value>>, changes: &[(&str, &Value)]) -> String {
+    let overlaid = Overlaid::new(document, changes);
+    // Writing borrowed values and string keys cannot fail.
+    serde_json::to_string(&overlaid).unwrap_or_default()
+}
+
+/// A map as [`set`] leaves it after some changes, borrowing what they leave as it was.
+struct Overlaid<'a> {
+    /// In key order, as a map of the document writes them.
+    entries: Vec<(&'a str, Piece<'a>)>,
+}
+
+enum Piece<'a> {
+    Kept(&'a Value),
+    Overlaid(Overlaid<'a>),
+}
+
+impl<'a> Overlaid<'a> {
+    fn new(base: Option<&'a Map<String, Value>>, changes: &[(&'a str, &'a Value)]) -> Self {
+        let head = |field: &'a str| field.split_once('.').map_or(field, |(head, _)| head);
+        let mut entries: Vec<(&'a str, Piece<'a>)> = base
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| {
+                // What `set` removes, and the objects a change goes into (made anew below).
+                !changes
+                    .iter()
+                    .any(|&(field, _)| shadows(key, field) || head(field) == key.as_str())
+            })
+            .map(|(key, value)| (key.as_str(), Piece::Kept(value)))
+            .collect();
+        for (index, &(field, value)) in changes.iter().enumerate() {
+            let Some((outer, _)) = field.split_once('.') else {
+                entries.push((field, Piece::Kept(value)));
+                continue;
+            };
+            if changes[..index]
+                .iter()
+                .any(|&(before, _)| head(before) == outer)
+            {
+                continue;
+            }
+            let inner: Vec<(&'a str, &'a Value)> = changes
+                .iter()
+                .filter_map(|&(field, value)| {
+                    let (head, rest) = field.split_once('.')?;
+                    (head == outer).then_some((rest, value))
+                })
+                .collect();
+            // `set` goes into the object there, or makes a new one in place of anything else.
+            let object = base
+                .and_then(|base| base.get(outer))
+                .and_then(Value::as_object);
+            entries.push((outer, Piece::Overlaid(Overlaid::new(object, &inner))));
+        }
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        Self { entries }
+    }
+}
+
+impl serde::Serialize for Overlaid<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (key, piece) in &self.entries {
+            match piece {
+                Piece::Kept(value) => map.serialize_entry(key, value)?,
+                Piece::Overlaid(inner) => map.serialize_entry(key, inner)?,
+            }
+        }
+        map.end()
+    }
+}
+
 /// Whether the key `key` spells `field`, a dotted part of its path, or a field beneath it.
 fn shadows(key: &str, field: &str) -> bool {
     let is_path_prefix = |short: &str, long: &str| {
@@ -220,5 +299,78 @@ mod tests {
         };
         set(map, "event.kind", json!("signal"));
         assert_eq!(document, json!({"event": {"kind": "signal"}}));
+    }
+
+    /// `to_string_with` writes what `set` leaves on a copy, on documents made of every spelling
+    /// that shadows an alert's fields or holds them: dotted keys, keys beneath them, the objects
+    /// they go into missing, holding them already, or not objects.
+    #[test]
+    fn document_with_changes_writes_as_set_on_a_copy() {
+        let keys = [
+            "event",
+            "event.kind",
+            "event.original",
+            "event.kind.x",
+            "event.id",
+            "eventx",
+            "kibana",
+            "kibana.alert",
+            "kibana.alert.y",
+            "kibana.x",
+            "kibana_",
+            "a",
+            "z",
+            "~",
+            "",
+        ];
+        let inner_keys = [
+            "kind", "original", "alert", "id", "kind.z", "alert.w", "x", "kindly",
+        ];
+        let values = |seed: u64| -> Value {
+            match seed % 6 {
+                0 => json!("text"),
+                1 => json!(7),
+                2 => Value::Null,
+                3 => json!([1, {"kind": 2}]),
+                _ => Value::Object(
+                    inner_keys
+                        .iter()
+                        .enumerate()
+                        .filter(|(bit, _)| seed >> (3 + bit) & 1 == 1)
+                        .map(|(bit, key)| ((*key).to_owned(), json!(bit)))
+                        .collect(),
+                ),
+            }
+        };
+        let alert = json!({"uuid": "u", "rule": {"name": "n"}});
+        let (original, kind) = (json!("{\"raw\":1}"), json!("signal"));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5_000 {
+            let mut document = Map::new();
+            for key in keys {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                if state >> 60 < 6 {
+                    document.insert(key.to_owned(), values(state >> 20));
+                }
+            }
+            let mut changes = vec![("event.kind", &kind), ("kibana.alert", &alert)];
+            if state >> 59 & 1 == 1 {
+                changes.insert(0, ("event.original", &original));
+            }
+            let mut copy = document.clone();
+            for &(field, value) in &changes {
+                set(&mut copy, field, value.clone());
+            }
+            let expected = Value::Object(copy).to_string();
+            assert_eq!(to_string_with(Some(&document), &changes), expected);
+        }
+        let mut empty = Map::new();
+        set(&mut empty, "event.kind", kind.clone());
+        assert_eq!(
+            to_string_with(None, &[("event.kind", &kind)]),
+            Value::Object(empty).to_string()
+        );
     }
 }
