@@ -254,6 +254,9 @@ pub struct Scanner<'c> {
     /// What the instance was given since the recovery point, to replay on a new instance.
     journal: Vec<Journaled>,
     journal_bytes: usize,
+    /// Whether batches the scan's thread processes itself are split on its one instance (see
+    /// [`Scanner::splits_alone`]); set by [`Scanner::run`].
+    split_alone: SplitAlone,
     /// Journal batches given back to the reader thread (while a scan runs) to fill again.
     finished: Option<Finished>,
     /// The inputs' names, by index, for the events' locations.
@@ -290,6 +293,7 @@ impl<'c> Scanner<'c> {
             recovery: snapshot,
             journal: Vec::new(),
             journal_bytes: 0,
+            split_alone: SplitAlone::Never,
             finished: None,
             names: Vec::new(),
             numbering: Numbering::default(),
@@ -310,7 +314,7 @@ impl<'c> Scanner<'c> {
 
     /// Reads `reader` to its end (or until stopped), processing its events in batches.
     ///
-    /// With `options.threads` above 1 (and the built-in rule), each batch is extracted (everything
+    /// With `options.threads` above 1, each batch is extracted (everything
     /// before the history: prefilter, parse, query, exceptions, time, terms) by one of that many
     /// instances of its own, on its own thread, consecutive batches on different threads (the
     /// reader hands them out); this thread only takes them back and applies the extractions to the
@@ -318,7 +322,8 @@ impl<'c> Scanner<'c> {
     /// and asks it for the alert documents of the rare new terms. Alerts, diagnostics, checkpoints
     /// and the journal are therefore exactly those of one thread. A batch an extracting instance
     /// fails on goes through the stateful instance one event at a time, as a failed batch does on
-    /// one thread.
+    /// one thread. One thread splits its batches the same way on its one instance once the history
+    /// is large ([`Scanner::splits_alone`]).
     pub fn run(
         &mut self,
         reader: InputReader,
@@ -331,6 +336,11 @@ impl<'c> Scanner<'c> {
         self.numbering = Numbering::default();
         let limits = options.batch;
         let threads = options.threads.max(1);
+        self.split_alone = if threads == 1 {
+            SplitAlone::PastJournal(options.journal_bytes)
+        } else {
+            SplitAlone::Never
+        };
         // One queue from the reader to each processing thread: the scan's own with one thread, each
         // extracting thread's with more.
         let (senders, mut queues): (Vec<_>, Vec<_>) =
@@ -513,14 +523,21 @@ impl<'c> Scanner<'c> {
     ) -> Result<(), ScanError> {
         if batch.len() > 0 {
             match extracted {
+                Ok(None) if !batch.multiline && self.splits_alone() => {
+                    match self.rule.extract(&batch.text) {
+                        Ok(extraction) if in_batch(&extraction, spots) => {
+                            self.decide_batch(batch, extraction, spots, sink)?;
+                        }
+                        // The one instance failed: as a failed batch on one thread.
+                        Ok(_) | Err(Error::Guest { .. }) => {
+                            self.recover(&batch, spots, sink)?;
+                            self.give_back(batch);
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
+                }
                 Ok(None) => self.process_batch(batch, spots, sink)?,
-                // A line past the batch is a faulty answer, like a trap.
-                Ok(Some(extraction))
-                    if extraction
-                        .lines
-                        .iter()
-                        .all(|line| (line.line as usize) < spots.len()) =>
-                {
+                Ok(Some(extraction)) if in_batch(&extraction, spots) => {
                     self.decide_batch(batch, *extraction, spots, sink)?;
                 }
                 Ok(Some(_)) | Err(Error::Guest { .. }) => {
@@ -718,6 +735,22 @@ impl<'c> Scanner<'c> {
         spot.located(source)
     }
 
+    /// Whether a batch processed on this thread goes as its extraction and `decide` on the one
+    /// instance rather than as one call: once the last snapshot is so large that a journal of
+    /// events could not be kept long enough to make recovery points cheap (a 35 MB history took
+    /// a snapshot every 64 MiB of events, ~4x the scan's time on the mixed stream), the journal
+    /// keeps each batch's terms instead, a few bytes a batch, and recovery points come with the
+    /// checkpoints. The same calls as two threads make, on one instance: the same alerts.
+    fn splits_alone(&self) -> bool {
+        match self.split_alone {
+            SplitAlone::Never => false,
+            SplitAlone::PastJournal(journal_bytes) => {
+                let snapshot = self.recovery.as_ref().map_or(0, Vec::len);
+                snapshot.saturating_mul(JOURNAL_PER_SNAPSHOT_BYTE) > journal_bytes
+            }
+        }
+    }
+
     /// How long the journal may grow before a new recovery point: as long as the last snapshot
     /// takes, [`JOURNAL_PER_SNAPSHOT_BYTE`] times over, between [`SHORTEST_JOURNAL`] and
     /// `options.journal_bytes`.
@@ -763,6 +796,24 @@ impl<'c> Scanner<'c> {
         self.forget_journal();
         Ok(())
     }
+}
+
+/// When the scan's thread splits the batches it processes itself ([`Scanner::splits_alone`]).
+#[derive(Debug, Clone, Copy)]
+enum SplitAlone {
+    /// Extracting threads split them (or no scan runs).
+    Never,
+    /// One thread, whose journal of events may hold this many bytes.
+    PastJournal(usize),
+}
+
+/// Whether every line of `extraction` is one of the batch's `spots`: a line past the batch is a
+/// faulty answer, like a trap.
+fn in_batch(extraction: &Extraction, spots: &[Spot]) -> bool {
+    extraction
+        .lines
+        .iter()
+        .all(|line| (line.line as usize) < spots.len())
 }
 
 /// Events as the component takes them: their texts in one buffer of lines.

@@ -2,9 +2,14 @@
 //! hoards memory or answers garbage on marker events. The host stops each misbehaviour at its limit,
 //! sets the event aside with the reason, and loses nothing that the good events produced.
 
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use newterms::input::{Input, InputReader, Position};
+use newterms::scan::{
+    BatchLimits, DeadLetter, Diagnostic, ScanEnd, ScanOptions, ScanSummary, Scanner, Sink,
+};
 use newterms::{Error, Fault, Limits, RuleComponent, RuleConfig, Sandbox};
 use serde_json::{Value, json};
 
@@ -204,6 +209,102 @@ fn recovery_after_the_journal_was_cut() {
     assert_eq!(run.alerts.len(), 301);
     assert_eq!(event_ids(&run.alerts), event_ids(&reference.alerts));
     assert!(run.stderr.contains("1 events set aside"), "{}", run.stderr);
+}
+
+/// Keeps what a scan gives, as text: alerts, dead letters (event and place) and diagnostics.
+#[derive(Default)]
+struct Kept {
+    alerts: Vec<String>,
+    letters: Vec<(String, String)>,
+    diagnostics: Vec<String>,
+}
+
+impl Sink for Kept {
+    fn alert(&mut self, alert: &str) -> io::Result<()> {
+        self.alerts.push(alert.to_owned());
+        Ok(())
+    }
+    fn flush(&mut self, _: &ScanSummary) -> io::Result<()> {
+        Ok(())
+    }
+    fn diagnostic(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(format!("{diagnostic:?}"));
+    }
+    fn dead_letter(&mut self, letter: &DeadLetter<'_>) -> io::Result<()> {
+        self.letters
+            .push((letter.event.to_owned(), letter.location.to_string()));
+        Ok(())
+    }
+    fn checkpoint(&mut self, _: Position, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One thread whose history is too large for a journal of events (here: a journal of one byte, so
+/// that any snapshot is) splits each batch on its one instance, extraction then `decide`, and
+/// journals the terms: every misbehaviour is set aside, and alerts, dead letters, diagnostics and
+/// the summary are those of one thread that does not split, and of two threads.
+#[test]
+fn one_thread_that_journals_terms_fails_as_one_that_journals_events() {
+    let directory = scratch("hostile-split-alone");
+    let markers = [
+        "NEWTERMS_TRAP",
+        "NEWTERMS_LOOP",
+        "NEWTERMS_ALLOC",
+        "NEWTERMS_MALFORMED",
+    ];
+    let mut stream = Vec::new();
+    for index in 0..400 {
+        stream.push(direct_invoke(
+            &format!("user-{}", index % 150),
+            &format!("2024-02-01T00:{:02}:{:02}Z", index / 60, index % 60),
+        ));
+        if index % 100 == 50 {
+            stream.push(marked("poisoned", markers[index / 100]));
+        }
+        if index == 120 {
+            stream.push(json!("not an object"));
+        }
+    }
+    stream.push(direct_invoke("poisoned", "2024-02-02T00:00:00Z"));
+    let input = directory.join("stream.ndjson");
+    write_ndjson(&input, &stream);
+    let component = hostile(tight_limits());
+    let scan = |threads: usize, journal_bytes: usize| {
+        let mut scanner = Scanner::new(&component, &RuleConfig::default(), None).expect("scanner");
+        let options = ScanOptions {
+            batch: BatchLimits {
+                events: 16,
+                ..BatchLimits::default()
+            },
+            threads,
+            journal_bytes,
+            ..ScanOptions::default()
+        };
+        let mut kept = Kept::default();
+        let end = scanner
+            .run(
+                InputReader::new([Input::File(input.clone())]),
+                &options,
+                &mut kept,
+            )
+            .expect("scan");
+        assert_eq!(end, ScanEnd::Finished);
+        (
+            kept.alerts,
+            kept.letters,
+            kept.diagnostics,
+            scanner.summary(),
+        )
+    };
+    let journals_events = scan(1, ScanOptions::default().journal_bytes);
+    let journals_terms = scan(1, 1);
+    let two_threads = scan(2, ScanOptions::default().journal_bytes);
+    assert_eq!(journals_events.0.len(), 151);
+    assert_eq!(journals_events.1.len(), 4);
+    assert_eq!(journals_events.2.len(), 1, "{:?}", journals_events.2);
+    assert_eq!(journals_terms, journals_events);
+    assert_eq!(two_threads, journals_events);
 }
 
 /// The hostile guest is a test artifact: the product's build (its normal and build dependencies, its
