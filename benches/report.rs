@@ -138,6 +138,9 @@ fn main() {
     if section("alerts") {
         alert_storm(&scratch);
     }
+    if section("history") {
+        large_history(&stream_list[0].1, &scratch);
+    }
     println!("\n## Component\n");
     println!(
         "size: {} bytes ({:.1} KB)",
@@ -833,4 +836,64 @@ fn alert_storm(scratch: &Path) {
         )
     });
     println!("| every event an alert | {one} | {two} |");
+}
+
+/// `newterms scan --state` on the mixed stream with a history of a million terms: what the
+/// scan's checkpoints and recovery points cost once each is a snapshot of tens of megabytes. The
+/// state file is written afresh before each run (not timed); each rate is minus the same
+/// command's start on the stream's first events, which restores and saves the same state.
+fn large_history(mixed: &[String], scratch: &Path) {
+    let snapshot = million_term_snapshot();
+    let events: Vec<String> = mixed.iter().cycle().take(SCAN_EVENTS).cloned().collect();
+    let (start, counted_events, counted_bytes) = start_file(&events);
+    let whole = scratch.join("history-mixed.ndjson");
+    let first = scratch.join("history-start.ndjson");
+    std::fs::write(&whole, ndjson_text(&events)).expect("write stream file");
+    std::fs::write(&first, start).expect("write start file");
+    let state = scratch.join("history.state");
+    let state_text = state.display().to_string();
+    let scan_with_history = |input: &Path, threads: &str| {
+        for leftover in ["", ".checkpoint", ".lock"] {
+            let _ = std::fs::remove_file(format!("{state_text}{leftover}"));
+        }
+        std::fs::write(&state, &snapshot).expect("write state");
+        scan_once(input, &["--threads", threads, "--state", &state_text])
+    };
+    let [one, two, one_start, two_start] = in_turns([
+        &mut || scan_with_history(&whole, "1"),
+        &mut || scan_with_history(&whole, "2"),
+        &mut || scan_with_history(&first, "1"),
+        &mut || scan_with_history(&first, "2"),
+    ]);
+    let [plain_one, plain_two, plain_one_start, plain_two_start] = in_turns([
+        &mut || scan_once(&whole, &["--threads", "1"]),
+        &mut || scan_once(&whole, &["--threads", "2"]),
+        &mut || scan_once(&first, &["--threads", "1"]),
+        &mut || scan_once(&first, &["--threads", "2"]),
+    ]);
+    let net = |runs: &[Duration], starts: Vec<Duration>| {
+        let net = median(minus_start(runs, median(starts)));
+        rate(counted_events, counted_bytes, net)
+    };
+    println!(
+        "\n## A large history (`newterms scan --state`, mixed stream, {SCAN_EVENTS} events, {} MB state)\n",
+        snapshot.len() / 1_000_000
+    );
+    println!("| history | `--threads 1` minus start | `--threads 2` minus start |");
+    println!("|---|---|---|");
+    println!(
+        "| none (no `--state`) | {} | {} |",
+        net(&plain_one, plain_one_start),
+        net(&plain_two, plain_two_start)
+    );
+    println!(
+        "| {TERMS} terms | {} | {} |",
+        net(&one, one_start),
+        net(&two, two_start)
+    );
+    for leftover in ["", ".checkpoint", ".lock"] {
+        let _ = std::fs::remove_file(format!("{state_text}{leftover}"));
+    }
+    let _ = std::fs::remove_file(&whole);
+    let _ = std::fs::remove_file(&first);
 }
