@@ -13,7 +13,10 @@ use newterms::scan::{
 use newterms::{Error, Fault, Limits, RuleComponent, RuleConfig, Sandbox};
 use serde_json::{Value, json};
 
-use crate::support::{direct_invoke, event_ids, newterms, scratch, with, write_ndjson};
+use crate::support::{
+    HOSTILE_MARKERS, direct_invoke, event_ids, hostile_stream, marked, newterms, scratch,
+    write_ndjson,
+};
 
 const HOSTILE: &str = newterms_test_artifacts::HOSTILE_COMPONENT;
 
@@ -27,14 +30,6 @@ fn tight_limits() -> Limits {
         max_memory_bytes: 64 << 20,
         call_deadline: Duration::from_millis(200),
     }
-}
-
-fn marked(user: &str, marker: &str) -> Value {
-    with(
-        direct_invoke(user, "2024-02-01T00:00:00Z"),
-        "/userAgent",
-        json!(marker),
-    )
 }
 
 #[test]
@@ -74,12 +69,7 @@ fn each_misbehaviour_is_stopped_and_named() {
 #[test]
 fn the_scan_goes_on_and_loses_nothing() {
     let directory = scratch("hostile-scan");
-    let markers = [
-        "NEWTERMS_TRAP",
-        "NEWTERMS_LOOP",
-        "NEWTERMS_ALLOC",
-        "NEWTERMS_MALFORMED",
-    ];
+    let markers = HOSTILE_MARKERS;
     let mut stream = Vec::new();
     let mut good = Vec::new();
     for index in 0..400 {
@@ -247,26 +237,8 @@ impl Sink for Kept {
 #[test]
 fn one_thread_that_journals_terms_fails_as_one_that_journals_events() {
     let directory = scratch("hostile-split-alone");
-    let markers = [
-        "NEWTERMS_TRAP",
-        "NEWTERMS_LOOP",
-        "NEWTERMS_ALLOC",
-        "NEWTERMS_MALFORMED",
-    ];
-    let mut stream = Vec::new();
-    for index in 0..400 {
-        stream.push(direct_invoke(
-            &format!("user-{}", index % 150),
-            &format!("2024-02-01T00:{:02}:{:02}Z", index / 60, index % 60),
-        ));
-        if index % 100 == 50 {
-            stream.push(marked("poisoned", markers[index / 100]));
-        }
-        if index == 120 {
-            stream.push(json!("not an object"));
-        }
-    }
-    stream.push(direct_invoke("poisoned", "2024-02-02T00:00:00Z"));
+    let mut stream = hostile_stream();
+    stream.insert(200, json!("not an object"));
     let input = directory.join("stream.ndjson");
     write_ndjson(&input, &stream);
     let component = hostile(tight_limits());
@@ -300,7 +272,7 @@ fn one_thread_that_journals_terms_fails_as_one_that_journals_events() {
     let journals_events = scan(1, ScanOptions::default().journal_bytes);
     let journals_terms = scan(1, 1);
     let two_threads = scan(2, ScanOptions::default().journal_bytes);
-    assert_eq!(journals_events.0.len(), 151);
+    assert_eq!(journals_events.0.len(), 251);
     assert_eq!(journals_events.1.len(), 4);
     assert_eq!(journals_events.2.len(), 1, "{:?}", journals_events.2);
     assert_eq!(journals_terms, journals_events);

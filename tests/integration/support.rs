@@ -80,6 +80,41 @@ pub fn with(mut event: Value, pointer: &str, value: Value) -> Value {
     event
 }
 
+/// The events on which the hostile component (tests/hostile-guest) traps, loops, hoards memory
+/// and answers garbage, in that order: its marker in the user agent.
+pub const HOSTILE_MARKERS: [&str; 4] = [
+    "NEWTERMS_TRAP",
+    "NEWTERMS_LOOP",
+    "NEWTERMS_ALLOC",
+    "NEWTERMS_MALFORMED",
+];
+
+/// A direct invoke by `user` carrying a hostile marker.
+pub fn marked(user: &str, marker: &str) -> Value {
+    with(
+        direct_invoke(user, "2024-02-01T00:00:00Z"),
+        "/userAgent",
+        json!(marker),
+    )
+}
+
+/// 600 direct invokes by 250 users, with each of [`HOSTILE_MARKERS`] once between them (by
+/// `poisoned`), then a later invoke by `poisoned`: 251 alerts if the marked events change nothing.
+pub fn hostile_stream() -> Vec<Value> {
+    let mut stream = Vec::new();
+    for index in 0..600 {
+        stream.push(direct_invoke(
+            &format!("user-{}", index % 250),
+            &format!("2024-02-01T00:{:02}:{:02}Z", index / 60, index % 60),
+        ));
+        if index % 150 == 70 {
+            stream.push(marked("poisoned", HOSTILE_MARKERS[index / 150]));
+        }
+    }
+    stream.push(direct_invoke("poisoned", "2024-02-02T00:00:00Z"));
+    stream
+}
+
 /// Removes a value by JSON pointer.
 pub fn without(mut event: Value, pointer: &str) -> Value {
     let (parent, key) = pointer.rsplit_once('/').expect("pointer");

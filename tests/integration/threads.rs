@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use crate::common::Rng;
 use crate::crash::{Lcg, scan_args, spawn, stream};
-use crate::support::{direct_invoke, fixture, newterms, scratch, with, write_ndjson};
+use crate::support::{
+    HOSTILE_MARKERS, direct_invoke, fixture, hostile_stream, newterms, scratch, with, write_ndjson,
+};
 
 fn text(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
@@ -346,24 +348,7 @@ fn killed_with_threads_it_ends_with_the_alerts_of_one_uninterrupted_thread() {
 #[test]
 fn a_hostile_event_is_the_same_dead_letter_with_threads() {
     let directory = scratch("threads-hostile");
-    let markers = [
-        "NEWTERMS_TRAP",
-        "NEWTERMS_LOOP",
-        "NEWTERMS_ALLOC",
-        "NEWTERMS_MALFORMED",
-    ];
-    let mut stream = Vec::new();
-    for index in 0..600 {
-        stream.push(direct_invoke(
-            &format!("user-{}", index % 250),
-            &format!("2024-02-01T00:{:02}:{:02}Z", index / 60, index % 60),
-        ));
-        if index % 150 == 70 {
-            let poisoned = direct_invoke("poisoned", "2024-02-01T00:00:00Z");
-            stream.push(with(poisoned, "/userAgent", json!(markers[index / 150])));
-        }
-    }
-    stream.push(direct_invoke("poisoned", "2024-02-02T00:00:00Z"));
+    let stream = hostile_stream();
     let input = directory.join("stream.ndjson");
     write_ndjson(&input, &stream);
     let mut letters = Vec::new();
@@ -412,7 +397,7 @@ fn a_hostile_event_is_the_same_dead_letter_with_threads() {
         letters.push(letter_lines);
     }
     assert_eq!(letters[0].len(), 4);
-    for (marker, (event, _, _)) in markers.iter().zip(&letters[0]) {
+    for (marker, (event, _, _)) in HOSTILE_MARKERS.iter().zip(&letters[0]) {
         assert!(event.as_str().unwrap_or("").contains(marker), "{event}");
     }
     for threads in 1..3 {
