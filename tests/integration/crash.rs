@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use newterms::StateLock;
 
-use crate::support::{direct_invoke, newterms, scratch};
+use crate::support::{direct_invoke, newterms, scratch, write_ndjson};
 
 /// A small deterministic generator: the kill moments vary, the assertions do not.
 pub(crate) struct Lcg(pub(crate) u64);
@@ -73,6 +73,75 @@ pub(crate) fn scan_args<'a>(
     args
 }
 
+/// Scans of `inputs` with `extra` arguments, killed at random moments and run again until they
+/// finish, each of which must end as an uninterrupted run did.
+pub(crate) struct Trials<'a> {
+    pub(crate) directory: &'a Path,
+    pub(crate) inputs: &'a [PathBuf],
+    pub(crate) extra: &'a [&'a str],
+    pub(crate) run_ms: u64,
+    pub(crate) expected_alerts: &'a [u8],
+    pub(crate) expected_state: &'a [u8],
+}
+
+impl Trials<'_> {
+    /// `trials` scans, each on a state file `prepare` makes (nothing: a new history), killed until
+    /// it finishes ([`run_until_finished`]): each must end with the expected alerts and state, its
+    /// checkpoint ended. How many runs were killed and how many resumed, in all.
+    pub(crate) fn run(&self, trials: usize, seed: u64, prepare: impl Fn(&Path)) -> (usize, usize) {
+        let mut random = Lcg(seed);
+        let (mut kills, mut resumed) = (0, 0);
+        for trial in 0..trials {
+            let state = self.directory.join(format!("trial-{trial}.state"));
+            let output = self.directory.join(format!("trial-{trial}.ndjson"));
+            prepare(&state);
+            let mut args = scan_args(&state, &output, self.inputs);
+            args.extend(self.extra);
+            let (killed, resumed_runs) = run_until_finished(&args, self.run_ms, &mut random);
+            kills += killed;
+            resumed += resumed_runs;
+            assert!(
+                std::fs::read(&output).expect("alerts") == self.expected_alerts,
+                "trial {trial}: alert file differs"
+            );
+            assert_eq!(
+                std::fs::read(&state).expect("state"),
+                self.expected_state,
+                "trial {trial}: state differs"
+            );
+            assert!(crate::support::ended(
+                &self
+                    .directory
+                    .join(format!("trial-{trial}.state.checkpoint"))
+            ));
+        }
+        (kills, resumed)
+    }
+}
+
+/// Runs `args` again and again, each run killed at a random moment within three quarters of
+/// `run_ms` unless it finished first, until one finishes; how many were killed and how many said
+/// they resumed an interrupted scan.
+pub(crate) fn run_until_finished(args: &[&str], run_ms: u64, random: &mut Lcg) -> (usize, usize) {
+    let (mut kills, mut resumed) = (0, 0);
+    for attempt in 0.. {
+        assert!(attempt < 60, "{args:?} never finished");
+        let mut child = spawn(args);
+        std::thread::sleep(Duration::from_millis(random.next() % (run_ms * 3 / 4 + 1)));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("kill");
+            kills += 1;
+        }
+        let status = child.wait().expect("wait");
+        let stderr = std::io::read_to_string(child.stderr.take().expect("stderr")).expect("stderr");
+        resumed += usize::from(stderr.contains("resuming an interrupted scan"));
+        if status.success() {
+            break;
+        }
+    }
+    (kills, resumed)
+}
+
 pub(crate) fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_newterms"))
         .args(args)
@@ -118,42 +187,15 @@ fn killed_at_random_points_it_ends_with_the_alerts_of_an_uninterrupted_run() {
         "the stream raises many alerts"
     );
 
-    let mut random = Lcg(2024);
-    let (mut kills, mut resumed) = (0, 0);
-    for trial in 0..10 {
-        let state = directory.join(format!("trial-{trial}.state"));
-        let output = directory.join(format!("trial-{trial}.ndjson"));
-        let args = scan_args(&state, &output, &inputs);
-        for attempt in 0.. {
-            assert!(attempt < 60, "trial {trial} never finished");
-            let mut child = spawn(&args);
-            std::thread::sleep(Duration::from_millis(random.next() % (run_ms * 3 / 4 + 1)));
-            let finished = child.try_wait().expect("wait").is_some();
-            if !finished {
-                child.kill().expect("kill");
-                kills += 1;
-            }
-            let status = child.wait().expect("wait");
-            let stderr =
-                std::io::read_to_string(child.stderr.take().expect("stderr")).expect("stderr");
-            resumed += usize::from(stderr.contains("resuming an interrupted scan"));
-            if status.success() {
-                break;
-            }
-        }
-        assert!(
-            std::fs::read(&output).expect("alerts") == expected_alerts,
-            "trial {trial}: alert file differs"
-        );
-        assert_eq!(
-            std::fs::read(&state).expect("state"),
-            expected_state,
-            "trial {trial}: state differs"
-        );
-        assert!(crate::support::ended(
-            &directory.join(format!("trial-{trial}.state.checkpoint"))
-        ));
-    }
+    let trials = Trials {
+        directory: &directory,
+        inputs: &inputs,
+        extra: &[],
+        run_ms,
+        expected_alerts: &expected_alerts,
+        expected_state: &expected_state,
+    };
+    let (kills, resumed) = trials.run(10, 2024, |_| {});
     eprintln!("crash harness: {kills} kills, {resumed} resumed runs, all 10 trials exact");
     assert!(
         kills >= 10,
@@ -161,6 +203,72 @@ fn killed_at_random_points_it_ends_with_the_alerts_of_an_uninterrupted_run() {
     );
     assert!(
         resumed >= 5,
+        "too few kills landed after a checkpoint ({resumed})"
+    );
+}
+
+/// One thread with a history large enough that it journals terms rather than events (a snapshot
+/// over 1 MiB, so over 1/64 of the journal's cap: 40,000 principals learned first), killed at random
+/// moments and run again until it finishes: the alert file and the state of an uninterrupted run.
+#[test]
+fn killed_with_a_large_history_one_thread_ends_as_an_uninterrupted_run() {
+    let directory = scratch("crash-large-history");
+    let inputs = stream(&directory);
+    let learned = directory.join("learned.ndjson");
+    let principals: Vec<_> = (0..40_000)
+        .map(|user| direct_invoke(&format!("learned-{user:05}"), "2024-03-01T00:00:00Z"))
+        .collect();
+    write_ndjson(&learned, &principals);
+    let config = directory.join("learn.toml");
+    std::fs::write(&config, "learn = true\n").expect("config");
+    let base = directory.join("base.state");
+    let (config_path, base_path, learned_path) = (
+        config.to_str().expect("path"),
+        base.to_str().expect("path"),
+        learned.to_str().expect("path"),
+    );
+    let learning = newterms(
+        &[
+            "scan",
+            "--config",
+            config_path,
+            "--state",
+            base_path,
+            learned_path,
+        ],
+        b"",
+    );
+    assert!(learning.status.success(), "{}", learning.stderr);
+    let base_bytes = std::fs::read(&base).expect("learned state");
+    assert!(base_bytes.len() > 1 << 20, "{} bytes", base_bytes.len());
+
+    let (reference_state, reference_alerts) =
+        (directory.join("ref.state"), directory.join("ref.ndjson"));
+    std::fs::write(&reference_state, &base_bytes).expect("state");
+    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
+    reference_args.extend(["--threads", "1"]);
+    let started = std::time::Instant::now();
+    let reference = newterms(&reference_args, b"");
+    let run_ms = started.elapsed().as_millis() as u64 + 1;
+    assert!(reference.status.success(), "{}", reference.stderr);
+    let expected_alerts = std::fs::read(&reference_alerts).expect("reference alerts");
+    let expected_state = std::fs::read(&reference_state).expect("reference state");
+
+    let trials = Trials {
+        directory: &directory,
+        inputs: &inputs,
+        extra: &["--threads", "1"],
+        run_ms,
+        expected_alerts: &expected_alerts,
+        expected_state: &expected_state,
+    };
+    let (kills, resumed) = trials.run(5, 32, |state| {
+        std::fs::write(state, &base_bytes).expect("state");
+    });
+    eprintln!("large-history crash harness: {kills} kills, {resumed} resumed runs");
+    assert!(kills >= 5, "the harness killed too rarely ({kills})");
+    assert!(
+        resumed >= 2,
         "too few kills landed after a checkpoint ({resumed})"
     );
 }

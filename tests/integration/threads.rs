@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::Rng;
-use crate::crash::{Lcg, scan_args, spawn, stream};
+use crate::crash::{Trials, scan_args, spawn, stream};
 use crate::support::{
     HOSTILE_MARKERS, direct_invoke, fixture, hostile_stream, newterms, scratch, with, write_ndjson,
 };
@@ -302,39 +302,15 @@ fn killed_with_threads_it_ends_with_the_alerts_of_one_uninterrupted_thread() {
     let run_ms = started.elapsed().as_millis() as u64 + 1;
     assert!(timed.status.success(), "{}", timed.stderr);
 
-    let mut random = Lcg(99);
-    let (mut kills, mut resumed) = (0, 0);
-    for trial in 0..6 {
-        let state = directory.join(format!("trial-{trial}.state"));
-        let output = directory.join(format!("trial-{trial}.ndjson"));
-        let mut args = scan_args(&state, &output, &inputs);
-        args.extend(["--threads", "3"]);
-        for attempt in 0.. {
-            assert!(attempt < 60, "trial {trial} never finished");
-            let mut child = spawn(&args);
-            std::thread::sleep(Duration::from_millis(random.next() % (run_ms * 3 / 4 + 1)));
-            if child.try_wait().expect("wait").is_none() {
-                child.kill().expect("kill");
-                kills += 1;
-            }
-            let status = child.wait().expect("wait");
-            let stderr =
-                std::io::read_to_string(child.stderr.take().expect("stderr")).expect("stderr");
-            resumed += usize::from(stderr.contains("resuming an interrupted scan"));
-            if status.success() {
-                break;
-            }
-        }
-        assert!(
-            std::fs::read(&output).expect("alerts") == expected_alerts,
-            "trial {trial}: alert file differs"
-        );
-        assert_eq!(
-            std::fs::read(&state).expect("state"),
-            expected_state,
-            "trial {trial}: state differs"
-        );
-    }
+    let trials = Trials {
+        directory: &directory,
+        inputs: &inputs,
+        extra: &["--threads", "3"],
+        run_ms,
+        expected_alerts: &expected_alerts,
+        expected_state: &expected_state,
+    };
+    let (kills, resumed) = trials.run(6, 99, |_| {});
     eprintln!("threads crash harness: {kills} kills, {resumed} resumed runs");
     assert!(kills >= 6, "the harness killed too rarely ({kills})");
     assert!(
