@@ -852,10 +852,14 @@ fn large_history(mixed: &[String], scratch: &Path) {
     std::fs::write(&first, start).expect("write start file");
     let state = scratch.join("history.state");
     let state_text = state.display().to_string();
-    let scan_with_history = |input: &Path, threads: &str| {
+    // The state and what a run leaves beside it.
+    let remove_state = || {
         for leftover in ["", ".checkpoint", ".lock"] {
             let _ = std::fs::remove_file(format!("{state_text}{leftover}"));
         }
+    };
+    let scan_with_history = |input: &Path, threads: &str| {
+        remove_state();
         std::fs::write(&state, &snapshot).expect("write state");
         scan_once(input, &["--threads", threads, "--state", &state_text])
     };
@@ -891,9 +895,7 @@ fn large_history(mixed: &[String], scratch: &Path) {
         net(&one, one_start),
         net(&two, two_start)
     );
-    for leftover in ["", ".checkpoint", ".lock"] {
-        let _ = std::fs::remove_file(format!("{state_text}{leftover}"));
-    }
+    remove_state();
     let _ = std::fs::remove_file(&whole);
     let _ = std::fs::remove_file(&first);
 }

@@ -254,9 +254,6 @@ pub struct Scanner<'c> {
     /// What the instance was given since the recovery point, to replay on a new instance.
     journal: Vec<Journaled>,
     journal_bytes: usize,
-    /// Whether batches the scan's thread processes itself are split on its one instance (see
-    /// [`Scanner::splits_alone`]); set by [`Scanner::run`].
-    split_alone: SplitAlone,
     /// Journal batches given back to the reader thread (while a scan runs) to fill again.
     finished: Option<Finished>,
     /// The inputs' names, by index, for the events' locations.
@@ -293,7 +290,6 @@ impl<'c> Scanner<'c> {
             recovery: snapshot,
             journal: Vec::new(),
             journal_bytes: 0,
-            split_alone: SplitAlone::Never,
             finished: None,
             names: Vec::new(),
             numbering: Numbering::default(),
@@ -336,11 +332,6 @@ impl<'c> Scanner<'c> {
         self.numbering = Numbering::default();
         let limits = options.batch;
         let threads = options.threads.max(1);
-        self.split_alone = if threads == 1 {
-            SplitAlone::PastJournal(options.journal_bytes)
-        } else {
-            SplitAlone::Never
-        };
         // One queue from the reader to each processing thread: the scan's own with one thread, each
         // extracting thread's with more.
         let (senders, mut queues): (Vec<_>, Vec<_>) =
@@ -422,7 +413,7 @@ impl<'c> Scanner<'c> {
             match source.next()? {
                 Next::Chunk(chunk, extracted) => {
                     events_since_checkpoint +=
-                        self.process_chunk(chunk, extracted, &mut position, sink)?;
+                        self.process_chunk(chunk, extracted, &mut position, options, sink)?;
                 }
                 Next::End => {
                     join_reader(reading.take())?;
@@ -469,6 +460,7 @@ impl<'c> Scanner<'c> {
         mut chunk: Chunk,
         extracted: Extracted,
         position: &mut Option<Position>,
+        options: &ScanOptions,
         sink: &mut dyn Sink,
     ) -> Result<u64, ScanError> {
         if let Some(placing) = chunk.placing
@@ -493,7 +485,7 @@ impl<'c> Scanner<'c> {
         }
         let batch = chunk.batch;
         let events = batch.len() as u64;
-        let processed = self.process_events(batch, extracted, &spots, sink);
+        let processed = self.process_events(batch, extracted, &spots, options, sink);
         // Those after the last event (and all of them if the scan cannot go on).
         self.say_input_errors_before(usize::MAX, sink);
         processed?;
@@ -519,11 +511,12 @@ impl<'c> Scanner<'c> {
         batch: Batch,
         extracted: Extracted,
         spots: &[Spot],
+        options: &ScanOptions,
         sink: &mut dyn Sink,
     ) -> Result<(), ScanError> {
         if batch.len() > 0 {
             match extracted {
-                Ok(None) if !batch.multiline && self.splits_alone() => {
+                Ok(None) if !batch.multiline && self.splits_alone(options) => {
                     match self.rule.extract(&batch.text) {
                         Ok(extraction) if in_batch(&extraction, spots) => {
                             self.decide_batch(batch, extraction, spots, sink)?;
@@ -741,22 +734,21 @@ impl<'c> Scanner<'c> {
     /// a snapshot every 64 MiB of events, ~4x the scan's time on the mixed stream), the journal
     /// keeps each batch's terms instead, a few bytes a batch, and recovery points come with the
     /// checkpoints. The same calls as two threads make, on one instance: the same alerts.
-    fn splits_alone(&self) -> bool {
-        match self.split_alone {
-            SplitAlone::Never => false,
-            SplitAlone::PastJournal(journal_bytes) => {
-                let snapshot = self.recovery.as_ref().map_or(0, Vec::len);
-                snapshot.saturating_mul(JOURNAL_PER_SNAPSHOT_BYTE) > journal_bytes
-            }
-        }
+    fn splits_alone(&self, options: &ScanOptions) -> bool {
+        options.threads.max(1) == 1 && self.journal_wanted() > options.journal_bytes
     }
 
-    /// How long the journal may grow before a new recovery point: as long as the last snapshot
-    /// takes, [`JOURNAL_PER_SNAPSHOT_BYTE`] times over, between [`SHORTEST_JOURNAL`] and
-    /// `options.journal_bytes`.
-    fn journal_limit(&self, options: &ScanOptions) -> usize {
+    /// The bytes of events a journal would hold for recovery points to cost a few percent of the
+    /// scan: the last snapshot's, [`JOURNAL_PER_SNAPSHOT_BYTE`] times over.
+    fn journal_wanted(&self) -> usize {
         let snapshot = self.recovery.as_ref().map_or(0, Vec::len);
-        snapshot.saturating_mul(JOURNAL_PER_SNAPSHOT_BYTE).clamp(
+        snapshot.saturating_mul(JOURNAL_PER_SNAPSHOT_BYTE)
+    }
+
+    /// How long the journal may grow before a new recovery point: [`Scanner::journal_wanted`],
+    /// between [`SHORTEST_JOURNAL`] and `options.journal_bytes`.
+    fn journal_limit(&self, options: &ScanOptions) -> usize {
+        self.journal_wanted().clamp(
             SHORTEST_JOURNAL.min(options.journal_bytes),
             options.journal_bytes,
         )
@@ -796,15 +788,6 @@ impl<'c> Scanner<'c> {
         self.forget_journal();
         Ok(())
     }
-}
-
-/// When the scan's thread splits the batches it processes itself ([`Scanner::splits_alone`]).
-#[derive(Debug, Clone, Copy)]
-enum SplitAlone {
-    /// Extracting threads split them (or no scan runs).
-    Never,
-    /// One thread, whose journal of events may hold this many bytes.
-    PastJournal(usize),
 }
 
 /// Whether every line of `extraction` is one of the batch's `spots`: a line past the batch is a

@@ -242,9 +242,11 @@ fn killed_with_a_large_history_one_thread_ends_as_an_uninterrupted_run() {
     let base_bytes = std::fs::read(&base).expect("learned state");
     assert!(base_bytes.len() > 1 << 20, "{} bytes", base_bytes.len());
 
+    // Every run, the uninterrupted one and each trial, starts from the learned history.
+    let learned_history = |state: &Path| std::fs::write(state, &base_bytes).expect("state");
     let (reference_state, reference_alerts) =
         (directory.join("ref.state"), directory.join("ref.ndjson"));
-    std::fs::write(&reference_state, &base_bytes).expect("state");
+    learned_history(&reference_state);
     let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
     reference_args.extend(["--threads", "1"]);
     let started = std::time::Instant::now();
@@ -262,9 +264,7 @@ fn killed_with_a_large_history_one_thread_ends_as_an_uninterrupted_run() {
         expected_alerts: &expected_alerts,
         expected_state: &expected_state,
     };
-    let (kills, resumed) = trials.run(5, 32, |state| {
-        std::fs::write(state, &base_bytes).expect("state");
-    });
+    let (kills, resumed) = trials.run(5, 32, learned_history);
     eprintln!("large-history crash harness: {kills} kills, {resumed} resumed runs");
     assert!(kills >= 5, "the harness killed too rarely ({kills})");
     assert!(
