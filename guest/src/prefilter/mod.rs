@@ -121,10 +121,23 @@ pub struct Survey {
     /// or the vector pass stopped before the end (it stops at the first odd byte), so the rest is
     /// left to the exact search.
     maybe_needle: bool,
+    /// No spelling of the needle starts before this place in the text: the exact search starts
+    /// there rather than at the first byte (the needle is often well into a record).
+    needle_from: usize,
     /// A backslash or a byte below 0x20 (an escape, a tab, a line break, a control byte).
     pub special: bool,
     /// A byte of 0x80 or above: the text is not plain ASCII (and may not be UTF-8).
     pub non_ascii: bool,
+}
+
+impl Survey {
+    /// The survey of the text `leading` bytes shorter at its start (trimmed of whitespace).
+    fn trimmed_by(self, leading: usize) -> Self {
+        Self {
+            needle_from: self.needle_from.saturating_sub(leading),
+            ..self
+        }
+    }
 }
 
 impl Needle {
@@ -147,7 +160,8 @@ impl Needle {
         let Some(finder) = &self.finder else {
             return false;
         };
-        if survey.maybe_needle && finder.find(text).is_some() {
+        let searched = text.get(survey.needle_from..).unwrap_or(text);
+        if survey.maybe_needle && finder.find(searched).is_some() {
             return false;
         }
         // Rare: only a backslash can start an escape that spells the needle.
@@ -246,6 +260,20 @@ mod tests {
         }
     }
 
+    /// The survey of `text` lets the exact search start no later than where the needle first is,
+    /// if it is there (`text` as evaluated: a line trimmed).
+    fn assert_starts_the_search_in_time(text: &[u8], survey: &Survey) {
+        if let Some(first) = memmem::find(text, NEEDLE_BYTES) {
+            assert!(survey.maybe_needle, "{}", String::from_utf8_lossy(text));
+            assert!(
+                survey.needle_from <= first,
+                "from {} for a needle at {first}: {}",
+                survey.needle_from,
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
     #[test]
     fn takes_the_needle_from_the_query() {
         let needle = Needle::for_rule();
@@ -318,12 +346,14 @@ mod tests {
             }
             let expected = definition(&text);
             for (survey, _) in PASSES {
+                let survey = survey(&text);
                 assert_eq!(
-                    needle.skips_surveyed(&text, &survey(&text)),
+                    needle.skips_surveyed(&text, &survey),
                     expected,
                     "{}",
                     String::from_utf8_lossy(&text)
                 );
+                assert_starts_the_search_in_time(&text, &survey);
             }
             if expected {
                 skipped += 1;
@@ -409,7 +439,11 @@ mod tests {
             line.extend(
                 (0..next() % 120).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]),
             );
-            if next().is_multiple_of(2) {
+            if next().is_multiple_of(4) {
+                line.splice(0..0, *b"  ");
+            }
+            // Up to two pieces: a needle after leading spaces, after a tab, after non-ASCII text.
+            for _ in 0..next() % 3 {
                 let piece = pieces[(next() % pieces.len() as u64) as usize];
                 let at = (next() % line.len() as u64) as usize;
                 line.splice(at..at, piece.iter().copied());
@@ -440,6 +474,7 @@ mod tests {
                     "{}",
                     String::from_utf8_lossy(line)
                 );
+                assert_starts_the_search_in_time(trimmed, &found);
                 start += length + 1;
             }
             assert_eq!(start, buffer.len() + 1);

@@ -35,6 +35,9 @@ struct Pass {
     searched: usize,
     /// The needle's first, middle and last bytes stand in place somewhere before `searched`.
     found: bool,
+    /// No spelling of the needle starts before this: the first place they stand in, or
+    /// `searched` when there is none.
+    needle_from: usize,
 }
 
 /// One pass over `text`, a whole record.
@@ -53,17 +56,23 @@ pub fn survey(text: &[u8]) -> Survey {
 pub fn survey_line(buffer: &[u8]) -> (usize, Survey) {
     let pass = vector_pass(buffer);
     let from_odd = buffer.get(pass.first_odd..).unwrap_or_default();
+    // What is evaluated is the line trimmed: the needle's place is counted from its first byte.
+    let leading = |line: &[u8]| line.len() - line.trim_ascii_start().len();
     if from_odd.first() == Some(&b'\n') {
-        return (pass.first_odd, Survey::plain(&pass));
+        let line = buffer.get(..pass.first_odd).unwrap_or_default();
+        return (
+            pass.first_odd,
+            Survey::plain(&pass).trimmed_by(leading(line)),
+        );
     }
     let end = memchr::memchr(b'\n', from_odd).map_or(buffer.len(), |at| pass.first_odd + at);
     let line = buffer.get(..end).unwrap_or_default();
-    let first = line.len() - line.trim_ascii_start().len();
+    let first = leading(line);
     let last = line.trim_ascii_end().len();
     let rest = line
         .get(pass.first_odd.max(first)..last)
         .unwrap_or_default();
-    (end, Survey::of_rest(&pass, rest, last))
+    (end, Survey::of_rest(&pass, rest, last).trimmed_by(first))
 }
 
 impl Survey {
@@ -71,6 +80,7 @@ impl Survey {
     fn plain(pass: &Pass) -> Self {
         Self {
             maybe_needle: pass.found && NEEDLE.is_some(),
+            needle_from: pass.needle_from,
             special: false,
             non_ascii: false,
         }
@@ -83,6 +93,7 @@ impl Survey {
         Self {
             maybe_needle: (pass.found || special || non_ascii || end > pass.searched)
                 && NEEDLE.is_some(),
+            needle_from: pass.needle_from,
             special,
             non_ascii,
         }
@@ -98,12 +109,22 @@ const DOUBLE_SPAN: usize = WIDTH + SPAN;
 /// needle up to the first odd byte. In a record that is the rare case (an escape, a tab, non-ASCII
 /// text); at the end of a line it is the line break.
 fn vector_pass(text: &[u8]) -> Pass {
-    let steps = whole_steps(text);
+    // Until the needle's bytes first stand in place, then (they are found) for odd bytes alone.
+    let mut steps = whole_steps::<true>(text, 0);
+    let mut needle_from = None;
+    if let Some(place) = steps.found_at {
+        needle_from = Some(place);
+        if steps.odd.is_none() {
+            steps = whole_steps::<false>(text, steps.at + STEP);
+        }
+    }
     if let Some(odd) = steps.odd {
+        let searched = steps.at + STEP;
         return Pass {
             first_odd: steps.at + odd.trailing_zeros() as usize,
-            searched: steps.at + STEP,
-            found: steps.found,
+            searched,
+            found: needle_from.is_some(),
+            needle_from: needle_from.unwrap_or(searched),
         };
     }
     // The rest, shorter than a step and its reach, padded to whole vectors.
@@ -112,50 +133,61 @@ fn vector_pass(text: &[u8]) -> Pass {
     if let Some(start) = padded.get_mut(..tail.len()) {
         start.copy_from_slice(tail);
     }
-    let mut found = steps.found;
     for vector in (0..tail.len()).step_by(WIDTH) {
         let (odd, found_here) = look(padded.get(vector..).and_then(<[u8]>::first_chunk::<SPAN>));
-        found |= found_here.any();
+        if needle_from.is_none() && found_here.any() {
+            needle_from = Some(steps.at + vector + found_here.bitmask().trailing_zeros() as usize);
+        }
         if odd.any() {
+            let searched = steps.at + vector + WIDTH;
             return Pass {
                 first_odd: steps.at + vector + odd.bitmask().trailing_zeros() as usize,
-                searched: steps.at + vector + WIDTH,
-                found,
+                searched,
+                found: needle_from.is_some(),
+                needle_from: needle_from.unwrap_or(searched),
             };
         }
     }
     Pass {
         first_odd: text.len(),
         searched: text.len(),
-        found,
+        found: needle_from.is_some(),
+        needle_from: needle_from.unwrap_or(text.len()),
     }
 }
 
 /// What the steps that fit whole in a text saw.
 struct Steps {
-    /// Where the last step looked at starts (the one with an odd byte), or where the steps end.
+    /// Where the last step looked at starts (the one with an odd byte, or the needle's bytes in
+    /// place), or where the steps end.
     at: usize,
-    /// The odd bytes of the step at `at`, one bit a byte; `None` if the steps ran out first.
+    /// The odd bytes of the step at `at`, one bit a byte; `None` if the steps ran out first, or
+    /// stopped where the needle's bytes stand.
     odd: Option<u32>,
-    /// The needle may start before the end of the last step looked at.
-    found: bool,
+    /// Where the needle's first, middle and last bytes first stand in place, if in the steps.
+    found_at: Option<usize>,
 }
 
-/// The main loop. Out of line, so that the constants it compares with are not also live across
-/// the rest of the pass (the tail's calls would make the compiled loop keep them on the stack).
+/// The main loop from `from`: up to the first step with an odd byte, or with `NEEDLE`, the
+/// needle's bytes in place. Out of line, so that the constants it compares with are not also live
+/// across the rest of the pass (the tail's calls would make the compiled loop keep them on the
+/// stack); once the needle is found the loop goes on without its compares.
 #[inline(never)]
-fn whole_steps(text: &[u8]) -> Steps {
-    let mut found = Lanes::splat(0);
-    let mut at = 0;
+fn whole_steps<const NEEDLE: bool>(text: &[u8], from: usize) -> Steps {
+    let mut at = from;
     while let Some(window) = text.get(at..).and_then(<[u8]>::first_chunk::<DOUBLE_SPAN>) {
         let (odd_first, found_first) = look(window.first_chunk::<SPAN>());
         let (odd_second, found_second) = look(window.last_chunk::<SPAN>());
-        found = found.or(found_first).or(found_second);
-        if odd_first.or(odd_second).any() {
+        let odd = odd_first.or(odd_second);
+        let found = found_first.or(found_second);
+        if odd.or(if NEEDLE { found } else { odd }).any() {
+            let found = u32::from(found_first.bitmask()) | u32::from(found_second.bitmask()) << 16;
             return Steps {
                 at,
-                odd: Some(u32::from(odd_first.bitmask()) | u32::from(odd_second.bitmask()) << 16),
-                found: found.any(),
+                odd: odd.any().then(|| {
+                    u32::from(odd_first.bitmask()) | u32::from(odd_second.bitmask()) << 16
+                }),
+                found_at: (NEEDLE && found != 0).then(|| at + found.trailing_zeros() as usize),
             };
         }
         at += STEP;
@@ -163,7 +195,7 @@ fn whole_steps(text: &[u8]) -> Steps {
     Steps {
         at,
         odd: None,
-        found: found.any(),
+        found_at: None,
     }
 }
 

@@ -19,8 +19,10 @@ const fn repeated(byte: u8) -> u64 {
 pub fn survey(text: &[u8]) -> Survey {
     let odd = first_odd(text);
     let (special, non_ascii) = odd_bytes(text.get(odd..).unwrap_or_default());
+    let needle_at = find_needle(text);
     Survey {
-        maybe_needle: contains_needle(text),
+        maybe_needle: needle_at.is_some(),
+        needle_from: needle_at.unwrap_or(text.len()),
         special,
         non_ascii,
     }
@@ -41,8 +43,10 @@ pub fn survey_line(buffer: &[u8]) -> (usize, Survey) {
     let trimmed = line.get(first..last).unwrap_or_default();
     // Nothing before `odd` is odd.
     let (special, non_ascii) = odd_bytes(line.get(odd.max(first)..last).unwrap_or_default());
+    let needle_at = find_needle(trimmed);
     let survey = Survey {
-        maybe_needle: contains_needle(trimmed),
+        maybe_needle: needle_at.is_some(),
+        needle_from: needle_at.unwrap_or(trimmed.len()),
         special,
         non_ascii,
     };
@@ -111,21 +115,19 @@ const SKIP: [u8; 256] = {
     table
 };
 
-/// Whether the needle is spelled literally in `text`.
-fn contains_needle(text: &[u8]) -> bool {
-    if NEEDLE.is_none() {
-        return false;
-    }
+/// Where the needle is first spelled literally in `text`, if it is.
+fn find_needle(text: &[u8]) -> Option<usize> {
+    NEEDLE?;
     let mut at = 0;
     while let Some(&under_last) = text.get(at + LAST_AT) {
         if under_last == NEEDLE_BYTES[LAST_AT]
             && text.get(at..at + LAST_AT) == NEEDLE_BYTES.get(..LAST_AT)
         {
-            return true;
+            return Some(at);
         }
         at += usize::from(SKIP[usize::from(under_last)]);
     }
-    false
+    None
 }
 
 #[cfg(test)]
@@ -154,17 +156,23 @@ mod tests {
             let filler: Vec<u8> = (0..length)
                 .map(|i| b"lambda.amazonaws.co m"[i % 21])
                 .collect();
-            assert!(
-                !contains_needle(&filler),
+            assert_eq!(
+                find_needle(&filler),
+                None,
                 "{}",
                 String::from_utf8_lossy(&filler)
             );
             for at in 0..=length {
                 let mut text = filler.clone();
                 text.splice(at..at, NEEDLE_BYTES.iter().copied());
-                assert!(contains_needle(&text), "{}", String::from_utf8_lossy(&text));
+                assert_eq!(
+                    find_needle(&text),
+                    Some(at),
+                    "{}",
+                    String::from_utf8_lossy(&text)
+                );
                 text.truncate(at + LAST_AT);
-                assert!(!contains_needle(&text[at..]));
+                assert_eq!(find_needle(&text[at..]), None);
             }
         }
     }
