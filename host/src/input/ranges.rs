@@ -26,6 +26,11 @@ const DIRECT_LIMIT: usize = 8 << 20;
 /// Bytes read at a time while looking for a line's end.
 const STEP: usize = 64 << 10;
 
+/// Bytes first read past a range's end for the rest of its last line: a line or two of most
+/// streams, so that each range does not read (and zero) a whole [`STEP`] for it. Doubled up to
+/// [`STEP`] while no line end is found.
+const FIRST_STEP: usize = 4 << 10;
+
 /// A regular file that is neither gzip nor a delivery document, opened once and read at offsets
 /// by any thread.
 #[derive(Debug)]
@@ -164,7 +169,7 @@ impl Range {
             return Ok(Some(0));
         };
         // The byte before the range tells whether a line starts at its first byte.
-        let mut buffer = vec![0; 4 << 10];
+        let mut buffer = vec![0; FIRST_STEP];
         loop {
             let read = self.file.read_at(&mut buffer, at)?;
             if read == 0 {
@@ -197,12 +202,14 @@ impl Range {
         text.truncate(read);
         // On to the end of the last line (for the last range, of the file).
         let mut done = read < nominal || (self.end.is_some() && text.last() == Some(&b'\n'));
+        let mut step = FIRST_STEP;
         while !done {
             let from = text.len();
             if from > DIRECT_LIMIT {
                 return Ok(None);
             }
-            text.resize(from + STEP, 0);
+            text.resize(from + step, 0);
+            step = (step * 2).min(STEP);
             let read = self.file.read_at(&mut text[from..], first + from as u64)?;
             text.truncate(from + read);
             done = read == 0;
@@ -538,6 +545,32 @@ mod tests {
         let expected = whole(&path);
         assert_eq!(expected.len(), 3);
         for size in [SMALLEST_RANGE, 3, DIRECT_LIMIT as u64] {
+            assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_last_line_read_past_its_range_in_growing_steps_is_whole() {
+        // Lines around the first step past a range's end, and longer than several steps together.
+        let mut bytes = Vec::new();
+        for length in [
+            10,
+            FIRST_STEP - 20,
+            FIRST_STEP + 7,
+            3 * FIRST_STEP,
+            STEP + 5,
+            3 * STEP,
+            40,
+        ] {
+            bytes.extend_from_slice(b"{\"x\":\"");
+            bytes.extend(std::iter::repeat_n(b'x', length));
+            bytes.extend_from_slice(b"\"}\n");
+        }
+        let path = file_of(&bytes);
+        let expected = whole(&path);
+        assert_eq!(expected.len(), 7);
+        for size in [SMALLEST_RANGE, 5_000, 9_000, STEP as u64, 100_000, 1 << 20] {
             assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
         }
         let _ = std::fs::remove_file(path);
