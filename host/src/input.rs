@@ -622,6 +622,44 @@ impl InputReader {
         Some(PlainFile::new(index, name, file, metadata.len(), head))
     }
 
+    /// The next input, when it is a regular file read from its start and at least one input
+    /// follows it: taken from this reader, as a reader of that input alone, numbered as this
+    /// reader numbers it, so that another thread may read it whole (a gzip or delivery file, which
+    /// cannot be read in ranges) while this reader goes on to the next. `None` (the input stays)
+    /// for any other, for the last input, or while an input is being read.
+    pub(crate) fn whole_file(&mut self) -> Option<InputReader> {
+        if self.current.is_some() || self.inputs.len() < 2 {
+            return None;
+        }
+        let Some(Input::File(path)) = self.inputs.front() else {
+            return None;
+        };
+        let index = self.next_input;
+        if self
+            .resume_at
+            .is_some_and(|position| position.input == index && position.items > 0)
+        {
+            return None;
+        }
+        // Anything but a regular file (a pipe, a device, one that cannot be opened) stays with
+        // this reader, which reads or reports it as before.
+        if !std::fs::metadata(path).is_ok_and(|metadata| metadata.is_file()) {
+            return None;
+        }
+        let input = self.inputs.pop_front()?;
+        self.next_input += 1;
+        Some(Self {
+            inputs: VecDeque::from([input]),
+            // Its name is the input's own (`name_of`), as this reader's list has it.
+            names: Vec::new(),
+            next_input: index,
+            current: None,
+            to_skip: 0,
+            resume_at: None,
+            numbered: 0,
+        })
+    }
+
     /// The name of `input`, the reader's input `index`.
     fn name_of(&self, index: usize, input: &Input) -> Arc<str> {
         self.names

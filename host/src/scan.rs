@@ -963,9 +963,9 @@ impl Source<'_> {
             Source::Reader(chunks) => Ok(match chunks.recv_timeout(POLL) {
                 Ok(Read::Chunk(chunk)) => Next::Chunk(chunk, Ok(None)),
                 // With one thread the reader reads ranges itself: it hands the scan's thread none.
-                Ok(Read::Range(_)) => {
+                Ok(Read::Range(_) | Read::File(_)) => {
                     return Err(ScanError::Reader(
-                        "the reader handed a range to the scan's own thread".into(),
+                        "the reader handed a range or a file to the scan's own thread".into(),
                     ));
                 }
                 Ok(Read::End) => Next::End,
@@ -1033,10 +1033,40 @@ fn extract_chunks(
     over: &AtomicBool,
 ) {
     let mut rule: Option<RuleInstance> = None;
+    // The chunk extracted and handed back, with whether it ends its job; `false` once the scan
+    // stopped.
+    let mut hand_back = |chunk: Chunk, ends_job: bool| {
+        let extracted = if chunk.batch.multiline || chunk.batch.len() == 0 {
+            Ok(None)
+        } else {
+            let instance = match rule.take() {
+                Some(instance) => Ok(instance),
+                None => component.instantiate(config),
+            };
+            instance.and_then(|mut instance| {
+                let extraction = instance.extract(&chunk.batch.text);
+                // An instance that failed is poisoned: the next batch gets a new one.
+                if !matches!(extraction, Err(Error::Guest { .. })) {
+                    rule = Some(instance);
+                }
+                extraction.map(|extraction| Some(Box::new(extraction)))
+            })
+        };
+        done.send(Handed::Chunk(chunk, extracted, ends_job)).is_ok()
+    };
     loop {
-        let chunks = match jobs.recv_timeout(POLL) {
-            Ok(Read::Chunk(chunk)) => vec![chunk],
-            Ok(Read::Range(job)) => job.read(limits),
+        let handed = match jobs.recv_timeout(POLL) {
+            Ok(Read::Chunk(chunk)) => hand_back(chunk, true),
+            Ok(Read::Range(job)) => {
+                let chunks = job.read(limits);
+                let count = chunks.len();
+                chunks
+                    .into_iter()
+                    .enumerate()
+                    .all(|(index, chunk)| hand_back(chunk, index + 1 == count))
+            }
+            // Streamed: a file may hold far more than a batch.
+            Ok(Read::File(job)) => job.read(limits, &mut hand_back),
             Ok(Read::End) => {
                 let _ = done.send(Handed::End);
                 return;
@@ -1048,31 +1078,8 @@ fn extract_chunks(
                 return;
             }
         };
-        let count = chunks.len();
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            let extracted = if chunk.batch.multiline || chunk.batch.len() == 0 {
-                Ok(None)
-            } else {
-                let instance = match rule.take() {
-                    Some(instance) => Ok(instance),
-                    None => component.instantiate(config),
-                };
-                instance.and_then(|mut instance| {
-                    let extraction = instance.extract(&chunk.batch.text);
-                    // An instance that failed is poisoned: the next batch gets a new one.
-                    if !matches!(extraction, Err(Error::Guest { .. })) {
-                        rule = Some(instance);
-                    }
-                    extraction.map(|extraction| Some(Box::new(extraction)))
-                })
-            };
-            let ends_job = index + 1 == count;
-            if done
-                .send(Handed::Chunk(chunk, extracted, ends_job))
-                .is_err()
-            {
-                return; // the scan stopped
-            }
+        if !handed {
+            return; // the scan stopped
         }
     }
 }
@@ -1083,7 +1090,39 @@ enum Read {
     Chunk(Chunk),
     /// A range of a plain file, to be read by the thread that extracts it, into the batch given.
     Range(RangeJob),
+    /// A whole file that cannot be read in ranges (gzip, a delivery document), to be read by the
+    /// thread that extracts it, so that files are read on every extracting thread at once.
+    File(FileJob),
     End,
+}
+
+/// A file read whole, apart from the reader, into batches from the scan's finished ones.
+struct FileJob {
+    reader: InputReader,
+    finished: Finished,
+}
+
+impl FileJob {
+    /// The file read in chunks of at most one batch each (at least one), each handed to `hand`
+    /// with whether it is the file's last, as the reader cuts them; `false` once `hand` refuses
+    /// one.
+    fn read(self, limits: BatchLimits, hand: &mut impl FnMut(Chunk, bool) -> bool) -> bool {
+        let FileJob {
+            mut reader,
+            finished,
+        } = self;
+        let mut chunk = Chunk::reused(&finished, limits, 0);
+        while let Some(full) = read_item(&mut reader, &mut chunk, limits) {
+            if full {
+                let bytes = chunk.batch.text.len();
+                let next = Chunk::reused(&finished, limits, bytes);
+                if !hand(std::mem::replace(&mut chunk, next), false) {
+                    return false;
+                }
+            }
+        }
+        hand(chunk, true)
+    }
 }
 
 /// A range of a plain file and the batch to read it into.
@@ -1211,6 +1250,23 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "it panicked".into())
 }
 
+/// The next item of `reader`'s current input into `chunk`: `None` at the end of that input, else
+/// whether the chunk is now full (a batch's events or bytes, or an input with nothing more
+/// buffered, which is handed over rather than waited on).
+fn read_item(reader: &mut InputReader, chunk: &mut Chunk, limits: BatchLimits) -> Option<bool> {
+    let start = chunk.batch.text.len();
+    let item = reader.next_of_input(&mut chunk.batch.text)?;
+    if let Ok(spot) = item {
+        chunk.batch.ended(start, spot);
+    }
+    chunk.items.push(item);
+    Some(
+        chunk.batch.len() >= limits.events
+            || chunk.batch.text.len() >= limits.bytes
+            || reader.is_idle(),
+    )
+}
+
 /// Up to one batch of events and the input errors read among them, in input order.
 struct Chunk {
     batch: Batch,
@@ -1218,6 +1274,18 @@ struct Chunk {
     items: Vec<Result<Spot, InputError>>,
     /// For a part of a range read apart, where its items go (they are numbered within the range).
     placing: Option<Placing>,
+}
+
+impl Chunk {
+    /// An empty chunk for about `bytes` of text, in a batch the scan has finished with when there
+    /// is one (sized like the last chunk: growing it would copy it).
+    fn reused(finished: &Finished, limits: BatchLimits, bytes: usize) -> Self {
+        Chunk {
+            batch: finished.take().unwrap_or_default().reuse(bytes + bytes / 8),
+            items: Vec::with_capacity(limits.events),
+            placing: None,
+        }
+    }
 }
 
 /// The reader thread: items in chunks of at most one batch, handed over early when an interactive
@@ -1229,11 +1297,7 @@ fn read_chunks(
     queues: &[Giver<Read>],
     finished: &Finished,
 ) {
-    let new_chunk = |bytes: usize| Chunk {
-        batch: finished.take().unwrap_or_default().reuse(bytes + bytes / 8),
-        items: Vec::with_capacity(limits.events),
-        placing: None,
-    };
+    let new_chunk = |bytes: usize| Chunk::reused(finished, limits, bytes);
     // Chunk `i` and then the end go to queue `i % N`.
     let mut handed = 0_usize;
     let mut hand = |read: Read| {
@@ -1244,15 +1308,33 @@ fn read_chunks(
     let mut chunk = new_chunk(0);
     loop {
         // A plain file is read in ranges: by the extracting threads when there are any, so that
-        // reading runs on every one of them, else here.
-        if let Some(file) = reader.plain_file() {
-            if !chunk.items.is_empty() {
-                let bytes = chunk.batch.text.len();
-                let read = std::mem::replace(&mut chunk, new_chunk(bytes));
-                if !hand(Read::Chunk(read)) {
-                    return;
-                }
+        // reading runs on every one of them, else here. With extracting threads, a file that
+        // cannot be read in ranges (gzip, a delivery document) is read whole by one of them while
+        // the next files go to the others; the last input stays here, so that a single such file
+        // is still read beside every thread's extracting rather than by one of them alone.
+        let plain = reader.plain_file();
+        let whole = match plain {
+            None if queues.len() > 1 => reader.whole_file(),
+            _ => None,
+        };
+        if (plain.is_some() || whole.is_some()) && !chunk.items.is_empty() {
+            let bytes = chunk.batch.text.len();
+            let read = std::mem::replace(&mut chunk, new_chunk(bytes));
+            if !hand(Read::Chunk(read)) {
+                return;
             }
+        }
+        if let Some(reader) = whole {
+            let job = FileJob {
+                reader,
+                finished: finished.clone(),
+            };
+            if !hand(Read::File(job)) {
+                return; // the scan stopped
+            }
+            continue;
+        }
+        if let Some(file) = plain {
             let range_bytes = file.range_bytes(limits.events, limits.bytes);
             for range in Arc::new(file).ranges(range_bytes) {
                 // Its text is read over as it is, not cleared (see `Range::read`).
@@ -1273,21 +1355,13 @@ fn read_chunks(
             }
             continue;
         }
-        let start = chunk.batch.text.len();
-        let Some(item) = reader.next_of_input(&mut chunk.batch.text) else {
+        let Some(full) = read_item(&mut reader, &mut chunk, limits) else {
             if reader.is_done() {
                 break;
             }
             continue;
         };
-        if let Ok(spot) = item {
-            chunk.batch.ended(start, spot);
-        }
-        chunk.items.push(item);
-        if chunk.batch.len() >= limits.events
-            || chunk.batch.text.len() >= limits.bytes
-            || reader.is_idle()
-        {
+        if full {
             let bytes = chunk.batch.text.len();
             let full = std::mem::replace(&mut chunk, new_chunk(bytes));
             if !hand(Read::Chunk(full)) {

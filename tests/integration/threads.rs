@@ -2,6 +2,7 @@
 //! order, so every output is that of one thread: the same alerts, byte for byte and in the same
 //! order, the same diagnostics, the same dead letters, and the same state after kills and resumes.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use serde_json::{Value, json};
 use crate::common::Rng;
 use crate::crash::{Trials, scan_args, spawn, stream};
 use crate::support::{
-    HOSTILE_MARKERS, direct_invoke, fixture, hostile_stream, newterms, scratch, with, write_ndjson,
+    HOSTILE_MARKERS, Run, direct_invoke, fixture, hostile_stream, newterms, scratch, with,
+    write_ndjson,
 };
 
 fn text(path: &Path) -> &str {
@@ -34,6 +36,14 @@ fn steady(stderr: &str) -> String {
 /// Scans `inputs` with `args` at 1, 2 and 3 threads and requires every output of the threaded runs
 /// to be the one-thread run's: stdout byte for byte, stderr but for timings. Returns the alerts.
 fn same_at_every_thread_count(args: &[&str], inputs: &[PathBuf]) -> Vec<Value> {
+    let one = same_run_at_every_thread_count(args, inputs);
+    assert!(one.status.success(), "{}", one.stderr);
+    one.alerts
+}
+
+/// [`same_at_every_thread_count`] for runs that may fail (an input lost, say): the exit code is
+/// compared too. Returns the one-thread run.
+fn same_run_at_every_thread_count(args: &[&str], inputs: &[PathBuf]) -> Run {
     let run = |threads: &str| {
         let mut all = vec!["scan", "--threads", threads];
         all.extend_from_slice(args);
@@ -41,7 +51,6 @@ fn same_at_every_thread_count(args: &[&str], inputs: &[PathBuf]) -> Vec<Value> {
         newterms(&all, b"")
     };
     let one = run("1");
-    assert!(one.status.success(), "{}", one.stderr);
     for threads in ["2", "3"] {
         let many = run(threads);
         assert_eq!(many.status.code(), one.status.code());
@@ -55,7 +64,135 @@ fn same_at_every_thread_count(args: &[&str], inputs: &[PathBuf]) -> Vec<Value> {
             "--threads {threads}"
         );
     }
-    one.alerts
+    one
+}
+
+/// `events` as a CloudTrail delivery document, gzip-compressed as S3 stores it.
+fn gzip_delivery(events: &[Value]) -> Vec<u8> {
+    gzip(json!({ "Records": events }).to_string().as_bytes())
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// Direct invocations by a few hundred principals, `count` of them from `first`, a minute apart.
+fn invocations(first: usize, count: usize) -> Vec<Value> {
+    const MARCH_1_2024: i64 = 1_709_251_200_000;
+    (first..first + count)
+        .map(|index| {
+            let time = newterms_guest::time::format_iso8601(MARCH_1_2024 + index as i64 * 60_000);
+            direct_invoke(&format!("user-{}", index * 7 % 300), &time)
+        })
+        .collect()
+}
+
+/// With threads, a file that cannot be read in ranges (gzip, a delivery document) is read whole
+/// by one extracting thread while the next go to the others, the last input by the reader: the
+/// outputs are one thread's, with every kind of file and fault among them, each file in many
+/// batches.
+#[test]
+fn files_read_whole_by_threads_give_what_one_thread_gives() {
+    let directory = scratch("threads-whole-files");
+    let file = |name: &str, bytes: &[u8]| {
+        let path = directory.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let ndjson = |events: &[Value]| {
+        let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+        lines.join("\n") + "\n"
+    };
+    let truncated = gzip_delivery(&invocations(400, 200));
+    // Two commas between its first and second records.
+    let broken_delivery = json!({ "Records": invocations(800, 50) })
+        .to_string()
+        .replacen("},{", "},,{", 1);
+    let pretty =
+        serde_json::to_string_pretty(&json!({ "Records": invocations(900, 120) })).expect("JSON");
+    let mut with_bad_line = ndjson(&invocations(1_100, 60));
+    with_bad_line.push_str("{\"eventSource\": \"lambda.amazonaws.com\",\n");
+    with_bad_line.push_str(&ndjson(&invocations(1_160, 60)));
+    let inputs = vec![
+        file("01.json.gz", &gzip_delivery(&invocations(0, 300))),
+        file("02.ndjson.gz", &gzip(with_bad_line.as_bytes())),
+        file("04.json.gz", &truncated[..truncated.len() / 2]),
+        file("05.json", pretty.as_bytes()),
+        file("06.json.gz", &gzip_delivery(&[])),
+        file("07.json.gz", &gzip(broken_delivery.as_bytes())),
+        file("08.ndjson", ndjson(&invocations(1_300, 90)).as_bytes()),
+        file("09.json.gz", b""),
+        directory.clone(),
+        file("10.json.gz", &gzip_delivery(&invocations(1_400, 250))),
+        file("11.json.gz", &gzip_delivery(&invocations(1_650, 250))),
+    ];
+    let one = same_run_at_every_thread_count(&["--batch-size", "16"], &inputs);
+    // The truncated gzip loses the rest of its file: the scan says so in its exit code.
+    assert_eq!(one.status.code(), Some(1), "{}", one.stderr);
+    for said in [
+        "04.json.gz",
+        "malformed delivery document",
+        "02.ndjson.gz:61",
+        "Is a directory",
+    ] {
+        assert!(one.stderr.contains(said), "{said}: {}", one.stderr);
+    }
+    assert!(one.alerts.len() >= 300, "{} alerts", one.alerts.len());
+}
+
+/// Killed at random moments and run again until it finishes, a scan with 3 threads over many
+/// gzip delivery files (read whole by the extracting threads) leaves the alert file and the state
+/// of one uninterrupted run with one thread.
+#[test]
+fn killed_reading_many_gzip_files_with_threads_it_ends_as_one_uninterrupted_thread() {
+    let directory = scratch("threads-crash-files");
+    let inputs: Vec<PathBuf> = (0..8)
+        .map(|part| {
+            let path = directory.join(format!("part-{part}.json.gz"));
+            std::fs::write(&path, gzip_delivery(&invocations(part * 2_000, 2_000))).expect("write");
+            path
+        })
+        .collect();
+    let (reference_state, reference_alerts) =
+        (directory.join("ref.state"), directory.join("ref.ndjson"));
+    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
+    reference_args.extend(["--threads", "1"]);
+    let reference = newterms(&reference_args, b"");
+    assert!(reference.status.success(), "{}", reference.stderr);
+    let expected_alerts = std::fs::read(&reference_alerts).expect("reference alerts");
+    let expected_state = std::fs::read(&reference_state).expect("reference state");
+    let (timed_state, timed_alerts) = (
+        directory.join("timed.state"),
+        directory.join("timed.ndjson"),
+    );
+    let mut timed_args = scan_args(&timed_state, &timed_alerts, &inputs);
+    timed_args.extend(["--threads", "3"]);
+    let started = std::time::Instant::now();
+    let timed = newterms(&timed_args, b"");
+    let run_ms = started.elapsed().as_millis() as u64 + 1;
+    assert!(timed.status.success(), "{}", timed.stderr);
+    assert_eq!(
+        std::fs::read(&timed_alerts).expect("alerts"),
+        expected_alerts
+    );
+
+    let trials = Trials {
+        directory: &directory,
+        inputs: &inputs,
+        extra: &["--threads", "3"],
+        run_ms,
+        expected_alerts: &expected_alerts,
+        expected_state: &expected_state,
+    };
+    let (kills, resumed) = trials.run(5, 1_234, |_| {});
+    eprintln!("whole files crash harness: {kills} kills, {resumed} resumed runs");
+    assert!(kills >= 5, "the harness killed too rarely ({kills})");
+    assert!(
+        resumed >= 3,
+        "too few kills landed after a checkpoint ({resumed})"
+    );
 }
 
 /// A stream that exercises every branch of the rule: first sightings and principals coming back
