@@ -94,7 +94,7 @@ fn rate(events: usize, bytes: u64, elapsed: Duration) -> String {
 }
 
 /// Whether the section `name` runs: all of them, unless `NEWTERMS_REPORT` lists some
-/// (`throughput,breakdown,memory,cold`).
+/// (`throughput,breakdown,memory,cold,rules,alerts,history,deliveries`).
 fn section(name: &str) -> bool {
     std::env::var("NEWTERMS_REPORT").map_or(true, |list| list.split(',').any(|item| item == name))
 }
@@ -140,6 +140,9 @@ fn main() {
     }
     if section("history") {
         large_history(&stream_list[0].1, &scratch);
+    }
+    if section("deliveries") {
+        delivery_files(&stream_list[0].1, &scratch);
     }
     println!("\n## Component\n");
     println!(
@@ -334,6 +337,54 @@ fn ndjson_text(events: &[String]) -> String {
     text
 }
 
+/// Events of each CloudTrail delivery file in the `deliveries` section: S3 receives a file every
+/// five minutes or so per account and region, holding from a few events to thousands.
+const DELIVERY_EVENTS: usize = 500;
+
+/// The mixed stream as S3 delivers CloudTrail: gzip delivery documents (`{"Records": [...]}`) of
+/// [`DELIVERY_EVENTS`] events, scanned as the README's rollout scans them (`newterms scan
+/// *.json.gz`), with one thread and with two: with threads, each reads whole files of its own.
+fn delivery_files(mixed: &[String], scratch: &Path) {
+    let events: Vec<String> = mixed.iter().cycle().take(SCAN_EVENTS).cloned().collect();
+    let directory = scratch.join("deliveries");
+    std::fs::create_dir_all(&directory).expect("deliveries directory");
+    let files: Vec<PathBuf> = events
+        .chunks(DELIVERY_EVENTS)
+        .enumerate()
+        .map(|(index, records)| {
+            let path = directory.join(format!("{index:06}.json.gz"));
+            let document = format!("{{\"Records\":[{}]}}", records.join(","));
+            std::fs::write(&path, gzipped(document.as_bytes())).expect("write delivery file");
+            path
+        })
+        .collect();
+    let start_cost = scan_time(scratch, "empty.ndjson", b"");
+    let [one, two] = in_turns([
+        &mut || scan_files_once(&files, &["--threads", "1"]),
+        &mut || scan_files_once(&files, &["--threads", "2"]),
+    ]);
+    let (one_net, two_net) = (minus_start(&one, start_cost), minus_start(&two, start_cost));
+    let bytes = streams::bytes(&events);
+    println!(
+        "\n## Delivery files (`newterms scan` over the mixed stream's {SCAN_EVENTS} events as {} gzip delivery files of {DELIVERY_EVENTS})\n",
+        files.len()
+    );
+    println!(
+        "| `--threads 1` minus start | `--threads 2` minus start | two / one |\n|---|---|---|"
+    );
+    println!(
+        "| {} | {} | {:.2}x |",
+        rate(SCAN_EVENTS, bytes, median(one_net.clone())),
+        rate(SCAN_EVENTS, bytes, median(two_net.clone())),
+        median_ratio(&one_net, &two_net)
+    );
+    println!(
+        "\n(each rate the median of {ROUNDS} runs in turns, minus the start on an empty file, {:.1} ms; no target: the README's rollout)",
+        start_cost.as_secs_f64() * 1e3
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
 /// `bytes` compressed with gzip at the fast level (as a log shipper would write it).
 fn gzipped(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -410,11 +461,16 @@ fn median_ratio(numerator: &[Duration], denominator: &[Duration]) -> f64 {
 
 /// The wall time of one `newterms scan` of `path` with `arguments` (alerts to /dev/null).
 fn scan_once(path: &Path, arguments: &[&str]) -> Duration {
+    scan_files_once(std::slice::from_ref(&path), arguments)
+}
+
+/// [`scan_once`] over several files, in order.
+fn scan_files_once(paths: &[impl AsRef<Path>], arguments: &[&str]) -> Duration {
     let start = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_newterms"))
         .arg("scan")
         .args(arguments)
-        .arg(path)
+        .args(paths.iter().map(AsRef::as_ref))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

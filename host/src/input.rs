@@ -102,7 +102,7 @@ impl Input {
 
     /// Opens the input, decompressing gzip when its magic number says so (on a thread of its own,
     /// see `input/inflate.rs`).
-    pub fn open(&self) -> io::Result<BufReader<Box<dyn Read + Send>>> {
+    pub fn open(&self) -> io::Result<Opened> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => Box::new(File::open(path)?),
@@ -252,6 +252,9 @@ impl fmt::Display for InputProblem {
     }
 }
 
+/// An input opened for reading (inflated, when it is gzip).
+pub type Opened = BufReader<Box<dyn Read + Send>>;
+
 /// Reads events from one input after another.
 pub struct InputReader {
     inputs: VecDeque<Input>,
@@ -265,6 +268,10 @@ pub struct InputReader {
     resume_at: Option<Position>,
     /// Items numbered so far in the input opened last.
     numbered: u64,
+    /// The input after the current one, with its index, opened with it when it is a gzip file: it
+    /// inflates on its own thread while the current one is read, instead of after it (a rollout
+    /// over many small delivery files otherwise waits on each file's first block).
+    ahead: Option<(usize, io::Result<Opened>)>,
 }
 
 /// One thing read: an event, or why something could not be read as one.
@@ -275,7 +282,7 @@ struct OpenInput {
     index: usize,
     /// Standard input: reading it may wait on a producer.
     interactive: bool,
-    reader: BufReader<Box<dyn Read + Send>>,
+    reader: Opened,
     line: u64,
     /// The delivery document being read, if any.
     delivery: Option<Delivery>,
@@ -306,6 +313,7 @@ impl InputReader {
             to_skip: 0,
             resume_at: None,
             numbered: 0,
+            ahead: None,
         }
     }
 
@@ -351,7 +359,15 @@ impl InputReader {
             _ => 0,
         };
         let name = self.name_of(index, &input);
-        Some(match input.open() {
+        let opened = match self.ahead.take() {
+            Some((ahead, opened)) if ahead == index => opened,
+            _ => input.open(),
+        };
+        self.ahead = match self.inputs.front() {
+            Some(next @ Input::File(path)) if is_gzip_file(path) => Some((index + 1, next.open())),
+            _ => None,
+        };
+        Some(match opened {
             Ok(reader) => {
                 self.current = Some(OpenInput {
                     name,
@@ -618,6 +634,8 @@ impl InputReader {
         }
         let input = self.inputs.pop_front()?;
         self.next_input += 1;
+        // Not read by this reader: an input opened ahead for it goes.
+        self.ahead = None;
         let name = self.name_of(index, &input);
         Some(PlainFile::new(index, name, file, metadata.len(), head))
     }
@@ -648,6 +666,8 @@ impl InputReader {
         }
         let input = self.inputs.pop_front()?;
         self.next_input += 1;
+        // Read by another reader: an input opened ahead for it goes (its own opens it).
+        self.ahead = None;
         Some(Self {
             inputs: VecDeque::from([input]),
             // Its name is the input's own (`name_of`), as this reader's list has it.
@@ -657,6 +677,7 @@ impl InputReader {
             to_skip: 0,
             resume_at: None,
             numbered: 0,
+            ahead: None,
         })
     }
 
@@ -669,7 +690,7 @@ impl InputReader {
 
     /// A reader of one range of a file's lines (`input/ranges.rs`), numbered from its first line
     /// and item as the input `index` named `name`.
-    fn over_part(name: Arc<str>, index: usize, reader: BufReader<Box<dyn Read + Send>>) -> Self {
+    fn over_part(name: Arc<str>, index: usize, reader: Opened) -> Self {
         Self {
             inputs: VecDeque::new(),
             names: Vec::new(),
@@ -686,6 +707,7 @@ impl InputReader {
             to_skip: 0,
             resume_at: None,
             numbered: 0,
+            ahead: None,
         }
     }
 
@@ -726,6 +748,15 @@ impl Iterator for InputReader {
             }
         }))
     }
+}
+
+/// Whether the file at `path` starts with gzip's magic number (two bytes read, nothing opened
+/// further).
+fn is_gzip_file(path: &std::path::Path) -> bool {
+    let mut magic = [0; 2];
+    File::open(path)
+        .and_then(|file| ranges::read_at(&file, &mut magic, 0))
+        .is_ok_and(|read| read == 2 && magic == [0x1f, 0x8b])
 }
 
 /// Where `bytes` stops being UTF-8, if it does: one vector pass for the usual valid text, the
@@ -962,6 +993,68 @@ mod tests {
         encoder.write_all(b"{\"a\":1}\n{\"b\":2}\n").expect("gzip");
         let items = read_all(&encoder.finish().expect("gzip"));
         assert_eq!(texts(&items), ["1 {\"a\":1}", "2 {\"b\":2}"]);
+    }
+
+    /// Gzip inputs opened ahead (each inflating while the one before is read) give what each
+    /// gives read alone, in order, numbered as the inputs they are: files whole, truncated, empty,
+    /// plain and delivery documents among them.
+    #[test]
+    fn gzip_inputs_opened_ahead_read_as_each_alone() {
+        let gzip = |bytes: &[u8]| {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).expect("gzip");
+            encoder.finish().expect("gzip")
+        };
+        let lines = |from: usize, count: usize| -> Vec<u8> {
+            (from..from + count)
+                .flat_map(|index| format!("{{\"n\":{index}}}\n").into_bytes())
+                .collect()
+        };
+        let truncated = gzip(&lines(100, 5_000));
+        let contents = [
+            gzip(&lines(0, 3)),
+            gzip(&lines(10, 20_000)),
+            truncated[..truncated.len() / 2].to_vec(),
+            gzip(b""),
+            lines(40, 4),
+            gzip(b"{\"Records\": [{\"a\": 1}, {\"b\": 2}]}"),
+            gzip(&lines(50, 2)),
+        ];
+        let directory = std::env::temp_dir().join(format!("newterms-ahead-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("temp dir");
+        let paths: Vec<PathBuf> = contents
+            .iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                let path = directory.join(format!("{index}.gz"));
+                std::fs::write(&path, bytes).expect("write input");
+                path
+            })
+            .collect();
+        let seen = |items: Vec<Item>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Ok(record) => format!("{:?} {}", record.location.spot, record.text),
+                    Err(error) => format!("{:?} {error}", error.location.spot),
+                })
+                .collect()
+        };
+        let together = seen(InputReader::new(paths.iter().cloned().map(Input::File)).collect());
+        let mut alone = Vec::new();
+        for (index, path) in paths.iter().enumerate() {
+            let mut reader = InputReader::new([Input::File(path.clone())]);
+            let items: Vec<Item> = reader.by_ref().collect();
+            alone.extend(seen(items).into_iter().map(|line| {
+                // Numbered as the `index`-th input.
+                line.replacen("input: 0,", &format!("input: {index},"), 1)
+            }));
+        }
+        assert!(together.len() > 20_000, "{} items", together.len());
+        assert_eq!(together, alone);
+        assert!(together.iter().any(|line| line.contains("read error")));
+        let _ = std::fs::remove_dir_all(directory);
     }
 
     #[test]

@@ -1092,7 +1092,7 @@ enum Read {
     Range(RangeJob),
     /// A whole file that cannot be read in ranges (gzip, a delivery document), to be read by the
     /// thread that extracts it, so that files are read on every extracting thread at once.
-    File(FileJob),
+    File(Box<FileJob>),
     End,
 }
 
@@ -1106,11 +1106,15 @@ impl FileJob {
     /// The file read in chunks of at most one batch each (at least one), each handed to `hand`
     /// with whether it is the file's last, as the reader cuts them; `false` once `hand` refuses
     /// one.
-    fn read(self, limits: BatchLimits, hand: &mut impl FnMut(Chunk, bool) -> bool) -> bool {
+    fn read(
+        self: Box<Self>,
+        limits: BatchLimits,
+        hand: &mut impl FnMut(Chunk, bool) -> bool,
+    ) -> bool {
         let FileJob {
             mut reader,
             finished,
-        } = self;
+        } = *self;
         let mut chunk = Chunk::reused(&finished, limits, 0);
         while let Some(full) = read_item(&mut reader, &mut chunk, limits) {
             if full {
@@ -1325,10 +1329,10 @@ fn read_chunks(
             }
         }
         if let Some(reader) = whole {
-            let job = FileJob {
+            let job = Box::new(FileJob {
                 reader,
                 finished: finished.clone(),
-            };
+            });
             if !hand(Read::File(job)) {
                 return; // the scan stopped
             }
