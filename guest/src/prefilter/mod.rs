@@ -130,16 +130,6 @@ pub struct Survey {
     pub non_ascii: bool,
 }
 
-impl Survey {
-    /// The survey of the text `leading` bytes shorter at its start (trimmed of whitespace).
-    fn trimmed_by(self, leading: usize) -> Self {
-        Self {
-            needle_from: self.needle_from.saturating_sub(leading),
-            ..self
-        }
-    }
-}
-
 impl Needle {
     /// The needle of the rule's query (see [`needle_of`]).
     pub fn for_rule() -> Self {

@@ -76,6 +76,14 @@ pub fn survey_line(buffer: &[u8]) -> (usize, Survey) {
 }
 
 impl Survey {
+    /// The survey of the text `leading` bytes shorter at its start (trimmed of whitespace).
+    fn trimmed_by(self, leading: usize) -> Self {
+        Self {
+            needle_from: self.needle_from.saturating_sub(leading),
+            ..self
+        }
+    }
+
     /// The survey of a text with no odd byte before `pass.first_odd`, where it ends.
     fn plain(pass: &Pass) -> Self {
         Self {
