@@ -607,19 +607,7 @@ impl InputReader {
     /// reader, to be read in ranges by whoever reads them. `None` (the input stays) for any other,
     /// or while an input is being read.
     pub(crate) fn plain_file(&mut self) -> Option<PlainFile> {
-        if self.current.is_some() {
-            return None;
-        }
-        let Some(Input::File(path)) = self.inputs.front() else {
-            return None;
-        };
-        let index = self.next_input;
-        if self
-            .resume_at
-            .is_some_and(|position| position.input == index && position.items > 0)
-        {
-            return None;
-        }
+        let (index, path) = self.next_file_from_its_start()?;
         let file = File::open(path).ok()?;
         let metadata = file.metadata().ok()?;
         if !metadata.is_file() {
@@ -646,19 +634,10 @@ impl InputReader {
     /// cannot be read in ranges) while this reader goes on to the next. `None` (the input stays)
     /// for any other, for the last input, or while an input is being read.
     pub(crate) fn whole_file(&mut self) -> Option<InputReader> {
-        if self.current.is_some() || self.inputs.len() < 2 {
+        if self.inputs.len() < 2 {
             return None;
         }
-        let Some(Input::File(path)) = self.inputs.front() else {
-            return None;
-        };
-        let index = self.next_input;
-        if self
-            .resume_at
-            .is_some_and(|position| position.input == index && position.items > 0)
-        {
-            return None;
-        }
+        let (index, path) = self.next_file_from_its_start()?;
         // Anything but a regular file (a pipe, a device, one that cannot be opened) stays with
         // this reader, which reads or reports it as before.
         if !std::fs::metadata(path).is_ok_and(|metadata| metadata.is_file()) {
@@ -679,6 +658,25 @@ impl InputReader {
             numbered: 0,
             ahead: None,
         })
+    }
+
+    /// The next input's index and path, when no input is being read and the next is a file to be
+    /// read from its start (not one a resumed scan is part way through).
+    fn next_file_from_its_start(&self) -> Option<(usize, &std::path::Path)> {
+        if self.current.is_some() {
+            return None;
+        }
+        let Some(Input::File(path)) = self.inputs.front() else {
+            return None;
+        };
+        let index = self.next_input;
+        if self
+            .resume_at
+            .is_some_and(|position| position.input == index && position.items > 0)
+        {
+            return None;
+        }
+        Some((index, path))
     }
 
     /// The name of `input`, the reader's input `index`.

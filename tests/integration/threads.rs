@@ -155,40 +155,58 @@ fn killed_reading_many_gzip_files_with_threads_it_ends_as_one_uninterrupted_thre
             path
         })
         .collect();
+    killed_with_threads_ends_as_one_uninterrupted_thread(&directory, &inputs, 5, 1_234);
+}
+
+/// Scans `inputs` killed at random moments with 3 threads, in `trials` trials, and requires each
+/// to end with the alert file and the state of one uninterrupted run with one thread (as an
+/// uninterrupted run with 3 threads does), with as many kills as trials at least and three of them
+/// landing after a checkpoint.
+fn killed_with_threads_ends_as_one_uninterrupted_thread(
+    directory: &Path,
+    inputs: &[PathBuf],
+    trials: usize,
+    seed: u64,
+) {
     let (reference_state, reference_alerts) =
         (directory.join("ref.state"), directory.join("ref.ndjson"));
-    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
+    let mut reference_args = scan_args(&reference_state, &reference_alerts, inputs);
     reference_args.extend(["--threads", "1"]);
     let reference = newterms(&reference_args, b"");
     assert!(reference.status.success(), "{}", reference.stderr);
     let expected_alerts = std::fs::read(&reference_alerts).expect("reference alerts");
     let expected_state = std::fs::read(&reference_state).expect("reference state");
+    // Kills land within the time of an uninterrupted run with the trials' threads: with one
+    // thread's time, a faster threaded run would often finish before its kill.
     let (timed_state, timed_alerts) = (
         directory.join("timed.state"),
         directory.join("timed.ndjson"),
     );
-    let mut timed_args = scan_args(&timed_state, &timed_alerts, &inputs);
+    let mut timed_args = scan_args(&timed_state, &timed_alerts, inputs);
     timed_args.extend(["--threads", "3"]);
     let started = std::time::Instant::now();
     let timed = newterms(&timed_args, b"");
     let run_ms = started.elapsed().as_millis() as u64 + 1;
     assert!(timed.status.success(), "{}", timed.stderr);
-    assert_eq!(
-        std::fs::read(&timed_alerts).expect("alerts"),
-        expected_alerts
+    assert!(
+        std::fs::read(&timed_alerts).expect("alerts") == expected_alerts,
+        "an uninterrupted run with 3 threads: alert file differs"
     );
 
-    let trials = Trials {
-        directory: &directory,
-        inputs: &inputs,
+    let trials_of = Trials {
+        directory,
+        inputs,
         extra: &["--threads", "3"],
         run_ms,
         expected_alerts: &expected_alerts,
         expected_state: &expected_state,
     };
-    let (kills, resumed) = trials.run(5, 1_234, |_| {});
-    eprintln!("whole files crash harness: {kills} kills, {resumed} resumed runs");
-    assert!(kills >= 5, "the harness killed too rarely ({kills})");
+    let (kills, resumed) = trials_of.run(trials, seed, |_| {});
+    eprintln!(
+        "{}: {kills} kills, {resumed} resumed runs",
+        directory.display()
+    );
+    assert!(kills >= trials, "the harness killed too rarely ({kills})");
     assert!(
         resumed >= 3,
         "too few kills landed after a checkpoint ({resumed})"
@@ -418,42 +436,7 @@ fn a_rule_pack_with_threads_raises_the_alerts_of_one_thread() {
 fn killed_with_threads_it_ends_with_the_alerts_of_one_uninterrupted_thread() {
     let directory = scratch("threads-crash");
     let inputs = stream(&directory);
-    let (reference_state, reference_alerts) =
-        (directory.join("ref.state"), directory.join("ref.ndjson"));
-    let mut reference_args = scan_args(&reference_state, &reference_alerts, &inputs);
-    reference_args.extend(["--threads", "1"]);
-    let reference = newterms(&reference_args, b"");
-    assert!(reference.status.success(), "{}", reference.stderr);
-    let expected_alerts = std::fs::read(&reference_alerts).expect("reference alerts");
-    let expected_state = std::fs::read(&reference_state).expect("reference state");
-    // Kills land within the time of an uninterrupted run with the trials' threads: with one
-    // thread's time, a faster threaded run would often finish before its kill.
-    let (timed_state, timed_alerts) = (
-        directory.join("timed.state"),
-        directory.join("timed.ndjson"),
-    );
-    let mut timed_args = scan_args(&timed_state, &timed_alerts, &inputs);
-    timed_args.extend(["--threads", "3"]);
-    let started = std::time::Instant::now();
-    let timed = newterms(&timed_args, b"");
-    let run_ms = started.elapsed().as_millis() as u64 + 1;
-    assert!(timed.status.success(), "{}", timed.stderr);
-
-    let trials = Trials {
-        directory: &directory,
-        inputs: &inputs,
-        extra: &["--threads", "3"],
-        run_ms,
-        expected_alerts: &expected_alerts,
-        expected_state: &expected_state,
-    };
-    let (kills, resumed) = trials.run(6, 99, |_| {});
-    eprintln!("threads crash harness: {kills} kills, {resumed} resumed runs");
-    assert!(kills >= 6, "the harness killed too rarely ({kills})");
-    assert!(
-        resumed >= 3,
-        "too few kills landed after a checkpoint ({resumed})"
-    );
+    killed_with_threads_ends_as_one_uninterrupted_thread(&directory, &inputs, 6, 99);
 }
 
 /// The hostile component's marker events become the same dead letters, with the same reasons, and
