@@ -128,14 +128,30 @@ mod tests {
 
     #[test]
     fn yields_every_byte_in_order_across_many_blocks() {
-        let text: Vec<u8> = (0..3 * BLOCK_BYTES + 12_345)
+        // Many more blocks than are inflated ahead, so that blocks come back to be filled again,
+        // read whole and in pieces of several sizes.
+        let text: Vec<u8> = (0..(3 * BLOCKS_AHEAD + 2) * BLOCK_BYTES + 12_345)
             .map(|index| (index % 251) as u8)
             .collect();
         let mut out = Vec::new();
         inflating(gzip(&text))
             .read_to_end(&mut out)
             .expect("inflates");
-        assert_eq!(out, text);
+        assert!(out == text, "{} bytes of {}", out.len(), text.len());
+        let mut reader = inflating(gzip(&text));
+        let mut out = Vec::new();
+        for size in [1, 7, 4096, BLOCK_BYTES - 3, BLOCK_BYTES + 5]
+            .into_iter()
+            .cycle()
+        {
+            let mut piece = vec![0; size];
+            let read = reader.read(&mut piece).expect("inflates");
+            if read == 0 {
+                break;
+            }
+            out.extend_from_slice(&piece[..read]);
+        }
+        assert!(out == text, "{} bytes of {}", out.len(), text.len());
     }
 
     #[test]
