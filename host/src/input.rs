@@ -109,7 +109,7 @@ impl Input {
             Input::Stream(stream) => stream.take()?,
         };
         let mut reader = BufReader::with_capacity(1 << 20, raw);
-        let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        let is_gzip = reader.fill_buf()?.starts_with(&GZIP_MAGIC);
         Ok(if is_gzip {
             let decoder: Box<dyn Read + Send> =
                 Box::new(Inflating::new(MultiGzDecoder::new(reader))?);
@@ -617,7 +617,7 @@ impl InputReader {
         let mut head = vec![0; metadata.len().min(1 << 20) as usize];
         let read = ranges::read_at(&file, &mut head, 0).ok()?;
         let head = &head[..read];
-        if head.starts_with(&[0x1f, 0x8b]) || is_delivery_document(head) {
+        if head.starts_with(&GZIP_MAGIC) || is_delivery_document(head) {
             return None;
         }
         let input = self.inputs.pop_front()?;
@@ -647,17 +647,10 @@ impl InputReader {
         self.next_input += 1;
         // Read by another reader: an input opened ahead for it goes (its own opens it).
         self.ahead = None;
-        Some(Self {
-            inputs: VecDeque::from([input]),
-            // Its name is the input's own (`name_of`), as this reader's list has it.
-            names: Vec::new(),
-            next_input: index,
-            current: None,
-            to_skip: 0,
-            resume_at: None,
-            numbered: 0,
-            ahead: None,
-        })
+        // Numbered as this reader's input `index` (its name is the input's own, as here).
+        let mut alone = Self::new([input]);
+        alone.next_input = index;
+        Some(alone)
     }
 
     /// The next input's index and path, when no input is being read and the next is a file to be
@@ -748,13 +741,16 @@ impl Iterator for InputReader {
     }
 }
 
+/// The first bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Whether the file at `path` starts with gzip's magic number (two bytes read, nothing opened
 /// further).
 fn is_gzip_file(path: &std::path::Path) -> bool {
-    let mut magic = [0; 2];
+    let mut magic = [0; GZIP_MAGIC.len()];
     File::open(path)
         .and_then(|file| ranges::read_at(&file, &mut magic, 0))
-        .is_ok_and(|read| read == 2 && magic == [0x1f, 0x8b])
+        .is_ok_and(|read| read == GZIP_MAGIC.len() && magic == GZIP_MAGIC)
 }
 
 /// Where `bytes` stops being UTF-8, if it does: one vector pass for the usual valid text, the

@@ -33,11 +33,17 @@ struct Pass {
     first_odd: usize,
     /// Every position before this was looked at as a possible start of the needle.
     searched: usize,
-    /// The needle's first, middle and last bytes stand in place somewhere before `searched`.
-    found: bool,
-    /// No spelling of the needle starts before this: the first place they stand in, or
-    /// `searched` when there is none.
-    needle_from: usize,
+    /// The first place before `searched` where the needle's first, middle and last bytes stand,
+    /// if there is one: no spelling of the needle starts before it.
+    needle_at: Option<usize>,
+}
+
+impl Pass {
+    /// No spelling of the needle starts before this: where its bytes first stand, or where the
+    /// pass stopped looking.
+    fn needle_from(&self) -> usize {
+        self.needle_at.unwrap_or(self.searched)
+    }
 }
 
 /// One pass over `text`, a whole record.
@@ -87,8 +93,8 @@ impl Survey {
     /// The survey of a text with no odd byte before `pass.first_odd`, where it ends.
     fn plain(pass: &Pass) -> Self {
         Self {
-            maybe_needle: pass.found && NEEDLE.is_some(),
-            needle_from: pass.needle_from,
+            maybe_needle: pass.needle_at.is_some() && NEEDLE.is_some(),
+            needle_from: pass.needle_from(),
             special: false,
             non_ascii: false,
         }
@@ -99,9 +105,9 @@ impl Survey {
     fn of_rest(pass: &Pass, rest: &[u8], end: usize) -> Self {
         let (special, non_ascii) = odd_bytes(rest);
         Self {
-            maybe_needle: (pass.found || special || non_ascii || end > pass.searched)
+            maybe_needle: (pass.needle_at.is_some() || special || non_ascii || end > pass.searched)
                 && NEEDLE.is_some(),
-            needle_from: pass.needle_from,
+            needle_from: pass.needle_from(),
             special,
             non_ascii,
         }
@@ -119,20 +125,15 @@ const DOUBLE_SPAN: usize = WIDTH + SPAN;
 fn vector_pass(text: &[u8]) -> Pass {
     // Until the needle's bytes first stand in place, then (they are found) for odd bytes alone.
     let mut steps = whole_steps::<true>(text, 0);
-    let mut needle_from = None;
-    if let Some(place) = steps.found_at {
-        needle_from = Some(place);
-        if steps.odd.is_none() {
-            steps = whole_steps::<false>(text, steps.at + STEP);
-        }
+    let mut needle_at = steps.found_at;
+    if needle_at.is_some() && steps.odd.is_none() {
+        steps = whole_steps::<false>(text, steps.at + STEP);
     }
     if let Some(odd) = steps.odd {
-        let searched = steps.at + STEP;
         return Pass {
             first_odd: steps.at + odd.trailing_zeros() as usize,
-            searched,
-            found: needle_from.is_some(),
-            needle_from: needle_from.unwrap_or(searched),
+            searched: steps.at + STEP,
+            needle_at,
         };
     }
     // The rest, shorter than a step and its reach, padded to whole vectors.
@@ -143,24 +144,21 @@ fn vector_pass(text: &[u8]) -> Pass {
     }
     for vector in (0..tail.len()).step_by(WIDTH) {
         let (odd, found_here) = look(padded.get(vector..).and_then(<[u8]>::first_chunk::<SPAN>));
-        if needle_from.is_none() && found_here.any() {
-            needle_from = Some(steps.at + vector + found_here.bitmask().trailing_zeros() as usize);
+        if needle_at.is_none() && found_here.any() {
+            needle_at = Some(steps.at + vector + found_here.bitmask().trailing_zeros() as usize);
         }
         if odd.any() {
-            let searched = steps.at + vector + WIDTH;
             return Pass {
                 first_odd: steps.at + vector + odd.bitmask().trailing_zeros() as usize,
-                searched,
-                found: needle_from.is_some(),
-                needle_from: needle_from.unwrap_or(searched),
+                searched: steps.at + vector + WIDTH,
+                needle_at,
             };
         }
     }
     Pass {
         first_odd: text.len(),
         searched: text.len(),
-        found: needle_from.is_some(),
-        needle_from: needle_from.unwrap_or(text.len()),
+        needle_at,
     }
 }
 
