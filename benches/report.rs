@@ -171,6 +171,7 @@ fn throughput(
     let mut gzip_ratios = Vec::new();
     let mut threads_targets = Vec::new();
     let mut other_threads = Vec::new();
+    let mut ceilings = Vec::new();
     for (name, events) in stream_list {
         let bytes = streams::bytes(events);
         let n = events.len();
@@ -200,6 +201,7 @@ fn throughput(
         // The figures the targets compare, run in turns (native, component, one thread, two
         // threads, again...): the machine's speed drifts, and turns see the same drift, so each
         // target is the median of its ratio round by round.
+        let mut scan_two_cpu = Vec::new();
         let [native_runs, ndjson_runs, scan_runs, scan_two_runs] = in_turns([
             &mut || {
                 let mut detector = Detector::new(Config::default()).expect("config");
@@ -218,7 +220,11 @@ fn throughput(
                 start.elapsed()
             },
             &mut || scan_once(&path, &["--threads", "1"]),
-            &mut || scan_once(&path, &["--threads", "2"]),
+            &mut || {
+                let (wall, cpu) = scan_once_with_cpu(&path, &["--threads", "2"]);
+                scan_two_cpu.extend(cpu);
+                wall
+            },
         ]);
         let gzip_path = scratch.join(format!("{file_name}.gz"));
         std::fs::write(&gzip_path, gzipped(text.as_bytes())).expect("write gzip file");
@@ -235,6 +241,7 @@ fn throughput(
             start.as_bytes(),
             [&["--threads", "1"], &["--threads", "2"]],
         );
+        let start_two_cpu = start_cpu(scratch, &format!("start-{file_name}"), start.as_bytes());
         let (scan_net, scan_two_net, gzip_net) = (
             minus_start(&scan_runs, start_one),
             minus_start(&scan_two_runs, start_two),
@@ -269,20 +276,30 @@ fn throughput(
         ));
 
         let two_over_one = median_ratio(&scan_net, &scan_two_net);
-        if name.starts_with("all Invoke") {
-            threads_targets.push((
-                format!("`newterms scan --threads 2` / one thread, {name}"),
-                two_over_one,
-                1.8,
-            ));
+        let target = if name.starts_with("all Invoke") {
+            Some(1.8)
         } else if name.starts_with("mixed") {
-            threads_targets.push((
-                format!("`newterms scan --threads 2` / one thread, {name}"),
-                two_over_one,
-                1.6,
-            ));
+            Some(1.6)
         } else {
-            other_threads.push(format!("{name}: {two_over_one:.2}x"));
+            None
+        };
+        match target {
+            Some(target) => {
+                threads_targets.push((
+                    format!("`newterms scan --threads 2` / one thread, {name}"),
+                    two_over_one,
+                    target,
+                ));
+                if let Some(start_cpu) = start_two_cpu {
+                    let busy = minus_start(&scan_two_cpu, start_cpu);
+                    ceilings.push((
+                        name.to_string(),
+                        two_over_one,
+                        cores_ceiling(&scan_net, &busy),
+                    ));
+                }
+            }
+            None => other_threads.push(format!("{name}: {two_over_one:.2}x")),
         }
         if name.starts_with("all Invoke") {
             targets.push((
@@ -311,10 +328,37 @@ fn throughput(
         "## Targets (each the median over {ROUNDS} rounds of its ratio in the round: native, component NDJSON, `newterms scan` with one thread and with two ran in turns)\n"
     );
     print_targets(targets.into_iter().chain(threads_targets));
-    println!(
-        "\n(on {} cores)\n",
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    );
+    println!("\n(on {} cores)\n", cores());
+    if !ceilings.is_empty() {
+        println!(
+            "Two threads' ceiling: the cores cannot run the two-thread scan's CPU time (user and \
+             system, minus its start's) in less than that time over their number, so its ratio \
+             to one thread is at most one thread's wall time over that (median of the rounds; \
+             one thread already spends more than a core when its reader runs beside the rule):\n"
+        );
+        println!(
+            "| stream | two threads / one | at most, for the CPU two threads spent |\n|---|---|---|"
+        );
+        for (name, measured, ceiling) in ceilings {
+            println!("| {name} | {measured:.3}x | {ceiling:.3}x |");
+        }
+        println!();
+    }
+}
+
+/// The machine's cores, as `newterms scan` counts them for its default threads.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The most two threads' ratio to one could be, round by round: one thread's wall time over the
+/// two-thread run's CPU time spread over every core (a median, as [`median_ratio`]).
+fn cores_ceiling(one_thread_wall: &[Duration], two_threads_cpu: &[Duration]) -> f64 {
+    let spread: Vec<Duration> = two_threads_cpu
+        .iter()
+        .map(|cpu| cpu.div_f64(cores() as f64))
+        .collect();
+    median_ratio(one_thread_wall, &spread)
 }
 
 /// A table of ratios against their targets. Three decimals, so that a ratio just under its target
@@ -462,6 +506,40 @@ fn median_ratio(numerator: &[Duration], denominator: &[Duration]) -> f64 {
 /// The wall time of one `newterms scan` of `path` with `arguments` (alerts to /dev/null).
 fn scan_once(path: &Path, arguments: &[&str]) -> Duration {
     scan_files_once(std::slice::from_ref(&path), arguments)
+}
+
+/// [`scan_once`], and the CPU time (user and system) the process spent, where the system tells it.
+fn scan_once_with_cpu(path: &Path, arguments: &[&str]) -> (Duration, Option<Duration>) {
+    let before = children_cpu();
+    let wall = scan_once(path, arguments);
+    let cpu = children_cpu()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
+    (wall, cpu)
+}
+
+/// The median CPU time of `newterms scan --threads 2` over a file holding `content` (a start file).
+fn start_cpu(dir: &Path, name: &str, content: &[u8]) -> Option<Duration> {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write start file");
+    let samples: Option<Vec<Duration>> = (0..ROUNDS)
+        .map(|_| scan_once_with_cpu(&path, &["--threads", "2"]).1)
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    samples.map(median)
+}
+
+/// The CPU time of this process's children that have ended and been waited for, from Linux's
+/// `/proc/self/stat` (its `cutime` and `cstime`, in the kernel's fixed 100 ticks a second);
+/// `None` elsewhere.
+fn children_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command's name, in parentheses, field 3 (the state) comes first.
+    let (_, fields) = stat.rsplit_once(')')?;
+    let mut fields = fields.split_whitespace().skip(13);
+    let mut ticks = || fields.next()?.parse::<u64>().ok();
+    let (user, system) = (ticks()?, ticks()?);
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// [`scan_once`] over several files, in order.
