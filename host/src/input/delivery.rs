@@ -52,6 +52,9 @@ pub struct Document {
     pub records: u64,
     /// Line breaks read since the document's first byte.
     pub newlines: u64,
+    /// Whether records are read a block at a time where they can be (off only to test that it
+    /// reads as byte by byte).
+    in_blocks: bool,
 }
 
 impl Document {
@@ -61,6 +64,7 @@ impl Document {
             stage: Stage::Open,
             records: 0,
             newlines: 0,
+            in_blocks: true,
         }
     }
 
@@ -197,6 +201,23 @@ impl Document {
             // Where the value ends in `available` (exclusive), once found.
             let mut end = None;
             while index < available.len() {
+                // Inside a record, whole blocks at a time (the bytes are most of a document's).
+                if depth > 0
+                    && !escaped
+                    && self.in_blocks
+                    && let Some(step) = available
+                        .get(index..)
+                        .and_then(<[u8]>::first_chunk)
+                        .and_then(|block| block_step(block, &mut depth, &mut in_string))
+                {
+                    self.newlines += step.newlines;
+                    index += step.length;
+                    if step.ends {
+                        end = Some(index);
+                        break;
+                    }
+                    continue;
+                }
                 if in_string {
                     if escaped {
                         escaped = false;
@@ -272,6 +293,157 @@ impl Document {
     }
 }
 
+/// The bytes a block of a record is read in at once.
+const BLOCK: usize = 64;
+
+/// What [`block_step`] read.
+struct BlockStep {
+    /// Bytes read: the whole block, or up to the end of the value.
+    length: usize,
+    /// Line breaks among them.
+    newlines: u64,
+    /// Whether the value ended there.
+    ends: bool,
+}
+
+/// Reads `block` of a value open `depth` containers deep (inside a string or not) as the byte loop
+/// of [`Document::value`] does, from bitmaps of its quotes and brackets: a string's quotes pair up
+/// by the parity of the quotes before them, and the value can only end in the block if it has as
+/// many closing brackets outside strings as there are open containers. `None` for a block with a
+/// backslash (an escape may hide a quote), which is read byte by byte.
+fn block_step(block: &[u8; BLOCK], depth: &mut usize, in_string: &mut bool) -> Option<BlockStep> {
+    let marks = Marks::of(block);
+    if marks.backslashes != 0 {
+        return None;
+    }
+    // Bit `i`: byte `i` is inside a string (an opening quote counts as inside, a closing one not).
+    let carried = if *in_string { u64::MAX } else { 0 };
+    let inside = prefix_xor(marks.quotes) ^ carried;
+    let (opens, closes) = (marks.opens & !inside, marks.closes & !inside);
+    let whole = BlockStep {
+        length: BLOCK,
+        newlines: u64::from(marks.newlines.count_ones()),
+        ends: false,
+    };
+    let closings = closes.count_ones() as usize;
+    if closings < *depth {
+        *depth = *depth - closings + opens.count_ones() as usize;
+        *in_string = inside >> (BLOCK - 1) == 1;
+        return Some(whole);
+    }
+    let mut brackets = opens | closes;
+    while brackets != 0 {
+        let at = brackets.trailing_zeros() as usize;
+        let bit = 1_u64 << at;
+        if opens & bit != 0 {
+            *depth += 1;
+        } else {
+            *depth -= 1;
+            if *depth == 0 {
+                // A closing bracket is outside strings.
+                *in_string = false;
+                let through = u64::MAX >> (BLOCK - 1 - at);
+                return Some(BlockStep {
+                    length: at + 1,
+                    newlines: u64::from((marks.newlines & through).count_ones()),
+                    ends: true,
+                });
+            }
+        }
+        brackets &= brackets - 1;
+    }
+    *in_string = inside >> (BLOCK - 1) == 1;
+    Some(whole)
+}
+
+/// Where a block's bytes that matter to a value's extent are, one bit a byte (bit `i`, byte `i`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Marks {
+    quotes: u64,
+    backslashes: u64,
+    newlines: u64,
+    /// `{` and `[`.
+    opens: u64,
+    /// `}` and `]`.
+    closes: u64,
+}
+
+impl Marks {
+    #[cfg(target_arch = "x86_64")]
+    fn of(block: &[u8; BLOCK]) -> Self {
+        // SAFETY: SSE2 is part of the x86-64 baseline, so the CPU running this has it.
+        #[allow(unsafe_code)]
+        unsafe {
+            marks_sse2(block)
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn of(block: &[u8; BLOCK]) -> Self {
+        Self::byte_by_byte(block)
+    }
+
+    /// [`Marks::of`] without vectors: elsewhere than on x86-64, and what the vectors are tested
+    /// against.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn byte_by_byte(block: &[u8; BLOCK]) -> Self {
+        let mut marks = Self::default();
+        for (at, &byte) in block.iter().enumerate() {
+            let bit = |hit: bool| u64::from(hit) << at;
+            marks.quotes |= bit(byte == b'"');
+            marks.backslashes |= bit(byte == b'\\');
+            marks.newlines |= bit(byte == b'\n');
+            marks.opens |= bit(byte == b'{' || byte == b'[');
+            marks.closes |= bit(byte == b'}' || byte == b']');
+        }
+        marks
+    }
+}
+
+/// [`Marks::of`] sixteen bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn marks_sse2(block: &[u8; BLOCK]) -> Marks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    };
+    let splat = |byte: u8| _mm_set1_epi8(byte as i8);
+    // `{` and `[` (and `}` and `]`) differ only in the bit 0x20: with it set, one compare each.
+    let (quote, backslash, newline, case, open, close) = (
+        splat(b'"'),
+        splat(b'\\'),
+        splat(b'\n'),
+        splat(0x20),
+        splat(b'{'),
+        splat(b'}'),
+    );
+    let bits = |lanes: __m128i, quarter: usize| {
+        u64::from(_mm_movemask_epi8(lanes) as u16) << (16 * quarter)
+    };
+    let mut marks = Marks::default();
+    let (quarters, _) = block.as_chunks::<16>();
+    for (quarter, bytes) in quarters.iter().enumerate() {
+        let (low, high) = bytes.split_at(8);
+        let word = |half: &[u8]| half.try_into().map_or(0, i64::from_le_bytes);
+        let here = _mm_set_epi64x(word(high), word(low));
+        let folded = _mm_or_si128(here, case);
+        marks.quotes |= bits(_mm_cmpeq_epi8(here, quote), quarter);
+        marks.backslashes |= bits(_mm_cmpeq_epi8(here, backslash), quarter);
+        marks.newlines |= bits(_mm_cmpeq_epi8(here, newline), quarter);
+        marks.opens |= bits(_mm_cmpeq_epi8(folded, open), quarter);
+        marks.closes |= bits(_mm_cmpeq_epi8(folded, close), quarter);
+    }
+    marks
+}
+
+/// Bit `i` of the result: whether bits `0..=i` of `bits` hold an odd number of ones.
+fn prefix_xor(mut bits: u64) -> u64 {
+    for shift in [1, 2, 4, 8, 16, 32] {
+        bits ^= bits << shift;
+    }
+    bits
+}
+
 /// The reader's buffer, filled (empty at the end of the input); interrupted reads are retried.
 fn fill(reader: &mut dyn BufRead) -> io::Result<&[u8]> {
     loop {
@@ -295,8 +467,19 @@ mod tests {
 
     /// Every record's text, then how the document ended.
     fn read(document: &str, limit: usize) -> (Vec<String>, Result<u64, String>) {
-        let mut reader = document.as_bytes();
+        read_with(&mut document.as_bytes(), limit, true)
+    }
+
+    /// [`read`] from `reader`, records a block at a time where they can be (`in_blocks`) or byte
+    /// by byte.
+    fn read_with(
+        reader: &mut dyn BufRead,
+        limit: usize,
+        in_blocks: bool,
+    ) -> (Vec<String>, Result<u64, String>) {
+        let mut reader = reader;
         let mut parsed = Document::new();
+        parsed.in_blocks = in_blocks;
         let mut records = Vec::new();
         loop {
             let mut text = Vec::new();
@@ -308,6 +491,109 @@ mod tests {
                 Err(Stop::Read(error)) => return (records, Err(error.to_string())),
             }
         }
+    }
+
+    /// Real records in documents compact and pretty-printed, with quotes, escapes, brackets and
+    /// line breaks put in at random, read through buffers of many sizes (so that blocks start and
+    /// end anywhere, and a record spans several fills) and under several limits: in blocks, every
+    /// record, error and line count is what reading byte by byte gives.
+    #[test]
+    fn blocks_read_as_byte_by_byte() {
+        use std::io::{BufReader, Read};
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/cloudtrail/mixed_all.ndjson.gz"
+        );
+        let mut corpus = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).expect("fixture"))
+            .read_to_string(&mut corpus)
+            .expect("gzip fixture");
+        let lines: Vec<&str> = corpus.lines().filter(|line| !line.is_empty()).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut below = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let pieces = [
+            "\"", "\\", "\\\"", "{", "}", "[", "]", "\n", ",", " ", "\\\\", "é",
+        ];
+        let (mut blocks_used, mut faults) = (0, 0);
+        for round in 0..400 {
+            let mut document = String::from(if round % 2 == 0 {
+                "{\"Records\": ["
+            } else {
+                "{\n  \"Records\" : [\n"
+            });
+            for index in 0..1 + below(6) {
+                if index > 0 {
+                    document.push_str(if round % 3 == 0 { ",\n" } else { "," });
+                }
+                let line = lines[below(lines.len())];
+                let record = if round % 4 == 1 {
+                    let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                    serde_json::to_string_pretty(&value).expect("pretty")
+                } else {
+                    line.to_owned()
+                };
+                document.push_str(&record);
+            }
+            document.push_str("]}");
+            if round % 5 != 0 {
+                for _ in 0..1 + below(3) {
+                    let at = below(document.len());
+                    if document.is_char_boundary(at) {
+                        document.insert_str(at, pieces[below(pieces.len())]);
+                    }
+                }
+            }
+            for capacity in [1, 63, 64, 65, 100, 640, 4096, 1 << 16] {
+                for limit in [200, 2000, 1 << 20] {
+                    let bytes = document.as_bytes();
+                    let in_blocks =
+                        read_with(&mut BufReader::with_capacity(capacity, bytes), limit, true);
+                    let by_byte =
+                        read_with(&mut BufReader::with_capacity(capacity, bytes), limit, false);
+                    assert_eq!(
+                        in_blocks, by_byte,
+                        "capacity {capacity}, limit {limit}: {document}"
+                    );
+                    blocks_used += usize::from(capacity >= BLOCK);
+                    faults += usize::from(in_blocks.1.is_err());
+                }
+            }
+        }
+        // Both kinds of documents were read, through buffers where blocks fit.
+        assert!(
+            blocks_used > 1000 && faults > 1000,
+            "{blocks_used} {faults}"
+        );
+    }
+
+    /// Every byte value in every place of a block: the vectors mark what a byte at a time marks.
+    #[test]
+    fn marks_are_the_bytes_they_name() {
+        for byte in 0..=u8::MAX {
+            for at in 0..BLOCK {
+                let mut block = [b'a'; BLOCK];
+                block[at] = byte;
+                block[(at * 7 + 3) % BLOCK] = b'"';
+                assert_eq!(
+                    Marks::of(&block),
+                    Marks::byte_by_byte(&block),
+                    "{byte} at {at}"
+                );
+            }
+        }
+        let mut block = [b'x'; BLOCK];
+        let start = b"{\"a\":[1,\"\\\"\"]}\n} ]  [{";
+        block[..start.len()].copy_from_slice(start);
+        let marks = Marks::of(&block);
+        assert_eq!(marks.opens, 1 | 1 << 5 | 1 << 20 | 1 << 21);
+        assert_eq!(marks.closes, 1 << 12 | 1 << 13 | 1 << 15 | 1 << 17);
+        assert_eq!(marks.quotes, 1 << 1 | 1 << 3 | 1 << 8 | 1 << 10 | 1 << 11);
+        assert_eq!((marks.backslashes, marks.newlines), (1 << 9, 1 << 14));
     }
 
     #[test]
