@@ -235,13 +235,21 @@ fn throughput(
         // Each thread count's own start, timed on the stream's first events so that every
         // extracting thread makes its instance; the rates leave those events out.
         let (start, counted, counted_bytes) = start_file(&scan_events);
-        let [start_one, start_two] = scan_times_in_turns(
-            scratch,
-            &format!("start-{file_name}"),
-            start.as_bytes(),
-            [&["--threads", "1"], &["--threads", "2"]],
-        );
-        let start_two_cpu = start_cpu(scratch, &format!("start-{file_name}"), start.as_bytes());
+        // The two-thread start's CPU too, taken in the same runs, for the ceiling below.
+        let start_path = scratch.join(format!("start-{file_name}"));
+        std::fs::write(&start_path, start.as_bytes()).expect("write start file");
+        let mut start_two_cpus = Vec::new();
+        let [start_one, start_two] = in_turns([
+            &mut || scan_once(&start_path, &["--threads", "1"]),
+            &mut || {
+                let (wall, cpu) = scan_once_with_cpu(&start_path, &["--threads", "2"]);
+                start_two_cpus.extend(cpu);
+                wall
+            },
+        ])
+        .map(median);
+        let _ = std::fs::remove_file(&start_path);
+        let start_two_cpu = (!start_two_cpus.is_empty()).then(|| median(start_two_cpus));
         let (scan_net, scan_two_net, gzip_net) = (
             minus_start(&scan_runs, start_one),
             minus_start(&scan_two_runs, start_two),
@@ -516,17 +524,6 @@ fn scan_once_with_cpu(path: &Path, arguments: &[&str]) -> (Duration, Option<Dura
         .zip(before)
         .map(|(after, before)| after.saturating_sub(before));
     (wall, cpu)
-}
-
-/// The median CPU time of `newterms scan --threads 2` over a file holding `content` (a start file).
-fn start_cpu(dir: &Path, name: &str, content: &[u8]) -> Option<Duration> {
-    let path = dir.join(name);
-    std::fs::write(&path, content).expect("write start file");
-    let samples: Option<Vec<Duration>> = (0..ROUNDS)
-        .map(|_| scan_once_with_cpu(&path, &["--threads", "2"]).1)
-        .collect();
-    let _ = std::fs::remove_file(&path);
-    samples.map(median)
 }
 
 /// The CPU time of this process's children that have ended and been waited for, from Linux's

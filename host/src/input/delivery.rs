@@ -477,13 +477,12 @@ mod tests {
         limit: usize,
         in_blocks: bool,
     ) -> (Vec<String>, Result<u64, String>) {
-        let mut reader = reader;
         let mut parsed = Document::new();
         parsed.in_blocks = in_blocks;
         let mut records = Vec::new();
         loop {
             let mut text = Vec::new();
-            match parsed.next(&mut reader, &mut text, limit) {
+            match parsed.next(reader, &mut text, limit) {
                 Ok(Next::Record) => records.push(String::from_utf8_lossy(&text).into_owned()),
                 Ok(Next::TooLong(length)) => records.push(format!("too long: {length}")),
                 Ok(Next::End) => return (records, Ok(parsed.newlines)),
