@@ -215,9 +215,6 @@ pub struct Document<'a> {
     /// starts without visiting every slot: a slot stamped by another document is unread.
     stamps: Vec<(u32, u32)>,
     generation: u32,
-    /// The value last read from [`Source::Slots`], which is not cached: reading it again costs no
-    /// more than finding it in a cache would.
-    current: Values<'a>,
     /// Set when a query's answer depended on a field its source cannot tell: that evaluation
     /// means nothing. (A query whose answer does not, such as an `and` with a false part beside
     /// the unknown one, is decided.)
@@ -241,7 +238,6 @@ pub struct EvalScratch {
 /// A field's values once read: most fields have one, kept without a vector.
 #[derive(Clone)]
 enum Values<'a> {
-    Unread,
     One(Cow<'a, str>),
     Many(Vec<Cow<'a, str>>),
 }
@@ -268,7 +264,6 @@ impl<'a> Values<'a> {
 
     fn as_slice(&self) -> &[Cow<'a, str>] {
         match self {
-            Self::Unread => &[],
             Self::One(value) => std::slice::from_ref(value),
             Self::Many(values) => values,
         }
@@ -298,7 +293,6 @@ impl<'a> Document<'a> {
             values: Vec::new(),
             stamps: vec![(0, 0); table.names.len()],
             generation: 1,
-            current: Values::Unread,
             undecided: false,
             memo: vec![0; table.tests.len()],
         }
@@ -362,7 +356,6 @@ impl<'a> Document<'a> {
             values: recycled(values),
             stamps,
             generation,
-            current: Values::Unread,
             undecided: false,
             memo,
         }
@@ -390,13 +383,8 @@ impl<'a> Document<'a> {
             return Some(&[]);
         };
         let read = match self.source {
-            Source::Slots(read) => {
-                self.current = match read(slot)? {
-                    Some(value) => Values::One(Cow::Borrowed(value)),
-                    None => Values::Many(Vec::new()),
-                };
-                return Some(self.current.as_slice());
-            }
+            // Read one value at a time by `Compiled::test`, never kept.
+            Source::Slots(_) => return None,
             _ if stamp.0 == self.generation => None,
             Source::Json(document) => Some(Values::from_vec(
                 document.values_of(self.table.names.get(slot).map_or("", String::as_str)),
@@ -471,7 +459,16 @@ impl Compiled {
     ) -> Option<bool> {
         let mut known = true;
         for part in parts {
-            match self.answer(part, document) {
+            // Tests, nearly every part of a rule's `and`, answered here rather than in a call.
+            let answer = match part {
+                Node::Test { id } => Self::test(*id, document),
+                Node::Not(inner) => match &**inner {
+                    Node::Test { id } => Self::test(*id, document).map(|holds| !holds),
+                    _ => self.answer(part, document),
+                },
+                _ => self.answer(part, document),
+            };
+            match answer {
                 Some(answer) if answer == decisive => return Some(decisive),
                 Some(_) => {}
                 None => known = false,
@@ -490,23 +487,7 @@ impl Compiled {
             Node::And(parts) => self.decided_by(false, parts, document),
             Node::Or(parts) => self.decided_by(true, parts, document),
             Node::Not(part) => self.answer(part, document).map(|holds| !holds),
-            Node::Test { id } => match document.memo.get(*id) {
-                Some(memo) if memo >> ANSWER_BITS == document.generation => match memo & UNKNOWN {
-                    UNKNOWN => None,
-                    _ => Some(memo & 1 == 1),
-                },
-                _ => {
-                    let Some((slot, test)) = document.table.tests.get(*id) else {
-                        return Some(false);
-                    };
-                    let answer = document.values(*slot).map(|values| test.holds(values));
-                    if let Some(memo) = document.memo.get_mut(*id) {
-                        let bits = answer.map_or(UNKNOWN, u32::from);
-                        *memo = document.generation << ANSWER_BITS | bits;
-                    }
-                    answer
-                }
-            },
+            Node::Test { id } => Self::test(*id, document),
             Node::Nested { path, query } => match document.source {
                 Source::Json(json) => Some(
                     nested_objects(json, path)
@@ -515,6 +496,36 @@ impl Compiled {
                 ),
                 Source::Sparse(..) | Source::Slots(_) => None,
             },
+        }
+    }
+
+    /// Test `id`'s answer on the document: kept from its first reading, since rules share tests.
+    #[inline(always)]
+    fn test(id: usize, document: &mut Document<'_>) -> Option<bool> {
+        match document.memo.get(id) {
+            Some(memo) if memo >> ANSWER_BITS == document.generation => match memo & UNKNOWN {
+                UNKNOWN => None,
+                _ => Some(memo & 1 == 1),
+            },
+            _ => {
+                let Some((slot, test)) = document.table.tests.get(id) else {
+                    return Some(false);
+                };
+                let answer = match document.source {
+                    // A raw record's field has at most one value: tested as it is read, without
+                    // keeping it.
+                    Source::Slots(read) => read(*slot).map(|value| match value {
+                        Some(value) => test.holds(&[Cow::Borrowed(value)]),
+                        None => test.holds(&[]),
+                    }),
+                    _ => document.values(*slot).map(|values| test.holds(values)),
+                };
+                if let Some(memo) = document.memo.get_mut(id) {
+                    let bits = answer.map_or(UNKNOWN, u32::from);
+                    *memo = document.generation << ANSWER_BITS | bits;
+                }
+                answer
+            }
         }
     }
 }

@@ -211,6 +211,7 @@ impl RawSource {
 
     /// The field's value (`Some(None)`: none; a raw record's fields have at most one) in the ECS
     /// document of the record `fields` was scanned from; `None` when the scan cannot tell.
+    #[inline(always)]
     pub fn value<'a>(&self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
         let slot = match self {
             Self::Row(row) => fields.derive(row),
