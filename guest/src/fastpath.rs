@@ -1317,13 +1317,7 @@ mod tests {
             &mut text,
         )
         .expect("gzip");
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut random = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut read = 0;
         for line in text.lines() {
             let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -1343,7 +1337,7 @@ mod tests {
             };
             spaced(&record, &mut after_six, &mut later);
             let mut anywhere = String::new();
-            spaced(&record, &mut || random() % 7 == 0, &mut anywhere);
+            spaced(&record, &mut || random().is_multiple_of(7), &mut anywhere);
             for text in [&everywhere, &later, &anywhere] {
                 assert_eq!(reading(text), expected, "{text}");
             }

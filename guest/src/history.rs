@@ -533,11 +533,9 @@ mod tests {
         // Model: (term, last seen), least recently updated first.
         let mut model: Vec<(Vec<u8>, i64)> = Vec::new();
         let mut evictions = 0;
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         for step in 0..60_000_i64 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = random();
             let id = state % 900;
             let term = key(&[&"x".repeat((id % 40) as usize), &id.to_string()]);
             let time = step / 3 + (state >> 40) as i64 % 50;

@@ -270,19 +270,13 @@ mod tests {
     /// bytes and on bytes chosen around the edges of each operation (equal, 0x00, 0x7f, 0x80, 0xff).
     #[test]
     fn words_equal_vectors() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let edges = [
             0x00, 0x01, 0x1f, 0x20, 0x5c, 0x7e, 0x7f, 0x80, 0x81, 0xfe, 0xff,
         ];
         let mut byte = || {
             let r = next();
-            if r % 3 == 0 {
+            if r.is_multiple_of(3) {
                 edges[(r >> 8) as usize % edges.len()]
             } else {
                 (r >> 16) as u8

@@ -22,6 +22,8 @@ pub mod rule_pack;
 #[cfg(feature = "settings")]
 pub mod settings;
 pub mod sparse;
+#[cfg(test)]
+mod testing;
 pub mod wildcard;
 
 pub use definition::{LAMBDA_INVOKED_BY_UNUSUAL_PRINCIPAL, Profile, RuleDefinition};

@@ -232,6 +232,7 @@ fn has_object_edges(text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::xorshift;
 
     /// Both passes, whichever this build uses: each must decide as the definition.
     type Pass = (fn(&[u8]) -> Survey, fn(&[u8]) -> (usize, Survey));
@@ -239,16 +240,6 @@ mod tests {
         (vector::survey, vector::survey_line),
         (words::survey, words::survey_line),
     ];
-
-    /// A small deterministic generator for the random texts below.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
-    }
 
     /// The survey of `text` lets the exact search start no later than where the needle first is,
     /// if it is there (`text` as evaluated: a line trimmed).
