@@ -408,9 +408,9 @@ fn walk<'a, const ESCAPED: bool>(
     quotes: &QuoteIndex,
 ) -> Option<RawFields<'a>> {
     // Spaced when a space follows the first key's colon (`{"key":`: its closing quote is the
-    // first quote from the second byte on).
+    // first quote from the third byte on).
     let spaced = quotes
-        .next(1)
+        .next(2)
         .and_then(|end| bytes.get(end + 2))
         .is_none_or(|&byte| byte == b' ');
     if !spaced {
