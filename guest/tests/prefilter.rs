@@ -420,3 +420,106 @@ fn extract_then_decide_is_processing() {
         assert_eq!(decider.snapshot(), processing.snapshot());
     }
 }
+
+/// `value` written as JSON, with a space at each place between tokens where `space` says so.
+fn spaced(value: &serde_json::Value, space: &mut impl FnMut() -> bool, out: &mut String) {
+    fn gap(space: &mut impl FnMut() -> bool, out: &mut String) {
+        if space() {
+            out.push(' ');
+        }
+    }
+    let (open, close, items): (char, char, Vec<(Option<&String>, &serde_json::Value)>) = match value
+    {
+        serde_json::Value::Object(members) => (
+            '{',
+            '}',
+            members
+                .iter()
+                .map(|(key, item)| (Some(key), item))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            ('[', ']', items.iter().map(|item| (None, item)).collect())
+        }
+        scalar => return out.push_str(&scalar.to_string()),
+    };
+    out.push(open);
+    for (index, (key, item)) in items.into_iter().enumerate() {
+        if index > 0 {
+            gap(space, out);
+            out.push(',');
+        }
+        gap(space, out);
+        if let Some(key) = key {
+            out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+            gap(space, out);
+            out.push(':');
+            gap(space, out);
+        }
+        spaced(item, space, out);
+    }
+    gap(space, out);
+    out.push(close);
+}
+
+/// What the rule reads of a scanned record: every row of the mapping, and whether it is raw.
+fn reading(text: &str) -> Option<String> {
+    let fields = newterms_guest::fastpath::scan(text)?;
+    let rows: Vec<_> = newterms_guest::cloudtrail::MAPPING
+        .iter()
+        .map(|row| (row.ecs, fields.derive(row)))
+        .collect();
+    Some(format!("{} {rows:?}", fields.raw))
+}
+
+/// Real records (the committed corpus, written here without whitespace, as CloudTrail delivers
+/// them) read alike with spaces between their tokens: everywhere (as `": "` and `", "` write),
+/// nowhere in the first members but somewhere after (read twice), and at random; and a space
+/// inside a number is refused either way.
+#[test]
+fn whitespace_between_tokens_reads_alike() {
+    let corpus = common::read_corpus(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/cloudtrail/mixed_all.ndjson.gz"),
+    );
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut read = 0;
+    for line in corpus.lines() {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let mut compact = String::new();
+        spaced(&record, &mut || false, &mut compact);
+        let expected = reading(&compact);
+        read += usize::from(expected.is_some());
+        let mut everywhere = String::new();
+        spaced(&record, &mut || true, &mut everywhere);
+        let mut places = 0;
+        let mut later = String::new();
+        let mut after_six = || {
+            places += 1;
+            places > 6 && places % 5 == 0
+        };
+        spaced(&record, &mut after_six, &mut later);
+        let mut anywhere = String::new();
+        spaced(&record, &mut || rng.below(7) == 0, &mut anywhere);
+        for text in [&everywhere, &later, &anywhere] {
+            assert_eq!(reading(text), expected, "{text}");
+        }
+        // A space inside a number ends no token: refused by both readings.
+        let bytes = compact.as_bytes();
+        let number = (3..bytes.len()).find(|&at| {
+            bytes.get(at - 3..at) != Some(b"\\\":")
+                && bytes.get(at - 2..at) == Some(b"\":")
+                && bytes
+                    .get(at..at + 2)
+                    .is_some_and(|two| two.iter().all(u8::is_ascii_digit))
+        });
+        if let Some(at) = number {
+            let mut broken = compact.clone();
+            broken.insert(at + 1, ' ');
+            assert_eq!(reading(&broken), None, "{broken}");
+        }
+    }
+    assert!(read > 2000, "{read} records read");
+}
