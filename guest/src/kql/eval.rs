@@ -666,12 +666,16 @@ pub fn is_ip_field(field: &str) -> bool {
 fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError> {
     Ok(match query {
         Query::All => Node::True,
-        Query::And(parts) => Node::And(
-            parts
+        Query::And(parts) => {
+            let mut parts: Vec<Node> = parts
                 .iter()
                 .map(|part| compile(part, fields))
-                .collect::<Result<_, _>>()?,
-        ),
+                .collect::<Result<_, _>>()?;
+            // An `and`'s answer does not depend on the order of its parts (see
+            // `Compiled::answer`), but its cost does: it stops at the first false one.
+            parts.sort_by_key(|part| likely_true(part, fields));
+            Node::And(parts)
+        }
         Query::Or(parts) => Node::Or(
             parts
                 .iter()
@@ -737,6 +741,32 @@ fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError>
             fields.test(slot, Test::Range(bound, *op))
         }
     })
+}
+
+/// How likely a part of an `and` is to hold, as far as its form tells, from 0 (a required value,
+/// which most events lack) up: an `or` of required values, a required address or range (costlier
+/// to test), a field that must exist, a negation (most events lack what it excludes), then a value
+/// of the keys a rule pack dispatches on (which hold on every event the rule is dispatched for),
+/// and nested queries last (the costliest).
+fn likely_true(part: &Node, table: &FieldTable) -> u8 {
+    match part {
+        Node::Test { id } => match table.tests.get(*id) {
+            Some((slot, test)) => {
+                let name = table.names.get(*slot).map_or("", String::as_str);
+                match test {
+                    _ if super::pack::is_dispatch_key(name) => 5,
+                    Test::Exists => 3,
+                    Test::Ip(_) | Test::Range(..) => 2,
+                    Test::Equals(_) | Test::EqualsCaseless(_) | Test::Pattern(_) => 0,
+                }
+            }
+            None => 0,
+        },
+        Node::Or(_) | Node::And(_) => 1,
+        Node::Not(_) => 4,
+        Node::True => 6,
+        Node::Nested { .. } => 7,
+    }
 }
 
 /// The start of a `YYYY-MM-DD` day (UTC).
@@ -819,5 +849,32 @@ mod tests {
         );
         // The same unknown test read again by a later part stays unknown.
         assert_eq!(answer("(a: x or b: z) and (a: x or b: y)", &[b_is_y]), None);
+    }
+
+    /// An `and` reads its required values first, then fields that must exist, negations, and the
+    /// keys a pack dispatches on last: an event lacking a required value is settled by reading
+    /// that field alone, whatever order the query wrote its parts in.
+    #[test]
+    fn an_and_reads_what_most_events_lack_first() {
+        let query = "data_stream.dataset: aws.cloudtrail and source.ip: * \
+                     and not user.name: root and user_agent.original: *Cyberduck*";
+        let mut table = FieldTable::default();
+        let compiled =
+            Compiled::new_in(&parse(query).expect("query"), &mut table).expect("compiles");
+        let read_fields = std::cell::RefCell::new(Vec::new());
+        let read = |slot: usize| {
+            let name = table.names().get(slot)?;
+            read_fields.borrow_mut().push(name.clone());
+            Some(match name.as_str() {
+                "user_agent.original" => Some("aws-cli/2.15"),
+                "data_stream.dataset" => Some("aws.cloudtrail"),
+                "source.ip" => Some("192.0.2.1"),
+                _ => None,
+            })
+        };
+        let mut document = Document::from_slots(&read, &table, EvalScratch::default());
+        assert!(!compiled.matches_in(&mut document));
+        assert!(document.decided());
+        assert_eq!(*read_fields.borrow(), ["user_agent.original"]);
     }
 }

@@ -47,6 +47,12 @@ const DOCUMENT_KEYS: [&str; 5] = [
     "host.os.type",
 ];
 
+/// Whether a pack dispatches events on the values of `field` ([`RAW_KEYS`], [`DOCUMENT_KEYS`]): a
+/// rule's test of it holds on nearly every event the rule is dispatched for.
+pub(super) fn is_dispatch_key(field: &str) -> bool {
+    RAW_KEYS.contains(&field) || DOCUMENT_KEYS.contains(&field)
+}
+
 /// The rules that may match an event: on a raw record by its [`RAW_KEYS`] values, among the rules
 /// a raw record may match at all; on a document by its [`DOCUMENT_KEYS`] values.
 struct Dispatch {
