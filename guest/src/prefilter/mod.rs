@@ -176,21 +176,23 @@ pub(crate) fn odd_bytes(text: &[u8]) -> (bool, bool) {
 #[derive(Clone, Copy)]
 pub(crate) struct OddLanes {
     special: Lanes,
+    /// Every byte taken in, or-ed: a high byte leaves its top bit.
     high: Lanes,
     /// The bytes compared against, made once rather than per vector.
     backslash: Lanes,
-    space: Lanes,
+    /// The bits a byte below 0x20 lacks.
+    above_controls: Lanes,
     zero: Lanes,
 }
 
 impl Default for OddLanes {
     fn default() -> Self {
-        let [backslash, space, zero] = [b'\\', b' ', 0].map(Lanes::splat);
+        let [backslash, above_controls, zero] = [b'\\', 0xE0, 0].map(Lanes::splat);
         Self {
             special: zero,
             high: zero,
             backslash,
-            space,
+            above_controls,
             zero,
         }
     }
@@ -200,18 +202,16 @@ impl OddLanes {
     /// Takes in one vector of the text.
     #[inline(always)]
     pub(crate) fn add(&mut self, here: Lanes) {
-        let is_high = here.lt_signed(self.zero);
-        // Signed, "below a space" takes in the high bytes too: keep only those that are not high.
-        let control = here.lt_signed(self.space).and(is_high.eq(self.zero));
+        let control = here.and(self.above_controls).eq(self.zero);
         self.special = self.special.or(here.eq(self.backslash)).or(control);
-        self.high = self.high.or(is_high);
+        self.high = self.high.or(here);
     }
 
     /// [`odd_bytes`] of the vectors taken in followed by `rest`.
     pub(crate) fn finish(self, rest: &[u8]) -> (bool, bool) {
         (
             self.special.any() || rest.iter().any(|&byte| byte == b'\\' || byte < 0x20),
-            self.high.any() || !rest.is_ascii(),
+            self.high.bitmask() != 0 || !rest.is_ascii(),
         )
     }
 }
