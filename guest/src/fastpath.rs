@@ -12,6 +12,7 @@
 //! must be exactly what full evaluation would find. Duplicate keys behave as in `serde_json` (the
 //! last one wins).
 
+use crate::bytes;
 use crate::cloudtrail::{self, Derivation, Mapping, RawField};
 use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
@@ -802,43 +803,47 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
         self.eat(b'{')?;
         self.depth = 1;
         self.members(|scanner, key| {
+            // A word at a time: a `match` on byte strings compares a byte per step in WebAssembly.
+            let is = |name: &[u8]| bytes::equal(key, name);
             let slot = match key {
-                b"userIdentity" => {
+                _ if is(b"userIdentity") => {
                     fields.raw = true;
                     fields.identity = Identity::default();
                     return scanner.container(Context::UserIdentity, &mut fields.identity);
                 }
-                b"eventSource" => {
+                _ if is(b"eventSource") => {
                     fields.raw = true;
                     &mut fields.event_source
                 }
-                b"eventName" => {
+                _ if is(b"eventName") => {
                     fields.raw = true;
                     &mut fields.event_name
                 }
-                b"eventTime" => {
+                _ if is(b"eventTime") => {
                     fields.raw = true;
                     &mut fields.event_time
                 }
-                b"eventVersion" => {
+                _ if is(b"eventVersion") => {
                     fields.raw = true;
                     return scanner.skip_value();
                 }
-                b"requestParameters" => {
+                _ if is(b"requestParameters") => {
                     return scanner.text_of_value(&mut fields.request_parameters);
                 }
-                b"responseElements" => return scanner.text_of_value(&mut fields.response_elements),
-                b"additionalEventData" => {
+                _ if is(b"responseElements") => {
+                    return scanner.text_of_value(&mut fields.response_elements);
+                }
+                _ if is(b"additionalEventData") => {
                     return scanner.text_of_value(&mut fields.additional_event_data);
                 }
-                b"resources" => return scanner.text_of_value(&mut fields.resources),
-                b"eventID" => &mut fields.event_id,
-                b"awsRegion" => &mut fields.aws_region,
-                b"sourceIPAddress" => &mut fields.source_ip_address,
-                b"userAgent" => &mut fields.user_agent,
-                b"errorCode" => &mut fields.error_code,
-                b"errorMessage" => &mut fields.error_message,
-                b"recipientAccountId" => &mut fields.recipient_account_id,
+                _ if is(b"resources") => return scanner.text_of_value(&mut fields.resources),
+                _ if is(b"eventID") => &mut fields.event_id,
+                _ if is(b"awsRegion") => &mut fields.aws_region,
+                _ if is(b"sourceIPAddress") => &mut fields.source_ip_address,
+                _ if is(b"userAgent") => &mut fields.user_agent,
+                _ if is(b"errorCode") => &mut fields.error_code,
+                _ if is(b"errorMessage") => &mut fields.error_message,
+                _ if is(b"recipientAccountId") => &mut fields.recipient_account_id,
                 _ => return scanner.skip_value(),
             };
             *slot = scanner.value()?;
@@ -876,26 +881,27 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
         self.at += 1;
         self.enter()?;
         let result = self.members(|scanner, key| {
-            let slot = match (context, key) {
-                (Context::UserIdentity, b"invokedBy") => &mut identity.invoked_by,
-                (Context::UserIdentity, b"arn") => &mut identity.arn,
-                (Context::UserIdentity, b"type") => &mut identity.kind,
-                (Context::UserIdentity, b"accessKeyId") => &mut identity.access_key_id,
-                (Context::UserIdentity, b"userName") => &mut identity.user_name,
-                (Context::UserIdentity, b"accountId") => &mut identity.account_id,
-                (Context::UserIdentity, b"principalId") => &mut identity.principal_id,
-                (Context::UserIdentity, b"sessionContext") => {
+            let is = |name: &[u8]| bytes::equal(key, name);
+            let slot = match context {
+                Context::UserIdentity if is(b"invokedBy") => &mut identity.invoked_by,
+                Context::UserIdentity if is(b"arn") => &mut identity.arn,
+                Context::UserIdentity if is(b"type") => &mut identity.kind,
+                Context::UserIdentity if is(b"accessKeyId") => &mut identity.access_key_id,
+                Context::UserIdentity if is(b"userName") => &mut identity.user_name,
+                Context::UserIdentity if is(b"accountId") => &mut identity.account_id,
+                Context::UserIdentity if is(b"principalId") => &mut identity.principal_id,
+                Context::UserIdentity if is(b"sessionContext") => {
                     identity.issuer_user_name = Slot::Absent;
                     identity.issuer_arn = Slot::Absent;
                     return scanner.container(Context::Session, identity);
                 }
-                (Context::Session, b"sessionIssuer") => {
+                Context::Session if is(b"sessionIssuer") => {
                     identity.issuer_user_name = Slot::Absent;
                     identity.issuer_arn = Slot::Absent;
                     return scanner.container(Context::Issuer, identity);
                 }
-                (Context::Issuer, b"userName") => &mut identity.issuer_user_name,
-                (Context::Issuer, b"arn") => &mut identity.issuer_arn,
+                Context::Issuer if is(b"userName") => &mut identity.issuer_user_name,
+                Context::Issuer if is(b"arn") => &mut identity.issuer_arn,
                 _ => return scanner.skip_value(),
             };
             *slot = scanner.value()?;

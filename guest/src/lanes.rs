@@ -172,15 +172,6 @@ mod words {
         !(((x & LOW) + LOW) | x) & HIGH
     }
 
-    /// Where the bytes of `a` are below those of `b`, as unsigned bytes, exactly.
-    #[inline(always)]
-    fn below(a: u64, b: u64) -> u64 {
-        // Bit 7 of each byte of `d`: the low seven bits of `a` are at least those of `b` (a byte
-        // of `a | HIGH` is at least 0x80, one of `b & LOW` at most 0x7f: no borrow crosses bytes).
-        let d = (a | HIGH) - (b & LOW);
-        ((!a & b) | (!(a ^ b) & !d)) & HIGH
-    }
-
     impl Lanes {
         #[inline(always)]
         fn zip(self, other: Self, op: impl Fn(u64, u64) -> u64) -> Self {
@@ -202,12 +193,6 @@ mod words {
         #[inline(always)]
         pub fn eq(self, other: Self) -> Self {
             self.zip(other, |a, b| widen(zero_bytes(a ^ b)))
-        }
-
-        #[inline(always)]
-        pub fn lt_signed(self, other: Self) -> Self {
-            // Signed order is unsigned order with the top bits flipped.
-            self.zip(other, |a, b| widen(below(a ^ HIGH, b ^ HIGH)))
         }
 
         #[inline(always)]
@@ -301,11 +286,6 @@ mod tests {
             let (va, vb) = (Lanes::load(&a), Lanes::load(&b));
             let (wa, wb) = (words::Lanes::load(&a), words::Lanes::load(&b));
             assert_eq!(wa.eq(wb).bytes(), lanes_of(va.eq(vb)), "{a:?} {b:?}");
-            assert_eq!(
-                wa.lt_signed(wb).bytes(),
-                lanes_of(va.lt_signed(vb)),
-                "{a:?} {b:?}"
-            );
             assert_eq!(wa.bitmask(), va.bitmask());
             assert_eq!(wa.or(wb).bitmask(), va.or(vb).bitmask());
             assert_eq!(wa.and(wb).bitmask(), va.and(vb).bitmask());
