@@ -432,7 +432,8 @@ fn walk<'a, const ESCAPED: bool>(
 }
 
 /// How many spaces a reading passes between two tokens (`Scanner::ws`); a space beyond them is
-/// where it stops.
+/// where it stops. Constants of a type rather than an enum: a const parameter cannot be an enum in
+/// stable Rust.
 struct Spacing;
 
 impl Spacing {
