@@ -421,7 +421,8 @@ fn extract_then_decide_is_processing() {
     }
 }
 
-/// `value` written as JSON, with a space at each place between tokens where `space` says so.
+/// `value` written as JSON, with as many spaces at each place between tokens as `space` says,
+/// given what is written so far.
 fn spaced(value: &serde_json::Value, space: &mut impl FnMut(&str) -> usize, out: &mut String) {
     fn gap(space: &mut impl FnMut(&str) -> usize, out: &mut String) {
         for _ in 0..space(out) {
@@ -473,10 +474,10 @@ fn reading(text: &str) -> Option<String> {
 }
 
 /// Real records (the committed corpus, written here without whitespace, as CloudTrail delivers
-/// them) read alike with spaces between their tokens: everywhere (as `": "` and `", "` write),
-/// nowhere in the first members but somewhere after (read twice), at random, after each `:` and
-/// `,` (as many serialisers write), and there with a second space now and then (read twice); and a
-/// space inside a number is refused either way.
+/// them) read alike with spaces between their tokens: one at every place, none in the first
+/// members but some after (read twice), at random, one after each `:` and `,` (as many serialisers
+/// write), and there a second one now and then (read twice); and a space inside a number is
+/// refused by every reading.
 #[test]
 fn whitespace_between_tokens_reads_alike() {
     let corpus = common::read_corpus(
@@ -522,7 +523,7 @@ fn whitespace_between_tokens_reads_alike() {
         for text in [&everywhere, &later, &anywhere, &separated, &doubled] {
             assert_eq!(reading(text), expected, "{text}");
         }
-        // A space inside a number ends no token: refused by both readings.
+        // A space inside a number ends no token: refused by every reading.
         let bytes = compact.as_bytes();
         let number = (3..bytes.len()).find(|&at| {
             bytes.get(at - 3..at) != Some(b"\\\":")

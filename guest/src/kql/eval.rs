@@ -744,7 +744,7 @@ fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError>
 }
 
 /// How likely a part of an `and` is to hold, as far as its form tells, from 0 (a required value,
-/// which most events lack) up: an `or` of required values, a required address or range (costlier
+/// which most events lack) up: an `or` (or an inner `and`), a required address or range (costlier
 /// to test), a field that must exist, a negation (most events lack what it excludes), then a value
 /// of the keys a rule pack dispatches on (which hold on every event the rule is dispatched for),
 /// and nested queries last (the costliest).
