@@ -13,6 +13,14 @@ pub const fn equal(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     if let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        // Up to sixteen bytes without a loop: in the sandbox, each loop entered costs a check of
+        // its deadline, more than these loads.
+        if let (true, Some(a_first), Some(b_first)) =
+            (a.len() <= 16, a.first_chunk::<8>(), b.first_chunk::<8>())
+        {
+            return u64::from_ne_bytes(*a_first) == u64::from_ne_bytes(*b_first)
+                && u64::from_ne_bytes(*a_last) == u64::from_ne_bytes(*b_last);
+        }
         let (mut a_rest, mut b_rest) = (a, b);
         while let (Some((x, a_next)), Some((y, b_next))) = (
             a_rest.split_first_chunk::<8>(),

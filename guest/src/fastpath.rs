@@ -16,7 +16,7 @@ use crate::bytes;
 use crate::cloudtrail::{self, Derivation, Mapping, RawField};
 use crate::definition::QueryFields;
 use crate::lanes::{Lanes, WIDTH};
-use crate::prefilter::OddLanes;
+use crate::prefilter::{OddLanes, Oddities};
 use crate::sparse::{Place, Reach, SparseFields, overlap};
 
 /// A field of the record as the rule sees it.
@@ -324,13 +324,13 @@ pub fn scan_bytes<'a>(
 /// they escape taken out of the index), and `bytes` as text when they are ASCII; `None` for a
 /// control byte or an escape this module leaves to the parser.
 fn index<'b>(bytes: &'b [u8], quotes: &mut QuoteIndex) -> Option<(bool, Option<&'b str>)> {
-    let (special, ascii) = quotes.build_text(bytes);
-    let escaped = special && {
-        // Whitespace between tokens is fine, but a tab or newline inside a string is not: with a
-        // control byte anywhere, leave the record to the parser.
-        if bytes.iter().any(|&byte| byte < 0x20) {
-            return None;
-        }
+    let (odd, ascii) = quotes.build_text(bytes);
+    // Whitespace between tokens is fine, but a tab or newline inside a string is not: with a
+    // control byte anywhere, leave the record to the parser.
+    if odd.control {
+        return None;
+    }
+    let escaped = odd.backslash && {
         quotes.unescape(bytes)?;
         true
     };
@@ -552,13 +552,13 @@ fn flattened_member<'a>(kept: Kept<'a>, member: &str) -> Option<Member<'a>> {
     let mut rest = body;
     // A string's text as written (escapes undecoded) and what follows it.
     let string = |text: &'a [u8]| -> Option<(&'a [u8], &'a [u8])> {
-        let text = text.trim_ascii_start().strip_prefix(b"\"")?;
+        let text = spaces_passed(text).strip_prefix(b"\"")?;
         let end = kept.string_end(text)?;
         Some((text.get(..end)?, text.get(end + 1..)?))
     };
     let escaped = |text: &[u8]| kept.escapes && memchr::memchr(b'\\', text).is_some();
     loop {
-        rest = rest.trim_ascii_start();
+        rest = spaces_passed(rest);
         if rest.is_empty() {
             return Some(found);
         }
@@ -566,8 +566,8 @@ fn flattened_member<'a>(kept: Kept<'a>, member: &str) -> Option<Member<'a>> {
         if escaped(key) {
             return None;
         }
-        let after_colon = after_key.trim_ascii_start().strip_prefix(b":")?;
-        let value_text = after_colon.trim_ascii_start();
+        let after_colon = spaces_passed(after_key).strip_prefix(b":")?;
+        let value_text = spaces_passed(after_colon);
         // Where the member's value ends: at the `,` or the end of the body at depth 0.
         let mut depth = 0_usize;
         let mut at = 0;
@@ -586,7 +586,7 @@ fn flattened_member<'a>(kept: Kept<'a>, member: &str) -> Option<Member<'a>> {
             at += 1;
         }
         let (member_value, next) = value_text.split_at(at);
-        if key == wanted {
+        if bytes::equal(key, wanted) {
             found = match member_value.trim_ascii_end() {
                 b"null" | b"\"\"" => Member::Absent,
                 b"true" => Member::Boolean(true),
@@ -602,6 +602,17 @@ fn flattened_member<'a>(kept: Kept<'a>, member: &str) -> Option<Member<'a>> {
             };
         }
         rest = next.strip_prefix(b",").unwrap_or(next);
+    }
+}
+
+/// `text` past its leading JSON whitespace. The usual one space, or none, is passed without a
+/// loop: in the sandbox each loop entered costs a check of its deadline.
+#[inline(always)]
+fn spaces_passed(text: &[u8]) -> &[u8] {
+    let text = text.strip_prefix(b" ").unwrap_or(text);
+    match text.first() {
+        Some(byte) if byte.is_ascii_whitespace() => text.trim_ascii_start(),
+        _ => text,
     }
 }
 
@@ -645,54 +656,52 @@ pub struct QuoteIndex {
 }
 
 impl QuoteIndex {
-    /// Indexes the quotes of `bytes`; with `ODDITIES`, also tells what else is in them, as
-    /// [`crate::prefilter::odd_bytes`] does (otherwise the answer says nothing).
-    fn build<const ODDITIES: bool>(&mut self, bytes: &[u8]) -> (bool, bool) {
-        self.words.clear();
+    /// Indexes the quotes of `bytes`, and tells what else is in them.
+    fn build(&mut self, bytes: &[u8]) -> Oddities {
         let quote = Lanes::splat(b'"');
         let mut odd = OddLanes::default();
-        let mut mask = |vector: &[u8; WIDTH]| {
-            let here = Lanes::load(vector);
-            if ODDITIES {
+        let mut mask = |block: &[u8; 64]| {
+            let (vectors, _) = block.as_chunks::<WIDTH>();
+            vectors.iter().enumerate().fold(0, |word, (at, vector)| {
+                let here = Lanes::load(vector);
                 odd.add(here);
-            }
-            u64::from(here.eq(quote).bitmask())
+                word | u64::from(here.eq(quote).bitmask()) << (at * WIDTH)
+            })
         };
         let (blocks, rest) = bytes.as_chunks::<64>();
+        // A word per block, written in place: a push per block checked the capacity, whose
+        // call to grow made the block's vectors go through the stack.
+        self.words.clear();
+        self.words.resize(blocks.len() + 1, 0);
+        for (word, block) in self.words.iter_mut().zip(blocks) {
+            *word = mask(block);
+        }
         // The last bytes padded with spaces (neither quotes nor odd) to a whole block, so that
         // they go through the same vector code rather than a loop of their own.
         let mut last = [b' '; 64];
         if let Some(tail) = last.get_mut(..rest.len()) {
             tail.copy_from_slice(rest);
         }
-        for block in blocks.iter().chain([&last]) {
-            let (vectors, _) = block.as_chunks::<WIDTH>();
-            if let [a, b, c, d] = vectors {
-                self.words
-                    .push(mask(a) | mask(b) << 16 | mask(c) << 32 | mask(d) << 48);
-            }
-        }
-        if !ODDITIES {
-            return (false, false);
+        if let Some(word) = self.words.last_mut() {
+            *word = mask(&last);
         }
         odd.finish(&[])
     }
 
-    /// [`QuoteIndex::build`] with the oddities (whether `bytes` hold a backslash or a byte below
-    /// 0x20), and `bytes` as text when that pass found no byte above 0x7F: ASCII is UTF-8, so the
-    /// index's pass is the record's UTF-8 check, where another pass over it cost ~3 % of a pack's
-    /// time in WebAssembly.
-    fn build_text<'b>(&mut self, bytes: &'b [u8]) -> (bool, Option<&'b str>) {
-        let (special, high) = self.build::<true>(bytes);
-        if high {
-            return (special, None);
+    /// [`QuoteIndex::build`], and `bytes` as text when that pass found no byte above 0x7F: ASCII
+    /// is UTF-8, so the index's pass is the record's UTF-8 check, where another pass over it cost
+    /// ~3 % of a pack's time in WebAssembly.
+    fn build_text<'b>(&mut self, bytes: &'b [u8]) -> (Oddities, Option<&'b str>) {
+        let odd = self.build(bytes);
+        if odd.high {
+            return (odd, None);
         }
         debug_assert!(bytes.is_ascii());
         // SAFETY: the pass found no byte above 0x7F (`build_text_is_the_ascii_check` holds it to
         // `is_ascii`), and ASCII is valid UTF-8.
         #[allow(unsafe_code)]
         let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-        (special, Some(text))
+        (odd, Some(text))
     }
 
     /// Validates every escape of `bytes` as the parser does, reading them from the start as a
@@ -730,14 +739,30 @@ impl QuoteIndex {
     /// The first quote at or after `from`.
     #[inline(always)]
     fn next(&self, from: usize) -> Option<usize> {
-        let mut index = from / 64;
-        let mut word = self.words.get(index)? & (u64::MAX << (from % 64));
+        let index = from / 64;
+        let word = self.words.get(index)? & (u64::MAX << (from % 64));
+        // Most strings end in the word they start in. Outside a loop: the sandbox checks its
+        // deadline at the head of every loop a WebAssembly function enters, even once.
+        if word != 0 {
+            return Some(index * 64 + word.trailing_zeros() as usize);
+        }
+        let word = *self.words.get(index + 1)?;
+        if word != 0 {
+            return Some((index + 1) * 64 + word.trailing_zeros() as usize);
+        }
+        self.next_beyond(index + 2)
+    }
+
+    /// The first quote in the words from `index` on.
+    #[inline(never)]
+    #[cold]
+    fn next_beyond(&self, mut index: usize) -> Option<usize> {
         loop {
+            let word = *self.words.get(index)?;
             if word != 0 {
                 return Some(index * 64 + word.trailing_zeros() as usize);
             }
             index += 1;
-            word = *self.words.get(index)?;
         }
     }
 }
@@ -829,7 +854,7 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
                 }
                 _ if is(b"eventVersion") => {
                     fields.raw = true;
-                    return scanner.skip_value();
+                    return scanner.skip();
                 }
                 _ if is(b"requestParameters") => {
                     return scanner.text_of_value(&mut fields.request_parameters);
@@ -848,7 +873,7 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
                 _ if is(b"errorCode") => &mut fields.error_code,
                 _ if is(b"errorMessage") => &mut fields.error_message,
                 _ if is(b"recipientAccountId") => &mut fields.recipient_account_id,
-                _ => return scanner.skip_value(),
+                _ => return scanner.skip(),
             };
             *slot = scanner.value()?;
             Some(())
@@ -906,7 +931,7 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
                 }
                 Context::Issuer if is(b"userName") => &mut identity.issuer_user_name,
                 Context::Issuer if is(b"arn") => &mut identity.issuer_arn,
-                _ => return scanner.skip_value(),
+                _ => return scanner.skip(),
             };
             *slot = scanner.value()?;
             Some(())
@@ -1017,7 +1042,7 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
                             held += 1;
                             scanner.sparse(reach, inner, fields)?;
                         }
-                        _ => scanner.skip_value()?,
+                        _ => scanner.skip()?,
                     }
                     Some(())
                 })?;
@@ -1088,6 +1113,17 @@ impl<'a, const ESCAPED: bool, const SPACING: u8> Scanner<'a, '_, ESCAPED, SPACIN
         self.skip_value()?;
         *text = self.bytes.get(start..self.at);
         Some(())
+    }
+
+    /// [`Scanner::skip_value`], a string without a call: most values skipped are strings, and a
+    /// call, and each loop it enters, costs a check of the sandbox's deadline besides.
+    #[inline(always)]
+    fn skip(&mut self) -> Option<()> {
+        if self.bytes.get(self.at) == Some(&b'"') {
+            self.string().map(drop)
+        } else {
+            self.skip_value()
+        }
     }
 
     /// Any JSON value, validated, for a key the rule does not read. One loop over its tokens, the
@@ -1377,6 +1413,18 @@ mod tests {
         }
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
         assert!(fields(&deep).is_none());
+        // A control byte inside a string, beside an escape and alone, in a whole block of the
+        // index's pass and in its padded last one.
+        let long = "x".repeat(100);
+        for control in ["\t", "\n", "\u{1}", "\u{1f}"] {
+            for text in [
+                format!("{{\"a\":\"\\\\{control}\"}}"),
+                format!("{{\"a\":\"{long}{control}{long}\"}}"),
+                format!("{{\"a\":\"\\\"{long}{control}{long}\"}}"),
+            ] {
+                assert!(fields(&text).is_none(), "{text:?}");
+            }
+        }
         let found = fields(r#"{"eventSource":["lambda.amazonaws.com"],"userIdentity":"root"}"#)
             .expect("valid");
         assert_eq!(found.ecs("event.provider"), None);

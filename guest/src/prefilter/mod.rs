@@ -169,13 +169,41 @@ pub(crate) fn odd_bytes(text: &[u8]) -> (bool, bool) {
     for vector in vectors {
         odd.add(Lanes::load(vector));
     }
-    odd.finish(rest)
+    let found = odd.finish(rest);
+    (found.special(), found.high)
+}
+
+/// What [`OddLanes`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Oddities {
+    pub backslash: bool,
+    /// A byte below 0x20.
+    pub control: bool,
+    /// A byte above 0x7F.
+    pub high: bool,
+}
+
+impl Oddities {
+    /// A backslash or a control byte: what the prefilter calls special.
+    pub(crate) fn special(self) -> bool {
+        self.backslash || self.control
+    }
 }
 
 /// [`odd_bytes`] sixteen bytes at a time, for a pass that looks at each vector for more besides.
+///
+/// With vectors, each byte class is kept as a running minimum rather than as or-ed comparisons: a
+/// comparison's lanes are truths, which LLVM keeps as one bit each and widens back with two shifts
+/// in WebAssembly, and an unsigned `<` is three instructions there. Word-at-a-time lanes have no
+/// cheap minimum, and keep the comparisons.
 #[derive(Clone, Copy)]
 pub(crate) struct OddLanes {
-    special: Lanes,
+    /// With vectors: the smallest byte taken in, lane by lane; a control byte leaves one below
+    /// 0x20. Without: the lanes that held a control byte.
+    controls: Lanes,
+    /// With vectors: the smallest byte taken in xor a backslash, lane by lane; a backslash leaves
+    /// a zero. Without: the lanes that held a backslash.
+    backslashes: Lanes,
     /// Every byte taken in, or-ed: a high byte leaves its top bit.
     high: Lanes,
     /// The bytes compared against, made once rather than per vector.
@@ -185,11 +213,19 @@ pub(crate) struct OddLanes {
     zero: Lanes,
 }
 
+/// Lanes with a minimum: the component's SIMD, and SSE2 natively.
+const RUNNING_MINIMUM: bool = cfg!(any(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    target_arch = "x86_64"
+));
+
 impl Default for OddLanes {
     fn default() -> Self {
-        let [backslash, above_controls, zero] = [b'\\', 0xE0, 0].map(Lanes::splat);
+        let [backslash, above_controls, zero, ones] = [b'\\', 0xE0, 0, 0xFF].map(Lanes::splat);
+        let nothing_yet = if RUNNING_MINIMUM { ones } else { zero };
         Self {
-            special: zero,
+            controls: nothing_yet,
+            backslashes: nothing_yet,
             high: zero,
             backslash,
             above_controls,
@@ -202,17 +238,42 @@ impl OddLanes {
     /// Takes in one vector of the text.
     #[inline(always)]
     pub(crate) fn add(&mut self, here: Lanes) {
-        let control = here.and(self.above_controls).eq(self.zero);
-        self.special = self.special.or(here.eq(self.backslash)).or(control);
+        #[cfg(any(
+            all(target_arch = "wasm32", target_feature = "simd128"),
+            target_arch = "x86_64"
+        ))]
+        {
+            self.controls = self.controls.min(here);
+            self.backslashes = self.backslashes.min(here.xor(self.backslash));
+        }
+        #[cfg(not(any(
+            all(target_arch = "wasm32", target_feature = "simd128"),
+            target_arch = "x86_64"
+        )))]
+        {
+            self.controls = self
+                .controls
+                .or(here.and(self.above_controls).eq(self.zero));
+            self.backslashes = self.backslashes.or(here.eq(self.backslash));
+        }
         self.high = self.high.or(here);
     }
 
-    /// [`odd_bytes`] of the vectors taken in followed by `rest`.
-    pub(crate) fn finish(self, rest: &[u8]) -> (bool, bool) {
-        (
-            self.special.any() || rest.iter().any(|&byte| byte == b'\\' || byte < 0x20),
-            self.high.bitmask() != 0 || !rest.is_ascii(),
-        )
+    /// What the vectors taken in, followed by `rest`, hold.
+    pub(crate) fn finish(self, rest: &[u8]) -> Oddities {
+        let (control, backslash) = if RUNNING_MINIMUM {
+            (
+                self.controls.and(self.above_controls).eq(self.zero).any(),
+                self.backslashes.eq(self.zero).any(),
+            )
+        } else {
+            (self.controls.any(), self.backslashes.any())
+        };
+        Oddities {
+            backslash: backslash || rest.contains(&b'\\'),
+            control: control || rest.iter().any(|&byte| byte < 0x20),
+            high: self.high.bitmask() != 0 || !rest.is_ascii(),
+        }
     }
 }
 
