@@ -9,8 +9,8 @@ pub const WIDTH: usize = 16;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod imp {
     use core::arch::wasm32::{
-        i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, u8x16_min, v128, v128_and, v128_any_true,
-        v128_load, v128_or, v128_xor,
+        i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128, v128_and, v128_any_true, v128_load,
+        v128_or,
     };
 
     /// Sixteen bytes in one `v128`.
@@ -52,17 +52,6 @@ mod imp {
         }
 
         #[inline(always)]
-        pub fn xor(self, other: Self) -> Self {
-            Self(v128_xor(self.0, other.0))
-        }
-
-        /// Each lane the smaller, unsigned.
-        #[inline(always)]
-        pub fn min(self, other: Self) -> Self {
-            Self(u8x16_min(self.0, other.0))
-        }
-
-        #[inline(always)]
         pub fn any(self) -> bool {
             v128_any_true(self.0)
         }
@@ -81,8 +70,8 @@ mod imp {
 #[allow(unsafe_code)]
 mod imp {
     use core::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_min_epu8,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128, _mm_xor_si128,
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
     };
 
     /// Sixteen bytes in one SSE2 register.
@@ -124,19 +113,6 @@ mod imp {
         pub fn and(self, other: Self) -> Self {
             // SAFETY: SSE2 (x86-64 baseline).
             Self(unsafe { _mm_and_si128(self.0, other.0) })
-        }
-
-        #[inline(always)]
-        pub fn xor(self, other: Self) -> Self {
-            // SAFETY: SSE2 (x86-64 baseline).
-            Self(unsafe { _mm_xor_si128(self.0, other.0) })
-        }
-
-        /// Each lane the smaller, unsigned.
-        #[inline(always)]
-        pub fn min(self, other: Self) -> Self {
-            // SAFETY: SSE2 (x86-64 baseline).
-            Self(unsafe { _mm_min_epu8(self.0, other.0) })
         }
 
         #[inline(always)]
@@ -273,13 +249,6 @@ mod tests {
         assert!(!zero.any());
         assert_eq!(open.or(lanes.eq(Lanes::splat(b'}'))).and(open).bitmask(), 1);
         assert_eq!(lanes.lt_signed(zero).bitmask(), 1 << 6);
-        // Unsigned: 0xff is the largest byte, so only 0x01 and the space stay at or below 0x20.
-        assert_eq!(
-            lanes.min(Lanes::splat(0x20)).eq(lanes).bitmask(),
-            0b1010_0000
-        );
-        assert!(!lanes.xor(lanes).any());
-        assert_eq!(lanes.xor(Lanes::splat(b'\\')).eq(zero).bitmask(), 1 << 4);
     }
 
     /// The word-at-a-time lanes give, byte for byte, what the vector instructions give, on random

@@ -178,16 +178,15 @@ fn matches_runs(runs: &[Run], value: &str) -> bool {
         first.text.as_bytes(),
         last.text.as_bytes(),
     );
-    // Not `starts_with`: the runs are short, most are empty (`*text*`), and a `memcmp` call for
-    // each was a tenth of a rule pack's time.
-    let same = |a: &[u8], b: &[u8]| crate::bytes::equal(a, b);
+    // `bytes::equal`, not `starts_with`: the runs are short, most are empty (`*text*`), and a
+    // `memcmp` call for each was a tenth of a rule pack's time.
     let Some(mut middle) = value
         .get(..first.len())
-        .filter(|prefix| same(prefix, first))
+        .filter(|prefix| crate::bytes::equal(prefix, first))
         .and_then(|_| value.get(first.len()..))
         .and_then(|after| {
             let split = after.len().checked_sub(last.len())?;
-            same(after.get(split..)?, last).then(|| after.get(..split))?
+            crate::bytes::equal(after.get(split..)?, last).then(|| after.get(..split))?
         })
     else {
         return false;

@@ -191,18 +191,11 @@ impl Oddities {
 }
 
 /// [`odd_bytes`] sixteen bytes at a time, for a pass that looks at each vector for more besides.
-///
-/// With vectors, each byte class is kept as a running minimum rather than as or-ed comparisons: a
-/// comparison's lanes are truths, which LLVM keeps as one bit each and widens back with two shifts
-/// in WebAssembly, and an unsigned `<` is three instructions there. Word-at-a-time lanes have no
-/// cheap minimum, and keep the comparisons.
 #[derive(Clone, Copy)]
 pub(crate) struct OddLanes {
-    /// With vectors: the smallest byte taken in, lane by lane; a control byte leaves one below
-    /// 0x20. Without: the lanes that held a control byte.
+    /// The lanes that held a control byte, and those that held a backslash: kept apart, so that
+    /// the fast path tells one from the other without looking at the bytes again.
     controls: Lanes,
-    /// With vectors: the smallest byte taken in xor a backslash, lane by lane; a backslash leaves
-    /// a zero. Without: the lanes that held a backslash.
     backslashes: Lanes,
     /// Every byte taken in, or-ed: a high byte leaves its top bit.
     high: Lanes,
@@ -213,19 +206,12 @@ pub(crate) struct OddLanes {
     zero: Lanes,
 }
 
-/// Lanes with a minimum: the component's SIMD, and SSE2 natively.
-const RUNNING_MINIMUM: bool = cfg!(any(
-    all(target_arch = "wasm32", target_feature = "simd128"),
-    target_arch = "x86_64"
-));
-
 impl Default for OddLanes {
     fn default() -> Self {
-        let [backslash, above_controls, zero, ones] = [b'\\', 0xE0, 0, 0xFF].map(Lanes::splat);
-        let nothing_yet = if RUNNING_MINIMUM { ones } else { zero };
+        let [backslash, above_controls, zero] = [b'\\', 0xE0, 0].map(Lanes::splat);
         Self {
-            controls: nothing_yet,
-            backslashes: nothing_yet,
+            controls: zero,
+            backslashes: zero,
             high: zero,
             backslash,
             above_controls,
@@ -238,40 +224,17 @@ impl OddLanes {
     /// Takes in one vector of the text.
     #[inline(always)]
     pub(crate) fn add(&mut self, here: Lanes) {
-        #[cfg(any(
-            all(target_arch = "wasm32", target_feature = "simd128"),
-            target_arch = "x86_64"
-        ))]
-        {
-            self.controls = self.controls.min(here);
-            self.backslashes = self.backslashes.min(here.xor(self.backslash));
-        }
-        #[cfg(not(any(
-            all(target_arch = "wasm32", target_feature = "simd128"),
-            target_arch = "x86_64"
-        )))]
-        {
-            self.controls = self
-                .controls
-                .or(here.and(self.above_controls).eq(self.zero));
-            self.backslashes = self.backslashes.or(here.eq(self.backslash));
-        }
+        let control = here.and(self.above_controls).eq(self.zero);
+        self.controls = self.controls.or(control);
+        self.backslashes = self.backslashes.or(here.eq(self.backslash));
         self.high = self.high.or(here);
     }
 
     /// What the vectors taken in, followed by `rest`, hold.
     pub(crate) fn finish(self, rest: &[u8]) -> Oddities {
-        let (control, backslash) = if RUNNING_MINIMUM {
-            (
-                self.controls.and(self.above_controls).eq(self.zero).any(),
-                self.backslashes.eq(self.zero).any(),
-            )
-        } else {
-            (self.controls.any(), self.backslashes.any())
-        };
         Oddities {
-            backslash: backslash || rest.contains(&b'\\'),
-            control: control || rest.iter().any(|&byte| byte < 0x20),
+            backslash: self.backslashes.any() || rest.contains(&b'\\'),
+            control: self.controls.any() || rest.iter().any(|&byte| byte < 0x20),
             high: self.high.bitmask() != 0 || !rest.is_ascii(),
         }
     }
