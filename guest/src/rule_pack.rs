@@ -21,7 +21,7 @@ use crate::detector::config;
 use crate::detector::full::{TIME_FIELD, event_time, raw_event_time, with_ecs};
 use crate::detector::terms::combinations_of_fields;
 use crate::detector::{Config, ConfigError, EventError, Footprint, LineError, LineOutcome, Stats};
-use crate::fastpath::{self, QuoteIndex};
+use crate::fastpath::{self, Indexed, QuoteIndex};
 use crate::fields::Fields;
 use crate::history::{History, Known, TermKey};
 use crate::kql::eval::EvalScratch;
@@ -223,20 +223,24 @@ impl RulePackDetector {
     /// order.
     pub fn process(&mut self, text: &str) -> Result<Vec<String>, EventError> {
         self.stats.events += 1;
-        if let Some(outcome) = self.decided_quietly(text.as_bytes(), false) {
+        if let Some(outcome) = self.decided_quietly(text.as_bytes(), false, None) {
             self.fast_events += 1;
             return outcome;
         }
-        self.process_full(text)
+        self.process_full(text, None)
     }
 
     /// [`RulePackDetector::process`] once the fast path declined: the full path, unless the fast path
-    /// read the record and no rule is dispatched for it.
-    fn process_full(&mut self, text: &str) -> Result<Vec<String>, EventError> {
+    /// read the record and no rule is dispatched for it. `indexed`: the quote index holds `text`'s.
+    fn process_full(
+        &mut self,
+        text: &str,
+        indexed: Option<Indexed<'_>>,
+    ) -> Result<Vec<String>, EventError> {
         if self.nothing_dispatched() {
             return Ok(Vec::new());
         }
-        let outcome = match self.sparse_outcome(text) {
+        let outcome = match self.sparse_outcome(text, indexed) {
             Some(outcome) => {
                 self.sparse_events += 1;
                 outcome
@@ -252,8 +256,12 @@ impl RulePackDetector {
     /// counters and histories; `None`, with nothing changed, when only the full path can tell
     /// (as for `with_sparse`, and when a term is new, since its alert holds the whole document, or
     /// a rule has several terms in it).
-    fn sparse_outcome(&mut self, text: &str) -> Option<Result<Vec<String>, EventError>> {
-        self.with_sparse(text, |detector, fields, matching| {
+    fn sparse_outcome(
+        &mut self,
+        text: &str,
+        indexed: Option<Indexed<'_>>,
+    ) -> Option<Result<Vec<String>, EventError>> {
+        self.with_sparse(text, indexed, |detector, fields, matching| {
             detector.snapshot_pieces = None;
             detector.observe_sparse(fields, matching)
         })
@@ -263,10 +271,11 @@ impl RulePackDetector {
     /// `text` finds ([`fastpath::scan_sparse`], [`crate::sparse`]) and the rules they match (marked
     /// in `candidates` by dispatch); `None` when only the full path can tell: the pass declines the
     /// document or it is raw CloudTrail (when the fast path dispatched, it read the record as raw),
-    /// or a rule gets as far as a nested query.
-    fn with_sparse<R>(
+    /// or a rule gets as far as a nested query. `indexed`: the quote index holds `text`'s.
+    fn with_sparse<'t, R>(
         &mut self,
-        text: &str,
+        text: &'t str,
+        indexed: Option<Indexed<'t>>,
         then: impl FnOnce(&mut Self, &SparseFields<'_>, &[usize]) -> Option<R>,
     ) -> Option<R> {
         if self.dispatched.is_some() {
@@ -274,8 +283,8 @@ impl RulePackDetector {
         }
         let reach = std::mem::take(&mut self.reach);
         let scratch = std::mem::take(&mut self.sparse_scratch);
-        let found =
-            fastpath::scan_sparse(text, &mut self.quotes, &reach, scratch).and_then(|fields| {
+        let found = fastpath::scan_sparse(text, &mut self.quotes, indexed, &reach, scratch)
+            .and_then(|fields| {
                 self.mark_candidates(&fields);
                 let mut matching = std::mem::take(&mut self.matching);
                 matching.clear();
@@ -369,8 +378,17 @@ impl RulePackDetector {
 
     /// One record given as bytes, which need not be UTF-8.
     pub fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<String>, LineError> {
+        self.process_line(bytes, None)
+    }
+
+    /// [`RulePackDetector::process_bytes`]; `indexed`: the quote index holds `bytes`'s.
+    fn process_line(
+        &mut self,
+        bytes: &[u8],
+        indexed: Option<Indexed<'_>>,
+    ) -> Result<Vec<String>, LineError> {
         // An ASCII record is UTF-8: the fast path (whose survey tells) needs no other check.
-        if let Some(outcome) = self.decided_quietly(bytes, true) {
+        if let Some(outcome) = self.decided_quietly(bytes, true, indexed) {
             self.stats.events += 1;
             self.fast_events += 1;
             return outcome.map_err(LineError::Event);
@@ -378,7 +396,8 @@ impl RulePackDetector {
         match crate::bytes::text(bytes) {
             Ok(text) => {
                 self.stats.events += 1;
-                self.process_full(text).map_err(LineError::Event)
+                // The fast path only read the index: it is still the text's.
+                self.process_full(text, indexed).map_err(LineError::Event)
             }
             Err(offset) => Err(LineError::NotUtf8(offset)),
         }
@@ -387,13 +406,40 @@ impl RulePackDetector {
     /// Newline-delimited events, as [`crate::Detector::process_ndjson`] reads them.
     pub fn process_ndjson(&mut self, buffer: &[u8]) -> Vec<LineOutcome> {
         let mut out = Vec::new();
-        for (line, text) in events_of(buffer) {
-            match self.process_bytes(text) {
+        self.each_line(buffer, |detector, line, text, indexed| {
+            match detector.process_line(text, indexed) {
                 Ok(alerts) if alerts.is_empty() => {}
                 outcome => out.push(LineOutcome { line, outcome }),
             }
-        }
+        });
         out
+    }
+
+    /// Each trimmed, non-blank line of an NDJSON buffer with its 0-based index, as the built-in
+    /// rule reads them. A line that is a record as written (from `{` to `}`, no control byte)
+    /// comes with its quotes indexed by the pass that found where it ends
+    /// ([`fastpath::index_line`]): the quote index holds them when `each` is called.
+    fn each_line<'b>(
+        &mut self,
+        buffer: &'b [u8],
+        mut each: impl FnMut(&mut Self, u32, &'b [u8], Option<Indexed<'b>>),
+    ) {
+        let mut start = 0;
+        let mut line = 0_u32;
+        while let Some(rest) = buffer.get(start..) {
+            let (end, indexed) = fastpath::index_line(rest, &mut self.quotes);
+            let text = rest.get(..end).unwrap_or_default();
+            let as_written = matches!((text.first(), text.last()), (Some(b'{'), Some(b'}')));
+            let (text, indexed) = match indexed {
+                Some(indexed) if as_written => (text, Some(indexed)),
+                _ => (text.trim_ascii(), None),
+            };
+            if !text.is_empty() {
+                each(self, line, text, indexed);
+            }
+            start += end + 1;
+            line = line.saturating_add(1);
+        }
     }
 
     /// The fast path for a plain raw CloudTrail record (see [`crate::fastpath`]): the rules'
@@ -409,8 +455,9 @@ impl RulePackDetector {
         &mut self,
         text: &[u8],
         ascii_only: bool,
+        indexed: Option<Indexed<'_>>,
     ) -> Option<Result<Vec<String>, EventError>> {
-        let outcome = match self.fast_terms(text, ascii_only) {
+        let outcome = match self.fast_terms(text, ascii_only, indexed) {
             FastFound::Undecided => None,
             FastFound::NoMatch => Some(Ok(Vec::new())),
             FastFound::Matched(time) => self.observe_if_known(time).then(|| Ok(Vec::new())),
@@ -431,13 +478,23 @@ impl RulePackDetector {
     /// What the fast path finds in a record without consulting the histories: no rule matches, or
     /// some do and their terms are in `term_ends` and `term_bytes`, or only the full path can tell.
     /// Exactly what the full path's [`RulePackDetector::observed`] would find when it answers.
-    fn fast_terms(&mut self, text: &[u8], ascii_only: bool) -> FastFound {
+    /// `indexed`: the quote index holds `text`'s.
+    fn fast_terms(
+        &mut self,
+        text: &[u8],
+        ascii_only: bool,
+        indexed: Option<Indexed<'_>>,
+    ) -> FastFound {
         self.dispatched = None;
         if !cloudtrail::may_be_raw(text) {
             // What the scan would find: not raw, so not the fast path's.
             return FastFound::Undecided;
         }
-        let Some(fields) = fastpath::scan_bytes(text, &mut self.quotes, ascii_only) else {
+        let fields = match indexed {
+            Some(indexed) => fastpath::scan_indexed(text, &self.quotes, indexed, ascii_only),
+            None => fastpath::scan_bytes(text, &mut self.quotes, ascii_only),
+        };
+        let Some(fields) = fields else {
             return FastFound::Undecided;
         };
         if !fields.raw {
@@ -824,20 +881,6 @@ impl RulePackDetector {
         self.notices.clone_from(&notices);
         Ok(notices)
     }
-}
-
-/// The trimmed, non-blank lines of an NDJSON buffer with their 0-based indices, as the built-in
-/// rule reads them; line ends found with memchr (vectors), not byte by byte.
-fn events_of(buffer: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
-    let mut start = 0;
-    memchr::memchr_iter(b'\n', buffer)
-        .chain(std::iter::once(buffer.len()))
-        .enumerate()
-        .filter_map(move |(line, end)| {
-            let text = buffer.get(start..end).unwrap_or_default().trim_ascii();
-            start = end + 1;
-            (!text.is_empty()).then(|| (u32::try_from(line).unwrap_or(u32::MAX), text))
-        })
 }
 
 /// The rule id and a digest of what decides its terms (version, query as written, filters, term

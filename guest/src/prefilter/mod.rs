@@ -230,6 +230,12 @@ impl OddLanes {
         self.high = self.high.or(here);
     }
 
+    /// Whether a vector taken in held a control byte.
+    #[inline(always)]
+    pub(crate) fn control(&self) -> bool {
+        self.controls.any()
+    }
+
     /// What the vectors taken in, followed by `rest`, hold.
     pub(crate) fn finish(self, rest: &[u8]) -> Oddities {
         Oddities {

@@ -8,13 +8,14 @@
 //! A pack's term travels between the stages as the rule's place in the pack (4 bytes,
 //! little-endian) followed by the term's key in that rule's history.
 
-use super::{FastFound, Observed, RulePackDetector, events_of};
+use super::{FastFound, Observed, RulePackDetector};
 use crate::alert::{AlertSource, rule_file_alert};
 use crate::detector::full::with_ecs;
 use crate::detector::stages::decide_lines;
 use crate::detector::{
     EventError, ExtractedLine, Extraction, FreshTerms, LineError, Observation, Terms,
 };
+use crate::fastpath::Indexed;
 use crate::fields::Fields;
 use crate::history::TermKey;
 
@@ -45,21 +46,23 @@ impl RulePackDetector {
     /// would add. No history is consulted.
     pub fn extract_ndjson(&mut self, buffer: &[u8]) -> Extraction {
         let mut extraction = Extraction::default();
-        for (line, text) in events_of(buffer) {
-            if let Some(outcome) = self.extract_line(text, &mut extraction) {
+        self.each_line(buffer, |detector, line, text, indexed| {
+            if let Some(outcome) = detector.extract_line(text, indexed, &mut extraction) {
                 extraction.lines.push(ExtractedLine { line, outcome });
             }
-        }
+        });
         extraction
     }
 
     /// One trimmed, non-blank line: what it observes, if anything, or why it is refused.
+    /// `indexed`: the quote index holds `bytes`'s.
     fn extract_line(
         &mut self,
         bytes: &[u8],
+        indexed: Option<Indexed<'_>>,
         extraction: &mut Extraction,
     ) -> Option<Result<Observation, LineError>> {
-        match self.fast_terms(bytes, true) {
+        match self.fast_terms(bytes, true, indexed) {
             FastFound::Undecided => {}
             FastFound::NoMatch => {
                 extraction.events += 1;
@@ -91,7 +94,7 @@ impl RulePackDetector {
         if self.nothing_dispatched() {
             return None;
         }
-        let sparse = self.with_sparse(text, |detector, fields, matching| {
+        let sparse = self.with_sparse(text, indexed, |detector, fields, matching| {
             Some(detector.extract_document(fields, matching, extraction))
         });
         let observed = match sparse {
