@@ -2,7 +2,10 @@
 //!
 //! On WebAssembly, LLVM does not expand a comparison of slices into loads as it does natively: `==`
 //! calls compiler-builtins' `memcmp`, a loop of one byte per step. The rule compares short strings
-//! (query values, history terms) on every event, so those comparisons go through [`equal`].
+//! (query values, history terms) on every event, so those comparisons go through [`equal`]; and
+//! finds short byte strings in short values ([`find`]).
+
+use crate::lanes::{Lanes, WIDTH};
 
 /// Whether `a` and `b` hold the same bytes: eight at a time, the last word overlapping the ones
 /// before it rather than a loop over the few bytes left. A `const fn`, so that tables checked at
@@ -50,6 +53,76 @@ pub const fn equal(a: &[u8], b: &[u8]) -> bool {
         ([x0, x1, x2], [y0, y1, y2]) => *x0 == *y0 && *x1 == *y1 && *x2 == *y2,
         _ => false,
     }
+}
+
+/// Where `needle` first starts in `haystack`: sixteen places a step, a place a candidate only when
+/// both the needle's first and its last byte stand there. For the short values a query's wildcard
+/// tests (`*S3 Browser*` on a user agent): memchr's `memmem` cost ~430 instructions a search in the
+/// sandbox. A loop of few values, the candidates checked out of it: in a larger function the
+/// sandbox's compiler kept the loop's values on the stack.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (Some(&first), Some(&last)) = (needle.first(), needle.last()) else {
+        return Some(0);
+    };
+    let span = needle.len() - 1;
+    // The needle may start at `0..places`.
+    let places = haystack.len().checked_sub(span)?;
+    let Some(last_block) = places.checked_sub(WIDTH) else {
+        return find_short(haystack, needle, places);
+    };
+    let (first, last) = (Lanes::splat(first), Lanes::splat(last));
+    let mut at = 0;
+    loop {
+        // The last block overlaps the one before it rather than reaching past the end.
+        let here = at.min(last_block);
+        let (Some(starts), Some(ends)) = (
+            haystack.get(here..).and_then(<[u8]>::first_chunk::<WIDTH>),
+            haystack
+                .get(here + span..)
+                .and_then(<[u8]>::first_chunk::<WIDTH>),
+        ) else {
+            return None;
+        };
+        let candidates = Lanes::load(starts)
+            .eq(first)
+            .and(Lanes::load(ends).eq(last))
+            .bitmask();
+        if candidates != 0
+            && let Some(found) = first_of(haystack, needle, here, candidates)
+        {
+            return Some(found);
+        }
+        if here == last_block {
+            return None;
+        }
+        at += WIDTH;
+    }
+}
+
+/// The first of `candidates` (bits, from place `here` on) where `needle` starts.
+#[inline(never)]
+fn first_of(haystack: &[u8], needle: &[u8], here: usize, mut candidates: u16) -> Option<usize> {
+    while candidates != 0 {
+        let place = here + candidates.trailing_zeros() as usize;
+        if haystack
+            .get(place..place + needle.len())
+            .is_some_and(|found| equal(found, needle))
+        {
+            return Some(place);
+        }
+        candidates &= candidates - 1;
+    }
+    None
+}
+
+/// [`find`] when `haystack` has fewer places than a vector has lanes.
+#[inline(never)]
+fn find_short(haystack: &[u8], needle: &[u8], places: usize) -> Option<usize> {
+    (0..places).find(|&place| {
+        haystack
+            .get(place..place + needle.len())
+            .is_some_and(|found| equal(found, needle))
+    })
 }
 
 /// `bytes` as text, or the offset of the first byte that is not UTF-8. Checked a vector at a time
@@ -100,6 +173,49 @@ mod tests {
                     changed[at] ^= 1;
                     assert!(!equal(a, &changed));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn finds_what_a_naive_search_finds() {
+        fn naive(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+            (0..=haystack.len().checked_sub(needle.len())?)
+                .find(|&at| haystack[at..].starts_with(needle))
+        }
+        // Every haystack length up to three vectors, the needle at every place, a near miss
+        // (its first and last bytes only) before it; zero bytes in needles and haystacks.
+        for length in 0..50 {
+            for needle in [
+                &b"ab"[..],
+                b"a",
+                b"aXb",
+                b"abcdefghijklmnopqrs",
+                b"\0a",
+                b"a\0",
+            ] {
+                for at in 0..length {
+                    let mut haystack = vec![b'.'; length];
+                    for (offset, &byte) in needle.iter().enumerate() {
+                        if let Some(place) = haystack.get_mut(at + offset) {
+                            *place = byte;
+                        }
+                    }
+                    if at >= needle.len() && needle.len() > 2 {
+                        haystack[at - needle.len()] = needle[0];
+                        haystack[at - 1] = needle[needle.len() - 1];
+                    }
+                    assert_eq!(
+                        find(&haystack, needle),
+                        naive(&haystack, needle),
+                        "{haystack:?} {needle:?}"
+                    );
+                }
+                assert_eq!(
+                    find(&vec![0; length], needle),
+                    naive(&vec![0; length], needle)
+                );
+                assert_eq!(find(&vec![b'a'; length], b""), Some(0));
             }
         }
     }

@@ -1,6 +1,8 @@
 //! Wildcard patterns compiled once: KQL's (only `*` is special, every other character, `?` included,
 //! matches itself) and Elasticsearch `wildcard` queries' (`*`, `?` for one character, `\` escapes).
 
+use crate::bytes;
+
 /// One element of a compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Token {
@@ -20,38 +22,8 @@ pub struct Pattern {
     /// For a case-sensitive pattern of characters and `*` only: its literal runs between the
     /// stars, matched on the value's bytes without decoding it (the same answer: a run of UTF-8
     /// found in UTF-8 text starts and ends on character boundaries).
-    runs: Option<Vec<Run>>,
+    runs: Option<Vec<String>>,
 }
-
-/// A literal run of a pattern, with its searcher built once (building one per search cost more
-/// than the search on short values).
-#[derive(Debug, Clone)]
-struct Run {
-    text: String,
-    finder: memchr::memmem::Finder<'static>,
-}
-
-impl Run {
-    fn new(text: String) -> Self {
-        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
-        Self { text, finder }
-    }
-}
-
-/// A run is its text: the searcher follows from it.
-impl PartialEq for Run {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
-    }
-}
-
-impl std::hash::Hash for Run {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
-    }
-}
-
-impl Eq for Run {}
 
 impl Pattern {
     /// A pattern from its tokens; with `case_insensitive`, characters compare by [`fold`].
@@ -71,14 +43,12 @@ impl Pattern {
             tokens
                 .split(|token| *token == Token::Any)
                 .map(|run| {
-                    Run::new(
-                        run.iter()
-                            .filter_map(|token| match token {
-                                Token::Char(c) => Some(*c),
-                                Token::One | Token::Any => None,
-                            })
-                            .collect(),
-                    )
+                    run.iter()
+                        .filter_map(|token| match token {
+                            Token::Char(c) => Some(*c),
+                            Token::One | Token::Any => None,
+                        })
+                        .collect()
                 })
                 .collect()
         });
@@ -166,27 +136,23 @@ impl Pattern {
 
 /// Whether `value` is the runs with anything between them: the first a prefix, the last a suffix,
 /// the others found in order, each leftmost (which finds a match whenever there is one).
-fn matches_runs(runs: &[Run], value: &str) -> bool {
+fn matches_runs(runs: &[String], value: &str) -> bool {
     let (Some((first, rest)), Some(last)) = (runs.split_first(), runs.last()) else {
         return value.is_empty();
     };
     if runs.len() == 1 {
-        return value == first.text;
+        return value == first;
     }
-    let (value, first, last) = (
-        value.as_bytes(),
-        first.text.as_bytes(),
-        last.text.as_bytes(),
-    );
+    let (value, first, last) = (value.as_bytes(), first.as_bytes(), last.as_bytes());
     // `bytes::equal`, not `starts_with`: the runs are short, most are empty (`*text*`), and a
     // `memcmp` call for each was a tenth of a rule pack's time.
     let Some(mut middle) = value
         .get(..first.len())
-        .filter(|prefix| crate::bytes::equal(prefix, first))
+        .filter(|prefix| bytes::equal(prefix, first))
         .and_then(|_| value.get(first.len()..))
         .and_then(|after| {
             let split = after.len().checked_sub(last.len())?;
-            crate::bytes::equal(after.get(split..)?, last).then(|| after.get(..split))?
+            bytes::equal(after.get(split..)?, last).then(|| after.get(..split))?
         })
     else {
         return false;
@@ -194,11 +160,11 @@ fn matches_runs(runs: &[Run], value: &str) -> bool {
     // `*text*`, the usual pattern, without a loop: in the sandbox each loop entered costs a check
     // of its deadline.
     if let [_, run, _] = runs {
-        return run.finder.find(middle).is_some();
+        return bytes::find(middle, run.as_bytes()).is_some();
     }
     for run in rest.iter().take(rest.len().saturating_sub(1)) {
-        match run.finder.find(middle) {
-            Some(at) => middle = middle.get(at + run.text.len()..).unwrap_or_default(),
+        match bytes::find(middle, run.as_bytes()) {
+            Some(at) => middle = middle.get(at + run.len()..).unwrap_or_default(),
             None => return false,
         }
     }
