@@ -1674,18 +1674,19 @@ mod tests {
     }
 
     /// A line indexed in the pass that finds its end is indexed as the same bytes alone are, and
-    /// ends where the next `\n` is; a line with another control byte is not indexed. Lines of
-    /// every length around the block and vector widths, followed by another line, with an odd
-    /// byte at every place of the line and of the next.
+    /// ends where the next `\n` is, or with the buffer; a line with another control byte is not
+    /// indexed. Lines of every length around the block and vector widths, followed by another
+    /// line or by nothing, with an odd byte at every place of the line and of the next.
     #[test]
     fn lines_are_indexed_as_records_are() {
         let (mut by_line, mut alone) = (QuoteIndex::default(), QuoteIndex::default());
-        for length in 0..150 {
+        let next_lines = [&b"\n{\"b\\\"\": \"\xC3\xA9\"}\n"[..], b""];
+        for (length, next) in (0..150).flat_map(|length| next_lines.map(|next| (length, next))) {
             let plain: Vec<u8> = (0..length).map(|at| b"{\"a\": 1}, "[at % 10]).collect();
-            for at in 0..length + 20 {
+            for at in 0..length + next.len() {
                 for odd in [b'\n', b'\r', b'\t', 0x1F, 0x80, 0xC3, b'\\', b'"', b'n'] {
                     let mut buffer = plain.clone();
-                    buffer.extend_from_slice(b"\n{\"b\\\"\": \"\xC3\xA9\"}\n");
+                    buffer.extend_from_slice(next);
                     if let Some(byte) = buffer.get_mut(at) {
                         *byte = odd;
                     }
