@@ -104,10 +104,7 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn first_of(haystack: &[u8], needle: &[u8], here: usize, mut candidates: u16) -> Option<usize> {
     while candidates != 0 {
         let place = here + candidates.trailing_zeros() as usize;
-        if haystack
-            .get(place..place + needle.len())
-            .is_some_and(|found| equal(found, needle))
-        {
+        if starts_at(haystack, needle, place) {
             return Some(place);
         }
         candidates &= candidates - 1;
@@ -115,14 +112,19 @@ fn first_of(haystack: &[u8], needle: &[u8], here: usize, mut candidates: u16) ->
     None
 }
 
-/// [`find`] when `haystack` has fewer places than a vector has lanes.
+/// [`find`] when `haystack` has fewer places than a vector has lanes: one at a time. Out of
+/// line, as [`first_of`], so that `find`'s loop keeps its values in registers.
 #[inline(never)]
 fn find_short(haystack: &[u8], needle: &[u8], places: usize) -> Option<usize> {
-    (0..places).find(|&place| {
-        haystack
-            .get(place..place + needle.len())
-            .is_some_and(|found| equal(found, needle))
-    })
+    (0..places).find(|&place| starts_at(haystack, needle, place))
+}
+
+/// Whether `needle` starts at `place` in `haystack`.
+#[inline(always)]
+fn starts_at(haystack: &[u8], needle: &[u8], place: usize) -> bool {
+    haystack
+        .get(place..place + needle.len())
+        .is_some_and(|found| equal(found, needle))
 }
 
 /// `bytes` as text, or the offset of the first byte that is not UTF-8. Checked a vector at a time

@@ -715,14 +715,7 @@ impl QuoteIndex {
     fn build(&mut self, bytes: &[u8]) -> Oddities {
         let quote = Lanes::splat(b'"');
         let mut odd = OddLanes::default();
-        let mut mask = |block: &[u8; 64]| {
-            let (vectors, _) = block.as_chunks::<WIDTH>();
-            vectors.iter().enumerate().fold(0, |word, (at, vector)| {
-                let here = Lanes::load(vector);
-                odd.add(here);
-                word | u64::from(here.eq(quote).bitmask()) << (at * WIDTH)
-            })
-        };
+        let mut mask = |block: &[u8; 64]| quote_word(block, quote, &mut odd);
         let (blocks, rest) = bytes.as_chunks::<64>();
         // A word per block, written in place: a push per block checked the capacity, whose
         // call to grow made the block's vectors go through the stack.
@@ -761,12 +754,7 @@ impl QuoteIndex {
             let words = self.words.get_mut(whole..).unwrap_or_default();
             for (word, block) in words.iter_mut().zip(group) {
                 let before = odd;
-                let (vectors, _) = block.as_chunks::<WIDTH>();
-                let quotes = vectors.iter().enumerate().fold(0, |word, (at, vector)| {
-                    let here = Lanes::load(vector);
-                    odd.add(here);
-                    word | u64::from(here.eq(quote).bitmask()) << (at * WIDTH)
-                });
+                let quotes = quote_word(block, quote, &mut odd);
                 if odd.control() {
                     // The line ends in this block, or holds a control byte in it.
                     odd = before;
@@ -879,21 +867,35 @@ impl QuoteIndex {
     }
 }
 
-/// Where the bytes of `block` are quotes, control bytes, backslashes and bytes above 0x7F: a bit
-/// each, byte `i` in bit `i`.
+/// Where the quotes of `block` are, a bit a byte (byte `i` in bit `i`); its bytes are taken into
+/// `odd`. The step of [`QuoteIndex::build`] and [`QuoteIndex::build_line`].
+#[inline(always)]
+fn quote_word(block: &[u8; 64], quote: Lanes, odd: &mut OddLanes) -> u64 {
+    let (vectors, _) = block.as_chunks::<WIDTH>();
+    vectors.iter().enumerate().fold(0, |word, (at, vector)| {
+        let here = Lanes::load(vector);
+        odd.add(here);
+        word | u64::from(here.eq(quote).bitmask()) << (at * WIDTH)
+    })
+}
+
+/// Where the bytes of `block` are quotes, control bytes, backslashes and bytes above 0x7F
+/// ([`OddLanes::odd`]): a bit each, byte `i` in bit `i`.
 fn last_block_masks(block: &[u8; 64]) -> [u64; 4] {
-    let [quote, backslash, above_controls, zero] = [b'"', b'\\', 0xE0, 0].map(Lanes::splat);
+    let quote = Lanes::splat(b'"');
+    let odd = OddLanes::default();
     let (vectors, _) = block.as_chunks::<WIDTH>();
     vectors.iter().enumerate().fold(
         [0; 4],
         |[quotes, controls, backslashes, highs], (at, vector)| {
             let here = Lanes::load(vector);
             let bits = |lanes: Lanes| u64::from(lanes.bitmask()) << (at * WIDTH);
+            let [control, backslash, high] = odd.odd(here);
             [
                 quotes | bits(here.eq(quote)),
-                controls | bits(here.and(above_controls).eq(zero)),
-                backslashes | bits(here.eq(backslash)),
-                highs | bits(here),
+                controls | bits(control),
+                backslashes | bits(backslash),
+                highs | bits(high),
             ]
         },
     )

@@ -224,10 +224,21 @@ impl OddLanes {
     /// Takes in one vector of the text.
     #[inline(always)]
     pub(crate) fn add(&mut self, here: Lanes) {
-        let control = here.and(self.above_controls).eq(self.zero);
+        let [control, backslash, high] = self.odd(here);
         self.controls = self.controls.or(control);
-        self.backslashes = self.backslashes.or(here.eq(self.backslash));
-        self.high = self.high.or(here);
+        self.backslashes = self.backslashes.or(backslash);
+        self.high = self.high.or(high);
+    }
+
+    /// The lanes of `here` that hold a control byte, a backslash, and a byte above 0x7F (its top
+    /// bit set, as [`Lanes::bitmask`] reads it).
+    #[inline(always)]
+    pub(crate) fn odd(&self, here: Lanes) -> [Lanes; 3] {
+        [
+            here.and(self.above_controls).eq(self.zero),
+            here.eq(self.backslash),
+            here,
+        ]
     }
 
     /// Whether a vector taken in held a control byte.
