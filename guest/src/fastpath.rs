@@ -356,16 +356,23 @@ pub fn index_line<'b>(buffer: &'b [u8], quotes: &mut QuoteIndex) -> (usize, Opti
         return (memchr::memchr(b'\n', buffer).unwrap_or(buffer.len()), None);
     };
     let line = buffer.get(..end).unwrap_or_default();
-    let text = (!odd.high).then(|| {
-        debug_assert!(line.is_ascii());
-        // SAFETY: the pass found no byte above 0x7F in the line (`lines_are_indexed_as_records_are`
-        // holds it to `is_ascii`), and ASCII is valid UTF-8.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::str::from_utf8_unchecked(line)
-        }
-    });
-    (end, indexed(line, odd, text, quotes))
+    (end, indexed(line, odd, ascii_text(line, odd), quotes))
+}
+
+/// `bytes` as text when the index's pass over them (`odd`) found no byte above 0x7F: ASCII is
+/// UTF-8, so that pass is the record's UTF-8 check, where another pass over it cost ~3 % of a
+/// pack's time in WebAssembly.
+#[inline(always)]
+fn ascii_text(bytes: &[u8], odd: Oddities) -> Option<&str> {
+    if odd.high {
+        return None;
+    }
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: the pass found no byte above 0x7F (`build_text_is_the_ascii_check` and
+    // `lines_are_indexed_as_records_are` hold both passes to `is_ascii`), and ASCII is valid UTF-8.
+    #[allow(unsafe_code)]
+    let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+    Some(text)
 }
 
 /// What [`index`] and [`index_line`] tell of a record once its quotes are indexed.
@@ -788,20 +795,10 @@ impl QuoteIndex {
         Some((whole * 64 + line, found))
     }
 
-    /// [`QuoteIndex::build`], and `bytes` as text when that pass found no byte above 0x7F: ASCII
-    /// is UTF-8, so the index's pass is the record's UTF-8 check, where another pass over it cost
-    /// ~3 % of a pack's time in WebAssembly.
+    /// [`QuoteIndex::build`], and `bytes` as text when that pass found them ASCII ([`ascii_text`]).
     fn build_text<'b>(&mut self, bytes: &'b [u8]) -> (Oddities, Option<&'b str>) {
         let odd = self.build(bytes);
-        if odd.high {
-            return (odd, None);
-        }
-        debug_assert!(bytes.is_ascii());
-        // SAFETY: the pass found no byte above 0x7F (`build_text_is_the_ascii_check` holds it to
-        // `is_ascii`), and ASCII is valid UTF-8.
-        #[allow(unsafe_code)]
-        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-        (odd, Some(text))
+        (odd, ascii_text(bytes, odd))
     }
 
     /// Validates every escape of `bytes` as the parser does, reading them from the start as a
