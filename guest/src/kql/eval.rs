@@ -159,6 +159,8 @@ enum Test {
     Pattern(Pattern),
     Ip(Block),
     Range(Bound, RangeOp),
+    /// Any of these (an `or`'s tests of one field).
+    AnyOf(Vec<Test>),
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +225,8 @@ pub struct Document<'a> {
     /// evaluated it, as `generation << ANSWER_BITS | answer`; kept from one document to the next as
     /// `stamps`.
     memo: Vec<u32>,
+    /// Answers of the costlier tests on recent values, kept from one document to the next.
+    recent: Recent,
 }
 
 /// The space a [`Document`] read from fields takes, kept from one document to the next so that
@@ -233,6 +237,87 @@ pub struct EvalScratch {
     stamps: Vec<(u32, u32)>,
     generation: u32,
     memo: Vec<u32>,
+    recent: Recent,
+}
+
+/// How many answers [`Recent`] keeps, at most (a power of two), and the longest value it keeps one
+/// for: at most 96 KiB a document's space.
+const RECENT_ANSWERS: usize = 256;
+const RECENT_VALUE_BYTES: usize = 384;
+
+/// Answers of the costlier tests (searches, addresses, caseless values, value lists holding one of
+/// those) on the values they were last asked about, by test and value: the user agents, ARNs and
+/// addresses of a log repeat, and finding an answer costs less than a search through the value.
+/// One answer per place, placed by a hash of test and value: a value that lands on another's
+/// place replaces it, so the space is bounded and a hostile stream only makes every value a miss.
+#[derive(Default)]
+struct Recent {
+    /// [`RECENT_ANSWERS`] of them once one is kept.
+    answers: Vec<RecentAnswer>,
+}
+
+/// A test's answer on a value.
+struct RecentAnswer {
+    test: usize,
+    value: Vec<u8>,
+    answer: bool,
+}
+
+impl Recent {
+    /// Test `id` (`test`) on the one value `value`.
+    fn answer(&mut self, id: usize, test: &Test, value: &str) -> bool {
+        if value.len() > RECENT_VALUE_BYTES {
+            return test.holds_on(value);
+        }
+        if self.answers.is_empty() {
+            self.answers.resize_with(RECENT_ANSWERS, || RecentAnswer {
+                test: usize::MAX,
+                value: Vec::new(),
+                answer: false,
+            });
+        }
+        let place = recent_place(id, value.as_bytes());
+        let Some(recent) = self.answers.get_mut(place) else {
+            return test.holds_on(value);
+        };
+        if recent.test == id && bytes::equal(&recent.value, value.as_bytes()) {
+            return recent.answer;
+        }
+        let answer = test.holds_on(value);
+        recent.test = id;
+        recent.answer = answer;
+        recent.value.clear();
+        recent.value.extend_from_slice(value.as_bytes());
+        answer
+    }
+}
+
+/// The place of test `id`'s answer on `value` in [`Recent`]: a multiplicative hash of the value's
+/// length and of three of its 8-byte words (first, middle, last), not of every byte, since the
+/// value is compared in full anyway (and no defence against chosen collisions is needed: they only
+/// cost misses).
+fn recent_place(id: usize, value: &[u8]) -> usize {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+    let word = |at: usize| {
+        let mut word = [0_u8; 8];
+        for (byte, &from) in word.iter_mut().zip(value.get(at..).unwrap_or_default()) {
+            *byte = from;
+        }
+        u64::from_le_bytes(word)
+    };
+    let (first, middle, last) = match (value.first_chunk::<8>(), value.last_chunk::<8>()) {
+        (Some(first), Some(last)) => (
+            u64::from_le_bytes(*first),
+            word(value.len() / 2 - 4),
+            u64::from_le_bytes(*last),
+        ),
+        _ => (word(0), 0, 0),
+    };
+    let mut hash = (id as u64) << 32 | value.len() as u64;
+    for word in [first, middle, last] {
+        hash = (hash.rotate_left(23) ^ word).wrapping_mul(MULTIPLIER);
+    }
+    (hash >> 56) as usize % RECENT_ANSWERS
 }
 
 /// A field's values once read: most fields have one, kept without a vector.
@@ -295,6 +380,7 @@ impl<'a> Document<'a> {
             generation: 1,
             undecided: false,
             memo: vec![0; table.tests.len()],
+            recent: Recent::default(),
         }
     }
 
@@ -331,6 +417,7 @@ impl<'a> Document<'a> {
             mut stamps,
             generation,
             mut memo,
+            recent,
         } = scratch;
         let generation = match generation.checked_add(1) {
             Some(next)
@@ -358,6 +445,7 @@ impl<'a> Document<'a> {
             generation,
             undecided: false,
             memo,
+            recent,
         }
     }
 
@@ -368,6 +456,7 @@ impl<'a> Document<'a> {
             stamps: self.stamps,
             generation: self.generation,
             memo: self.memo,
+            recent: self.recent,
         }
     }
 
@@ -515,7 +604,8 @@ impl Compiled {
                     // A raw record's field has at most one value: tested as it is read, without
                     // keeping it.
                     Source::Slots(read) => read(*slot).map(|value| match value {
-                        Some(value) => test.holds(&[Cow::Borrowed(value)]),
+                        Some(value) if test.is_costly() => document.recent.answer(id, test, value),
+                        Some(value) => test.holds_on(value),
                         None => test.holds(&[]),
                     }),
                     _ => document.values(*slot).map(|values| test.holds(values)),
@@ -606,20 +696,35 @@ fn push_objects(value: &Json, out: &mut Vec<Json>) {
 }
 
 impl Test {
+    /// Whether an answer costs more than finding it in [`Recent`]: a search through the value (a
+    /// pattern that is not an equality, a prefix or a suffix), an address to parse, a value to fold.
+    fn is_costly(&self) -> bool {
+        match self {
+            Test::Pattern(pattern) => pattern.searches(),
+            Test::EqualsCaseless(_) | Test::Ip(_) => true,
+            Test::AnyOf(tests) => tests.iter().any(Test::is_costly),
+            Test::Exists | Test::Equals(_) | Test::Range(..) => false,
+        }
+    }
+
+    /// Whether some value of the field's `values` passes.
     fn holds(&self, values: &[Cow<'_, str>]) -> bool {
         match self {
             Test::Exists => !values.is_empty(),
-            Test::Equals(wanted) => values
-                .iter()
-                .any(|value| bytes::equal(value.as_bytes(), wanted.as_bytes())),
-            Test::EqualsCaseless(wanted) => {
-                values.iter().any(|value| pattern::fold(value) == *wanted)
-            }
-            Test::Pattern(pattern) => values.iter().any(|value| pattern.matches(value)),
-            Test::Ip(block) => values
-                .iter()
-                .any(|value| ip::parse(value).is_some_and(|address| block.contains(address))),
-            Test::Range(bound, op) => values.iter().any(|value| in_range(bound, *op, value)),
+            _ => values.iter().any(|value| self.holds_on(value)),
+        }
+    }
+
+    /// Whether `value` passes (a field's values: any one that does).
+    fn holds_on(&self, value: &str) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::Equals(wanted) => bytes::equal(value.as_bytes(), wanted.as_bytes()),
+            Test::EqualsCaseless(wanted) => pattern::fold(value) == *wanted,
+            Test::Pattern(pattern) => pattern.matches(value),
+            Test::Ip(block) => ip::parse(value).is_some_and(|address| block.contains(address)),
+            Test::Range(bound, op) => in_range(bound, *op, value),
+            Test::AnyOf(tests) => tests.iter().any(|test| test.holds_on(value)),
         }
     }
 }
@@ -676,12 +781,7 @@ fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError>
             parts.sort_by_key(|part| likely_true(part, fields));
             Node::And(parts)
         }
-        Query::Or(parts) => Node::Or(
-            parts
-                .iter()
-                .map(|part| compile(part, fields))
-                .collect::<Result<_, _>>()?,
-        ),
+        Query::Or(parts) => compile_or(parts, fields)?,
         Query::Not(part) => Node::Not(Box::new(compile(part, fields)?)),
         Query::Nested { path, query } => {
             let path = plain_field(path)?;
@@ -691,30 +791,7 @@ fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError>
             }
         }
         Query::Is { field, value } => {
-            let Some(field) = field else {
-                return Err(CompileError::BareValue(value_text(value)));
-            };
-            let name = plain_field(field)?;
-            let (base, caseless) = match name.strip_suffix(CASELESS) {
-                Some(base) => (base, true),
-                None => (name, false),
-            };
-            let test = match value {
-                Value::Null => return Err(CompileError::NullValue(name.to_owned())),
-                _ if value.is_exists() => Test::Exists,
-                Value::Literal { text, .. } if is_ip_field(base) => {
-                    Test::Ip(Block::parse(text).ok_or_else(|| CompileError::InvalidIp {
-                        field: name.to_owned(),
-                        value: text.clone(),
-                    })?)
-                }
-                Value::Literal { text, .. } if caseless => {
-                    Test::EqualsCaseless(pattern::fold(text))
-                }
-                Value::Literal { text, .. } => Test::Equals(text.clone()),
-                Value::Wildcard(parts) => Test::Pattern(kql_pattern(parts, caseless)),
-            };
-            let slot = fields.slot(base);
+            let (slot, test) = leaf_test(field.as_ref(), value, fields)?;
             fields.test(slot, test)
         }
         Query::Range { field, op, value } => {
@@ -743,6 +820,83 @@ fn compile(query: &Query, fields: &mut FieldTable) -> Result<Node, CompileError>
     })
 }
 
+/// The test of `field: value` and the slot of the field it reads.
+fn leaf_test(
+    field: Option<&Field>,
+    value: &Value,
+    fields: &mut FieldTable,
+) -> Result<(usize, Test), CompileError> {
+    let Some(field) = field else {
+        return Err(CompileError::BareValue(value_text(value)));
+    };
+    let name = plain_field(field)?;
+    let (base, caseless) = match name.strip_suffix(CASELESS) {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    let test = match value {
+        Value::Null => return Err(CompileError::NullValue(name.to_owned())),
+        _ if value.is_exists() => Test::Exists,
+        Value::Literal { text, .. } if is_ip_field(base) => {
+            Test::Ip(Block::parse(text).ok_or_else(|| CompileError::InvalidIp {
+                field: name.to_owned(),
+                value: text.clone(),
+            })?)
+        }
+        Value::Literal { text, .. } if caseless => Test::EqualsCaseless(pattern::fold(text)),
+        Value::Literal { text, .. } => Test::Equals(text.clone()),
+        Value::Wildcard(parts) => Test::Pattern(kql_pattern(parts, caseless)),
+    };
+    Ok((fields.slot(base), test))
+}
+
+/// An `or`: its parts that test one field (`field: (a or b or c)`, a value list) become one
+/// test of that field, which reads the field once, and whose answer a document's repeated
+/// values recall ([`Recent`]).
+fn compile_or(parts: &[Query], fields: &mut FieldTable) -> Result<Node, CompileError> {
+    // An `or` within an `or` is one `or` (`a: (x or y) or a: z`).
+    fn flatten<'q>(parts: &'q [Query], out: &mut Vec<&'q Query>) {
+        for part in parts {
+            match part {
+                Query::Or(inner) => flatten(inner, out),
+                _ => out.push(part),
+            }
+        }
+    }
+    let mut flat = Vec::with_capacity(parts.len());
+    flatten(parts, &mut flat);
+    let mut nodes = Vec::with_capacity(flat.len());
+    // Per slot with a test so far: where its node is among `nodes`, and its tests.
+    let mut by_slot: Vec<(usize, usize, Vec<Test>)> = Vec::new();
+    for part in flat {
+        if let Query::Is { field, value } = part {
+            let (slot, test) = leaf_test(field.as_ref(), value, fields)?;
+            match by_slot.iter_mut().find(|(known, ..)| *known == slot) {
+                Some((_, _, tests)) => tests.push(test),
+                None => {
+                    by_slot.push((slot, nodes.len(), vec![test]));
+                    nodes.push(Node::True);
+                }
+            }
+        } else {
+            nodes.push(compile(part, fields)?);
+        }
+    }
+    for (slot, at, mut tests) in by_slot {
+        let test = match tests.len() {
+            1 => tests.pop().unwrap_or(Test::Exists),
+            _ => Test::AnyOf(tests),
+        };
+        if let Some(node) = nodes.get_mut(at) {
+            *node = fields.test(slot, test);
+        }
+    }
+    Ok(match <[Node; 1]>::try_from(nodes) {
+        Ok([node]) => node,
+        Err(nodes) => Node::Or(nodes),
+    })
+}
+
 /// How likely a part of an `and` is to hold, as far as its form tells, from 0 (a required value,
 /// which most events lack) up: an `or` (or an inner `and`), a required address or range (costlier
 /// to test), a field that must exist, a negation (most events lack what it excludes), then a value
@@ -757,7 +911,10 @@ fn likely_true(part: &Node, table: &FieldTable) -> u8 {
                     _ if super::pack::is_dispatch_key(name) => 5,
                     Test::Exists => 3,
                     Test::Ip(_) | Test::Range(..) => 2,
-                    Test::Equals(_) | Test::EqualsCaseless(_) | Test::Pattern(_) => 0,
+                    Test::Equals(_)
+                    | Test::EqualsCaseless(_)
+                    | Test::Pattern(_)
+                    | Test::AnyOf(_) => 0,
                 }
             }
             None => 0,
@@ -810,12 +967,18 @@ mod tests {
     use super::*;
     use crate::kql::parse::parse;
 
-    /// A query's answer on a document whose source tells `known` (field, value or `None` for no
-    /// value) and cannot tell any other field: `Some` when decided.
-    fn answer(query: &str, known: &[(&'static str, Option<&'static str>)]) -> Option<bool> {
+    /// `query` compiled against a table of its own, as a pack compiles each rule.
+    fn compiled_in_table(query: &str) -> (Compiled, FieldTable) {
         let mut table = FieldTable::default();
         let compiled =
             Compiled::new_in(&parse(query).expect("query"), &mut table).expect("compiles");
+        (compiled, table)
+    }
+
+    /// A query's answer on a document whose source tells `known` (field, value or `None` for no
+    /// value) and cannot tell any other field: `Some` when decided.
+    fn answer(query: &str, known: &[(&'static str, Option<&'static str>)]) -> Option<bool> {
+        let (compiled, table) = compiled_in_table(query);
         let read = |slot: usize| {
             let name = table.names().get(slot)?;
             known
@@ -858,9 +1021,7 @@ mod tests {
     fn an_and_reads_what_most_events_lack_first() {
         let query = "data_stream.dataset: aws.cloudtrail and source.ip: * \
                      and not user.name: root and user_agent.original: *Cyberduck*";
-        let mut table = FieldTable::default();
-        let compiled =
-            Compiled::new_in(&parse(query).expect("query"), &mut table).expect("compiles");
+        let (compiled, table) = compiled_in_table(query);
         let read_fields = std::cell::RefCell::new(Vec::new());
         let read = |slot: usize| {
             let name = table.names().get(slot)?;
@@ -876,5 +1037,83 @@ mod tests {
         assert!(!compiled.matches_in(&mut document));
         assert!(document.decided());
         assert_eq!(*read_fields.borrow(), ["user_agent.original"]);
+    }
+
+    /// An `or`'s tests of one field (a value list, or the same field written twice, `.caseless`
+    /// included) read the field once and answer as the tests one by one would.
+    #[test]
+    fn a_value_list_reads_its_field_once() {
+        let query = "a: (x or *y* or Z* or q) or b: w or a.caseless: mIxEd or a: 192*";
+        let (compiled, table) = compiled_in_table(query);
+        let (Node::Or(parts), [_, _]) = (&compiled.root, table.names()) else {
+            panic!("one or over two fields: {:?}", compiled.root);
+        };
+        assert_eq!(parts.len(), 2, "one test per field: {parts:?}");
+        let holds = |value: &str| {
+            ["x", "q"].contains(&value)
+                || value.contains('y')
+                || value.starts_with('Z')
+                || value.to_lowercase() == "mixed"
+                || value.starts_with("192")
+        };
+        for value in [
+            "x", "q", "ayb", "Zed", "zed", "MIXED", "mixed", "192.0", "w", "",
+        ] {
+            let known = [("a", Some(value)), ("b", None)];
+            let read = |slot: usize| {
+                let name = table.names().get(slot)?;
+                known
+                    .iter()
+                    .find(|(field, _)| field == name)
+                    .map(|(_, v)| *v)
+            };
+            let mut document = Document::from_slots(&read, &table, EvalScratch::default());
+            assert_eq!(
+                compiled.matches_in(&mut document),
+                holds(value),
+                "{value:?}"
+            );
+        }
+    }
+
+    /// Answers recalled for repeated values are the answers: over more values than [`Recent`]
+    /// keeps (so that places are taken over), values longer than it keeps, and two tests whose
+    /// values are the same, each answer is the test's own.
+    #[test]
+    fn recalled_answers_are_the_tests_answers() {
+        let query = "a: *needle* or b: (*k9* or *x*)";
+        let (compiled, table) = compiled_in_table(query);
+        let mut values: Vec<String> = (0..RECENT_ANSWERS * 3)
+            .map(|n| match n % 5 {
+                0 => format!("agent {n} with a needle in it"),
+                1 => format!("k{n}"),
+                2 => "x".repeat(n),
+                _ => format!("agent/{n}.{}", n * 7919),
+            })
+            .collect();
+        values.push(format!("{}needle", "n".repeat(RECENT_VALUE_BYTES)));
+        values.push("n".repeat(RECENT_VALUE_BYTES + 1));
+        let mut scratch = EvalScratch::default();
+        for round in 0..3 {
+            for (index, value) in values.iter().enumerate() {
+                // Field `a` or `b` alone holds the value, in turns by round.
+                let field = if (index + round) % 2 == 0 { "a" } else { "b" };
+                let read = |slot: usize| {
+                    let name = table.names().get(slot)?;
+                    Some((name == field).then_some(value.as_str()))
+                };
+                let mut document = Document::from_slots(&read, &table, scratch);
+                let expected = match field {
+                    "a" => value.contains("needle"),
+                    _ => value.contains("k9") || value.contains('x'),
+                };
+                assert_eq!(
+                    compiled.matches_in(&mut document),
+                    expected,
+                    "{field}: {value:?}"
+                );
+                scratch = document.into_scratch();
+            }
+        }
     }
 }

@@ -85,6 +85,12 @@ impl Pattern {
         self.case_insensitive
     }
 
+    /// Whether matching searches through the value: not an equality, a prefix or a suffix (a
+    /// pattern with at most one `*`, matched by comparing ends).
+    pub fn searches(&self) -> bool {
+        self.runs.as_ref().is_none_or(|runs| runs.len() > 2)
+    }
+
     /// Whether the whole of `value` matches. Backtracks only to the last `*`: at most the product of
     /// the two lengths, never exponential.
     pub fn matches(&self, value: &str) -> bool {
