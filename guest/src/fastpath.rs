@@ -145,7 +145,7 @@ impl<'a> RawFields<'a> {
 
     /// A raw field as the scan found it; `None` for fields the scan does not keep.
     #[inline(always)]
-    fn raw(&self, field: RawField) -> Option<Slot<'a>> {
+    pub fn raw(&self, field: RawField) -> Option<Slot<'a>> {
         Some(match field {
             RawField::EventSource => self.event_source,
             RawField::EventName => self.event_name,

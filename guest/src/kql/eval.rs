@@ -207,8 +207,8 @@ const UNKNOWN: u32 = 2;
 
 /// One document's field values, read once per field and shared by every query compiled against the
 /// same field table ([`Compiled::new_in`]).
-pub struct Document<'a> {
-    source: Source<'a>,
+pub struct Document<'a, R = NoSlots> {
+    source: Source<'a, R>,
     table: &'a FieldTable,
     /// The values read so far, in the order they were read.
     values: Vec<Values<'a>>,
@@ -356,7 +356,7 @@ impl<'a> Values<'a> {
 }
 
 /// Where a [`Document`] reads its field values.
-enum Source<'a> {
+enum Source<'a, R> {
     /// A JSON document (ECS).
     Json(&'a Json),
     /// The fields of a document read sparsely ([`crate::sparse`]), without the document, and the
@@ -366,7 +366,31 @@ enum Source<'a> {
     /// A reader by slot of the field table of fields with at most one value: the value
     /// (`Some(None)`: none), or `None` when it cannot tell. Nested queries cannot be evaluated on
     /// it (they leave the document undecided).
-    Slots(&'a dyn Fn(usize) -> Option<Option<&'a str>>),
+    Slots(&'a R),
+}
+
+/// Values by slot of a [`FieldTable`] for fields with at most one value ([`Document::from_slots`]):
+/// the value (`Some(None)`: none), or `None` when the reader cannot tell. Any closure of that shape
+/// is one. Evaluation is compiled for each reader and calls it directly: through a pointer, the
+/// call cost every test of a raw record.
+pub trait SlotReader<'a> {
+    /// The value of the field of `slot`.
+    fn read(&self, slot: usize) -> Option<Option<&'a str>>;
+}
+
+impl<'a, F: Fn(usize) -> Option<Option<&'a str>>> SlotReader<'a> for F {
+    fn read(&self, slot: usize) -> Option<Option<&'a str>> {
+        self(slot)
+    }
+}
+
+/// The reader of the documents that are not read by slot (JSON, sparse).
+pub enum NoSlots {}
+
+impl<'a> SlotReader<'a> for NoSlots {
+    fn read(&self, _: usize) -> Option<Option<&'a str>> {
+        match *self {}
+    }
 }
 
 impl<'a> Document<'a> {
@@ -397,21 +421,19 @@ impl<'a> Document<'a> {
     ) -> Self {
         Self::in_scratch(Source::Sparse(document, numbers), table, scratch)
     }
+}
 
+impl<'a, R: SlotReader<'a>> Document<'a, R> {
     /// A document whose values come from `read` (by slot of `table`), which may not always tell:
     /// evaluate, then ask [`Document::decided`] whether the answers hold. Its values are read
     /// again rather than kept (reading one costs no more than finding it kept would); `scratch`
     /// is as for [`Document::from_sparse`].
-    pub fn from_slots(
-        read: &'a dyn Fn(usize) -> Option<Option<&'a str>>,
-        table: &'a FieldTable,
-        scratch: EvalScratch,
-    ) -> Self {
+    pub fn from_slots(read: &'a R, table: &'a FieldTable, scratch: EvalScratch) -> Self {
         Self::in_scratch(Source::Slots(read), table, scratch)
     }
 
     /// A document from `source` in `scratch`'s space.
-    fn in_scratch(source: Source<'a>, table: &'a FieldTable, scratch: EvalScratch) -> Self {
+    fn in_scratch(source: Source<'a, R>, table: &'a FieldTable, scratch: EvalScratch) -> Self {
         let EvalScratch {
             values,
             mut stamps,
@@ -523,7 +545,7 @@ impl Compiled {
     /// Whether the document matches (a query compiled with [`Compiled::new_in`] against the field
     /// table `document` was made for). When the answer depends on a value the document's source
     /// cannot tell, it is `false` and the document is no longer [`Document::decided`].
-    pub fn matches_in(&self, document: &mut Document<'_>) -> bool {
+    pub fn matches_in<'a, R: SlotReader<'a>>(&self, document: &mut Document<'a, R>) -> bool {
         self.answer(&self.root, document).unwrap_or_else(|| {
             document.undecided = true;
             false
@@ -540,11 +562,11 @@ impl Compiled {
 
     /// The answer of an `and` (`decisive`: false) or an `or` (true) of `parts`: `decisive` as soon
     /// as a part answers it, whatever the unknown parts; else unknown if a part is.
-    fn decided_by(
+    fn decided_by<'a, R: SlotReader<'a>>(
         &self,
         decisive: bool,
         parts: &[Node],
-        document: &mut Document<'_>,
+        document: &mut Document<'a, R>,
     ) -> Option<bool> {
         let mut known = true;
         for part in parts {
@@ -570,7 +592,11 @@ impl Compiled {
     /// tell: three-valued, as Kleene's logic, so that an `and` with a false part is false and an
     /// `or` with a true part true whatever the unknown parts would be, since every document with
     /// the values the source tells gives that answer.
-    fn answer(&self, node: &Node, document: &mut Document<'_>) -> Option<bool> {
+    fn answer<'a, R: SlotReader<'a>>(
+        &self,
+        node: &Node,
+        document: &mut Document<'a, R>,
+    ) -> Option<bool> {
         match node {
             Node::True => Some(true),
             Node::And(parts) => self.decided_by(false, parts, document),
@@ -590,7 +616,7 @@ impl Compiled {
 
     /// Test `id`'s answer on the document: kept from its first reading, since rules share tests.
     #[inline(always)]
-    fn test(id: usize, document: &mut Document<'_>) -> Option<bool> {
+    fn test<'a, R: SlotReader<'a>>(id: usize, document: &mut Document<'a, R>) -> Option<bool> {
         match document.memo.get(id) {
             Some(memo) if memo >> ANSWER_BITS == document.generation => match memo & UNKNOWN {
                 UNKNOWN => None,
@@ -603,7 +629,7 @@ impl Compiled {
                 let answer = match document.source {
                     // A raw record's field has at most one value: tested as it is read, without
                     // keeping it.
-                    Source::Slots(read) => read(*slot).map(|value| match value {
+                    Source::Slots(read) => read.read(*slot).map(|value| match value {
                         Some(value) if test.is_costly() => document.recent.answer(id, test, value),
                         Some(value) => test.holds_on(value),
                         None => test.holds(&[]),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::eval::{CompileError, Compiled, Document, EvalScratch, FieldTable};
+use super::eval::{CompileError, Compiled, Document, EvalScratch, FieldTable, SlotReader};
 use super::require::{required_values, requires_value_of};
 use super::rule::Rule;
 use crate::cloudtrail::{self, Derivation, MAPPING, Mapping, RawField};
@@ -168,7 +168,12 @@ impl Dispatch {
 /// Where the ECS document [`cloudtrail::to_ecs`] makes of a raw record holds an ECS field.
 #[derive(Debug, Clone)]
 pub enum RawSource {
-    /// The field a row of the mapping fills.
+    /// The field a row of the mapping copies from one raw field: that field as the scan kept it
+    /// (what [`RawFields::derive`] gives for the row, without looking at the row).
+    Raw(RawField),
+    /// The field a row of the mapping fills with a constant.
+    Constant(&'static str),
+    /// The field a row of the mapping fills otherwise.
     Row(&'static Mapping),
     /// A member (no dot in its name) of the flattened copy of a raw object (a
     /// [`Derivation::Flattened`] row's).
@@ -186,7 +191,11 @@ impl RawSource {
     /// Where `to_ecs` puts the ECS field `field`.
     pub fn of(field: &str) -> Self {
         if let Some(row) = cloudtrail::mapping(field) {
-            return Self::Row(row);
+            return match row.derivation {
+                Derivation::First(&[source]) => Self::Raw(source),
+                Derivation::Constant(value) => Self::Constant(value),
+                _ => Self::Row(row),
+            };
         }
         let member_of = MAPPING.iter().find_map(|row| {
             let member = field.strip_prefix(row.ecs)?.strip_prefix('.')?;
@@ -220,6 +229,8 @@ impl RawSource {
     #[inline(always)]
     pub fn value<'a>(&self, fields: &RawFields<'a>) -> Option<Option<&'a str>> {
         let slot = match self {
+            Self::Raw(source) => fields.raw(*source),
+            Self::Constant(value) => Some(Slot::Text(value)),
             Self::Row(row) => fields.derive(row),
             Self::Flattened(object, member) => fields.flattened(*object, member),
             Self::Resource(list, member) => fields.resource(*list, member),
@@ -366,7 +377,10 @@ impl Pack {
         out: &mut Vec<usize>,
         scratch: &mut EvalScratch,
     ) -> bool {
-        let read = |slot: usize| self.raw_fields.get(slot)?.value(fields);
+        let read = RawReader {
+            sources: &self.raw_fields,
+            fields,
+        };
         let mut shared = Document::from_slots(&read, &self.fields, std::mem::take(scratch));
         let mut decided = true;
         for &index in &candidates.listed {
@@ -421,6 +435,21 @@ impl Pack {
             out,
         )?;
         Some(!out.listed.is_empty())
+    }
+}
+
+/// The values of a raw record's fields by slot of the pack's field table, for its evaluation:
+/// read where each is (`sources`, by slot) in what the scan kept (`fields`), inside the
+/// evaluation of each test rather than in a call of its own.
+struct RawReader<'p, 'a> {
+    sources: &'p [RawSource],
+    fields: &'p RawFields<'a>,
+}
+
+impl<'a> SlotReader<'a> for RawReader<'_, 'a> {
+    #[inline(always)]
+    fn read(&self, slot: usize) -> Option<Option<&'a str>> {
+        self.sources.get(slot)?.value(self.fields)
     }
 }
 
@@ -505,11 +534,19 @@ mod tests {
 
     #[test]
     fn where_a_raw_record_holds_a_field() {
-        assert!(matches!(RawSource::of("event.action"), RawSource::Row(_)));
+        assert!(matches!(
+            RawSource::of("event.action"),
+            RawSource::Raw(RawField::EventName)
+        ));
+        // Derived from two raw fields, the first one present.
+        assert!(matches!(RawSource::of("user.name"), RawSource::Row(_)));
         assert!(matches!(RawSource::of("host.name"), RawSource::Never));
         assert!(matches!(RawSource::of("process.name"), RawSource::Never));
         // A constant of the data stream: every raw record has it.
-        assert!(matches!(RawSource::of("event.dataset"), RawSource::Row(_)));
+        assert!(matches!(
+            RawSource::of("event.dataset"),
+            RawSource::Constant("aws.cloudtrail")
+        ));
         // Above a row (an object) and beneath one: only the full path knows.
         assert!(matches!(
             RawSource::of("aws.cloudtrail"),
