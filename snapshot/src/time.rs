@@ -11,6 +11,49 @@ pub type EpochMillis = i64;
 /// Parses an ISO 8601 date-time. Returns `None` for anything malformed or out of range.
 pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
     let bytes = text.as_bytes();
+    // CloudTrail's own spelling (`2019-08-21T19:55:59Z`), each field at its place, as most event
+    // times are: read without a cursor (a rule pack reads one per matching record).
+    if let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = *bytes
+        && [y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, n0, n1, s0, s1]
+            .iter()
+            .all(u8::is_ascii_digit)
+    {
+        let number = |digits: &[u8]| {
+            digits
+                .iter()
+                .fold(0, |value, &digit| value * 10 + i64::from(digit - b'0'))
+        };
+        let fields = [
+            number(&[y0, y1, y2, y3]),
+            number(&[m0, m1]),
+            number(&[d0, d1]),
+            number(&[h0, h1]),
+            number(&[n0, n1]),
+            number(&[s0, s1]),
+        ];
+        return epoch_millis(fields, 0, 0);
+    }
     let mut cursor = Cursor { bytes, at: 0 };
 
     let year = cursor.digits(4)?;
@@ -64,7 +107,20 @@ pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
     if cursor.at != bytes.len() {
         return None;
     }
+    epoch_millis(
+        [year, month, day, hour, minute, second],
+        millis,
+        offset_minutes,
+    )
+}
 
+/// The instant of a date and time read as `[year, month, day, hour, minute, second]`, `millis`
+/// and an offset from UTC; `None` when a field is out of range.
+fn epoch_millis(
+    [year, month, day, hour, minute, second]: [i64; 6],
+    millis: i64,
+    offset_minutes: i64,
+) -> Option<EpochMillis> {
     if !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
@@ -215,6 +271,41 @@ mod tests {
             "2021-01-01 00:00:00Z",
         ] {
             assert_eq!(parse_iso8601(text), None, "{text}");
+        }
+    }
+
+    /// CloudTrail's spelling, read at fixed places, gives what the same time spelled otherwise
+    /// gives: over days, months, years, hours, minutes and seconds in and out of range, and a byte
+    /// that is not a digit at every place.
+    #[test]
+    fn cloudtrail_spelling_reads_as_any_other() {
+        let mut checked = 0;
+        for year in [0, 1, 1969, 1970, 1999, 2000, 2020, 2021, 2100, 9999] {
+            for month in [0, 1, 2, 4, 12, 13, 99] {
+                for day in [0, 1, 28, 29, 30, 31, 32] {
+                    for (hour, minute, second) in [(0, 0, 0), (23, 59, 59), (24, 0, 0), (9, 60, 7)]
+                    {
+                        let text = format!(
+                            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+                        );
+                        let read = parse_iso8601(&format!("{text}Z"));
+                        assert_eq!(read, parse_iso8601(&format!("{text}.000Z")), "{text}");
+                        assert_eq!(read, parse_iso8601(&format!("{text}+00:00")), "{text}");
+                        checked += usize::from(read.is_some());
+                    }
+                }
+            }
+        }
+        assert!(checked > 300, "{checked}");
+        let text = "2019-08-21T19:55:59Z";
+        for place in 0..text.len() {
+            for byte in [b'/', b':', b'a', b' '] {
+                let mut changed = text.as_bytes().to_vec();
+                changed[place] = byte;
+                let changed = String::from_utf8(changed).expect("ASCII");
+                let expected = (changed == text).then(|| parse_iso8601(text)).flatten();
+                assert_eq!(parse_iso8601(&changed), expected, "{changed}");
+            }
         }
     }
 
