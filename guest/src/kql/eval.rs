@@ -238,6 +238,9 @@ pub struct EvalScratch {
     generation: u32,
     memo: Vec<u32>,
     recent: Recent,
+    /// The address of the field table the answers are for (0: none): a test's number means
+    /// another test in another table, so a document of another table starts without them.
+    table: usize,
 }
 
 /// How many answers [`Recent`] keeps, at most (a power of two), and the longest value it keeps one
@@ -439,11 +442,17 @@ impl<'a, R: SlotReader<'a>> Document<'a, R> {
             mut stamps,
             generation,
             mut memo,
-            recent,
+            mut recent,
+            table: answered,
         } = scratch;
+        let same_table = answered == std::ptr::from_ref(table).addr();
+        if !same_table {
+            recent.answers.clear();
+        }
         let generation = match generation.checked_add(1) {
             Some(next)
-                if next <= MAX_GENERATION
+                if same_table
+                    && next <= MAX_GENERATION
                     && stamps.len() == table.names.len()
                     && memo.len() == table.tests.len() =>
             {
@@ -479,6 +488,7 @@ impl<'a, R: SlotReader<'a>> Document<'a, R> {
             generation: self.generation,
             memo: self.memo,
             recent: self.recent,
+            table: std::ptr::from_ref(self.table).addr(),
         }
     }
 
@@ -1100,6 +1110,21 @@ mod tests {
                 "{value:?}"
             );
         }
+    }
+
+    /// Space kept from a document of one table serves a document of another, whose tests have the
+    /// same numbers and mean other things, without its answers.
+    #[test]
+    fn another_table_recalls_no_answer() {
+        let (looks_for_x, x_table) = compiled_in_table("a: *x*");
+        let (looks_for_y, y_table) = compiled_in_table("a: *y*");
+        let read = |_: usize| Some(Some("x"));
+        let mut document = Document::from_slots(&read, &x_table, EvalScratch::default());
+        assert!(looks_for_x.matches_in(&mut document));
+        let mut document = Document::from_slots(&read, &y_table, document.into_scratch());
+        assert!(!looks_for_y.matches_in(&mut document));
+        let mut document = Document::from_slots(&read, &x_table, document.into_scratch());
+        assert!(looks_for_x.matches_in(&mut document));
     }
 
     /// Answers recalled for repeated values are the answers: over more values than [`Recent`]
