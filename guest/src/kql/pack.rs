@@ -532,6 +532,57 @@ mod tests {
         }
     }
 
+    /// A row's field read as its raw field or its constant is what the row derives, on records
+    /// holding each raw field as a string, blank, `null`, a number, an object, or not at all.
+    #[test]
+    fn a_copied_field_reads_as_its_row_derives() {
+        let values = [r#""v""#, r#""""#, "null", "7", r#"{"k":"v"}"#];
+        let mut compared = 0;
+        for row in MAPPING {
+            let source = RawSource::of(row.ecs);
+            let Derivation::First(&[raw]) = row.derivation else {
+                if let Derivation::Constant(constant) = row.derivation {
+                    assert!(matches!(source, RawSource::Constant(c) if c == constant));
+                }
+                continue;
+            };
+            assert!(
+                matches!(source, RawSource::Raw(r) if r == raw),
+                "{}",
+                row.ecs
+            );
+            for value in values.iter().map(Some).chain([None]) {
+                // The raw field at its place (nested as its path says) in an otherwise plain record.
+                let member = value.map(|value| {
+                    raw.path()
+                        .iter()
+                        .rev()
+                        .fold((*value).to_owned(), |inner, key| {
+                            format!(r#"{{"{key}":{inner}}}"#)
+                        })
+                });
+                let extra = member
+                    .as_deref()
+                    .and_then(|member| member.strip_prefix('{')?.strip_suffix('}'))
+                    .map_or(String::new(), |member| format!(",{member}"));
+                let record = format!(
+                    r#"{{"eventVersion":"1.08","eventTime":"2024-01-01T00:00:00Z","eventSource":"s","eventName":"n"{extra}}}"#
+                );
+                let Some(fields) = crate::fastpath::scan(&record) else {
+                    continue;
+                };
+                let derived = match fields.derive(row) {
+                    Some(Slot::Text(text)) => Some(Some(text)),
+                    Some(Slot::Absent) => Some(None),
+                    Some(Slot::Other) | None => None,
+                };
+                assert_eq!(source.value(&fields), derived, "{}: {record}", row.ecs);
+                compared += 1;
+            }
+        }
+        assert!(compared > 50, "{compared}");
+    }
+
     #[test]
     fn where_a_raw_record_holds_a_field() {
         assert!(matches!(
