@@ -899,34 +899,44 @@ fn compile_or(parts: &[Query], fields: &mut FieldTable) -> Result<Node, CompileE
             }
         }
     }
+    /// A part of the `or`: a field's tests, gathered where its first one stands, or a node.
+    enum Part {
+        Tests(usize, Vec<Test>),
+        Node(Node),
+    }
     let mut flat = Vec::with_capacity(parts.len());
     flatten(parts, &mut flat);
-    let mut nodes = Vec::with_capacity(flat.len());
-    // Per slot with a test so far: where its node is among `nodes`, and its tests.
-    let mut by_slot: Vec<(usize, usize, Vec<Test>)> = Vec::new();
+    let mut gathered = Vec::with_capacity(flat.len());
+    // Where each field's tests are among `gathered`, by slot: a wide `or` compiles in linear time.
+    let mut tests_of: HashMap<usize, usize> = HashMap::new();
     for part in flat {
-        if let Query::Is { field, value } = part {
-            let (slot, test) = leaf_test(field.as_ref(), value, fields)?;
-            match by_slot.iter_mut().find(|(known, ..)| *known == slot) {
-                Some((_, _, tests)) => tests.push(test),
-                None => {
-                    by_slot.push((slot, nodes.len(), vec![test]));
-                    nodes.push(Node::True);
+        let Query::Is { field, value } = part else {
+            gathered.push(Part::Node(compile(part, fields)?));
+            continue;
+        };
+        let (slot, test) = leaf_test(field.as_ref(), value, fields)?;
+        match tests_of.entry(slot) {
+            Entry::Occupied(at) => {
+                if let Some(Part::Tests(_, tests)) = gathered.get_mut(*at.get()) {
+                    tests.push(test);
                 }
             }
-        } else {
-            nodes.push(compile(part, fields)?);
+            Entry::Vacant(at) => {
+                at.insert(gathered.len());
+                gathered.push(Part::Tests(slot, vec![test]));
+            }
         }
     }
-    for (slot, at, mut tests) in by_slot {
-        let test = match tests.len() {
-            1 => tests.pop().unwrap_or(Test::Exists),
-            _ => Test::AnyOf(tests),
-        };
-        if let Some(node) = nodes.get_mut(at) {
-            *node = fields.test(slot, test);
-        }
-    }
+    let nodes: Vec<Node> = gathered
+        .into_iter()
+        .map(|part| match part {
+            Part::Tests(slot, tests) => match <[Test; 1]>::try_from(tests) {
+                Ok([test]) => fields.test(slot, test),
+                Err(tests) => fields.test(slot, Test::AnyOf(tests)),
+            },
+            Part::Node(node) => node,
+        })
+        .collect();
     Ok(match <[Node; 1]>::try_from(nodes) {
         Ok([node]) => node,
         Err(nodes) => Node::Or(nodes),
