@@ -679,6 +679,22 @@ fn fast_equals_full<'a>(lines: impl Iterator<Item = &'a str>, config: &Config) -
     fast.fast_path_events() + fast.sparse_path_events()
 }
 
+/// The seeds of a randomised comparison: `first` alone, the one every run of the suite uses, or
+/// with `NEWTERMS_SOAK_ROUNDS=N` that and N - 1 more, for a longer hunt
+/// (`NEWTERMS_SOAK_ROUNDS=50 cargo test --release -p newterms-guest --test rule_pack`). Each is
+/// printed before its round, so that a failure names the seed that reproduces it.
+fn seeds(first: u64) -> impl Iterator<Item = u64> {
+    let rounds: u64 = std::env::var("NEWTERMS_SOAK_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(1);
+    (0..rounds.max(1)).map(move |round| {
+        let seed = first.wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        eprintln!("seed {seed:#x}");
+        seed
+    })
+}
+
 /// One to three random changes to `text`: a character taken out, or one of `pieces` put in.
 fn mutate(text: &mut String, rng: &mut common::Rng, pieces: &[&str]) {
     for _ in 0..1 + rng.below(3) {
@@ -718,8 +734,14 @@ fn dotted(document: &Value, depth: usize) -> Value {
 
 #[test]
 fn ecs_documents_read_sparsely_decide_as_the_full_path() {
+    for seed in seeds(0x00ec_5eed) {
+        ecs_documents_read_sparsely_decide_as_the_full_path_from(seed);
+    }
+}
+
+fn ecs_documents_read_sparsely_decide_as_the_full_path_from(seed: u64) {
     let corpus = common::read_corpus(&repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
-    let mut rng = common::Rng(0x00ec_5eed);
+    let mut rng = common::Rng(seed);
     // The pipeline's documents in the three key styles: nested, dotted, and dotted from a depth.
     let mut documents = Vec::new();
     for line in corpus.lines() {
@@ -1159,7 +1181,13 @@ fn generated_record(rng: &mut common::Rng, minute: u64) -> String {
 
 #[test]
 fn the_fast_path_decides_as_the_full_path_on_generated_records() {
-    let mut rng = common::Rng(0x5eed_fa57);
+    for seed in seeds(0x5eed_fa57) {
+        fast_path_decides_as_the_full_path_on_generated_records(seed);
+    }
+}
+
+fn fast_path_decides_as_the_full_path_on_generated_records(seed: u64) {
+    let mut rng = common::Rng(seed);
     let mut minute = 0;
     let records: Vec<String> = (0..12_000)
         .map(|_| {
@@ -1185,6 +1213,12 @@ fn the_fast_path_decides_as_the_full_path_on_generated_records() {
 /// pack skips unparsed only a record its fast path has read, and so validated).
 #[test]
 fn the_fast_path_decides_as_the_full_path_on_mutated_records() {
+    for seed in seeds(0x0bad_5eed) {
+        fast_path_decides_as_the_full_path_on_mutated_records(seed);
+    }
+}
+
+fn fast_path_decides_as_the_full_path_on_mutated_records(seed: u64) {
     let corpus = common::read_corpus(&repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
     let records: Vec<&str> = corpus
         .lines()
@@ -1203,7 +1237,7 @@ fn the_fast_path_decides_as_the_full_path_on_mutated_records() {
         .unwrap_or_else(|error| panic!("{error}"))
     };
     let (mut fast, mut bytes, mut full) = (detector(), detector(), detector());
-    let mut rng = common::Rng(0x0bad_5eed);
+    let mut rng = common::Rng(seed);
     let (mut decided, mut broken) = (0, 0);
     for _ in 0..20_000 {
         let mut text = records[rng.below(records.len())].to_owned();
