@@ -342,13 +342,17 @@ fn pack_detector(rules: &[newterms_guest::kql::Rule]) -> newterms_guest::RulePac
     .expect("config")
 }
 
-/// Detectors of one pack fed the same lines: the fast paths (text, bytes, NDJSON buffers) must
-/// decide each as the full path alone does, and end in the same state.
+/// Detectors of one pack fed the same lines: the fast paths (text, bytes, NDJSON buffers, and the
+/// stages `--threads` runs) must decide each as the full path alone does, and end in the same
+/// state.
 #[cfg(feature = "rule-toml")]
 struct PackComparison {
     fast: newterms_guest::RulePackDetector,
     bytes: newterms_guest::RulePackDetector,
     buffered: newterms_guest::RulePackDetector,
+    /// As `--threads` runs a pack: extracted by one, decided by another.
+    extractor: newterms_guest::Engine,
+    decider: newterms_guest::Engine,
     full: newterms_guest::RulePackDetector,
     decided: u64,
     refused: u64,
@@ -362,6 +366,8 @@ impl PackComparison {
             fast: pack_detector(rules),
             bytes: pack_detector(rules),
             buffered: pack_detector(rules),
+            extractor: newterms_guest::Engine::Pack(Box::new(pack_detector(rules))),
+            decider: newterms_guest::Engine::Pack(Box::new(pack_detector(rules))),
             full: pack_detector(rules),
             decided: 0,
             refused: 0,
@@ -383,16 +389,18 @@ impl PackComparison {
             "{text}"
         );
         let outcomes = self.buffered.process_ndjson(text.as_bytes());
-        match &expected {
-            // A buffer's blank lines are no events.
-            _ if text.is_empty() => {
-                self.blank += 1;
-                assert!(outcomes.is_empty());
-            }
-            Ok(alerts) if alerts.is_empty() => assert!(outcomes.is_empty(), "{text}"),
-            _ => {
-                assert_eq!(outcomes.len(), 1, "{text}");
-                assert_eq!(outcomes[0].outcome, expected, "{text}");
+        let staged =
+            common::process_in_stages(&mut self.extractor, &mut self.decider, text.as_bytes());
+        self.blank += u64::from(text.is_empty());
+        for outcomes in [outcomes, staged] {
+            match &expected {
+                // A buffer's blank lines are no events.
+                _ if text.is_empty() => assert!(outcomes.is_empty()),
+                Ok(alerts) if alerts.is_empty() => assert!(outcomes.is_empty(), "{text}"),
+                _ => {
+                    assert_eq!(outcomes.len(), 1, "{text}");
+                    assert_eq!(outcomes[0].outcome, expected, "{text}");
+                }
             }
         }
     }
@@ -403,6 +411,10 @@ impl PackComparison {
         for other in [&self.fast, &self.bytes, &self.buffered] {
             assert!(other.snapshot() == self.full.snapshot(), "the same state");
         }
+        assert!(
+            self.decider.snapshot() == self.full.snapshot(),
+            "the same state in stages"
+        );
         let events = self.full.stats();
         assert_eq!(self.fast.stats(), events);
         assert_eq!(self.bytes.stats(), events);
@@ -412,6 +424,7 @@ impl PackComparison {
             ..events
         };
         assert_eq!(self.buffered.stats(), lines);
+        assert_eq!(self.decider.stats(), lines);
         (self.decided, self.refused)
     }
 }
