@@ -10,10 +10,10 @@ pub type EpochMillis = i64;
 
 /// Parses an ISO 8601 date-time. Returns `None` for anything malformed or out of range.
 pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
-    let bytes = text.as_bytes();
-    // CloudTrail's own spelling (`2019-08-21T19:55:59Z`), each field at its place, as most event
-    // times are: read without a cursor (a rule pack reads one per matching record).
-    if let [
+    // The date and the time of day stand at fixed places in every spelling accepted
+    // (`2019-08-21T19:55:59`), read without a cursor: a rule pack reads one per matching record.
+    let (head, rest) = text.as_bytes().split_first_chunk::<19>()?;
+    let [
         y0,
         y1,
         y2,
@@ -24,7 +24,7 @@ pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
         b'-',
         d0,
         d1,
-        b'T',
+        b'T' | b't',
         h0,
         h1,
         b':',
@@ -33,44 +33,26 @@ pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
         b':',
         s0,
         s1,
-        b'Z',
-    ] = *bytes
-        && [y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, n0, n1, s0, s1]
-            .iter()
-            .all(u8::is_ascii_digit)
-    {
-        let number = |digits: &[u8]| {
-            digits
-                .iter()
-                .fold(0, |value, &digit| value * 10 + i64::from(digit - b'0'))
-        };
-        let fields = [
-            number(&[y0, y1, y2, y3]),
-            number(&[m0, m1]),
-            number(&[d0, d1]),
-            number(&[h0, h1]),
-            number(&[n0, n1]),
-            number(&[s0, s1]),
-        ];
-        return epoch_millis(fields, 0, 0);
-    }
-    let mut cursor = Cursor { bytes, at: 0 };
+    ] = *head
+    else {
+        return None;
+    };
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + i64::from(digit - b'0'))
+        })
+    };
+    let year = number(&[y0, y1, y2, y3])?;
+    let month = number(&[m0, m1])?;
+    let day = number(&[d0, d1])?;
+    let hour = number(&[h0, h1])?;
+    let minute = number(&[n0, n1])?;
+    let second = number(&[s0, s1])?;
 
-    let year = cursor.digits(4)?;
-    cursor.expect(b'-')?;
-    let month = cursor.digits(2)?;
-    cursor.expect(b'-')?;
-    let day = cursor.digits(2)?;
-    match cursor.next()? {
-        b'T' | b't' => {}
-        _ => return None,
-    }
-    let hour = cursor.digits(2)?;
-    cursor.expect(b':')?;
-    let minute = cursor.digits(2)?;
-    cursor.expect(b':')?;
-    let second = cursor.digits(2)?;
-
+    // Fractions of a second and the offset, when written.
+    let mut cursor = Cursor { bytes: rest, at: 0 };
     let mut millis = 0;
     if cursor.peek() == Some(b'.') || cursor.peek() == Some(b',') {
         cursor.at += 1;
@@ -78,7 +60,7 @@ pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
         while cursor.peek().is_some_and(|b| b.is_ascii_digit()) {
             cursor.at += 1;
         }
-        let fraction = &bytes[start..cursor.at];
+        let fraction = &rest[start..cursor.at];
         if fraction.is_empty() || fraction.len() > 9 {
             return None;
         }
@@ -104,23 +86,10 @@ pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
         }
         Some(_) => return None,
     };
-    if cursor.at != bytes.len() {
+    if cursor.at != rest.len() {
         return None;
     }
-    epoch_millis(
-        [year, month, day, hour, minute, second],
-        millis,
-        offset_minutes,
-    )
-}
 
-/// The instant of a date and time read as `[year, month, day, hour, minute, second]`, `millis`
-/// and an offset from UTC; `None` when a field is out of range.
-fn epoch_millis(
-    [year, month, day, hour, minute, second]: [i64; 6],
-    millis: i64,
-    offset_minutes: i64,
-) -> Option<EpochMillis> {
     if !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
@@ -165,10 +134,6 @@ impl Cursor<'_> {
         let byte = self.peek()?;
         self.at += 1;
         Some(byte)
-    }
-
-    fn expect(&mut self, wanted: u8) -> Option<()> {
-        (self.next()? == wanted).then_some(())
     }
 
     fn digits(&mut self, count: usize) -> Option<i64> {
@@ -274,9 +239,9 @@ mod tests {
         }
     }
 
-    /// CloudTrail's spelling, read at fixed places, gives what the same time spelled otherwise
-    /// gives: over days, months, years, hours, minutes and seconds in and out of range, and a byte
-    /// that is not a digit at every place.
+    /// CloudTrail's spelling (`Z`, no fraction) gives what the same time spelled otherwise gives:
+    /// over days, months, years, hours, minutes and seconds in and out of range, and a byte that is
+    /// not a digit at every place.
     #[test]
     fn cloudtrail_spelling_reads_as_any_other() {
         let mut checked = 0;
