@@ -271,17 +271,8 @@ fn restore_never_panics_and_what_it_accepts_works() {
 /// repository keeps.
 #[cfg(feature = "rule-toml")]
 fn reachable_rules() -> Vec<newterms_guest::kql::Rule> {
-    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let published = root
-        .canonicalize()
-        .ok()
-        .and_then(|root| {
-            root.ancestors()
-                .skip(1)
-                .map(|folder| folder.join("shared/data/elastic-rules/new_terms"))
-                .find(|folder| folder.exists())
-        })
-        .unwrap_or_else(|| root.join("guest/tests/data/elastic-rules"));
+    let published = common::shared("elastic-rules/new_terms")
+        .unwrap_or_else(|| common::repo().join("guest/tests/data/elastic-rules"));
     let mut files: Vec<_> = std::fs::read_dir(&published)
         .expect("rule folder")
         .flatten()
@@ -308,10 +299,8 @@ fn reachable_rules() -> Vec<newterms_guest::kql::Rule> {
 /// some of them as the pipeline's ECS documents.
 #[cfg(feature = "rule-toml")]
 fn pack_seeds() -> Vec<Vec<u8>> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let corpus = common::read_corpus(std::path::Path::new(&format!(
-        "{root}/tests/fixtures/cloudtrail/mixed_all.ndjson.gz"
-    )));
+    let corpus =
+        common::read_corpus(&common::repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
     let mut seeds = event_seeds();
     for (index, line) in corpus.lines().step_by(7).take(400).enumerate() {
         seeds.push(line.as_bytes().to_vec());
@@ -546,25 +535,7 @@ fn mutate_tree(random: &mut Rng, others: &[serde_json::Value], document: &mut se
                     }
                 }
             }
-            6 => {
-                // An object's objects spelled as dotted keys (`a.b`), as ECS documents may be.
-                if let Value::Object(map) = node {
-                    let mut dotted = serde_json::Map::new();
-                    for (key, child) in std::mem::take(map) {
-                        match child {
-                            Value::Object(inner) if random.below(2) == 0 => {
-                                for (below, value) in inner {
-                                    dotted.insert(format!("{key}.{below}"), value);
-                                }
-                            }
-                            child => {
-                                dotted.insert(key, child);
-                            }
-                        }
-                    }
-                    *map = dotted;
-                }
-            }
+            6 => *node = common::dotted(node, random.below(3)),
             _ => {}
         }
     }

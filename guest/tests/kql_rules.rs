@@ -9,19 +9,7 @@ use newterms_guest::{Config, Detector, Profile, cloudtrail};
 use serde_json::Value;
 
 mod common;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `shared/data/<rest>` in the repository's parent folder or any folder above it.
-fn shared(rest: &str) -> Option<PathBuf> {
-    let root = repo().canonicalize().ok()?;
-    root.ancestors()
-        .skip(1)
-        .map(|folder| folder.join("shared/data").join(rest))
-        .find(|path| path.exists())
-}
+use common::{repo, shared};
 
 fn copied_rules() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules")

@@ -2,7 +2,7 @@
 //! `elastic` profile; per-rule windows, terms and state; alerts carry the rule file's metadata.
 #![cfg(feature = "rule-toml")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use newterms_guest::kql::pack::Candidates;
 use newterms_guest::kql::{self, Pack, Rule};
@@ -10,19 +10,7 @@ use newterms_guest::{Config, Detector, Engine, LineError, Notice, Profile, RuleP
 use serde_json::Value;
 
 mod common;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `shared/data/<rest>` in the repository's parent folder or any folder above it.
-fn shared(rest: &str) -> Option<PathBuf> {
-    let root = repo().canonicalize().ok()?;
-    root.ancestors()
-        .skip(1)
-        .map(|folder| folder.join("shared/data").join(rest))
-        .find(|path| path.exists())
-}
+use common::{dotted, repo, shared};
 
 fn lambda_rule() -> Rule {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
@@ -708,28 +696,6 @@ fn mutate(text: &mut String, rng: &mut common::Rng, pieces: &[&str]) {
             text.insert_str(at, pieces[rng.below(pieces.len())]);
         }
     }
-}
-
-/// `document` with the objects below `depth` levels of it spelled as dotted keys of the object
-/// above them.
-fn dotted(document: &Value, depth: usize) -> Value {
-    let Value::Object(map) = document else {
-        return document.clone();
-    };
-    let mut out = serde_json::Map::new();
-    for (key, child) in map {
-        match (child, dotted(child, depth.saturating_sub(1))) {
-            (Value::Object(_), Value::Object(inner)) if depth == 0 => {
-                for (below, value) in inner {
-                    out.insert(format!("{key}.{below}"), value);
-                }
-            }
-            (_, child) => {
-                out.insert(key.clone(), child);
-            }
-        }
-    }
-    Value::Object(out)
 }
 
 #[test]

@@ -27,6 +27,43 @@ impl Rng {
     }
 }
 
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `shared/data/<rest>` in the repository's parent folder or any folder above it.
+pub fn shared(rest: &str) -> Option<std::path::PathBuf> {
+    let root = repo().canonicalize().ok()?;
+    root.ancestors()
+        .skip(1)
+        .map(|folder| folder.join("shared/data").join(rest))
+        .find(|path| path.exists())
+}
+
+/// `document` with the objects below `depth` levels of it spelled as dotted keys of the object
+/// above them.
+pub fn dotted(document: &serde_json::Value, depth: usize) -> serde_json::Value {
+    use serde_json::Value;
+    let Value::Object(map) = document else {
+        return document.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (key, child) in map {
+        match (child, dotted(child, depth.saturating_sub(1))) {
+            (Value::Object(_), Value::Object(inner)) if depth == 0 => {
+                for (below, value) in inner {
+                    out.insert(format!("{key}.{below}"), value);
+                }
+            }
+            (_, child) => {
+                out.insert(key.clone(), child);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// A corpus file's text, gzip or not; empty when it cannot be read.
 pub fn read_corpus(path: &std::path::Path) -> String {
     let Ok(bytes) = std::fs::read(path) else {
