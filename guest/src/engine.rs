@@ -130,4 +130,53 @@ impl Engine {
             Self::Pack(pack) => pack.restore(bytes),
         }
     }
+
+    /// What the last restore did not keep (a pack's rules removed or changed); the built-in rule
+    /// keeps or refuses a snapshot whole.
+    pub fn notices(&self) -> &[Notice] {
+        match self {
+            Self::BuiltIn(_) => &[],
+            Self::Pack(pack) => pack.notices(),
+        }
+    }
+
+    /// Starts a snapshot to be read in pieces with [`Engine::snapshot_read`]; returns its length.
+    pub fn snapshot_begin(&mut self) -> u64 {
+        match self {
+            Self::BuiltIn(detector) => detector.snapshot_begin(),
+            Self::Pack(pack) => pack.snapshot_begin(),
+        }
+    }
+
+    /// The next at most `max_bytes` bytes of the snapshot begun; empty at its end.
+    pub fn snapshot_read(&mut self, max_bytes: usize) -> Vec<u8> {
+        match self {
+            Self::BuiltIn(detector) => detector.snapshot_read(max_bytes),
+            Self::Pack(pack) => pack.snapshot_read(max_bytes),
+        }
+    }
+
+    /// Starts a restore of `length` bytes given in pieces to [`Engine::restore_write`].
+    pub fn restore_begin(&mut self, length: u64) {
+        match self {
+            Self::BuiltIn(detector) => detector.restore_begin(length),
+            Self::Pack(pack) => pack.restore_begin(length),
+        }
+    }
+
+    /// The next piece of the restore begun. An error ends it; the history is unchanged.
+    pub fn restore_write(&mut self, piece: &[u8]) -> Result<(), RestoreError> {
+        match self {
+            Self::BuiltIn(detector) => detector.restore_write(piece),
+            Self::Pack(pack) => pack.restore_write(piece),
+        }
+    }
+
+    /// Ends the restore begun: as [`Engine::restore`] of all its pieces.
+    pub fn restore_end(&mut self) -> Result<(), RestoreError> {
+        match self {
+            Self::BuiltIn(detector) => detector.restore_end(),
+            Self::Pack(pack) => pack.restore_end(),
+        }
+    }
 }

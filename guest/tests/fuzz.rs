@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use newterms_guest::{Config, Detector};
+use newterms_guest::{Config, Detector, Engine};
 
 mod common;
 use common::Rng;
@@ -223,6 +223,35 @@ fn events_never_panic_and_stay_in_bounds() {
     assert!(executions > 100);
 }
 
+/// Restores `input` into `whole` at once and into `pieces` in pieces of a size the input picks:
+/// both decide the same. What they accept reads back as the same snapshot (from `pieces` in
+/// pieces too), which restores again. Whether `input` was accepted.
+fn restores_alike(whole: &mut Engine, pieces: &mut Engine, input: &[u8]) -> bool {
+    let restored = whole.restore(input).map(drop);
+    let size = 1 + input.iter().map(|&byte| usize::from(byte)).sum::<usize>() % 61;
+    pieces.restore_begin(input.len() as u64);
+    let in_pieces = input
+        .chunks(size)
+        .try_for_each(|piece| pieces.restore_write(piece))
+        .and_then(|()| pieces.restore_end());
+    assert_eq!(in_pieces, restored, "pieces of {size}");
+    if restored.is_err() {
+        return false;
+    }
+    let again = whole.snapshot();
+    pieces.snapshot_begin();
+    let read: Vec<u8> = std::iter::from_fn(|| Some(pieces.snapshot_read(size)))
+        .take_while(|piece| !piece.is_empty())
+        .flatten()
+        .collect();
+    assert!(read == again, "a snapshot read in pieces of {size}");
+    whole
+        .restore(&again)
+        .expect("a restored state snapshots and restores again");
+    assert!(whole.snapshot() == again);
+    true
+}
+
 #[test]
 fn restore_never_panics_and_what_it_accepts_works() {
     let mut detector = Detector::new(Config::default()).expect("config");
@@ -236,29 +265,9 @@ fn restore_never_panics_and_what_it_accepts_works() {
     ];
     let mut accepted = 0;
     let executions = fuzz(&seeds, 0xbadc0de, |input| {
-        let mut target = Detector::new(Config::default()).expect("config");
-        let whole = target.restore(input);
-        // The same bytes in pieces (of a size the input picks) decide the same.
-        let size = 1 + input.iter().map(|&byte| usize::from(byte)).sum::<usize>() % 61;
-        let mut pieces = Detector::new(Config::default()).expect("config");
-        pieces.restore_begin(input.len() as u64);
-        let in_pieces = input
-            .chunks(size)
-            .try_for_each(|piece| pieces.restore_write(piece))
-            .and_then(|()| pieces.restore_end());
-        assert_eq!(in_pieces, whole, "pieces of {size}");
-        if whole.is_ok() {
+        let built_in = || Engine::built_in(Config::default()).expect("config");
+        if restores_alike(&mut built_in(), &mut built_in(), input) {
             accepted += 1;
-            let again = target.snapshot();
-            pieces.snapshot_begin();
-            let read: Vec<u8> = std::iter::from_fn(|| Some(pieces.snapshot_read(size)))
-                .take_while(|piece| !piece.is_empty())
-                .flatten()
-                .collect();
-            assert_eq!(read, again, "a snapshot read in pieces of {size}");
-            target
-                .restore(&again)
-                .expect("a restored history snapshots and restores again");
         }
     });
     eprintln!(
@@ -701,23 +710,11 @@ fn pack_restore_never_panics_and_what_it_accepts_works() {
     let mut accepted = 0;
     // Made once: a pack's rules are more than an input's memory bound. A restore replaces the
     // whole state, or changes nothing when it fails.
-    let (mut whole, mut pieces) = (pack_detector(&rules), pack_detector(&rules));
+    let pack = || Engine::Pack(Box::new(pack_detector(&rules)));
+    let (mut whole, mut pieces) = (pack(), pack());
     let executions = fuzz(&seeds, 0x9ac5_5eed, |input| {
-        let restored = whole.restore(input).map(drop);
-        let size = 1 + input.iter().map(|&byte| usize::from(byte)).sum::<usize>() % 61;
-        pieces.restore_begin(input.len() as u64);
-        let in_pieces = input
-            .chunks(size)
-            .try_for_each(|piece| pieces.restore_write(piece))
-            .and_then(|()| pieces.restore_end());
-        assert_eq!(in_pieces, restored, "pieces of {size}");
-        if restored.is_ok() {
+        if restores_alike(&mut whole, &mut pieces, input) {
             accepted += 1;
-            let again = whole.snapshot();
-            pieces
-                .restore(&again)
-                .expect("a restored pack snapshots and restores again");
-            assert!(pieces.snapshot() == again);
         }
     });
     eprintln!("fuzz pack restore: {executions} executions, {accepted} accepted, no panic");

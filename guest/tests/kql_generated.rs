@@ -3,9 +3,12 @@
 //! oracle over a flat field-to-values model; and the needles `kql::require` finds are in every matching text.
 #![cfg(feature = "rule-toml")]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::{repo, shared};
 use newterms_guest::kql::eval::{is_ip_field, kql_pattern};
 use newterms_guest::kql::ip::{self, Block};
 use newterms_guest::kql::parse::{Query, RangeOp, Value};
@@ -16,16 +19,8 @@ use serde_json::{Map, Value as Json};
 type Model = BTreeMap<String, Vec<String>>;
 
 fn rule_files() -> Vec<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut folders = vec![manifest.join("tests/data/elastic-rules")];
-    if let Ok(root) = manifest.join("..").canonicalize() {
-        folders.extend(
-            root.ancestors()
-                .skip(1)
-                .map(|folder| folder.join("shared/data/elastic-rules/new_terms"))
-                .find(|path| path.exists()),
-        );
-    }
+    let mut folders = vec![repo().join("guest/tests/data/elastic-rules")];
+    folders.extend(shared("elastic-rules/new_terms"));
     let mut files = Vec::new();
     for folder in folders {
         for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {

@@ -93,35 +93,22 @@ impl Guest for Component {
     }
 
     fn restore_notices() -> Vec<String> {
-        with_engine(
-            |pack| pack.notices().iter().map(ToString::to_string).collect(),
-            |_| Vec::new(),
-        )
+        ENGINE.with_borrow(|engine| engine.notices().iter().map(ToString::to_string).collect())
     }
 
     fn process_event(event: String) -> EventOutcome {
-        with_engine(
-            |pack| pack.process(&event),
-            |detector| detector.process(&event),
-        )
-        .map_err(EventError::from)
+        ENGINE
+            .with_borrow_mut(|engine| engine.process(&event))
+            .map_err(EventError::from)
     }
 
     fn process_batch(events: Vec<String>) -> Vec<EventOutcome> {
-        with_engine(
-            |pack| {
-                events
-                    .iter()
-                    .map(|event| pack.process(event).map_err(EventError::from))
-                    .collect()
-            },
-            |detector| {
-                events
-                    .iter()
-                    .map(|event| detector.process(event).map_err(EventError::from))
-                    .collect()
-            },
-        )
+        ENGINE.with_borrow_mut(|engine| {
+            events
+                .iter()
+                .map(|event| engine.process(event).map_err(EventError::from))
+                .collect()
+        })
     }
 
     fn route(events: Vec<String>, count: u32) -> Vec<Routing> {
@@ -152,21 +139,19 @@ impl Guest for Component {
     }
 
     fn process_ndjson(records: Vec<u8>) -> Vec<LineOutcome> {
-        with_engine(
-            |pack| pack.process_ndjson(&records),
-            |detector| detector.process_ndjson(&records),
-        )
-        .into_iter()
-        .map(LineOutcome::from)
-        .collect()
+        ENGINE
+            .with_borrow_mut(|engine| engine.process_ndjson(&records))
+            .into_iter()
+            .map(LineOutcome::from)
+            .collect()
     }
 
     fn snapshot() -> Vec<u8> {
-        with_engine(|pack| pack.snapshot(), |detector| detector.snapshot())
+        ENGINE.with_borrow(Engine::snapshot)
     }
 
     fn memory_footprint() -> Footprint {
-        let footprint = with_engine(|pack| pack.footprint(), |detector| detector.footprint());
+        let footprint = ENGINE.with_borrow(Engine::footprint);
         Footprint {
             linear_memory_bytes: footprint.linear_memory_bytes,
             history_bytes: footprint.history_bytes,
@@ -176,42 +161,33 @@ impl Guest for Component {
     }
 
     fn restore(snapshot: Vec<u8>) -> Result<(), RestoreError> {
-        with_engine(
-            |pack| pack.restore(&snapshot).map(|_| ()),
-            |detector| detector.restore(&snapshot),
-        )
-        .map_err(RestoreError::from)
+        ENGINE
+            .with_borrow_mut(|engine| engine.restore(&snapshot))
+            .map(drop)
+            .map_err(RestoreError::from)
     }
 
     fn snapshot_begin() -> u64 {
-        with_engine(RulePackDetector::snapshot_begin, Detector::snapshot_begin)
+        ENGINE.with_borrow_mut(Engine::snapshot_begin)
     }
 
     fn snapshot_read(max_bytes: u32) -> Vec<u8> {
-        let max_bytes = max_bytes as usize;
-        with_engine(
-            |pack| pack.snapshot_read(max_bytes),
-            |detector| detector.snapshot_read(max_bytes),
-        )
+        ENGINE.with_borrow_mut(|engine| engine.snapshot_read(max_bytes as usize))
     }
 
     fn restore_begin(length: u64) {
-        with_engine(
-            |pack| pack.restore_begin(length),
-            |detector| detector.restore_begin(length),
-        );
+        ENGINE.with_borrow_mut(|engine| engine.restore_begin(length));
     }
 
     fn restore_write(piece: Vec<u8>) -> Result<(), RestoreError> {
-        with_engine(
-            |pack| pack.restore_write(&piece),
-            |detector| detector.restore_write(&piece),
-        )
-        .map_err(RestoreError::from)
+        ENGINE
+            .with_borrow_mut(|engine| engine.restore_write(&piece))
+            .map_err(RestoreError::from)
     }
 
     fn restore_end() -> Result<(), RestoreError> {
-        with_engine(RulePackDetector::restore_end, Detector::restore_end)
+        ENGINE
+            .with_borrow_mut(Engine::restore_end)
             .map_err(RestoreError::from)
     }
 
@@ -247,7 +223,7 @@ impl Guest for Component {
     }
 
     fn stats() -> RuleStats {
-        let stats = with_engine(|pack| pack.stats(), |detector| detector.stats());
+        let stats = ENGINE.with_borrow(Engine::stats);
         RuleStats {
             events: stats.events,
             matched: stats.matched,
