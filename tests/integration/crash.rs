@@ -121,13 +121,16 @@ impl Trials<'_> {
 
 /// Runs `args` again and again, each run killed at a random moment within three quarters of
 /// `run_ms` unless it finished first, until one finishes; how many were killed and how many said
-/// they resumed an interrupted scan.
+/// they resumed an interrupted scan. The window widens by that much every ten attempts: on a
+/// machine busier than when `run_ms` was timed, a run killed before its first checkpoint gains
+/// nothing, and without it the same kills could land there every time.
 pub(crate) fn run_until_finished(args: &[&str], run_ms: u64, random: &mut Lcg) -> (usize, usize) {
     let (mut kills, mut resumed) = (0, 0);
-    for attempt in 0.. {
+    for attempt in 0_u64.. {
         assert!(attempt < 60, "{args:?} never finished");
         let mut child = spawn(args);
-        std::thread::sleep(Duration::from_millis(random.next() % (run_ms * 3 / 4 + 1)));
+        let window = run_ms * 3 / 4 * (1 + attempt / 10);
+        std::thread::sleep(Duration::from_millis(random.next() % (window + 1)));
         if child.try_wait().expect("wait").is_none() {
             child.kill().expect("kill");
             kills += 1;
