@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use serde_json::{Map, Value as Json};
 
@@ -92,7 +92,10 @@ pub struct FieldTable {
     /// Each name's slot and each test's number, so that a pack of many rules compiles in linear
     /// time (looking each up in the lists made compiling all 221 published rules quadratic).
     slots_by_name: HashMap<String, usize>,
-    test_numbers: HashMap<(usize, Test), usize>,
+    /// A test's number by its hash (taken once; a map keyed by the tests themselves hashed every
+    /// one again each time it grew, and kept a second copy of each) and its place among the
+    /// tests of that hash, which are compared in full.
+    test_numbers: HashMap<(u64, u32), usize>,
 }
 
 /// The lists alone: the indexes follow from them (and iterate in no fixed order).
@@ -122,14 +125,29 @@ impl FieldTable {
     }
 
     fn test(&mut self, slot: usize, test: Test) -> Node {
-        let id = match self.test_numbers.entry((slot, test)) {
-            Entry::Occupied(known) => *known.get(),
-            Entry::Vacant(new) => {
-                self.tests.push(new.key().clone());
-                *new.insert(self.tests.len() - 1)
+        let hash = self.test_numbers.hasher().hash_one((slot, &test));
+        for place in 0.. {
+            match self.test_numbers.entry((hash, place)) {
+                Entry::Occupied(known) => {
+                    let id = *known.get();
+                    if self
+                        .tests
+                        .get(id)
+                        .is_some_and(|(at, known)| *at == slot && *known == test)
+                    {
+                        return Node::Test { id };
+                    }
+                }
+                Entry::Vacant(new) => {
+                    new.insert(self.tests.len());
+                    break;
+                }
             }
-        };
-        Node::Test { id }
+        }
+        self.tests.push((slot, test));
+        Node::Test {
+            id: self.tests.len() - 1,
+        }
     }
 }
 
@@ -1083,6 +1101,57 @@ mod tests {
         assert!(!compiled.matches_in(&mut document));
         assert!(document.decided());
         assert_eq!(*read_fields.borrow(), ["user_agent.original"]);
+    }
+
+    /// Queries compiled against one table share their equal tests, and a test on another field,
+    /// or of another kind, is another test (what a pack of rules evaluates once per event).
+    #[test]
+    fn a_table_holds_each_distinct_test_once() {
+        /// The numbers of the tests `query` compiles to in `table`, in order.
+        fn numbers(table: &mut FieldTable, query: &str) -> Vec<usize> {
+            fn collect(node: &Node, ids: &mut Vec<usize>) {
+                match node {
+                    Node::Test { id } => ids.push(*id),
+                    Node::And(parts) | Node::Or(parts) => {
+                        parts.iter().for_each(|part| collect(part, ids));
+                    }
+                    Node::Not(inner) => collect(inner, ids),
+                    Node::True | Node::Nested { .. } => {}
+                }
+            }
+            let compiled =
+                Compiled::new_in(&parse(query).expect("query"), table).expect("compiles");
+            let mut ids = Vec::new();
+            collect(&compiled.root, &mut ids);
+            ids.sort_unstable();
+            ids
+        }
+        let mut table = FieldTable::default();
+        let first = numbers(&mut table, "a: x and b: y");
+        assert_eq!(first.len(), 2);
+        assert_eq!(
+            numbers(&mut table, "b: y and a: x"),
+            first,
+            "the same tests, the same numbers"
+        );
+        let other_field = numbers(&mut table, "c: x");
+        let other_kind = numbers(&mut table, "a: x*");
+        let list = numbers(&mut table, "a: (x or z)");
+        let all: std::collections::BTreeSet<usize> = [&first, &other_field, &other_kind, &list]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(
+            all.len(),
+            5,
+            "{first:?} {other_field:?} {other_kind:?} {list:?}"
+        );
+        assert_eq!(table.tests.len(), 5);
+        let mut both = vec![other_field[0], list[0]];
+        both.sort_unstable();
+        assert_eq!(numbers(&mut table, "a: (x or z) and c: x"), both);
+        assert_eq!(table.tests.len(), 5, "no test added twice");
     }
 
     /// An `or`'s tests of one field (a value list, or the same field written twice, `.caseless`
