@@ -37,19 +37,12 @@ pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
     else {
         return None;
     };
-    let number = |digits: &[u8]| {
-        digits.iter().try_fold(0, |value, &digit| {
-            digit
-                .is_ascii_digit()
-                .then(|| value * 10 + i64::from(digit - b'0'))
-        })
-    };
-    let year = number(&[y0, y1, y2, y3])?;
-    let month = number(&[m0, m1])?;
-    let day = number(&[d0, d1])?;
-    let hour = number(&[h0, h1])?;
-    let minute = number(&[n0, n1])?;
-    let second = number(&[s0, s1])?;
+    let year = decimal(&[y0, y1, y2, y3])?;
+    let month = decimal(&[m0, m1])?;
+    let day = decimal(&[d0, d1])?;
+    let hour = decimal(&[h0, h1])?;
+    let minute = decimal(&[n0, n1])?;
+    let second = decimal(&[s0, s1])?;
 
     // Fractions of a second and the offset, when written.
     let mut cursor = Cursor { bytes: rest, at: 0 };
@@ -137,16 +130,20 @@ impl Cursor<'_> {
     }
 
     fn digits(&mut self, count: usize) -> Option<i64> {
-        let mut value = 0;
-        for _ in 0..count {
-            let byte = self.next()?;
-            if !byte.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + i64::from(byte - b'0');
-        }
-        Some(value)
+        let digits = self.bytes.get(self.at..self.at.checked_add(count)?)?;
+        self.at += count;
+        decimal(digits)
     }
+}
+
+/// The number `digits` spell in decimal; `None` when one is not a digit.
+#[inline]
+fn decimal(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0, |value, &digit| {
+        digit
+            .is_ascii_digit()
+            .then(|| value * 10 + i64::from(digit - b'0'))
+    })
 }
 
 fn is_leap_year(year: i64) -> bool {
