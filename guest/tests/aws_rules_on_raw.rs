@@ -5,20 +5,19 @@
 //! the mapping does not fill (enrichment, the entity pipeline), which the rule's summary names.
 #![cfg(feature = "rule-toml")]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use newterms_guest::cloudtrail::to_ecs;
 use newterms_guest::{fields, kql, rule_pack};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{copied_rules, repo, shared};
 
 /// The CloudTrail rules: the repository's copies, and all of `../shared`'s when it is beside it.
 fn cloudtrail_rules() -> Vec<(String, kql::Rule)> {
-    let mut folders = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules")];
-    folders.push(repo().join("../shared/data/elastic-rules/new_terms"));
+    let mut folders = vec![copied_rules()];
+    folders.extend(shared("elastic-rules/new_terms"));
     let mut rules: Vec<(String, kql::Rule)> = Vec::new();
     for folder in folders {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
@@ -45,7 +44,7 @@ fn cloudtrail_rules() -> Vec<(String, kql::Rule)> {
 /// Elastic's pipeline cases that kept their raw input: (case name, Elastic's document, raw record).
 fn pipeline_cases() -> Vec<(String, Value, Value)> {
     let mut folders = vec![repo().join("tests/fixtures/elastic")];
-    folders.push(repo().join("../shared/data/cloudtrail/elastic-integrations"));
+    folders.extend(shared("cloudtrail/elastic-integrations"));
     let mut cases: Vec<(String, Value, Value)> = Vec::new();
     for folder in folders {
         for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {

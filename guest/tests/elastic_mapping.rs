@@ -11,6 +11,8 @@ use newterms_guest::cloudtrail::to_ecs;
 use newterms_guest::fields;
 use serde_json::Value;
 
+mod common;
+
 const MAPPED_FIELDS: &[&str] = &[
     "@timestamp",
     "event.provider",
@@ -64,14 +66,18 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
 const FLATTENED: &str = "aws.cloudtrail.flattened";
 
 fn fixtures() -> Vec<(String, Value)> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo.join("tests/fixtures/elastic"))
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(common::repo().join("tests/fixtures/elastic"))
         .expect("fixtures directory")
         .map(|entry| entry.expect("entry").path())
         .collect();
     // ../shared holds the same cases and more; a case kept in both is compared once.
-    let shared = repo.join("../shared/data/cloudtrail/elastic-integrations");
-    for entry in std::fs::read_dir(shared).into_iter().flatten().flatten() {
+    let shared = common::shared("cloudtrail/elastic-integrations");
+    for entry in shared
+        .iter()
+        .flat_map(std::fs::read_dir)
+        .flatten()
+        .flatten()
+    {
         let path = entry.path();
         let name = path.file_name().unwrap_or_default().to_owned();
         let expected = name.to_string_lossy().ends_with("-expected.json");

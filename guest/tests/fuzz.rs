@@ -151,13 +151,12 @@ fn budget() -> Duration {
 }
 
 fn event_seeds() -> Vec<Vec<u8>> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut seeds = Vec::new();
     for file in [
         "tests/fixtures/cloudtrail/lambda_invoke.ndjson",
         "examples/lambda-invocations.ndjson",
     ] {
-        let text = std::fs::read_to_string(format!("{root}/{file}")).expect("seed file");
+        let text = std::fs::read_to_string(common::repo().join(file)).expect("seed file");
         seeds.extend(text.lines().map(|line| line.as_bytes().to_vec()));
     }
     seeds.push(
@@ -280,8 +279,7 @@ fn restore_never_panics_and_what_it_accepts_works() {
 /// repository keeps.
 #[cfg(feature = "rule-toml")]
 fn reachable_rules() -> Vec<newterms_guest::kql::Rule> {
-    let published = common::shared("elastic-rules/new_terms")
-        .unwrap_or_else(|| common::repo().join("guest/tests/data/elastic-rules"));
+    let published = common::published_rules();
     let mut files: Vec<_> = std::fs::read_dir(&published)
         .expect("rule folder")
         .flatten()

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{repo, shared};
+use common::{copied_rules, shared};
 use newterms_guest::kql::eval::{is_ip_field, kql_pattern};
 use newterms_guest::kql::ip::{self, Block};
 use newterms_guest::kql::parse::{Query, RangeOp, Value};
@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json};
 type Model = BTreeMap<String, Vec<String>>;
 
 fn rule_files() -> Vec<PathBuf> {
-    let mut folders = vec![repo().join("guest/tests/data/elastic-rules")];
+    let mut folders = vec![copied_rules()];
     folders.extend(shared("elastic-rules/new_terms"));
     let mut files = Vec::new();
     for folder in folders {

@@ -3,10 +3,10 @@
 //! error, never a panic.
 #![cfg(feature = "rule-toml")]
 
-use std::path::Path;
-
 use newterms_guest::kql::{self, Compiled};
 use serde_json::json;
+
+mod common;
 
 /// A small deterministic generator (xorshift), so that a failure reproduces.
 struct Random(u64);
@@ -59,7 +59,7 @@ fn mutate(text: &str, random: &mut Random) -> String {
 
 #[test]
 fn mutated_rules_never_panic() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules");
+    let folder = common::copied_rules();
     let documents = [
         json!({}),
         json!({"event": {"action": "x", "category": ["process", "network"]}, "source.ip": "10.0.0.1"}),

@@ -9,11 +9,7 @@ use newterms_guest::{Config, Detector, Profile, cloudtrail};
 use serde_json::Value;
 
 mod common;
-use common::{repo, shared};
-
-fn copied_rules() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules")
-}
+use common::{copied_rules, repo, shared};
 
 fn toml_files(folder: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)

@@ -480,10 +480,8 @@ fn reading(text: &str) -> Option<String> {
 /// refused by every reading.
 #[test]
 fn whitespace_between_tokens_reads_alike() {
-    let corpus = common::read_corpus(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/cloudtrail/mixed_all.ndjson.gz"),
-    );
+    let corpus =
+        common::read_corpus(&common::repo().join("tests/fixtures/cloudtrail/mixed_all.ndjson.gz"));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut read = 0;
     for line in corpus.lines() {

@@ -2,20 +2,16 @@
 //! `elastic` profile; per-rule windows, terms and state; alerts carry the rule file's metadata.
 #![cfg(feature = "rule-toml")]
 
-use std::path::Path;
-
 use newterms_guest::kql::pack::Candidates;
 use newterms_guest::kql::{self, Pack, Rule};
 use newterms_guest::{Config, Detector, Engine, LineError, Notice, Profile, RulePackDetector};
 use serde_json::Value;
 
 mod common;
-use common::{dotted, repo, shared};
+use common::{copied_rules, dotted, published_rules, repo, shared};
 
 fn lambda_rule() -> Rule {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "tests/data/elastic-rules/execution_lambda_function_invoked_by_unusual_principal.toml",
-    );
+    let path = copied_rules().join("execution_lambda_function_invoked_by_unusual_principal.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
@@ -446,9 +442,7 @@ fn every_published_rule_loads_into_one_pack() {
     // The 221 published rules beside the repository (../shared); a clone without them loads the
     // copies the repository keeps, every one of them.
     let published = shared("elastic-rules/new_terms");
-    let folder = published
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules"));
+    let folder = published.clone().unwrap_or_else(copied_rules);
     let files = std::fs::read_dir(&folder)
         .into_iter()
         .flatten()
@@ -486,8 +480,7 @@ fn every_published_rule_loads_into_one_pack() {
 /// every copy the repository keeps), and probes that reach each case the fast path leaves to the
 /// full path or reads specially.
 fn fast_path_rules() -> Vec<Rule> {
-    let folder = shared("elastic-rules/new_terms")
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elastic-rules"));
+    let folder = published_rules();
     let mut rules = Vec::new();
     for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
         let path = entry.path();

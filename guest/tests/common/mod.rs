@@ -32,6 +32,17 @@ pub fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The published rule files the repository keeps copies of, with their provenance.
+pub fn copied_rules() -> std::path::PathBuf {
+    repo().join("guest/tests/data/elastic-rules")
+}
+
+/// All the published rule files beside the repository (`../shared`), or the copies it keeps in a
+/// clone without them.
+pub fn published_rules() -> std::path::PathBuf {
+    shared("elastic-rules/new_terms").unwrap_or_else(copied_rules)
+}
+
 /// `shared/data/<rest>` in the repository's parent folder or any folder above it.
 pub fn shared(rest: &str) -> Option<std::path::PathBuf> {
     let root = repo().canonicalize().ok()?;
