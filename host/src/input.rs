@@ -835,6 +835,8 @@ mod tests {
         std::fs::write(&path, bytes).expect("write input");
         let items = InputReader::new([Input::File(path.clone())]).collect();
         let _ = std::fs::remove_file(path);
+        // Fails while another test still has a file there; the last one takes it.
+        let _ = std::fs::remove_dir(directory);
         items
     }
 

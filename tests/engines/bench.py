@@ -80,6 +80,7 @@ hunt_seconds = min(timed(rule) for _ in range(2))
 noop_fixed = min(timed(lambda: noop([tiny])) for _ in range(2))
 hunt_fixed = min(timed(lambda: rule([tiny])) for _ in range(2))
 session.stop()
+shutil.rmtree(work, ignore_errors=True)
 
 
 def rate(seconds, fixed=0.0):

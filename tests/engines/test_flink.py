@@ -4,6 +4,7 @@ recovered from a checkpoint, and after a stop for good and a restore at another 
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,8 @@ def main():
         compare("stopped at parallelism 1, restored at 2", after, expected["default"])
 
     print(f"\n{passed} passed, {failed} failed")
+    if not failed:
+        shutil.rmtree(WORK, ignore_errors=True)  # a failed run's files stay, to be looked at
     return 1 if failed else 0
 
 

@@ -75,4 +75,6 @@ for profile in ["default", "elastic"]:
               open(state_out, "rb").read() == newterms.merge([open(state, "rb").read()]))
 
 print(f"\n{passed} passed, {failed} failed")
+if not failed:
+    shutil.rmtree(WORK, ignore_errors=True)  # a failed run's files stay, to be looked at
 sys.exit(1 if failed else 0)

@@ -131,14 +131,45 @@ pub fn fixture(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-/// A scratch directory for one test.
-pub fn scratch(name: &str) -> PathBuf {
+/// A scratch directory for one test, under one per test binary.
+pub fn scratch(name: &str) -> Scratch {
     let directory = std::env::temp_dir()
         .join(format!("newterms-it-{}", std::process::id()))
         .join(name);
     let _ = std::fs::remove_dir_all(&directory);
     std::fs::create_dir_all(&directory).expect("scratch directory");
-    directory
+    Scratch(directory)
+}
+
+/// A test's scratch directory. It goes when the test passes, since a run of the suite writes half
+/// a gigabyte there and CI machines share their disk; a failing test's stays, to be looked at.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+        // The binary's own directory goes with its last test; while others still use it, this fails.
+        if let Some(binary_directory) = self.0.parent() {
+            let _ = std::fs::remove_dir(binary_directory);
+        }
+    }
 }
 
 /// Writes events as NDJSON.

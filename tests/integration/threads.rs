@@ -124,7 +124,7 @@ fn files_read_whole_by_threads_give_what_one_thread_gives() {
         file("07.json.gz", &gzip(broken_delivery.as_bytes())),
         file("08.ndjson", ndjson(&invocations(1_300, 90)).as_bytes()),
         file("09.json.gz", b""),
-        directory.clone(),
+        directory.to_path_buf(),
         file("10.json.gz", &gzip_delivery(&invocations(1_400, 250))),
         file("11.json.gz", &gzip_delivery(&invocations(1_650, 250))),
     ];

@@ -12,6 +12,7 @@ Target: the package at >= 0.8x `newterms scan`.
 
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,3 +65,4 @@ print(f"{events} events of the real mixed CloudTrail fixture x{repeat} ({len(dat
 print(f"newterms scan (release, minus its {scan_start * 1000:.0f} ms start): {scan_rate / 1e6:.2f} M events/s")
 print(f"Python package, Rule.process_ndjson:             {package_rate / 1e6:.2f} M events/s")
 print(f"package / scan: {package_rate / scan_rate:.2f}x (target >= 0.8x)")
+shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -236,4 +237,6 @@ check("the sandbox's memory cap is the package's too",
       newterms.Rule(max_memory_mib=64).process_ndjson(open(example, "rb").read()) == scan(example))
 
 print(f"\n{passed} passed, {failed} failed")
+if not failed:
+    shutil.rmtree(WORK, ignore_errors=True)  # a failed run's files stay, to be looked at
 sys.exit(1 if failed else 0)

@@ -434,6 +434,14 @@ mod tests {
         path
     }
 
+    /// Removes a file of `file_of`, and their directory once it is empty.
+    fn remove_file_of(path: PathBuf) {
+        let _ = std::fs::remove_file(&path);
+        if let Some(directory) = path.parent() {
+            let _ = std::fs::remove_dir(directory);
+        }
+    }
+
     fn seen(item: Result<Spot, InputError>, text: &[u8]) -> Seen {
         match item {
             Ok(spot) => (
@@ -514,7 +522,7 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
-        let _ = std::fs::remove_file(path);
+        remove_file_of(path);
     }
 
     #[test]
@@ -547,7 +555,7 @@ mod tests {
         for size in [SMALLEST_RANGE, 3, DIRECT_LIMIT as u64] {
             assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
         }
-        let _ = std::fs::remove_file(path);
+        remove_file_of(path);
     }
 
     #[test]
@@ -573,7 +581,7 @@ mod tests {
         for size in [SMALLEST_RANGE, 5_000, 9_000, STEP as u64, 100_000, 1 << 20] {
             assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
         }
-        let _ = std::fs::remove_file(path);
+        remove_file_of(path);
     }
 
     #[test]
@@ -589,7 +597,7 @@ mod tests {
         assert_eq!(file.range_bytes(256, 8 << 20), 19_200);
         assert_eq!(file.range_bytes(1, 8 << 20), SMALLEST_RANGE);
         assert_eq!(file.range_bytes(1_000_000, 1 << 20), 1 << 20);
-        let _ = std::fs::remove_file(path);
+        remove_file_of(path);
     }
 
     #[test]
@@ -600,7 +608,11 @@ mod tests {
         assert_eq!(whole(&delivery).len(), 1);
 
         let gzip = file_of(&[0x1f, 0x8b, 8, 0]);
-        assert!(InputReader::new([Input::File(gzip)]).plain_file().is_none());
+        assert!(
+            InputReader::new([Input::File(gzip.clone())])
+                .plain_file()
+                .is_none()
+        );
         assert!(
             InputReader::new([Input::File("/nonexistent/newterms".into())])
                 .plain_file()
@@ -617,9 +629,12 @@ mod tests {
         );
         let from_start = Position { input: 0, items: 0 };
         assert!(
-            InputReader::resume([Input::File(plain)], from_start)
+            InputReader::resume([Input::File(plain.clone())], from_start)
                 .plain_file()
                 .is_some()
         );
+        for path in [delivery, gzip, plain] {
+            remove_file_of(path);
+        }
     }
 }
