@@ -827,16 +827,29 @@ mod tests {
     use std::io::Write;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn read_all(bytes: &[u8]) -> Vec<Result<Record, InputError>> {
+    /// A new file of `bytes`, in a folder of this test binary's; for [`remove_input_file`].
+    pub(super) fn input_file(bytes: &[u8]) -> PathBuf {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let directory = std::env::temp_dir().join(format!("newterms-input-{}", std::process::id()));
         std::fs::create_dir_all(&directory).expect("temp dir");
         let path = directory.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
         std::fs::write(&path, bytes).expect("write input");
+        path
+    }
+
+    /// Removes a file of [`input_file`], and their folder with the last of them (while another
+    /// test still has a file there, removing the folder fails).
+    pub(super) fn remove_input_file(path: PathBuf) {
+        let _ = std::fs::remove_file(&path);
+        if let Some(directory) = path.parent() {
+            let _ = std::fs::remove_dir(directory);
+        }
+    }
+
+    fn read_all(bytes: &[u8]) -> Vec<Result<Record, InputError>> {
+        let path = input_file(bytes);
         let items = InputReader::new([Input::File(path.clone())]).collect();
-        let _ = std::fs::remove_file(path);
-        // Fails while another test still has a file there; the last one takes it.
-        let _ = std::fs::remove_dir(directory);
+        remove_input_file(path);
         items
     }
 

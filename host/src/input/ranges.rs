@@ -417,30 +417,12 @@ impl Numbering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::tests::{input_file, remove_input_file};
     use crate::input::{Input, Position};
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::AtomicUsize;
+    use std::path::Path;
 
     /// An item as a person reads it: where, and the event's text or what is wrong.
     type Seen = (u64, Option<u64>, u64, Result<String, String>);
-
-    fn file_of(bytes: &[u8]) -> PathBuf {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let directory =
-            std::env::temp_dir().join(format!("newterms-ranges-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).expect("temp dir");
-        let path = directory.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
-        std::fs::write(&path, bytes).expect("write input");
-        path
-    }
-
-    /// Removes a file of `file_of`, and their directory once it is empty.
-    fn remove_file_of(path: PathBuf) {
-        let _ = std::fs::remove_file(&path);
-        if let Some(directory) = path.parent() {
-            let _ = std::fs::remove_dir(directory);
-        }
-    }
 
     fn seen(item: Result<Spot, InputError>, text: &[u8]) -> Seen {
         match item {
@@ -512,7 +494,7 @@ mod tests {
     }
 
     fn same_in_every_range_size(bytes: &[u8]) {
-        let path = file_of(bytes);
+        let path = input_file(bytes);
         let expected = whole(&path);
         for size in (1..=bytes.len() as u64 + 2).chain([4096, 1 << 20]) {
             assert_eq!(
@@ -522,7 +504,7 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
-        remove_file_of(path);
+        remove_input_file(path);
     }
 
     #[test]
@@ -549,13 +531,13 @@ mod tests {
         let mut bytes = b"{\"a\":1}\n{\"long\":\"".to_vec();
         bytes.extend(std::iter::repeat_n(b'x', DIRECT_LIMIT + 10));
         bytes.extend_from_slice(b"\"}\n{\"b\":2}\n");
-        let path = file_of(&bytes);
+        let path = input_file(&bytes);
         let expected = whole(&path);
         assert_eq!(expected.len(), 3);
         for size in [SMALLEST_RANGE, 3, DIRECT_LIMIT as u64] {
             assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
         }
-        remove_file_of(path);
+        remove_input_file(path);
     }
 
     #[test]
@@ -575,20 +557,20 @@ mod tests {
             bytes.extend(std::iter::repeat_n(b'x', length));
             bytes.extend_from_slice(b"\"}\n");
         }
-        let path = file_of(&bytes);
+        let path = input_file(&bytes);
         let expected = whole(&path);
         assert_eq!(expected.len(), 7);
         for size in [SMALLEST_RANGE, 5_000, 9_000, STEP as u64, 100_000, 1 << 20] {
             assert_eq!(in_ranges(&path, size), expected, "ranges of {size} bytes");
         }
-        remove_file_of(path);
+        remove_input_file(path);
     }
 
     #[test]
     fn a_range_spans_about_one_batch_of_the_files_first_lines() {
         let line = format!("{{\"event\":\"{}\"}}\n", "x".repeat(87));
         assert_eq!(line.len(), 100);
-        let path = file_of(line.repeat(50).as_bytes());
+        let path = input_file(line.repeat(50).as_bytes());
         let file = InputReader::new([Input::File(path.clone())])
             .plain_file()
             .expect("a plain file");
@@ -597,17 +579,17 @@ mod tests {
         assert_eq!(file.range_bytes(256, 8 << 20), 19_200);
         assert_eq!(file.range_bytes(1, 8 << 20), SMALLEST_RANGE);
         assert_eq!(file.range_bytes(1_000_000, 1 << 20), 1 << 20);
-        remove_file_of(path);
+        remove_input_file(path);
     }
 
     #[test]
     fn only_plain_files_from_their_start_are_read_in_ranges() {
-        let delivery = file_of(b"\n {\n \"Records\": [{\"a\":1}]}\n");
+        let delivery = input_file(b"\n {\n \"Records\": [{\"a\":1}]}\n");
         let mut reader = InputReader::new([Input::File(delivery.clone())]);
         assert!(reader.plain_file().is_none());
         assert_eq!(whole(&delivery).len(), 1);
 
-        let gzip = file_of(&[0x1f, 0x8b, 8, 0]);
+        let gzip = input_file(&[0x1f, 0x8b, 8, 0]);
         assert!(
             InputReader::new([Input::File(gzip.clone())])
                 .plain_file()
@@ -620,7 +602,7 @@ mod tests {
         );
         assert!(InputReader::new([Input::Stdin]).plain_file().is_none());
 
-        let plain = file_of(b"{\"a\":1}\n{\"b\":2}\n");
+        let plain = input_file(b"{\"a\":1}\n{\"b\":2}\n");
         let resumed = Position { input: 0, items: 1 };
         assert!(
             InputReader::resume([Input::File(plain.clone())], resumed)
@@ -634,7 +616,7 @@ mod tests {
                 .is_some()
         );
         for path in [delivery, gzip, plain] {
-            remove_file_of(path);
+            remove_input_file(path);
         }
     }
 }
