@@ -5,30 +5,18 @@
 //! the mapping does not fill (enrichment, the entity pipeline), which the rule's summary names.
 #![cfg(feature = "rule-toml")]
 
-use std::path::PathBuf;
-
 use newterms_guest::cloudtrail::to_ecs;
 use newterms_guest::{fields, kql, rule_pack};
 use serde_json::Value;
 
 mod common;
-use common::{copied_rules, repo, shared};
+use common::{repo, rule_folders, shared, toml_files};
 
 /// The CloudTrail rules: the repository's copies, and all of `../shared`'s when it is beside it.
 fn cloudtrail_rules() -> Vec<(String, kql::Rule)> {
-    let mut folders = vec![copied_rules()];
-    folders.extend(shared("elastic-rules/new_terms"));
     let mut rules: Vec<(String, kql::Rule)> = Vec::new();
-    for folder in folders {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-            .collect();
-        paths.sort();
-        for path in paths {
+    for folder in rule_folders() {
+        for path in toml_files(&folder) {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let rule = kql::load_rule(&text).unwrap_or_else(|error| panic!("{error}"));
             let on_cloudtrail = rule.query_text.contains("aws.cloudtrail");

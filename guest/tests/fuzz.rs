@@ -280,17 +280,7 @@ fn restore_never_panics_and_what_it_accepts_works() {
 #[cfg(feature = "rule-toml")]
 fn reachable_rules() -> Vec<newterms_guest::kql::Rule> {
     let published = common::published_rules();
-    let mut files: Vec<_> = std::fs::read_dir(&published)
-        .expect("rule folder")
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "toml")
-        })
-        .collect();
-    files.sort();
-    let rules: Vec<_> = files
+    let rules: Vec<_> = common::toml_files(&published)
         .iter()
         .map(|path| {
             let text = std::fs::read_to_string(path).expect("rule file");

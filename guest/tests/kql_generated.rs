@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{copied_rules, shared};
+use common::{rule_folders, toml_files};
 use newterms_guest::kql::eval::{is_ip_field, kql_pattern};
 use newterms_guest::kql::ip::{self, Block};
 use newterms_guest::kql::parse::{Query, RangeOp, Value};
@@ -19,16 +19,10 @@ use serde_json::{Map, Value as Json};
 type Model = BTreeMap<String, Vec<String>>;
 
 fn rule_files() -> Vec<PathBuf> {
-    let mut folders = vec![copied_rules()];
-    folders.extend(shared("elastic-rules/new_terms"));
-    let mut files = Vec::new();
-    for folder in folders {
-        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-            if entry.path().extension().is_some_and(|ext| ext == "toml") {
-                files.push(entry.path());
-            }
-        }
-    }
+    let mut files: Vec<PathBuf> = rule_folders()
+        .iter()
+        .flat_map(|folder| toml_files(folder))
+        .collect();
     files.sort();
     files
 }

@@ -67,11 +67,10 @@ fn mutated_rules_never_panic() {
     ];
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let (mut parsed, mut refused) = (0, 0);
-    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-        if entry.path().extension().is_none_or(|ext| ext != "toml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+    // By name, so that the mutations, drawn from one generator across the files, are the same on
+    // every filesystem.
+    for path in common::toml_files(&folder) {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
         let Ok(rule) = kql::load_rule(&text) else {
             continue;
         };

@@ -2,27 +2,14 @@
 //! as the hand-written detector does.
 #![cfg(feature = "rule-toml")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use newterms_guest::kql::{self, RuleError};
 use newterms_guest::{Config, Detector, Profile, cloudtrail};
 use serde_json::Value;
 
 mod common;
-use common::{copied_rules, repo, shared};
-
-fn toml_files(folder: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
+use common::{copied_rules, repo, rule_folders, shared, toml_files};
 
 fn load(path: &Path) -> Result<kql::Rule, RuleError> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -31,9 +18,7 @@ fn load(path: &Path) -> Result<kql::Rule, RuleError> {
 
 #[test]
 fn every_published_new_terms_rule_loads() {
-    let mut folders = vec![copied_rules()];
-    folders.extend(shared("elastic-rules/new_terms"));
-    for folder in folders {
+    for folder in rule_folders() {
         let files = toml_files(&folder);
         assert!(!files.is_empty(), "{}", folder.display());
         let mut refused = Vec::new();

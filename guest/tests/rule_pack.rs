@@ -8,7 +8,7 @@ use newterms_guest::{Config, Detector, Engine, LineError, Notice, Profile, RuleP
 use serde_json::Value;
 
 mod common;
-use common::{copied_rules, dotted, published_rules, repo, shared};
+use common::{copied_rules, dotted, published_rules, repo, shared, toml_files};
 
 fn lambda_rule() -> Rule {
     let path = copied_rules().join("execution_lambda_function_invoked_by_unusual_principal.toml");
@@ -443,23 +443,20 @@ fn every_published_rule_loads_into_one_pack() {
     // copies the repository keeps, every one of them.
     let published = shared("elastic-rules/new_terms");
     let folder = published.clone().unwrap_or_else(copied_rules);
-    let files = std::fs::read_dir(&folder)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "toml"))
-        .count();
+    let files = toml_files(&folder);
     let mut rules = Vec::new();
-    for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "toml") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            rules.push(
-                kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
-            );
-        }
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        rules.push(
+            kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
+        );
     }
-    assert_eq!(rules.len(), if published.is_some() { 221 } else { files });
+    let expected = if published.is_some() {
+        221
+    } else {
+        files.len()
+    };
+    assert_eq!(rules.len(), expected);
     assert!(rules.len() >= 5);
     let mut detector = pack_detector(rules);
     // The mixed corpus through all of them: by the fast path and dispatch as evaluated in full.
@@ -482,11 +479,10 @@ fn every_published_rule_loads_into_one_pack() {
 fn fast_path_rules() -> Vec<Rule> {
     let folder = published_rules();
     let mut rules = Vec::new();
-    for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-        let path = entry.path();
+    for path in toml_files(&folder) {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let cloudtrail = text.contains("logs-aws.cloudtrail") || !folder.ends_with("new_terms");
-        if path.extension().is_some_and(|ext| ext == "toml") && cloudtrail {
+        if cloudtrail {
             rules.push(
                 kql::load_rule(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
             );

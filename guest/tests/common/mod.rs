@@ -43,6 +43,27 @@ pub fn published_rules() -> std::path::PathBuf {
     shared("elastic-rules/new_terms").unwrap_or_else(copied_rules)
 }
 
+/// The folders of published rule files: the repository's copies, then all of them in `../shared`
+/// when it is beside the repository.
+pub fn rule_folders() -> Vec<std::path::PathBuf> {
+    let mut folders = vec![copied_rules()];
+    folders.extend(shared("elastic-rules/new_terms"));
+    folders
+}
+
+/// The `.toml` files in `folder`, by name; none when it cannot be read.
+pub fn toml_files(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// `shared/data/<rest>` in the repository's parent folder or any folder above it.
 pub fn shared(rest: &str) -> Option<std::path::PathBuf> {
     let root = repo().canonicalize().ok()?;
